@@ -1,0 +1,181 @@
+//! The public catalog as the API returns it. The edge caches these documents verbatim
+//! and derives its validation context from them ([`EventDetail::hold_context`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::holds::HoldContext;
+use crate::ids::{EventId, ShowId, VenueId, ZoneId};
+use crate::money::Currency;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Draft,
+    Published,
+    Cancelled,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Published => "published",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "draft" => Self::Draft,
+            "published" => Self::Published,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// How a zone sells: any place in the area, or specific seats (reserved for assigned
+/// seating; only `general_admission` sells today).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SeatingKind {
+    GeneralAdmission,
+    Assigned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Category {
+    pub slug: String,
+    pub name: String,
+    /// Published events in this category.
+    pub event_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VenueView {
+    pub venue_id: VenueId,
+    pub name: String,
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    /// IANA time zone, e.g. `Europe/Berlin`: shows are stored in UTC.
+    pub timezone: String,
+}
+
+/// One event in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventSummary {
+    pub event_id: EventId,
+    pub slug: String,
+    pub title: String,
+    pub category: String,
+    pub city: String,
+    pub venue_name: String,
+    pub featured: bool,
+    pub status: EventStatus,
+    /// The first show's start; listings are ordered by it.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Cheapest zone, in minor units of `currency`.
+    pub price_from_minor: Option<i64>,
+    pub currency: Option<Currency>,
+}
+
+/// `GET /v1/events` result: one page and the cursor of the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventPage {
+    pub items: Vec<EventSummary>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZoneView {
+    pub zone_id: ZoneId,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: Currency,
+    pub capacity: i32,
+    pub min_per_order: i32,
+    pub max_per_order: i32,
+    pub sort_order: i32,
+    pub seating: SeatingKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShowView {
+    pub show_id: ShowId,
+    pub starts_at: DateTime<Utc>,
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub sale_ends_at: Option<DateTime<Utc>>,
+    pub zones: Vec<ZoneView>,
+}
+
+/// `GET /v1/events/{event_id}`: the event with its venue, shows and zones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventDetail {
+    pub event_id: EventId,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub status: EventStatus,
+    pub featured: bool,
+    pub booking_opens_at: Option<DateTime<Utc>>,
+    pub booking_closes_at: Option<DateTime<Utc>>,
+    /// Tickets one customer may hold or buy across all shows of the event.
+    pub max_tickets_per_customer: Option<i32>,
+    pub venue: VenueView,
+    pub shows: Vec<ShowView>,
+    /// Bumped on every catalog change; the edge's `ETag`.
+    pub version: i64,
+}
+
+impl EventDetail {
+    /// The validation context for a hold on `zone_id` of `show_id`, if the zone belongs to
+    /// that show of this event.
+    pub fn hold_context(&self, show_id: ShowId, zone_id: ZoneId) -> Option<HoldContext> {
+        let show = self.shows.iter().find(|s| s.show_id == show_id)?;
+        let zone = show.zones.iter().find(|z| z.zone_id == zone_id)?;
+        Some(HoldContext {
+            event_status: self.status,
+            booking_opens_at: self.booking_opens_at,
+            booking_closes_at: self.booking_closes_at,
+            sale_starts_at: show.sale_starts_at,
+            sale_ends_at: show.sale_ends_at,
+            min_per_order: zone.min_per_order,
+            max_per_order: zone.max_per_order,
+        })
+    }
+}
+
+/// Live counters of one zone. `version` increases on every change, so a cache can keep
+/// the newest of two copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZoneAvailability {
+    pub zone_id: ZoneId,
+    pub available: i32,
+    pub held: i32,
+    pub sold: i32,
+    pub capacity: i32,
+    pub version: i64,
+}
+
+/// `GET /v1/shows/{show_id}/availability`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Availability {
+    pub show_id: ShowId,
+    pub event_id: EventId,
+    pub zones: Vec<ZoneAvailability>,
+}

@@ -1,0 +1,313 @@
+//! Holds: the request shapes clients send, the rules a hold must pass, and the views the
+//! API returns. The edge runs [`check_hold`] against its cached catalog to reject bad
+//! requests early; the ledger runs the same function under the zone's row lock, whatever
+//! the edge decided.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::EventStatus;
+use crate::ids::{CustomerId, HoldId, ShowId, TicketId, ZoneId};
+use crate::money::Currency;
+use crate::problem::{ErrorCode, FieldError};
+
+/// No zone may allow more than this per order, whatever its configuration: bounds a
+/// single hold's effect on the counters and a confirm's ticket batch.
+pub const QUANTITY_PER_ORDER_MAX: i32 = 100;
+/// Longest payment reference accepted on confirm.
+pub const PAYMENT_REF_LEN_MAX: usize = 128;
+
+/// `POST /v1/holds` body exactly as sent. Unknown fields are rejected so a typo
+/// (`quantiy`) is an error, not a silent default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
+    pub show_id: String,
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
+    pub zone_id: String,
+    pub quantity: i64,
+    pub customer_id: String,
+}
+
+/// A hold request whose fields have been parsed; zone-specific rules still apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewHold {
+    pub show_id: ShowId,
+    pub zone_id: ZoneId,
+    pub quantity: i32,
+    pub customer_id: CustomerId,
+}
+
+impl HoldRequest {
+    /// Parse every field, reporting all bad fields at once.
+    pub fn parse(&self) -> Result<NewHold, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let show_id = self.show_id.parse::<ShowId>().map_err(|e| errors.push(FieldError::new("show_id", e))).ok();
+        let zone_id = self.zone_id.parse::<ZoneId>().map_err(|e| errors.push(FieldError::new("zone_id", e))).ok();
+        let customer_id =
+            CustomerId::parse(&self.customer_id).map_err(|e| errors.push(FieldError::new("customer_id", e))).ok();
+        let quantity = match i32::try_from(self.quantity) {
+            Ok(q) if (1..=QUANTITY_PER_ORDER_MAX).contains(&q) => Some(q),
+            _ => {
+                errors.push(FieldError::new(
+                    "quantity",
+                    format!("must be between 1 and {QUANTITY_PER_ORDER_MAX}"),
+                ));
+                None
+            }
+        };
+        match (show_id, zone_id, quantity, customer_id) {
+            (Some(show_id), Some(zone_id), Some(quantity), Some(customer_id)) if errors.is_empty() => {
+                Ok(NewHold { show_id, zone_id, quantity, customer_id })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// `POST /v1/holds/{hold_id}/confirm` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The payment provider's reference for the captured payment.
+    pub payment_ref: String,
+}
+
+impl ConfirmRequest {
+    pub fn parse(&self) -> Result<&str, Vec<FieldError>> {
+        let r = self.payment_ref.as_str();
+        if r.trim().is_empty() || r.len() > PAYMENT_REF_LEN_MAX || r.chars().any(char::is_control) {
+            return Err(vec![FieldError::new(
+                "payment_ref",
+                format!("must be 1 to {PAYMENT_REF_LEN_MAX} printable characters"),
+            )]);
+        }
+        Ok(r)
+    }
+}
+
+/// Everything about a zone, its show and its event that decides whether a hold may be
+/// attempted (stock and per-customer totals aside, which only the ledger knows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldContext {
+    pub event_status: EventStatus,
+    /// The event's booking window (either end open).
+    pub booking_opens_at: Option<DateTime<Utc>>,
+    pub booking_closes_at: Option<DateTime<Utc>>,
+    /// The show's own sale window.
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub sale_ends_at: Option<DateTime<Utc>>,
+    pub min_per_order: i32,
+    pub max_per_order: i32,
+}
+
+/// A rule a hold broke: the stable code plus a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
+    }
+}
+
+/// The rules every hold must pass before stock is considered, checked at `now`.
+pub fn check_hold(ctx: &HoldContext, quantity: i32, now: DateTime<Utc>) -> Result<(), Rejection> {
+    if ctx.event_status != EventStatus::Published {
+        return Err(Rejection::new(ErrorCode::EventNotOnSale, "the event is not on sale"));
+    }
+    let opens = later(ctx.booking_opens_at, ctx.sale_starts_at);
+    let closes = earlier(ctx.booking_closes_at, ctx.sale_ends_at);
+    if let Some(opens) = opens.filter(|at| now < *at) {
+        return Err(Rejection::new(ErrorCode::SaleNotStarted, format!("the sale opens at {}", opens.to_rfc3339())));
+    }
+    if let Some(closes) = closes.filter(|at| now >= *at) {
+        return Err(Rejection::new(ErrorCode::SaleEnded, format!("the sale closed at {}", closes.to_rfc3339())));
+    }
+    if quantity < ctx.min_per_order || quantity > ctx.max_per_order {
+        return Err(Rejection::new(
+            ErrorCode::QuantityOutOfRange,
+            format!("quantity must be between {} and {} for this zone", ctx.min_per_order, ctx.max_per_order),
+        ));
+    }
+    Ok(())
+}
+
+/// The per-customer limit: tickets already live (held or sold) for this event plus the
+/// request must not exceed `max_per_customer`.
+pub fn check_customer_limit(already: i64, quantity: i32, max_per_customer: Option<i32>) -> Result<(), Rejection> {
+    match max_per_customer {
+        Some(max) if already + i64::from(quantity) > i64::from(max) => Err(Rejection::new(
+            ErrorCode::CustomerLimitExceeded,
+            format!("at most {max} tickets per customer for this event; {already} already held or bought"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The stock rule: grant only what is there; say `sold_out` when nothing is.
+pub fn check_stock(available: i32, quantity: i32) -> Result<(), Rejection> {
+    if available <= 0 {
+        Err(Rejection::new(ErrorCode::SoldOut, "no tickets left in this zone"))
+    } else if available < quantity {
+        Err(Rejection::new(ErrorCode::InsufficientStock, format!("only {available} tickets left in this zone")))
+    } else {
+        Ok(())
+    }
+}
+
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    a.max(b)
+}
+
+fn earlier(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Held,
+    Confirmed,
+    Released,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Confirmed => "confirmed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "held" => Self::Held,
+            "confirmed" => Self::Confirmed,
+            "released" => Self::Released,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// A hold as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldView {
+    pub hold_id: HoldId,
+    pub status: HoldStatus,
+    pub show_id: ShowId,
+    pub zone_id: ZoneId,
+    pub customer_id: CustomerId,
+    pub quantity: i32,
+    pub unit_price_minor: i64,
+    pub currency: Currency,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One issued ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TicketView {
+    pub ticket_id: TicketId,
+    /// The code printed on the ticket and scanned at the door.
+    pub code: String,
+    pub zone_id: ZoneId,
+}
+
+/// `POST /v1/holds/{hold_id}/confirm` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConfirmedHold {
+    #[serde(flatten)]
+    pub hold: HoldView,
+    pub payment_ref: String,
+    pub total_minor: i64,
+    pub tickets: Vec<TicketView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn ctx() -> HoldContext {
+        HoldContext {
+            event_status: EventStatus::Published,
+            booking_opens_at: None,
+            booking_closes_at: None,
+            sale_starts_at: Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).single(),
+            sale_ends_at: Utc.with_ymd_and_hms(2026, 2, 1, 10, 0, 0).single(),
+            min_per_order: 2,
+            max_per_order: 6,
+        }
+    }
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).single().expect("valid date")
+    }
+
+    #[test]
+    fn request_parse_reports_every_bad_field() {
+        let req = HoldRequest {
+            show_id: "nope".into(),
+            zone_id: "0192f0c4-7d3e-7b6a-9c1e-3f5a2b8c9d01".into(),
+            quantity: 0,
+            customer_id: "has space".into(),
+        };
+        let errors = req.parse().expect_err("invalid");
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["show_id", "customer_id", "quantity"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let body = r#"{"show_id":"a","zone_id":"b","quantity":1,"customer_id":"c","quantiy":2}"#;
+        assert!(serde_json::from_str::<HoldRequest>(body).is_err());
+    }
+
+    #[test]
+    fn hold_rules_check_status_window_and_quantity() {
+        assert_eq!(check_hold(&ctx(), 2, at(15)), Ok(()));
+        let code = |c: &HoldContext, q, now| check_hold(c, q, now).map_err(|r| r.code);
+        assert_eq!(code(&ctx(), 1, at(15)), Err(ErrorCode::QuantityOutOfRange));
+        assert_eq!(code(&ctx(), 7, at(15)), Err(ErrorCode::QuantityOutOfRange));
+        let early = Utc.with_ymd_and_hms(2025, 12, 31, 0, 0, 0).single().expect("valid");
+        assert_eq!(code(&ctx(), 2, early), Err(ErrorCode::SaleNotStarted));
+        let mut closed_early = ctx();
+        closed_early.booking_closes_at = Some(at(10));
+        assert_eq!(code(&closed_early, 2, at(15)), Err(ErrorCode::SaleEnded));
+        let mut draft = ctx();
+        draft.event_status = EventStatus::Draft;
+        assert_eq!(code(&draft, 2, at(15)), Err(ErrorCode::EventNotOnSale));
+    }
+
+    #[test]
+    fn customer_limit_counts_live_tickets() {
+        assert!(check_customer_limit(4, 2, Some(6)).is_ok());
+        assert_eq!(check_customer_limit(5, 2, Some(6)).map_err(|r| r.code), Err(ErrorCode::CustomerLimitExceeded));
+        assert!(check_customer_limit(1000, 2, None).is_ok());
+    }
+
+    #[test]
+    fn stock_rule_distinguishes_sold_out_from_short() {
+        assert!(check_stock(3, 3).is_ok());
+        assert_eq!(check_stock(0, 1).map_err(|r| r.code), Err(ErrorCode::SoldOut));
+        assert_eq!(check_stock(2, 3).map_err(|r| r.code), Err(ErrorCode::InsufficientStock));
+    }
+}

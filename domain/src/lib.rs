@@ -1,0 +1,23 @@
+//! Tessera's shared domain: the types and rules that the edge (wasm32) and the ledger
+//! (native) must agree on, written once.
+//!
+//! - [`ids`]: typed identifiers (`EventId`, `ZoneId`, …) that parse, never panic.
+//! - [`money`]: integer minor units plus an ISO 4217 currency code (invariant 6).
+//! - [`holds`]: the hold/confirm request shapes and the rules that validate them
+//!   (quantity per order, sale window, customer ids, idempotency keys).
+//! - [`catalog`]: the public read models (events, shows, zones, availability).
+//! - [`problem`]: RFC 9457 problem details with Tessera's stable error codes.
+//! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
+//!
+//! Nothing here does I/O, so the crate builds for `wasm32-wasip2` unchanged.
+
+pub mod catalog;
+pub mod holds;
+pub mod ids;
+pub mod invalidation;
+pub mod money;
+pub mod problem;
+
+pub use ids::{CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, VenueId, ZoneId};
+pub use money::Currency;
+pub use problem::{ErrorCode, FieldError, Problem};

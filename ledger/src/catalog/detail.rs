@@ -1,0 +1,133 @@
+//! Loading one event with its venue, shows and zones: shared by the public read and the
+//! admin responses.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use tessera_domain::catalog::{EventDetail, EventStatus, SeatingKind, ShowView, VenueView, ZoneView};
+use tessera_domain::{EventId, ShowId, TenantId, VenueId, ZoneId};
+use uuid::Uuid;
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    slug: String,
+    title: String,
+    description: String,
+    category_slug: String,
+    status: String,
+    featured: bool,
+    booking_opens_at: Option<DateTime<Utc>>,
+    booking_closes_at: Option<DateTime<Utc>>,
+    max_tickets_per_customer: Option<i32>,
+    version: i64,
+    venue_id: Uuid,
+    venue_name: String,
+    city: String,
+    country: String,
+    timezone: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ShowRow {
+    id: Uuid,
+    starts_at: DateTime<Utc>,
+    sale_starts_at: Option<DateTime<Utc>>,
+    sale_ends_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ZoneRow {
+    id: Uuid,
+    show_id: Uuid,
+    name: String,
+    price_minor: i64,
+    currency: String,
+    capacity: i32,
+    min_per_order: i32,
+    max_per_order: i32,
+    sort_order: i32,
+    seating: String,
+}
+
+fn decode_err(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("stored {what} {value:?} is invalid").into())
+}
+
+/// The event with everything under it, and its owning tenant; `None` if it doesn't exist.
+pub async fn load_event_detail(
+    conn: &mut PgConnection,
+    event_id: EventId,
+) -> Result<Option<(TenantId, EventDetail)>, sqlx::Error> {
+    let event: Option<EventRow> = sqlx::query_as(
+        "select e.id, e.tenant_id, e.slug, e.title, e.description, e.category_slug, e.status, e.featured,
+                e.booking_opens_at, e.booking_closes_at, e.max_tickets_per_customer, e.version,
+                v.id as venue_id, v.name as venue_name, v.city, v.country, v.timezone
+         from events e join venues v on v.id = e.venue_id where e.id = $1",
+    )
+    .bind(event_id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(event) = event else { return Ok(None) };
+    let shows: Vec<ShowRow> = sqlx::query_as(
+        "select id, starts_at, sale_starts_at, sale_ends_at from shows where event_id = $1 order by starts_at, id",
+    )
+    .bind(event.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let zones: Vec<ZoneRow> = sqlx::query_as(
+        "select z.id, z.show_id, z.name, z.price_minor, z.currency, z.capacity, z.min_per_order, z.max_per_order,
+                z.sort_order, z.seating
+         from zones z join shows s on s.id = z.show_id where s.event_id = $1 order by z.sort_order, z.name, z.id",
+    )
+    .bind(event.id)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let mut show_views = Vec::with_capacity(shows.len());
+    for show in shows {
+        let mut zone_views = Vec::new();
+        for zone in zones.iter().filter(|z| z.show_id == show.id) {
+            zone_views.push(ZoneView {
+                zone_id: ZoneId(zone.id),
+                name: zone.name.clone(),
+                price_minor: zone.price_minor,
+                currency: zone.currency.parse().map_err(|_| decode_err("currency", &zone.currency))?,
+                capacity: zone.capacity,
+                min_per_order: zone.min_per_order,
+                max_per_order: zone.max_per_order,
+                sort_order: zone.sort_order,
+                seating: if zone.seating == "assigned" { SeatingKind::Assigned } else { SeatingKind::GeneralAdmission },
+            });
+        }
+        show_views.push(ShowView {
+            show_id: ShowId(show.id),
+            starts_at: show.starts_at,
+            sale_starts_at: show.sale_starts_at,
+            sale_ends_at: show.sale_ends_at,
+            zones: zone_views,
+        });
+    }
+    let detail = EventDetail {
+        event_id: EventId(event.id),
+        slug: event.slug,
+        title: event.title,
+        description: event.description,
+        category: event.category_slug,
+        status: EventStatus::parse(&event.status).ok_or_else(|| decode_err("status", &event.status))?,
+        featured: event.featured,
+        booking_opens_at: event.booking_opens_at,
+        booking_closes_at: event.booking_closes_at,
+        max_tickets_per_customer: event.max_tickets_per_customer,
+        venue: VenueView {
+            venue_id: VenueId(event.venue_id),
+            name: event.venue_name,
+            city: event.city,
+            country: event.country,
+            timezone: event.timezone,
+        },
+        shows: show_views,
+        version: event.version,
+    };
+    Ok(Some((TenantId(event.tenant_id), detail)))
+}

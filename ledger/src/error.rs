@@ -1,0 +1,104 @@
+//! The one error type of the HTTP API. Every failure becomes RFC 9457 problem+json with a
+//! stable `code`; unexpected failures become a generic 500 whose detail goes to the log,
+//! never to the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tessera_domain::holds::Rejection;
+use tessera_domain::problem::PROBLEM_CONTENT_TYPE;
+use tessera_domain::{ErrorCode, FieldError, Problem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A client error with a stable code and a sentence for people.
+    #[error("{code:?}: {detail}")]
+    Client { code: ErrorCode, detail: String },
+    /// Field-level validation failures (422 `validation_failed`).
+    #[error("validation failed: {0:?}")]
+    Validation(Vec<FieldError>),
+    /// Too busy: 503 with `Retry-After`.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Seconds a shed client should wait before retrying.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+impl ApiError {
+    pub fn client(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::Client { code, detail: detail.into() }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::client(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn field(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::Client { code, detail } => Problem::new(*code).with_detail(detail.clone()),
+            Self::Validation(errors) => Problem::new(ErrorCode::ValidationFailed)
+                .with_detail(summarise(errors))
+                .with_errors(errors.clone()),
+            Self::Overloaded(what) => Problem::new(ErrorCode::Overloaded).with_detail(*what),
+            Self::Unexpected(_) => Problem::new(ErrorCode::Internal),
+        }
+    }
+}
+
+fn summarise(errors: &[FieldError]) -> String {
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    format!("invalid fields: {}", fields.join(", "))
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        Self::Client { code: r.code, detail: r.detail }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return Self::client(ErrorCode::Unavailable, "the database is unavailable, retry shortly");
+        }
+        Self::Unexpected(anyhow::Error::new(e).context("database query failed"))
+    }
+}
+
+/// Pool exhaustion and lost connections are transient: answer 503, not 500.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+}
+
+/// Renders a problem with the right status and media type.
+pub fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Unexpected(e) = &self {
+            tracing::error!(error = ?e, "request failed unexpectedly");
+        }
+        problem_response(&self.problem())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,350 @@
+//! The batch transaction: everything waiting for one zone, committed at once.
+//!
+//! Under the zone's row lock, in arrival order, each request is replayed (same
+//! `Idempotency-Key`), or checked against the shared hold rules, the customer's limit and
+//! the stock, and granted or rejected. Then one `UPDATE` moves the summed quantity from
+//! `available` to `held`, one multi-row `INSERT` writes the holds, one outbox row
+//! announces the new counters, and every result is stored for replay. The CHECK
+//! constraints on `zones` back all of this: a bug here aborts the commit instead of
+//! overselling.
+//!
+//! The naive strategy is this same function called with a batch of one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use tessera_domain::catalog::EventStatus;
+use tessera_domain::holds::{check_customer_limit, check_hold, check_stock, HoldContext, HoldStatus, HoldView, Rejection};
+use tessera_domain::invalidation::Change;
+use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
+use uuid::Uuid;
+
+use super::engine::Job;
+use crate::error::ApiError;
+use crate::idempotency::{self, NewRecord, Reply};
+use crate::outbox::{self, OutboxWake};
+
+/// Idempotency scope of `POST /v1/holds`.
+pub const HOLD_SCOPE: &str = "hold";
+/// Attempts per batch when a retry can succeed (a concurrent duplicate key, a deadlock).
+const COMMIT_ATTEMPTS_MAX: u32 = 3;
+
+/// What every batch commit needs.
+#[derive(Clone)]
+pub struct CommitContext {
+    pub pool: PgPool,
+    pub hold_ttl: Duration,
+    pub outbox_wake: OutboxWake,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error("retryable: {0}")]
+    Retry(&'static str),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for CommitError {
+    fn from(e: sqlx::Error) -> Self {
+        match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            Some("40001") => Self::Retry("serialization failure"),
+            Some("40P01") => Self::Retry("deadlock"),
+            _ => Self::Database(e),
+        }
+    }
+}
+
+/// Commits `jobs` (all for `zone_id`) and answers each one.
+pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) {
+    metrics::histogram!("hold_batch_size").record(jobs.len() as f64);
+    for job in &jobs {
+        metrics::histogram!("hold_queue_wait_seconds").record(job.enqueued_at.elapsed().as_secs_f64());
+    }
+    let started = Instant::now();
+    let mut attempt = 1;
+    let result = loop {
+        match try_commit(ctx, zone_id, &jobs).await {
+            Err(CommitError::Retry(why)) if attempt < COMMIT_ATTEMPTS_MAX => {
+                tracing::debug!(%zone_id, why, attempt, "retrying hold batch");
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
+    metrics::histogram!("hold_commit_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(replies) => {
+            ctx.outbox_wake.notify();
+            for (job, reply) in jobs.into_iter().zip(replies) {
+                let _ = job.reply.send(Ok(reply));
+            }
+        }
+        Err(e) => {
+            let unavailable = matches!(&e, CommitError::Database(d) if matches!(d, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)));
+            tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
+            for job in jobs {
+                let err = if unavailable {
+                    ApiError::client(ErrorCode::Unavailable, "the database is unavailable, retry shortly")
+                } else {
+                    ApiError::Unexpected(anyhow::anyhow!("hold batch failed"))
+                };
+                let _ = job.reply.send(Err(err));
+            }
+        }
+    }
+}
+
+/// The zone row, locked, with what the rules need from its show and event.
+#[derive(sqlx::FromRow)]
+struct LockedZone {
+    show_id: Uuid,
+    event_id: Uuid,
+    price_minor: i64,
+    currency: String,
+    seating: String,
+    available: i32,
+    min_per_order: i32,
+    max_per_order: i32,
+    sale_starts_at: Option<DateTime<Utc>>,
+    sale_ends_at: Option<DateTime<Utc>>,
+    event_status: String,
+    booking_opens_at: Option<DateTime<Utc>>,
+    booking_closes_at: Option<DateTime<Utc>>,
+    max_tickets_per_customer: Option<i32>,
+    now: DateTime<Utc>,
+}
+
+impl LockedZone {
+    fn hold_context(&self) -> HoldContext {
+        HoldContext {
+            event_status: EventStatus::parse(&self.event_status).unwrap_or(EventStatus::Draft),
+            booking_opens_at: self.booking_opens_at,
+            booking_closes_at: self.booking_closes_at,
+            sale_starts_at: self.sale_starts_at,
+            sale_ends_at: self.sale_ends_at,
+            min_per_order: self.min_per_order,
+            max_per_order: self.max_per_order,
+        }
+    }
+}
+
+async fn try_commit(ctx: &CommitContext, zone_id: ZoneId, jobs: &[Job]) -> Result<Vec<Reply>, CommitError> {
+    let mut tx = ctx.pool.begin().await?;
+    let zone: Option<LockedZone> = sqlx::query_as(
+        "select z.show_id, s.event_id, z.price_minor, z.currency, z.seating, z.available,
+                z.min_per_order, z.max_per_order, s.sale_starts_at, s.sale_ends_at,
+                e.status as event_status, e.booking_opens_at, e.booking_closes_at,
+                e.max_tickets_per_customer, now() as now
+         from zones z join shows s on s.id = z.show_id join events e on e.id = s.event_id
+         where z.id = $1
+         for update of z",
+    )
+    .bind(zone_id.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+
+    let mut replies: Vec<Option<Reply>> = vec![None; jobs.len()];
+    let (fresh, duplicates) = replay_stored(&mut tx, jobs, &mut replies).await?;
+
+    let mut change = None;
+    if !fresh.is_empty() {
+        match &zone {
+            Some(zone) => change = decide(&mut tx, ctx, zone_id, zone, jobs, &fresh, &mut replies).await?,
+            None => {
+                for &i in &fresh {
+                    replies[i] = Some(Reply::problem(&Problem::new(ErrorCode::NotFound).with_detail("zone not found")));
+                }
+            }
+        }
+        let records: Vec<NewRecord<'_>> = fresh
+            .iter()
+            .filter_map(|&i| {
+                let reply = replies[i].as_ref()?;
+                Some(NewRecord { key: &jobs[i].key, request_sha256: &jobs[i].request_sha256, reply })
+            })
+            .collect();
+        if idempotency::store(&mut tx, HOLD_SCOPE, &records).await? < records.len() {
+            return Err(CommitError::Retry("idempotency key stored concurrently"));
+        }
+    }
+    if let Some(change) = &change {
+        outbox::enqueue(&mut tx, change).await?;
+    }
+    tx.commit().await?;
+
+    for (i, first) in duplicates {
+        let same_request = jobs[i].request_sha256 == jobs[first].request_sha256;
+        replies[i] = match (&replies[first], same_request) {
+            (Some(reply), true) => Some(Reply { replayed: true, ..reply.clone() }),
+            _ => Some(Reply::conflict()),
+        };
+    }
+    Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Reply::problem(&Problem::new(ErrorCode::Internal)))).collect())
+}
+
+/// Fills in replies for keys already stored. Returns the indexes to decide now (first use
+/// of each key) and the later duplicates of a key within this batch, paired with the first.
+async fn replay_stored(
+    conn: &mut PgConnection,
+    jobs: &[Job],
+    replies: &mut [Option<Reply>],
+) -> Result<(Vec<usize>, Vec<(usize, usize)>), sqlx::Error> {
+    let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
+    let stored = idempotency::lookup(conn, HOLD_SCOPE, &keys).await?;
+    let stored: HashMap<&str, &idempotency::Stored> = stored.iter().map(|s| (s.key.as_str(), s)).collect();
+    let mut first_of_key: HashMap<&str, usize> = HashMap::new();
+    let (mut fresh, mut duplicates) = (Vec::new(), Vec::new());
+    for (i, job) in jobs.iter().enumerate() {
+        let key = job.key.as_str();
+        if let Some(found) = stored.get(key) {
+            replies[i] = Some(found.replay_for(&job.request_sha256));
+        } else if let Some(&first) = first_of_key.get(key) {
+            duplicates.push((i, first));
+        } else {
+            first_of_key.insert(key, i);
+            fresh.push(i);
+        }
+    }
+    Ok((fresh, duplicates))
+}
+
+/// Decides each fresh request in arrival order and writes the granted holds. Returns the
+/// outbox change if the counters moved.
+async fn decide(
+    conn: &mut PgConnection,
+    ctx: &CommitContext,
+    zone_id: ZoneId,
+    zone: &LockedZone,
+    jobs: &[Job],
+    fresh: &[usize],
+    replies: &mut [Option<Reply>],
+) -> Result<Option<Change>, sqlx::Error> {
+    let event_id = EventId(zone.event_id);
+    let mut live_per_customer = match zone.max_tickets_per_customer {
+        Some(_) => lock_and_count_customers(conn, event_id, fresh.iter().map(|&i| &jobs[i].hold.customer_id)).await?,
+        None => HashMap::new(),
+    };
+    let rules = zone.hold_context();
+    let currency: Currency = zone.currency.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let expires_at = zone.now + chrono::Duration::from_std(ctx.hold_ttl).unwrap_or(chrono::Duration::minutes(10));
+    let mut available = zone.available;
+    let (mut ids, mut customers, mut quantities) = (Vec::new(), Vec::new(), Vec::new());
+
+    for &i in fresh {
+        let hold = &jobs[i].hold;
+        let live = live_per_customer.entry(hold.customer_id.as_str().to_owned()).or_insert(0);
+        let verdict = (|| {
+            if hold.show_id.as_uuid() != zone.show_id {
+                return Err(Rejection::new(ErrorCode::NotFound, "zone not found in this show"));
+            }
+            if zone.seating != "general_admission" {
+                return Err(Rejection::new(ErrorCode::ValidationFailed, "this zone sells assigned seats"));
+            }
+            check_hold(&rules, hold.quantity, zone.now)?;
+            check_customer_limit(*live, hold.quantity, zone.max_tickets_per_customer)?;
+            check_stock(available, hold.quantity)
+        })();
+        replies[i] = Some(match verdict {
+            Ok(()) => {
+                available -= hold.quantity;
+                *live += i64::from(hold.quantity);
+                let hold_id = Uuid::now_v7();
+                ids.push(hold_id);
+                customers.push(hold.customer_id.as_str());
+                quantities.push(hold.quantity);
+                let view = HoldView {
+                    hold_id: HoldId(hold_id),
+                    status: HoldStatus::Held,
+                    show_id: ShowId(zone.show_id),
+                    zone_id,
+                    customer_id: hold.customer_id.clone(),
+                    quantity: hold.quantity,
+                    unit_price_minor: zone.price_minor,
+                    currency,
+                    created_at: zone.now,
+                    expires_at,
+                };
+                Reply::ok(axum::http::StatusCode::CREATED, &view)
+            }
+            Err(rejection) => {
+                metrics::counter!("holds_rejected_total", "code" => rejection.code.as_str()).increment(1);
+                Reply::problem(&Problem::new(rejection.code).with_detail(rejection.detail))
+            }
+        });
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let granted: i32 = quantities.iter().sum();
+    let (available, held, sold, version): (i32, i32, i32, i64) = sqlx::query_as(
+        "update zones set available = available - $2, held = held + $2, version = version + 1
+         where id = $1 returning available, held, sold, version",
+    )
+    .bind(zone_id.as_uuid())
+    .bind(granted)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "insert into holds (id, zone_id, show_id, event_id, customer_id, quantity, unit_price_minor, currency,
+                            created_at, expires_at)
+         select t.id, $2, $3, $4, t.customer_id, t.quantity, $5, $6, $7, $8
+         from unnest($1::uuid[], $9::text[], $10::int4[]) as t(id, customer_id, quantity)",
+    )
+    .bind(&ids)
+    .bind(zone_id.as_uuid())
+    .bind(zone.show_id)
+    .bind(zone.event_id)
+    .bind(zone.price_minor)
+    .bind(&zone.currency)
+    .bind(zone.now)
+    .bind(expires_at)
+    .bind(&customers)
+    .bind(&quantities)
+    .execute(&mut *conn)
+    .await?;
+    metrics::counter!("holds_created_total").increment(ids.len() as u64);
+    Ok(Some(Change::Availability { show_id: ShowId(zone.show_id), zone_id, available, held, sold, version }))
+}
+
+/// Serialises concurrent holds of the same customers for this event (in any zone) until
+/// commit, then counts their live tickets. Locks are taken in key order, and only while
+/// holding a single zone lock, so two batches cannot deadlock on them.
+async fn lock_and_count_customers<'a>(
+    conn: &mut PgConnection,
+    event_id: EventId,
+    customers: impl Iterator<Item = &'a CustomerId>,
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let customers: BTreeMap<&str, i64> = customers.map(|c| (c.as_str(), customer_lock_key(event_id, c))).collect();
+    let mut lock_keys: Vec<i64> = customers.values().copied().collect();
+    lock_keys.sort_unstable();
+    lock_keys.dedup();
+    // unnest preserves array order and the function scan evaluates row by row, so the
+    // locks are taken in `lock_keys` order.
+    sqlx::query("select pg_advisory_xact_lock(k) from unnest($1::bigint[]) as t(k)")
+        .bind(&lock_keys)
+        .execute(&mut *conn)
+        .await?;
+    let names: Vec<&str> = customers.keys().copied().collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select customer_id, sum(quantity)::bigint from holds
+         where event_id = $1 and customer_id = any($2) and status in ('held', 'confirmed')
+         group by customer_id",
+    )
+    .bind(event_id.as_uuid())
+    .bind(&names)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A 64-bit advisory lock key for (event, customer).
+fn customer_lock_key(event_id: EventId, customer: &CustomerId) -> i64 {
+    let digest = Sha256::new().chain_update(event_id.as_uuid().as_bytes()).chain_update(customer.as_str()).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}

@@ -1,0 +1,149 @@
+//! The hold engine: how hold requests reach the database.
+//!
+//! One hot zone during a flash sale is one hot row, and PostgreSQL holds a row lock
+//! through each commit's fsync, so one transaction per hold caps a zone at roughly one
+//! commit per fsync. Instead, requests for a zone queue in-process and a writer task per
+//! zone commits everything waiting in one transaction ([`super::commit`]); while it
+//! commits, the next batch collects in the queue. Every request still gets its own answer.
+//!
+//! Bounds: each zone's queue holds at most `zone_queue_depth_max` requests, each batch at
+//! most `batch_size_max`, and at most `zone_writers_max` zones have a writer at once.
+//! Past any bound the request is shed (503 + `Retry-After`) rather than queued without end.
+//!
+//! Several ledger processes may run at once: each batches its own requests and the zone's
+//! row lock arbitrates between them, so they stay correct (one process batches best).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sqlx::PgPool;
+use tessera_domain::holds::NewHold;
+use tessera_domain::{IdempotencyKey, ZoneId};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use super::commit::{commit_batch, CommitContext};
+use crate::config::{HoldStrategy, HoldsConfig};
+use crate::error::ApiError;
+use crate::idempotency::Reply;
+use crate::outbox::OutboxWake;
+
+/// One hold request waiting for its batch.
+pub struct Job {
+    pub hold: NewHold,
+    pub key: IdempotencyKey,
+    pub request_sha256: Vec<u8>,
+    pub reply: oneshot::Sender<Result<Reply, ApiError>>,
+    pub enqueued_at: Instant,
+}
+
+#[derive(Clone)]
+pub struct HoldEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: CommitContext,
+    config: HoldsConfig,
+    /// Senders of the live zone writers. A `std::sync::Mutex`: no `.await` while held, and
+    /// every send happens under it, so a writer that finds its queue empty under the lock
+    /// can retire without losing a request.
+    writers: Mutex<HashMap<ZoneId, mpsc::Sender<Job>>>,
+    tasks: TaskTracker,
+}
+
+impl HoldEngine {
+    pub fn new(pool: PgPool, config: HoldsConfig, outbox_wake: OutboxWake) -> Self {
+        let ctx = CommitContext { pool, hold_ttl: config.hold_ttl, outbox_wake };
+        Self { inner: Arc::new(Inner { ctx, config, writers: Mutex::new(HashMap::new()), tasks: TaskTracker::new() }) }
+    }
+
+    /// Places a hold (or replays its stored result) and waits for the answer.
+    pub async fn submit(&self, hold: NewHold, key: IdempotencyKey, request_sha256: Vec<u8>) -> Result<Reply, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { hold, key, request_sha256, reply, enqueued_at: Instant::now() };
+        match self.inner.config.strategy {
+            HoldStrategy::Naive => {
+                let zone_id = job.hold.zone_id;
+                commit_batch(&self.inner.ctx, zone_id, vec![job]).await;
+            }
+            HoldStrategy::Batched => self.enqueue(job)?,
+        }
+        answer.await.map_err(|_| ApiError::Unexpected(anyhow::anyhow!("hold writer dropped a request")))?
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), ApiError> {
+        let zone_id = job.hold.zone_id;
+        let mut writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
+        let job = match writers.get(&zone_id) {
+            Some(sender) => match sender.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("holds_shed_total", "reason" => "zone_queue_full").increment(1);
+                    return Err(ApiError::Overloaded("too many requests waiting for this zone"));
+                }
+                // The writer retired between our lookup and now: start a new one.
+                Err(mpsc::error::TrySendError::Closed(job)) => job,
+            },
+            None => job,
+        };
+        if writers.len() >= self.inner.config.zone_writers_max {
+            metrics::counter!("holds_shed_total", "reason" => "zone_writers_full").increment(1);
+            return Err(ApiError::Overloaded("too many zones busy at once"));
+        }
+        let (sender, receiver) = mpsc::channel(self.inner.config.zone_queue_depth_max);
+        // A fresh channel has room for one job.
+        if sender.try_send(job).is_err() {
+            return Err(ApiError::Overloaded("zone queue unavailable"));
+        }
+        writers.insert(zone_id, sender);
+        metrics::gauge!("hold_zone_writers").set(writers.len() as f64);
+        let engine = self.clone();
+        self.inner.tasks.spawn(async move { engine.write_zone(zone_id, receiver).await });
+        Ok(())
+    }
+
+    /// A zone's writer: commit whatever is waiting, one batch at a time, until idle.
+    async fn write_zone(self, zone_id: ZoneId, mut receiver: mpsc::Receiver<Job>) {
+        let config = &self.inner.config;
+        loop {
+            let first = match tokio::time::timeout(config.zone_writer_idle, receiver.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_idle) => {
+                    if self.retire_if_idle(zone_id, &receiver) {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let mut batch = Vec::with_capacity(config.batch_size_max.min(receiver.len() + 1));
+            batch.push(first);
+            while batch.len() < config.batch_size_max {
+                match receiver.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            commit_batch(&self.inner.ctx, zone_id, batch).await;
+        }
+    }
+
+    fn retire_if_idle(&self, zone_id: ZoneId, receiver: &mpsc::Receiver<Job>) -> bool {
+        let mut writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
+        if !receiver.is_empty() {
+            return false;
+        }
+        writers.remove(&zone_id);
+        metrics::gauge!("hold_zone_writers").set(writers.len() as f64);
+        true
+    }
+
+    /// Stops accepting work, lets every writer commit what it has queued, and waits.
+    pub async fn shutdown(&self) {
+        self.inner.writers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}

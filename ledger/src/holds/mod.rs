@@ -1,0 +1,99 @@
+//! Holds: the inventory engine's HTTP face. Placing a hold goes through the batching
+//! [`engine`]; confirm and release settle one hold ([`settle`]); the [`sweeper`] expires
+//! lapsed holds.
+
+pub mod commit;
+pub mod engine;
+pub mod settle;
+pub mod sweeper;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tessera_domain::holds::{ConfirmRequest, ConfirmedHold, HoldRequest, HoldView};
+use tessera_domain::{HoldId, Problem};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{path_id, IdempotencyKeyHeader, JsonBody};
+use crate::idempotency;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/holds", post(create_hold))
+        .route("/v1/holds/{hold_id}", get(get_hold))
+        .route("/v1/holds/{hold_id}/confirm", post(confirm_hold))
+        .route("/v1/holds/{hold_id}/release", post(release_hold))
+}
+
+/// Take `quantity` tickets from a zone for a customer until `expires_at`.
+#[utoipa::path(
+    post, path = "/v1/holds", tag = "holds",
+    request_body = HoldRequest,
+    params(("Idempotency-Key" = String, Header, description = "Required; a retry with the same key and body returns the first result")),
+    responses(
+        (status = 201, body = HoldView, description = "Held"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "sold_out, insufficient_stock, customer_limit_exceeded, sale_not_started, sale_ended, event_not_on_sale"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "validation_failed, quantity_out_of_range, idempotency_conflict"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "overloaded: retry after Retry-After"),
+    )
+)]
+pub(crate) async fn create_hold(
+    State(state): State<AppState>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(request): JsonBody<HoldRequest>,
+) -> ApiResult<Response> {
+    let hold = request.parse().map_err(ApiError::Validation)?;
+    let request_sha256 = idempotency::request_sha256(&hold);
+    Ok(state.engine.submit(hold, key, request_sha256).await?.into_response())
+}
+
+/// A hold and its status (`held`, `confirmed`, `released`, `expired`).
+#[utoipa::path(
+    get, path = "/v1/holds/{hold_id}", tag = "holds",
+    params(("hold_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = HoldView), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn get_hold(State(state): State<AppState>, Path(hold_id): Path<String>) -> ApiResult<Json<HoldView>> {
+    let hold_id: HoldId = path_id("hold_id", &hold_id)?;
+    Ok(Json(settle::get(&state.pool, hold_id).await?))
+}
+
+/// Confirm a live hold after payment: issues its tickets.
+#[utoipa::path(
+    post, path = "/v1/holds/{hold_id}/confirm", tag = "holds",
+    request_body = ConfirmRequest,
+    params(("hold_id" = String, Path, format = Uuid),
+           ("Idempotency-Key" = String, Header, description = "Required")),
+    responses(
+        (status = 200, body = ConfirmedHold),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "hold_expired, hold_not_active"),
+    )
+)]
+pub(crate) async fn confirm_hold(
+    State(state): State<AppState>,
+    Path(hold_id): Path<String>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(request): JsonBody<ConfirmRequest>,
+) -> ApiResult<Response> {
+    let hold_id: HoldId = path_id("hold_id", &hold_id)?;
+    let payment_ref = request.parse().map_err(ApiError::Validation)?;
+    Ok(settle::confirm(&state, hold_id, &key, payment_ref).await?.into_response())
+}
+
+/// Release a hold, returning its stock. Idempotent.
+#[utoipa::path(
+    post, path = "/v1/holds/{hold_id}/release", tag = "holds",
+    params(("hold_id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, body = HoldView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "hold_not_active: already confirmed"),
+    )
+)]
+pub(crate) async fn release_hold(State(state): State<AppState>, Path(hold_id): Path<String>) -> ApiResult<Json<HoldView>> {
+    let hold_id: HoldId = path_id("hold_id", &hold_id)?;
+    Ok(Json(settle::release(&state, hold_id).await?))
+}

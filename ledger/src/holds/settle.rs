@@ -1,0 +1,214 @@
+//! Settling a hold: confirm (held → sold, tickets issued) or release (held → available),
+//! each exactly once (invariant 4). Both lock the hold row first, then its zone; the
+//! sweeper skips locked holds, so a hold is never settled twice.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use sqlx::PgConnection;
+use tessera_domain::holds::{ConfirmedHold, HoldStatus, HoldView, TicketView};
+use tessera_domain::invalidation::Change;
+use tessera_domain::{CustomerId, ErrorCode, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{self, NewRecord, Reply};
+use crate::outbox;
+
+/// Attempts when a concurrent request stored the same idempotency key first.
+const CONFIRM_ATTEMPTS_MAX: u32 = 2;
+/// Ticket codes: 12 characters from an alphabet without look-alikes (0/O, 1/I): 60 bits.
+const TICKET_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+const TICKET_CODE_LEN: usize = 12;
+
+#[derive(sqlx::FromRow)]
+pub struct HoldRow {
+    id: Uuid,
+    zone_id: Uuid,
+    show_id: Uuid,
+    customer_id: String,
+    quantity: i32,
+    unit_price_minor: i64,
+    currency: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    event_status: String,
+    now: DateTime<Utc>,
+}
+
+impl HoldRow {
+    /// The status a client should see: a live hold past its expiry is expired, even if
+    /// the sweeper has not returned its stock yet.
+    fn effective_status(&self) -> HoldStatus {
+        match HoldStatus::parse(&self.status) {
+            Some(HoldStatus::Held) if self.now >= self.expires_at => HoldStatus::Expired,
+            Some(status) => status,
+            None => HoldStatus::Expired,
+        }
+    }
+
+    fn view(&self, status: HoldStatus) -> ApiResult<HoldView> {
+        Ok(HoldView {
+            hold_id: HoldId(self.id),
+            status,
+            show_id: ShowId(self.show_id),
+            zone_id: ZoneId(self.zone_id),
+            customer_id: CustomerId::parse(&self.customer_id).map_err(|e| anyhow::anyhow!("stored customer id: {e}"))?,
+            quantity: self.quantity,
+            unit_price_minor: self.unit_price_minor,
+            currency: self.currency.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
+}
+
+async fn fetch_hold(conn: &mut PgConnection, hold_id: HoldId, lock: bool) -> Result<Option<HoldRow>, sqlx::Error> {
+    let sql = format!(
+        "select h.id, h.zone_id, h.show_id, h.customer_id, h.quantity, h.unit_price_minor, h.currency,
+                h.status, h.created_at, h.expires_at, e.status as event_status, now() as now
+         from holds h join events e on e.id = h.event_id where h.id = $1 {}",
+        if lock { "for update of h" } else { "" }
+    );
+    sqlx::query_as(&sql).bind(hold_id.as_uuid()).fetch_optional(conn).await
+}
+
+pub async fn get(pool: &sqlx::PgPool, hold_id: HoldId) -> ApiResult<HoldView> {
+    let mut conn = pool.acquire().await?;
+    let hold = fetch_hold(&mut conn, hold_id, false).await?.ok_or_else(|| ApiError::not_found("hold"))?;
+    hold.view(hold.effective_status())
+}
+
+/// Moves the zone's counters for a settled hold; returns the outbox change.
+async fn move_stock(conn: &mut PgConnection, hold: &HoldRow, to: HoldStatus) -> Result<Change, sqlx::Error> {
+    let sql = match to {
+        HoldStatus::Confirmed => "update zones set held = held - $2, sold = sold + $2, version = version + 1",
+        _ => "update zones set held = held - $2, available = available + $2, version = version + 1",
+    };
+    let (available, held, sold, version): (i32, i32, i32, i64) =
+        sqlx::query_as(&format!("{sql} where id = $1 returning available, held, sold, version"))
+            .bind(hold.zone_id)
+            .bind(hold.quantity)
+            .fetch_one(conn)
+            .await?;
+    Ok(Change::Availability {
+        show_id: ShowId(hold.show_id),
+        zone_id: ZoneId(hold.zone_id),
+        available,
+        held,
+        sold,
+        version,
+    })
+}
+
+/// Why a hold that is not live cannot be confirmed.
+fn not_live(status: HoldStatus) -> ApiError {
+    match status {
+        HoldStatus::Expired => ApiError::client(ErrorCode::HoldExpired, "the hold expired before it was confirmed"),
+        HoldStatus::Confirmed => ApiError::client(ErrorCode::HoldNotActive, "the hold is already confirmed"),
+        _ => ApiError::client(ErrorCode::HoldNotActive, "the hold was released"),
+    }
+}
+
+pub async fn confirm(
+    state: &crate::app::AppState,
+    hold_id: HoldId,
+    key: &IdempotencyKey,
+    payment_ref: &str,
+) -> ApiResult<Reply> {
+    let scope = format!("confirm:{hold_id}");
+    let request_sha256 = idempotency::request_sha256(&(hold_id, payment_ref));
+    let mut attempt = 1;
+    loop {
+        let mut tx = state.pool.begin().await?;
+        if let Some(stored) = idempotency::lookup(&mut tx, &scope, &[key.as_str()]).await?.first() {
+            return Ok(stored.replay_for(&request_sha256));
+        }
+        let hold = fetch_hold(&mut tx, hold_id, true).await?.ok_or_else(|| ApiError::not_found("hold"))?;
+        let status = hold.effective_status();
+        if status != HoldStatus::Held {
+            return Err(not_live(status));
+        }
+        if hold.event_status != "published" {
+            return Err(ApiError::client(ErrorCode::EventNotOnSale, "the event is no longer on sale"));
+        }
+        sqlx::query("update holds set status = 'confirmed', settled_at = now(), payment_ref = $2 where id = $1")
+            .bind(hold.id)
+            .bind(payment_ref)
+            .execute(&mut *tx)
+            .await?;
+        let change = move_stock(&mut tx, &hold, HoldStatus::Confirmed).await?;
+        let tickets = issue_tickets(&mut tx, &hold).await?;
+        outbox::enqueue(&mut tx, &change).await?;
+        let confirmed = ConfirmedHold {
+            hold: hold.view(HoldStatus::Confirmed)?,
+            payment_ref: payment_ref.to_owned(),
+            total_minor: hold.unit_price_minor * i64::from(hold.quantity),
+            tickets,
+        };
+        let reply = Reply::ok(axum::http::StatusCode::OK, &confirmed);
+        let record = NewRecord { key, request_sha256: &request_sha256, reply: &reply };
+        if idempotency::store(&mut tx, &scope, &[record]).await? == 0 && attempt < CONFIRM_ATTEMPTS_MAX {
+            // A concurrent confirm with this key won; the next attempt replays its result.
+            attempt += 1;
+            continue;
+        }
+        tx.commit().await?;
+        state.outbox_wake.notify();
+        metrics::counter!("holds_confirmed_total").increment(1);
+        return Ok(reply);
+    }
+}
+
+/// A fresh random ticket code. (The thread-local generator must not live across an
+/// `.await`: it is not `Send`.)
+fn ticket_code() -> String {
+    let mut rng = rand::rng();
+    (0..TICKET_CODE_LEN).map(|_| char::from(TICKET_CODE_ALPHABET[rng.random_range(0..TICKET_CODE_ALPHABET.len())])).collect()
+}
+
+async fn issue_tickets(conn: &mut PgConnection, hold: &HoldRow) -> Result<Vec<TicketView>, sqlx::Error> {
+    let count = usize::try_from(hold.quantity).unwrap_or(0);
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let codes: Vec<String> = (0..count).map(|_| ticket_code()).collect();
+    sqlx::query(
+        "insert into tickets (id, hold_id, zone_id, code)
+         select t.id, $2, $3, t.code from unnest($1::uuid[], $4::text[]) as t(id, code)",
+    )
+    .bind(&ids)
+    .bind(hold.id)
+    .bind(hold.zone_id)
+    .bind(&codes)
+    .execute(conn)
+    .await?;
+    Ok(ids
+        .into_iter()
+        .zip(codes)
+        .map(|(id, code)| TicketView { ticket_id: TicketId(id), code, zone_id: ZoneId(hold.zone_id) })
+        .collect())
+}
+
+/// Releases a live hold; releasing a released or expired hold changes nothing and
+/// answers the same (idempotent); a confirmed hold cannot be released.
+pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult<HoldView> {
+    let mut tx = state.pool.begin().await?;
+    let hold = fetch_hold(&mut tx, hold_id, true).await?.ok_or_else(|| ApiError::not_found("hold"))?;
+    match HoldStatus::parse(&hold.status) {
+        // Also a lapsed hold the sweeper has not reached: its stock returns exactly once.
+        Some(HoldStatus::Held) => {}
+        Some(HoldStatus::Confirmed) => {
+            return Err(ApiError::client(ErrorCode::HoldNotActive, "a confirmed hold cannot be released"))
+        }
+        _ => return hold.view(hold.effective_status()),
+    }
+    sqlx::query("update holds set status = 'released', settled_at = now() where id = $1")
+        .bind(hold.id)
+        .execute(&mut *tx)
+        .await?;
+    let change = move_stock(&mut tx, &hold, HoldStatus::Released).await?;
+    outbox::enqueue(&mut tx, &change).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify();
+    metrics::counter!("holds_released_total").increment(1);
+    hold.view(HoldStatus::Released)
+}

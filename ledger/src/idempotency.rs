@@ -1,0 +1,140 @@
+//! Idempotent requests (invariant 3). The result of a request that carried an
+//! `Idempotency-Key` is stored in the same transaction as its effect; a retry with the
+//! same key and body replays it, a retry with another body is rejected with 422.
+//!
+//! Transient failures (500, 503) are never stored, so the client's retry runs afresh.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use tessera_domain::problem::PROBLEM_CONTENT_TYPE;
+use tessera_domain::{ErrorCode, IdempotencyKey, Problem};
+
+/// The response header marking a replayed result.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// SHA-256 of the canonical JSON of the parsed request: equal requests hash equal whatever
+/// the client's whitespace or key order.
+pub fn request_sha256(request: &impl Serialize) -> Vec<u8> {
+    let canonical = serde_json::to_vec(request).unwrap_or_default();
+    Sha256::digest(&canonical).to_vec()
+}
+
+/// A result as stored and replayed: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub replayed: bool,
+}
+
+impl Reply {
+    pub fn ok(status: StatusCode, body: &impl Serialize) -> Self {
+        Self { status: status.as_u16(), body: serde_json::to_value(body).unwrap_or_default(), replayed: false }
+    }
+
+    pub fn problem(problem: &Problem) -> Self {
+        Self { status: problem.status, body: serde_json::to_value(problem).unwrap_or_default(), replayed: false }
+    }
+
+    pub fn conflict() -> Self {
+        Self::problem(
+            &Problem::new(ErrorCode::IdempotencyConflict)
+                .with_detail("this Idempotency-Key was already used with a different request body"),
+        )
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.body).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let content_type = if status.is_success() { "application/json" } else { PROBLEM_CONTENT_TYPE };
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if self.replayed {
+            headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// A stored result found for a key.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Stored {
+    pub key: String,
+    pub request_sha256: Vec<u8>,
+    pub response_status: i16,
+    pub response_body: serde_json::Value,
+}
+
+impl Stored {
+    /// The replay if the request matches, else the 422 conflict.
+    pub fn replay_for(&self, request_sha256: &[u8]) -> Reply {
+        if self.request_sha256 != request_sha256 {
+            return Reply::conflict();
+        }
+        Reply { status: self.response_status as u16, body: self.response_body.clone(), replayed: true }
+    }
+}
+
+/// Stored results for any of `keys` in `scope`.
+pub async fn lookup(conn: &mut PgConnection, scope: &str, keys: &[&str]) -> Result<Vec<Stored>, sqlx::Error> {
+    sqlx::query_as(
+        "select key, request_sha256, response_status, response_body from idempotency
+         where scope = $1 and key = any($2)",
+    )
+    .bind(scope)
+    .bind(keys)
+    .fetch_all(conn)
+    .await
+}
+
+/// One result to store.
+pub struct NewRecord<'a> {
+    pub key: &'a IdempotencyKey,
+    pub request_sha256: &'a [u8],
+    pub reply: &'a Reply,
+}
+
+/// Stores results; returns how many were new. Fewer than given means another transaction
+/// stored the same key concurrently: the caller must roll back and retry (the retry then
+/// replays that result).
+pub async fn store(conn: &mut PgConnection, scope: &str, records: &[NewRecord<'_>]) -> Result<usize, sqlx::Error> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    let hashes: Vec<&[u8]> = records.iter().map(|r| r.request_sha256).collect();
+    let statuses: Vec<i16> = records.iter().map(|r| r.reply.status as i16).collect();
+    let bodies: Vec<sqlx::types::Json<&serde_json::Value>> =
+        records.iter().map(|r| sqlx::types::Json(&r.reply.body)).collect();
+    let inserted = sqlx::query(
+        "insert into idempotency (scope, key, request_sha256, response_status, response_body)
+         select $1, k, h, s, b from unnest($2::text[], $3::bytea[], $4::int2[], $5::jsonb[]) as t(k, h, s, b)
+         on conflict do nothing",
+    )
+    .bind(scope)
+    .bind(&keys)
+    .bind(&hashes)
+    .bind(&statuses)
+    .bind(&bodies)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() as usize)
+}
+
+/// Deletes results older than `retention`; returns how many.
+pub async fn prune(pool: &sqlx::PgPool, retention: std::time::Duration) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "delete from idempotency where ctid in (
+             select ctid from idempotency where created_at < now() - make_interval(secs => $1) limit 10000)",
+    )
+    .bind(retention.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

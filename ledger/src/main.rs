@@ -1,0 +1,84 @@
+//! The `tessera-ledger` binary: `serve` (default), `migrate`, or `seed`.
+
+use anyhow::Context;
+use tessera_ledger::{Config, Ledger};
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: tessera-ledger [serve|migrate|seed]
+  serve    run the ledger (default)
+  migrate  create the database if needed and apply migrations
+  seed     migrate, then add demo events and print an admin token
+Configuration comes from the environment; see .env.example.";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    init_tracing(config.log_json);
+    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".to_owned());
+    match command.as_str() {
+        "serve" => serve(config).await,
+        "migrate" => {
+            tessera_ledger::db::connect(&config).await?;
+            println!("migrations applied to {}", config.database_url);
+            Ok(())
+        }
+        "seed" => {
+            let pool = tessera_ledger::db::connect(&config).await?;
+            let seeded = tessera_ledger::seed::run(&pool).await.context("seeding demo data failed")?;
+            println!("demo tenant:  {}", seeded.tenant_id);
+            println!("admin token:  {}", seeded.admin_token);
+            println!("demo events:  {} created", seeded.events_created);
+            Ok(())
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let ledger = Ledger::build(config).await?;
+    tracing::info!(addr = %ledger.local_addr()?, "ledger listening");
+    ledger.run_until_stopped(shutdown_signal()).await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

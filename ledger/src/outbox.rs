@@ -1,0 +1,190 @@
+//! The transactional outbox and its relay.
+//!
+//! Every inventory or catalog change calls [`enqueue`] inside its own transaction
+//! (invariant 5), so a change and its message commit or vanish together. The relay then
+//! publishes unpublished rows, oldest first, to the Redis channel and marks them, handing
+//! out `seq` numbers as it publishes: published `seq`s are gap-free, which lets an edge
+//! detect a missed message. Delivery is at-least-once (a crash between `PUBLISH` and the
+//! commit that marks the rows re-sends them), which the message format makes harmless.
+//!
+//! Only one relay publishes at a time across all ledger processes (a transaction-scoped
+//! advisory lock); the others find the lock taken and wait for the next round. If Redis is
+//! down the rows simply stay unpublished and drain, in order, when it returns.
+//!
+//! Wake-ups: commits in this process call [`OutboxWake::notify`]; commits from other
+//! processes are found by polling. (Not `NOTIFY`: PostgreSQL serialises the commits of
+//! every notifying transaction on one lock, which would cap the whole ledger's commit rate.)
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::{PgConnection, PgPool};
+use tessera_domain::invalidation::Change;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::OutboxConfig;
+
+/// Arbitrary, fixed key of the advisory lock that elects the publishing relay.
+const RELAY_LOCK_KEY: i64 = 0x7e55_e2a0_0b0c;
+/// Longest wait between attempts while Redis is unreachable.
+const REDIS_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often backlog metrics are refreshed and old rows pruned.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Most published rows deleted per prune statement (keeps each delete short).
+const PRUNE_BATCH_MAX: i64 = 10_000;
+
+/// Writes `change` to the outbox in the caller's transaction.
+pub async fn enqueue(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into outbox (payload) values ($1)").bind(sqlx::types::Json(change)).execute(conn).await?;
+    Ok(())
+}
+
+/// Wakes the relay after a commit that wrote outbox rows.
+#[derive(Clone, Default)]
+pub struct OutboxWake(Arc<Notify>);
+
+impl OutboxWake {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The relay: runs until `cancel`, publishing to `config.channel` on `redis`.
+pub struct Relay {
+    pub pool: PgPool,
+    pub redis: redis::Client,
+    pub config: OutboxConfig,
+    pub wake: OutboxWake,
+}
+
+impl Relay {
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+        let mut backoff = Duration::ZERO;
+        let mut last_housekeeping = Instant::now() - HOUSEKEEPING_INTERVAL;
+        loop {
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
+                last_housekeeping = Instant::now();
+                if let Err(e) = self.housekeeping().await {
+                    tracing::warn!(error = %e, "outbox housekeeping failed");
+                }
+            }
+            let published = match self.publish_round(&mut connection).await {
+                Ok(n) => {
+                    backoff = Duration::ZERO;
+                    n
+                }
+                Err(e) => {
+                    connection = None;
+                    backoff = (backoff * 2).clamp(Duration::from_millis(100), REDIS_BACKOFF_MAX);
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox relay round failed");
+                    0
+                }
+            };
+            // A full batch means more is waiting: go again without sleeping.
+            if published as i64 >= self.config.batch_size_max && backoff.is_zero() {
+                continue;
+            }
+            let pause = if backoff.is_zero() { self.config.poll_interval } else { backoff };
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.wake.0.notified(), if backoff.is_zero() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        // Last round so changes committed during shutdown are not left for the next start.
+        if let Err(e) = self.publish_round(&mut connection).await {
+            tracing::warn!(error = %e, "final outbox round failed; rows stay for the next relay");
+        }
+    }
+
+    /// One transaction: if this relay holds the lock, publish up to a batch and mark it.
+    async fn publish_round(&self, connection: &mut Option<redis::aio::MultiplexedConnection>) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK_KEY)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !leader {
+            return Ok(0);
+        }
+        let rows: Vec<(i64, sqlx::types::Json<Change>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "select id, payload, created_at from outbox where published_at is null order by id limit $1",
+        )
+        .bind(self.config.batch_size_max)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay").fetch_one(&mut *tx).await?;
+
+        let mut pipe = redis::pipe();
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        for (i, (id, payload, _)) in rows.iter().enumerate() {
+            let seq = last_seq + 1 + i as i64;
+            let message = payload.0.clone().into_message(seq);
+            let text = serde_json::to_string(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            pipe.publish(&self.config.channel, text).ignore();
+            ids.push(*id);
+            seqs.push(seq);
+        }
+        let redis = match connection {
+            Some(c) => c,
+            None => connection.insert(self.redis.get_multiplexed_async_connection().await?),
+        };
+        pipe.query_async::<()>(redis).await?;
+
+        let next_last_seq = last_seq + rows.len() as i64;
+        sqlx::query(
+            "update outbox o set seq = m.seq, published_at = now()
+             from unnest($1::bigint[], $2::bigint[]) as m(id, seq) where o.id = m.id",
+        )
+        .bind(&ids)
+        .bind(&seqs)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("update outbox_relay set last_seq = $1").bind(next_last_seq).execute(&mut *tx).await?;
+        tx.commit().await?;
+
+        let oldest = rows.iter().map(|r| r.2).min().unwrap_or_else(chrono::Utc::now);
+        let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
+        metrics::histogram!("outbox_relay_lag_seconds").record(lag.as_secs_f64());
+        metrics::counter!("outbox_published_total").increment(rows.len() as u64);
+        Ok(rows.len())
+    }
+
+    /// Refreshes the backlog gauges and prunes old published rows.
+    async fn housekeeping(&self) -> Result<(), sqlx::Error> {
+        let (backlog, oldest_age_s): (i64, Option<f64>) = sqlx::query_as(
+            "select count(*), extract(epoch from now() - min(created_at))::float8
+             from outbox where published_at is null",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        metrics::gauge!("outbox_backlog").set(backlog as f64);
+        metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(oldest_age_s.unwrap_or(0.0));
+        let retention_s = self.config.retention.as_secs_f64();
+        sqlx::query(
+            "delete from outbox where id in (
+                 select id from outbox
+                 where published_at is not null and published_at < now() - make_interval(secs => $1)
+                 limit $2)",
+        )
+        .bind(retention_s)
+        .bind(PRUNE_BATCH_MAX)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+-- Inventory: holds, tickets, idempotency records and the outbox.
+
+create table holds (
+    id uuid primary key,
+    zone_id uuid not null references zones (id),
+    show_id uuid not null references shows (id),
+    event_id uuid not null references events (id),
+    customer_id text not null check (length(customer_id) between 1 and 64),
+    quantity int not null check (quantity between 1 and 100),
+    unit_price_minor bigint not null check (unit_price_minor >= 0),
+    currency char(3) not null check (currency ~ '^[A-Z]{3}$'),
+    status text not null default 'held' check (status in ('held', 'confirmed', 'released', 'expired')),
+    created_at timestamptz not null default now(),
+    expires_at timestamptz not null,
+    -- When the hold left 'held' (confirmed, released or expired).
+    settled_at timestamptz,
+    payment_ref text check (length(payment_ref) <= 128),
+    check ((status = 'held') = (settled_at is null)),
+    check ((status = 'confirmed') = (payment_ref is not null))
+);
+-- The sweeper's scan: live holds by expiry.
+create index holds_live_expiry_idx on holds (expires_at) where status = 'held';
+-- The per-customer limit: live tickets of a customer for an event.
+create index holds_customer_idx on holds (event_id, customer_id) where status in ('held', 'confirmed');
+create index holds_zone_idx on holds (zone_id, status);
+
+create table tickets (
+    id uuid primary key,
+    hold_id uuid not null references holds (id),
+    zone_id uuid not null references zones (id),
+    -- Printed on the ticket; unique so a scanner can look it up.
+    code text not null unique,
+    -- Reserved for assigned seating (a later migration adds seats).
+    seat_id uuid,
+    created_at timestamptz not null default now()
+);
+create index tickets_hold_idx on tickets (hold_id);
+create index tickets_zone_idx on tickets (zone_id);
+
+-- Stored results of idempotent requests (invariant 3). `scope` names the operation
+-- (e.g. 'hold', 'confirm:<hold_id>'), so one key cannot replay across operations.
+create table idempotency (
+    scope text not null,
+    key text not null check (length(key) between 1 and 128),
+    request_sha256 bytea not null check (length(request_sha256) = 32),
+    response_status smallint not null,
+    response_body jsonb not null,
+    created_at timestamptz not null default now(),
+    primary key (scope, key)
+);
+create index idempotency_created_idx on idempotency (created_at);
+
+-- Transactional outbox (invariant 5): written in the same transaction as the change it
+-- describes, published to Redis by the relay, then pruned. `seq` is assigned by the relay
+-- at publication, so published sequence numbers are gap-free and in publication order
+-- (a bigserial alone has gaps from rolled-back transactions).
+create table outbox (
+    id bigserial primary key,
+    payload jsonb not null,
+    created_at timestamptz not null default now(),
+    seq bigint unique,
+    published_at timestamptz,
+    check ((seq is null) = (published_at is null))
+);
+create index outbox_unpublished_idx on outbox (id) where published_at is null;
+create index outbox_published_idx on outbox (published_at) where published_at is not null;
+
+-- The relay's counter: the last `seq` handed out. One row.
+create table outbox_relay (
+    singleton boolean primary key default true check (singleton),
+    last_seq bigint not null default 0
+);
+insert into outbox_relay default values;
