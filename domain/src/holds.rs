@@ -44,10 +44,19 @@ impl HoldRequest {
     /// Parse every field, reporting all bad fields at once.
     pub fn parse(&self) -> Result<NewHold, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let show_id = self.show_id.parse::<ShowId>().map_err(|e| errors.push(FieldError::new("show_id", e))).ok();
-        let zone_id = self.zone_id.parse::<ZoneId>().map_err(|e| errors.push(FieldError::new("zone_id", e))).ok();
-        let customer_id =
-            CustomerId::parse(&self.customer_id).map_err(|e| errors.push(FieldError::new("customer_id", e))).ok();
+        let show_id = self
+            .show_id
+            .parse::<ShowId>()
+            .map_err(|e| errors.push(FieldError::new("show_id", e)))
+            .ok();
+        let zone_id = self
+            .zone_id
+            .parse::<ZoneId>()
+            .map_err(|e| errors.push(FieldError::new("zone_id", e)))
+            .ok();
+        let customer_id = CustomerId::parse(&self.customer_id)
+            .map_err(|e| errors.push(FieldError::new("customer_id", e)))
+            .ok();
         let quantity = match i32::try_from(self.quantity) {
             Ok(q) if (1..=QUANTITY_PER_ORDER_MAX).contains(&q) => Some(q),
             _ => {
@@ -59,8 +68,15 @@ impl HoldRequest {
             }
         };
         match (show_id, zone_id, quantity, customer_id) {
-            (Some(show_id), Some(zone_id), Some(quantity), Some(customer_id)) if errors.is_empty() => {
-                Ok(NewHold { show_id, zone_id, quantity, customer_id })
+            (Some(show_id), Some(zone_id), Some(quantity), Some(customer_id))
+                if errors.is_empty() =>
+            {
+                Ok(NewHold {
+                    show_id,
+                    zone_id,
+                    quantity,
+                    customer_id,
+                })
             }
             _ => Err(errors),
         }
@@ -113,27 +129,42 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self {
+            code,
+            detail: detail.into(),
+        }
     }
 }
 
 /// The rules every hold must pass before stock is considered, checked at `now`.
 pub fn check_hold(ctx: &HoldContext, quantity: i32, now: DateTime<Utc>) -> Result<(), Rejection> {
     if ctx.event_status != EventStatus::Published {
-        return Err(Rejection::new(ErrorCode::EventNotOnSale, "the event is not on sale"));
+        return Err(Rejection::new(
+            ErrorCode::EventNotOnSale,
+            "the event is not on sale",
+        ));
     }
     let opens = later(ctx.booking_opens_at, ctx.sale_starts_at);
     let closes = earlier(ctx.booking_closes_at, ctx.sale_ends_at);
     if let Some(opens) = opens.filter(|at| now < *at) {
-        return Err(Rejection::new(ErrorCode::SaleNotStarted, format!("the sale opens at {}", opens.to_rfc3339())));
+        return Err(Rejection::new(
+            ErrorCode::SaleNotStarted,
+            format!("the sale opens at {}", opens.to_rfc3339()),
+        ));
     }
     if let Some(closes) = closes.filter(|at| now >= *at) {
-        return Err(Rejection::new(ErrorCode::SaleEnded, format!("the sale closed at {}", closes.to_rfc3339())));
+        return Err(Rejection::new(
+            ErrorCode::SaleEnded,
+            format!("the sale closed at {}", closes.to_rfc3339()),
+        ));
     }
     if quantity < ctx.min_per_order || quantity > ctx.max_per_order {
         return Err(Rejection::new(
             ErrorCode::QuantityOutOfRange,
-            format!("quantity must be between {} and {} for this zone", ctx.min_per_order, ctx.max_per_order),
+            format!(
+                "quantity must be between {} and {} for this zone",
+                ctx.min_per_order, ctx.max_per_order
+            ),
         ));
     }
     Ok(())
@@ -141,7 +172,11 @@ pub fn check_hold(ctx: &HoldContext, quantity: i32, now: DateTime<Utc>) -> Resul
 
 /// The per-customer limit: tickets already live (held or sold) for this event plus the
 /// request must not exceed `max_per_customer`.
-pub fn check_customer_limit(already: i64, quantity: i32, max_per_customer: Option<i32>) -> Result<(), Rejection> {
+pub fn check_customer_limit(
+    already: i64,
+    quantity: i32,
+    max_per_customer: Option<i32>,
+) -> Result<(), Rejection> {
     match max_per_customer {
         Some(max) if already + i64::from(quantity) > i64::from(max) => Err(Rejection::new(
             ErrorCode::CustomerLimitExceeded,
@@ -154,9 +189,15 @@ pub fn check_customer_limit(already: i64, quantity: i32, max_per_customer: Optio
 /// The stock rule: grant only what is there; say `sold_out` when nothing is.
 pub fn check_stock(available: i32, quantity: i32) -> Result<(), Rejection> {
     if available <= 0 {
-        Err(Rejection::new(ErrorCode::SoldOut, "no tickets left in this zone"))
+        Err(Rejection::new(
+            ErrorCode::SoldOut,
+            "no tickets left in this zone",
+        ))
     } else if available < quantity {
-        Err(Rejection::new(ErrorCode::InsufficientStock, format!("only {available} tickets left in this zone")))
+        Err(Rejection::new(
+            ErrorCode::InsufficientStock,
+            format!("only {available} tickets left in this zone"),
+        ))
     } else {
         Ok(())
     }
@@ -259,7 +300,9 @@ mod tests {
     }
 
     fn at(day: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).single().expect("valid date")
+        Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0)
+            .single()
+            .expect("valid date")
     }
 
     #[test]
@@ -287,7 +330,10 @@ mod tests {
         let code = |c: &HoldContext, q, now| check_hold(c, q, now).map_err(|r| r.code);
         assert_eq!(code(&ctx(), 1, at(15)), Err(ErrorCode::QuantityOutOfRange));
         assert_eq!(code(&ctx(), 7, at(15)), Err(ErrorCode::QuantityOutOfRange));
-        let early = Utc.with_ymd_and_hms(2025, 12, 31, 0, 0, 0).single().expect("valid");
+        let early = Utc
+            .with_ymd_and_hms(2025, 12, 31, 0, 0, 0)
+            .single()
+            .expect("valid");
         assert_eq!(code(&ctx(), 2, early), Err(ErrorCode::SaleNotStarted));
         let mut closed_early = ctx();
         closed_early.booking_closes_at = Some(at(10));
@@ -300,14 +346,23 @@ mod tests {
     #[test]
     fn customer_limit_counts_live_tickets() {
         assert!(check_customer_limit(4, 2, Some(6)).is_ok());
-        assert_eq!(check_customer_limit(5, 2, Some(6)).map_err(|r| r.code), Err(ErrorCode::CustomerLimitExceeded));
+        assert_eq!(
+            check_customer_limit(5, 2, Some(6)).map_err(|r| r.code),
+            Err(ErrorCode::CustomerLimitExceeded)
+        );
         assert!(check_customer_limit(1000, 2, None).is_ok());
     }
 
     #[test]
     fn stock_rule_distinguishes_sold_out_from_short() {
         assert!(check_stock(3, 3).is_ok());
-        assert_eq!(check_stock(0, 1).map_err(|r| r.code), Err(ErrorCode::SoldOut));
-        assert_eq!(check_stock(2, 3).map_err(|r| r.code), Err(ErrorCode::InsufficientStock));
+        assert_eq!(
+            check_stock(0, 1).map_err(|r| r.code),
+            Err(ErrorCode::SoldOut)
+        );
+        assert_eq!(
+            check_stock(2, 3).map_err(|r| r.code),
+            Err(ErrorCode::InsufficientStock)
+        );
     }
 }

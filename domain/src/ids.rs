@@ -159,7 +159,10 @@ mod tests {
         let text = "0192f0c4-7d3e-7b6a-9c1e-3f5a2b8c9d01";
         let id: ZoneId = text.parse().expect("valid");
         assert_eq!(id.to_string(), text);
-        assert_eq!("0192f0c47d3e7b6a9c1e3f5a2b8c9d01".parse::<ZoneId>(), Err(IdError::NotUuid));
+        assert_eq!(
+            "0192f0c47d3e7b6a9c1e3f5a2b8c9d01".parse::<ZoneId>(),
+            Err(IdError::NotUuid)
+        );
         assert_eq!("zone-1".parse::<ZoneId>(), Err(IdError::NotUuid));
         assert_eq!("".parse::<ZoneId>(), Err(IdError::NotUuid));
     }
@@ -167,8 +170,18 @@ mod tests {
     #[test]
     fn tokens_bound_length_and_alphabet() {
         assert!(CustomerId::parse("cust_42@example.com").is_ok());
-        assert_eq!(CustomerId::parse(""), Err(IdError::Length { max: CUSTOMER_ID_LEN_MAX }));
-        assert_eq!(CustomerId::parse(&"a".repeat(65)), Err(IdError::Length { max: CUSTOMER_ID_LEN_MAX }));
+        assert_eq!(
+            CustomerId::parse(""),
+            Err(IdError::Length {
+                max: CUSTOMER_ID_LEN_MAX
+            })
+        );
+        assert_eq!(
+            CustomerId::parse(&"a".repeat(65)),
+            Err(IdError::Length {
+                max: CUSTOMER_ID_LEN_MAX
+            })
+        );
         assert_eq!(CustomerId::parse("a b"), Err(IdError::Alphabet));
         assert_eq!(IdempotencyKey::parse("ключ"), Err(IdError::Alphabet));
         let key: Result<IdempotencyKey, _> = serde_json::from_str("\"k 1\"");

@@ -31,17 +31,39 @@ pub enum Invalidation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
-    Availability { show_id: ShowId, zone_id: ZoneId, available: i32, held: i32, sold: i32, version: i64 },
-    Catalog { event_id: EventId },
+    Availability {
+        show_id: ShowId,
+        zone_id: ZoneId,
+        available: i32,
+        held: i32,
+        sold: i32,
+        version: i64,
+    },
+    Catalog {
+        event_id: EventId,
+    },
 }
 
 impl Change {
     /// The message to publish, numbered `seq`.
     pub fn into_message(self, seq: i64) -> Invalidation {
         match self {
-            Change::Availability { show_id, zone_id, available, held, sold, version } => {
-                Invalidation::Availability { seq, show_id, zone_id, available, held, sold, version }
-            }
+            Change::Availability {
+                show_id,
+                zone_id,
+                available,
+                held,
+                sold,
+                version,
+            } => Invalidation::Availability {
+                seq,
+                show_id,
+                zone_id,
+                available,
+                held,
+                sold,
+                version,
+            },
             Change::Catalog { event_id } => Invalidation::Catalog { seq, event_id },
         }
     }
@@ -63,16 +85,29 @@ mod tests {
     fn messages_match_the_documented_format() {
         let zone = ZoneId(uuid::Uuid::nil());
         let show = ShowId(uuid::Uuid::nil());
-        let change = Change::Availability { show_id: show, zone_id: zone, available: 17, held: 3, sold: 80, version: 311 };
+        let change = Change::Availability {
+            show_id: show,
+            zone_id: zone,
+            available: 17,
+            held: 3,
+            sold: 80,
+            version: 311,
+        };
         let json = serde_json::to_value(change.into_message(1042)).expect("ser");
         let expected = serde_json::json!({
             "seq": 1042, "kind": "availability", "show_id": show.to_string(), "zone_id": zone.to_string(),
             "available": 17, "held": 3, "sold": 80, "version": 311
         });
         assert_eq!(json, expected);
-        let catalog = Change::Catalog { event_id: EventId(uuid::Uuid::nil()) }.into_message(1043);
+        let catalog = Change::Catalog {
+            event_id: EventId(uuid::Uuid::nil()),
+        }
+        .into_message(1043);
         let json = serde_json::to_value(&catalog).expect("ser");
-        assert_eq!(json, serde_json::json!({"seq": 1043, "kind": "catalog", "event_id": uuid::Uuid::nil().to_string()}));
+        assert_eq!(
+            json,
+            serde_json::json!({"seq": 1043, "kind": "catalog", "event_id": uuid::Uuid::nil().to_string()})
+        );
         let back: Invalidation = serde_json::from_value(json).expect("de");
         assert_eq!(back, catalog);
     }

@@ -18,6 +18,8 @@ pub mod invalidation;
 pub mod money;
 pub mod problem;
 
-pub use ids::{CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, VenueId, ZoneId};
+pub use ids::{
+    CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, VenueId, ZoneId,
+};
 pub use money::Currency;
 pub use problem::{ErrorCode, FieldError, Problem};

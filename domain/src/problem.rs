@@ -70,8 +70,16 @@ impl ErrorCode {
             Forbidden => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
-            SoldOut | InsufficientStock | CustomerLimitExceeded | SaleNotStarted | SaleEnded
-            | EventNotOnSale | HoldExpired | HoldNotActive | Conflict | IdempotencyInProgress => 409,
+            SoldOut
+            | InsufficientStock
+            | CustomerLimitExceeded
+            | SaleNotStarted
+            | SaleEnded
+            | EventNotOnSale
+            | HoldExpired
+            | HoldNotActive
+            | Conflict
+            | IdempotencyInProgress => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | IdempotencyConflict | QuantityOutOfRange => 422,
@@ -156,7 +164,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        Self { field: field.into(), message: message.to_string() }
+        Self {
+            field: field.into(),
+            message: message.to_string(),
+        }
     }
 }
 
@@ -184,7 +195,10 @@ pub struct Problem {
 impl Problem {
     pub fn new(code: ErrorCode) -> Self {
         Self {
-            type_uri: format!("https://tessera.dev/problems/{}", code.as_str().replace('_', "-")),
+            type_uri: format!(
+                "https://tessera.dev/problems/{}",
+                code.as_str().replace('_', "-")
+            ),
             title: code.title().to_owned(),
             status: code.status(),
             detail: None,
@@ -211,7 +225,11 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_stable_strings() {
-        for code in [ErrorCode::SoldOut, ErrorCode::IdempotencyConflict, ErrorCode::ValidationFailed] {
+        for code in [
+            ErrorCode::SoldOut,
+            ErrorCode::IdempotencyConflict,
+            ErrorCode::ValidationFailed,
+        ] {
             let json = serde_json::to_value(code).expect("ser");
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
         }
@@ -219,7 +237,10 @@ mod tests {
         let json = serde_json::to_value(&p).expect("ser");
         assert_eq!(json["status"], 409);
         assert_eq!(json["code"], "insufficient_stock");
-        assert_eq!(json["type"], "https://tessera.dev/problems/insufficient-stock");
+        assert_eq!(
+            json["type"],
+            "https://tessera.dev/problems/insufficient-stock"
+        );
         assert!(json.get("errors").is_none());
     }
 }

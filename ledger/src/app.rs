@@ -51,13 +51,22 @@ impl Ledger {
 
     /// Binds `config.addr` with an already migrated pool.
     pub async fn build_with_pool(config: Config, pool: PgPool) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.addr).await.with_context(|| format!("failed to bind {}", config.addr))?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("failed to bind {}", config.addr))?;
         let redis = redis::Client::open(config.redis_url.as_str())
             .with_context(|| format!("invalid REDIS_URL {:?}", config.redis_url))?;
         let outbox_wake = OutboxWake::default();
         let engine = HoldEngine::new(pool.clone(), config.holds.clone(), outbox_wake.clone());
         let metrics = crate::metrics::recorder()?;
-        let state = AppState { pool, redis, engine, outbox_wake, metrics, config: Arc::new(config) };
+        let state = AppState {
+            pool,
+            redis,
+            engine,
+            outbox_wake,
+            metrics,
+            config: Arc::new(config),
+        };
         Ok(Self { listener, state })
     }
 
@@ -68,7 +77,10 @@ impl Ledger {
     /// Serves until `shutdown` resolves, then: stops accepting, lets in-flight requests
     /// (and the hold batches they wait for) finish, stops the relay and sweeper after a
     /// last round, and returns. Bounded by `shutdown_grace`.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Self { listener, state } = self;
         let config = state.config.clone();
         let cancel = CancellationToken::new();
@@ -111,9 +123,13 @@ impl Ledger {
             result = serve => result.context("server task failed")?.context("server failed")?,
             () = drained => tracing::warn!("shutdown grace elapsed with requests still in flight"),
         }
-        tokio::time::timeout(config.shutdown_grace, engine.shutdown()).await.ok();
+        tokio::time::timeout(config.shutdown_grace, engine.shutdown())
+            .await
+            .ok();
         cancel.cancel();
-        tokio::time::timeout(config.shutdown_grace, tasks.wait()).await.ok();
+        tokio::time::timeout(config.shutdown_grace, tasks.wait())
+            .await
+            .ok();
         tracing::info!("ledger stopped");
         Ok(())
     }
@@ -129,7 +145,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::client(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::client(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+            ApiError::client(
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
         })
         .layer(
             ServiceBuilder::new()
@@ -148,7 +167,10 @@ pub fn router(state: AppState) -> Router {
 async fn middleware_error(error: BoxError) -> Response {
     use axum::response::IntoResponse;
     if error.is::<tower::timeout::error::Elapsed>() {
-        ApiError::client(ErrorCode::Unavailable, "the request took too long; retry (holds are idempotent)")
+        ApiError::client(
+            ErrorCode::Unavailable,
+            "the request took too long; retry (holds are idempotent)",
+        )
     } else if error.is::<tower::load_shed::error::Overloaded>() {
         ApiError::Overloaded("too many requests in flight")
     } else {

@@ -25,7 +25,10 @@ impl AdminTenant {
         if owner == self.0 {
             Ok(())
         } else {
-            Err(ApiError::client(ErrorCode::Forbidden, "this resource belongs to another tenant"))
+            Err(ApiError::client(
+                ErrorCode::Forbidden,
+                "this resource belongs to another tenant",
+            ))
         }
     }
 }
@@ -38,7 +41,10 @@ pub fn token_sha256(token: &str) -> Vec<u8> {
 pub fn new_token() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::rng().random();
-    format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 impl FromRequestParts<AppState> for AdminTenant {
@@ -46,7 +52,10 @@ impl FromRequestParts<AppState> for AdminTenant {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let unauthorized = |detail: &str| ApiError::client(ErrorCode::Unauthorized, detail);
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
         let token = header
             .to_str()
             .ok()
@@ -54,16 +63,22 @@ impl FromRequestParts<AppState> for AdminTenant {
             .map(str::trim)
             .filter(|t| t.starts_with(TOKEN_PREFIX))
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer tsk_…`"))?;
-        let tenant: Option<uuid::Uuid> = sqlx::query_scalar("select tenant_id from api_tokens where token_sha256 = $1")
-            .bind(token_sha256(token))
-            .fetch_optional(&state.pool)
-            .await?;
-        tenant.map(|t| Self(TenantId(t))).ok_or_else(|| unauthorized("unknown token"))
+        let tenant: Option<uuid::Uuid> =
+            sqlx::query_scalar("select tenant_id from api_tokens where token_sha256 = $1")
+                .bind(token_sha256(token))
+                .fetch_optional(&state.pool)
+                .await?;
+        tenant
+            .map(|t| Self(TenantId(t)))
+            .ok_or_else(|| unauthorized("unknown token"))
     }
 }
 
 /// Creates a tenant and its first admin token; returns both (the token is shown once).
-pub async fn create_tenant(conn: &mut sqlx::PgConnection, name: &str) -> Result<(TenantId, String), sqlx::Error> {
+pub async fn create_tenant(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+) -> Result<(TenantId, String), sqlx::Error> {
     let tenant_id = TenantId(uuid::Uuid::now_v7());
     sqlx::query("insert into tenants (id, name) values ($1, $2)")
         .bind(tenant_id.as_uuid())
@@ -75,7 +90,11 @@ pub async fn create_tenant(conn: &mut sqlx::PgConnection, name: &str) -> Result<
 }
 
 /// Issues another admin token for `tenant_id`.
-pub async fn issue_token(conn: &mut sqlx::PgConnection, tenant_id: TenantId, label: &str) -> Result<String, sqlx::Error> {
+pub async fn issue_token(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: TenantId,
+    label: &str,
+) -> Result<String, sqlx::Error> {
     let token = new_token();
     sqlx::query("insert into api_tokens (token_sha256, tenant_id, label) values ($1, $2, $3)")
         .bind(token_sha256(&token))

@@ -98,12 +98,18 @@ impl Config {
 
     /// Reads configuration through `lookup`, so tests can pass their own values.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str, default: &str| -> String { lookup(name).unwrap_or_else(|| default.to_owned()) };
+        let get = |name: &'static str, default: &str| -> String {
+            lookup(name).unwrap_or_else(|| default.to_owned())
+        };
         fn parse<T: FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
         where
             T::Err: std::fmt::Display,
         {
-            value.parse().map_err(|e: T::Err| ConfigError { name, value, reason: e.to_string() })
+            value.parse().map_err(|e: T::Err| ConfigError {
+                name,
+                value,
+                reason: e.to_string(),
+            })
         }
         let ms = |name: &'static str, default: &str| -> Result<Duration, ConfigError> {
             parse::<u64>(name, get(name, default)).map(Duration::from_millis)
@@ -120,21 +126,42 @@ impl Config {
                 strategy: parse("HOLD_STRATEGY", get("HOLD_STRATEGY", "batched"))?,
                 hold_ttl: secs("HOLD_TTL_SECONDS", "600")?,
                 batch_size_max: parse("HOLD_BATCH_SIZE_MAX", get("HOLD_BATCH_SIZE_MAX", "256"))?,
-                zone_queue_depth_max: parse("HOLD_ZONE_QUEUE_DEPTH_MAX", get("HOLD_ZONE_QUEUE_DEPTH_MAX", "4096"))?,
-                zone_writers_max: parse("HOLD_ZONE_WRITERS_MAX", get("HOLD_ZONE_WRITERS_MAX", "1024"))?,
+                zone_queue_depth_max: parse(
+                    "HOLD_ZONE_QUEUE_DEPTH_MAX",
+                    get("HOLD_ZONE_QUEUE_DEPTH_MAX", "4096"),
+                )?,
+                zone_writers_max: parse(
+                    "HOLD_ZONE_WRITERS_MAX",
+                    get("HOLD_ZONE_WRITERS_MAX", "1024"),
+                )?,
                 zone_writer_idle: secs("HOLD_ZONE_WRITER_IDLE_SECONDS", "30")?,
                 sweep_interval: ms("SWEEP_INTERVAL_MS", "1000")?,
-                sweep_batch_size_max: parse("SWEEP_BATCH_SIZE_MAX", get("SWEEP_BATCH_SIZE_MAX", "500"))?,
+                sweep_batch_size_max: parse(
+                    "SWEEP_BATCH_SIZE_MAX",
+                    get("SWEEP_BATCH_SIZE_MAX", "500"),
+                )?,
             },
             outbox: OutboxConfig {
                 poll_interval: ms("OUTBOX_POLL_INTERVAL_MS", "100")?,
-                batch_size_max: parse("OUTBOX_BATCH_SIZE_MAX", get("OUTBOX_BATCH_SIZE_MAX", "500"))?,
+                batch_size_max: parse(
+                    "OUTBOX_BATCH_SIZE_MAX",
+                    get("OUTBOX_BATCH_SIZE_MAX", "500"),
+                )?,
                 retention: secs("OUTBOX_RETENTION_SECONDS", "3600")?,
-                channel: get("OUTBOX_CHANNEL", tessera_domain::invalidation::INVALIDATION_CHANNEL),
+                channel: get(
+                    "OUTBOX_CHANNEL",
+                    tessera_domain::invalidation::INVALIDATION_CHANNEL,
+                ),
             },
-            request_body_max_bytes: parse("REQUEST_BODY_MAX_BYTES", get("REQUEST_BODY_MAX_BYTES", "65536"))?,
+            request_body_max_bytes: parse(
+                "REQUEST_BODY_MAX_BYTES",
+                get("REQUEST_BODY_MAX_BYTES", "65536"),
+            )?,
             request_timeout: ms("REQUEST_TIMEOUT_MS", "10000")?,
-            requests_in_flight_max: parse("REQUESTS_IN_FLIGHT_MAX", get("REQUESTS_IN_FLIGHT_MAX", "8192"))?,
+            requests_in_flight_max: parse(
+                "REQUESTS_IN_FLIGHT_MAX",
+                get("REQUESTS_IN_FLIGHT_MAX", "8192"),
+            )?,
             shutdown_grace: secs("SHUTDOWN_GRACE_SECONDS", "30")?,
             idempotency_retention: secs("IDEMPOTENCY_RETENTION_SECONDS", "86400")?,
             log_json: get("LOG_FORMAT", "text") == "json",
@@ -157,9 +184,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = Config::from_lookup(|n| (n == "HOLD_TTL_SECONDS").then(|| "ten".to_owned())).expect_err("invalid");
+        let err = Config::from_lookup(|n| (n == "HOLD_TTL_SECONDS").then(|| "ten".to_owned()))
+            .expect_err("invalid");
         assert!(err.to_string().contains("HOLD_TTL_SECONDS"), "{err}");
-        let err = Config::from_lookup(|n| (n == "HOLD_STRATEGY").then(|| "fast".to_owned())).expect_err("invalid");
+        let err = Config::from_lookup(|n| (n == "HOLD_STRATEGY").then(|| "fast".to_owned()))
+            .expect_err("invalid");
         assert!(err.to_string().contains("batched"), "{err}");
     }
 }

@@ -18,8 +18,13 @@ const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Creates the database if it does not exist, connects, and applies migrations.
 pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     let url = config.database_url.as_str();
-    if !Postgres::database_exists(url).await.with_context(|| format!("failed to reach PostgreSQL at {url}"))? {
-        Postgres::create_database(url).await.with_context(|| format!("failed to create the database {url}"))?;
+    if !Postgres::database_exists(url)
+        .await
+        .with_context(|| format!("failed to reach PostgreSQL at {url}"))?
+    {
+        Postgres::create_database(url)
+            .await
+            .with_context(|| format!("failed to create the database {url}"))?;
         tracing::info!(url, "created database");
     }
     let pool = PgPoolOptions::new()
@@ -28,6 +33,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
         .connect(url)
         .await
         .with_context(|| format!("failed to connect to {url}"))?;
-    MIGRATOR.run(&pool).await.context("failed to apply migrations")?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("failed to apply migrations")?;
     Ok(pool)
 }

@@ -28,7 +28,10 @@ const RETRY_AFTER_SECONDS: &str = "1";
 
 impl ApiError {
     pub fn client(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self::Client { code, detail: detail.into() }
+        Self::Client {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -58,7 +61,10 @@ fn summarise(errors: &[FieldError]) -> String {
 
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
-        Self::Client { code: r.code, detail: r.detail }
+        Self::Client {
+            code: r.code,
+            detail: r.detail,
+        }
     }
 }
 
@@ -66,7 +72,10 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if is_unavailable(&e) {
             tracing::warn!(error = %e, "database unavailable");
-            return Self::client(ErrorCode::Unavailable, "the database is unavailable, retry shortly");
+            return Self::client(
+                ErrorCode::Unavailable,
+                "the database is unavailable, retry shortly",
+            );
         }
         Self::Unexpected(anyhow::Error::new(e).context("database query failed"))
     }
@@ -74,7 +83,10 @@ impl From<sqlx::Error> for ApiError {
 
 /// Pool exhaustion and lost connections are transient: answer 503, not 500.
 fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
 }
 
 /// Renders a problem with the right status and media type.
@@ -82,12 +94,20 @@ pub fn problem_response(problem: &Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(problem).unwrap_or_default();
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
     }
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }

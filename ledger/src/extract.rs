@@ -35,18 +35,24 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => {
             // axum reports the failing path (e.g. `shows[0].starts_at: …`) in the source.
-            let message = std::error::Error::source(&e).map_or_else(|| e.body_text(), |s| s.to_string());
+            let message =
+                std::error::Error::source(&e).map_or_else(|| e.body_text(), |s| s.to_string());
             // serde_path_to_error's form is `path.to.field: what went wrong`.
             let (field, message) = match message.split_once(": ") {
-                Some((path, rest)) if !path.contains(' ') && path != "." => (path.to_owned(), rest.to_owned()),
+                Some((path, rest)) if !path.contains(' ') && path != "." => {
+                    (path.to_owned(), rest.to_owned())
+                }
                 _ => ("body".to_owned(), message),
             };
             ApiError::Validation(vec![FieldError::new(field, message)])
         }
-        JsonRejection::JsonSyntaxError(_) => ApiError::client(ErrorCode::MalformedJson, "the body is not valid JSON"),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::client(ErrorCode::UnsupportedMediaType, "send the body as application/json")
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::client(ErrorCode::MalformedJson, "the body is not valid JSON")
         }
+        JsonRejection::MissingJsonContentType(_) => ApiError::client(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as application/json",
+        ),
         other => ApiError::client(ErrorCode::MalformedJson, other.body_text()),
     }
 }
@@ -60,10 +66,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::Validation(vec![FieldError::new("query", e.body_text())]))
-            }
-            Err(other) => Err(ApiError::Validation(vec![FieldError::new("query", other.body_text())])),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::Validation(
+                vec![FieldError::new("query", e.body_text())],
+            )),
+            Err(other) => Err(ApiError::Validation(vec![FieldError::new(
+                "query",
+                other.body_text(),
+            )])),
         }
     }
 }
@@ -90,7 +99,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
                 "send an Idempotency-Key header (a UUID is a good key) so retries are safe",
             ));
         };
-        let text = value.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be ASCII"))?;
-        IdempotencyKey::parse(text).map(Self).map_err(|e| ApiError::field("Idempotency-Key", e))
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::field("Idempotency-Key", "must be ASCII"))?;
+        IdempotencyKey::parse(text)
+            .map(Self)
+            .map_err(|e| ApiError::field("Idempotency-Key", e))
     }
 }

@@ -31,14 +31,19 @@ pub struct Health {
 /// The process is up.
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
 pub(crate) async fn live() -> Json<Health> {
-    Json(Health { status: "ok", postgres: "unchecked", redis: "unchecked" })
+    Json(Health {
+        status: "ok",
+        postgres: "unchecked",
+        redis: "unchecked",
+    })
 }
 
 /// PostgreSQL and Redis answer.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let postgres = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("select 1").execute(&state.pool)).await;
+    let postgres =
+        tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("select 1").execute(&state.pool)).await;
     let postgres_up = matches!(postgres, Ok(Ok(_)));
     let redis = tokio::time::timeout(PROBE_TIMEOUT, async {
         let mut conn = state.redis.get_multiplexed_async_connection().await?;
@@ -47,11 +52,18 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Health>,
     .await;
     let redis_up = matches!(redis, Ok(Ok(_)));
     if postgres_up && redis_up {
-        return Ok(Json(Health { status: "ok", postgres: "up", redis: "up" }));
+        return Ok(Json(Health {
+            status: "ok",
+            postgres: "up",
+            redis: "up",
+        }));
     }
     let down: Vec<&str> = [("postgres", postgres_up), ("redis", redis_up)]
         .into_iter()
         .filter_map(|(name, up)| (!up).then_some(name))
         .collect();
-    Err(ApiError::client(ErrorCode::Unavailable, format!("not ready: {} down", down.join(" and "))))
+    Err(ApiError::client(
+        ErrorCode::Unavailable,
+        format!("not ready: {} down", down.join(" and ")),
+    ))
 }

@@ -32,11 +32,19 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(status: StatusCode, body: &impl Serialize) -> Self {
-        Self { status: status.as_u16(), body: serde_json::to_value(body).unwrap_or_default(), replayed: false }
+        Self {
+            status: status.as_u16(),
+            body: serde_json::to_value(body).unwrap_or_default(),
+            replayed: false,
+        }
     }
 
     pub fn problem(problem: &Problem) -> Self {
-        Self { status: problem.status, body: serde_json::to_value(problem).unwrap_or_default(), replayed: false }
+        Self {
+            status: problem.status,
+            body: serde_json::to_value(problem).unwrap_or_default(),
+            replayed: false,
+        }
     }
 
     pub fn conflict() -> Self {
@@ -52,7 +60,11 @@ impl IntoResponse for Reply {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.body).unwrap_or_default();
         let mut response = (status, body).into_response();
-        let content_type = if status.is_success() { "application/json" } else { PROBLEM_CONTENT_TYPE };
+        let content_type = if status.is_success() {
+            "application/json"
+        } else {
+            PROBLEM_CONTENT_TYPE
+        };
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         if self.replayed {
@@ -77,12 +89,20 @@ impl Stored {
         if self.request_sha256 != request_sha256 {
             return Reply::conflict();
         }
-        Reply { status: self.response_status as u16, body: self.response_body.clone(), replayed: true }
+        Reply {
+            status: self.response_status as u16,
+            body: self.response_body.clone(),
+            replayed: true,
+        }
     }
 }
 
 /// Stored results for any of `keys` in `scope`.
-pub async fn lookup(conn: &mut PgConnection, scope: &str, keys: &[&str]) -> Result<Vec<Stored>, sqlx::Error> {
+pub async fn lookup(
+    conn: &mut PgConnection,
+    scope: &str,
+    keys: &[&str],
+) -> Result<Vec<Stored>, sqlx::Error> {
     sqlx::query_as(
         "select key, request_sha256, response_status, response_body from idempotency
          where scope = $1 and key = any($2)",
@@ -103,15 +123,21 @@ pub struct NewRecord<'a> {
 /// Stores results; returns how many were new. Fewer than given means another transaction
 /// stored the same key concurrently: the caller must roll back and retry (the retry then
 /// replays that result).
-pub async fn store(conn: &mut PgConnection, scope: &str, records: &[NewRecord<'_>]) -> Result<usize, sqlx::Error> {
+pub async fn store(
+    conn: &mut PgConnection,
+    scope: &str,
+    records: &[NewRecord<'_>],
+) -> Result<usize, sqlx::Error> {
     if records.is_empty() {
         return Ok(0);
     }
     let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
     let hashes: Vec<&[u8]> = records.iter().map(|r| r.request_sha256).collect();
     let statuses: Vec<i16> = records.iter().map(|r| r.reply.status as i16).collect();
-    let bodies: Vec<sqlx::types::Json<&serde_json::Value>> =
-        records.iter().map(|r| sqlx::types::Json(&r.reply.body)).collect();
+    let bodies: Vec<sqlx::types::Json<&serde_json::Value>> = records
+        .iter()
+        .map(|r| sqlx::types::Json(&r.reply.body))
+        .collect();
     let inserted = sqlx::query(
         "insert into idempotency (scope, key, request_sha256, response_status, response_body)
          select $1, k, h, s, b from unnest($2::text[], $3::bytea[], $4::int2[], $5::jsonb[]) as t(k, h, s, b)
@@ -128,7 +154,10 @@ pub async fn store(conn: &mut PgConnection, scope: &str, records: &[NewRecord<'_
 }
 
 /// Deletes results older than `retention`; returns how many.
-pub async fn prune(pool: &sqlx::PgPool, retention: std::time::Duration) -> Result<u64, sqlx::Error> {
+pub async fn prune(
+    pool: &sqlx::PgPool,
+    retention: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "delete from idempotency where ctid in (
              select ctid from idempotency where created_at < now() - make_interval(secs => $1) limit 10000)",

@@ -14,7 +14,9 @@ Configuration comes from the environment; see .env.example.";
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     init_tracing(config.log_json);
-    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".to_owned());
+    let command = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "serve".to_owned());
     match command.as_str() {
         "serve" => serve(config).await,
         "migrate" => {
@@ -24,7 +26,9 @@ async fn main() -> anyhow::Result<()> {
         }
         "seed" => {
             let pool = tessera_ledger::db::connect(&config).await?;
-            let seeded = tessera_ledger::seed::run(&pool).await.context("seeding demo data failed")?;
+            let seeded = tessera_ledger::seed::run(&pool)
+                .await
+                .context("seeding demo data failed")?;
             println!("demo tenant:  {}", seeded.tenant_id);
             println!("admin token:  {}", seeded.admin_token);
             println!("demo events:  {} created", seeded.events_created);
@@ -74,7 +78,8 @@ async fn shutdown_signal() {
 }
 
 fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

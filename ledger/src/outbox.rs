@@ -36,7 +36,10 @@ const PRUNE_BATCH_MAX: i64 = 10_000;
 
 /// Writes `change` to the outbox in the caller's transaction.
 pub async fn enqueue(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into outbox (payload) values ($1)").bind(sqlx::types::Json(change)).execute(conn).await?;
+    sqlx::query("insert into outbox (payload) values ($1)")
+        .bind(sqlx::types::Json(change))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -94,7 +97,11 @@ impl Relay {
             if published as i64 >= self.config.batch_size_max && backoff.is_zero() {
                 continue;
             }
-            let pause = if backoff.is_zero() { self.config.poll_interval } else { backoff };
+            let pause = if backoff.is_zero() {
+                self.config.poll_interval
+            } else {
+                backoff
+            };
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = self.wake.0.notified(), if backoff.is_zero() => {}
@@ -108,7 +115,10 @@ impl Relay {
     }
 
     /// One transaction: if this relay holds the lock, publish up to a batch and mark it.
-    async fn publish_round(&self, connection: &mut Option<redis::aio::MultiplexedConnection>) -> Result<usize, RelayError> {
+    async fn publish_round(
+        &self,
+        connection: &mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
         let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
             .bind(RELAY_LOCK_KEY)
@@ -126,7 +136,9 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay").fetch_one(&mut *tx).await?;
+        let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay")
+            .fetch_one(&mut *tx)
+            .await?;
 
         let mut pipe = redis::pipe();
         let mut ids = Vec::with_capacity(rows.len());
@@ -134,7 +146,8 @@ impl Relay {
         for (i, (id, payload, _)) in rows.iter().enumerate() {
             let seq = last_seq + 1 + i as i64;
             let message = payload.0.clone().into_message(seq);
-            let text = serde_json::to_string(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let text =
+                serde_json::to_string(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             pipe.publish(&self.config.channel, text).ignore();
             ids.push(*id);
             seqs.push(seq);
@@ -154,10 +167,17 @@ impl Relay {
         .bind(&seqs)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("update outbox_relay set last_seq = $1").bind(next_last_seq).execute(&mut *tx).await?;
+        sqlx::query("update outbox_relay set last_seq = $1")
+            .bind(next_last_seq)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
 
-        let oldest = rows.iter().map(|r| r.2).min().unwrap_or_else(chrono::Utc::now);
+        let oldest = rows
+            .iter()
+            .map(|r| r.2)
+            .min()
+            .unwrap_or_else(chrono::Utc::now);
         let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
         metrics::histogram!("outbox_relay_lag_seconds").record(lag.as_secs_f64());
         metrics::counter!("outbox_published_total").increment(rows.len() as u64);

@@ -21,11 +21,20 @@ pub struct Seeded {
 }
 
 fn at(days: i64, hour: i64) -> String {
-    let day: DateTime<Utc> = Utc::now().duration_trunc(Duration::days(1)).unwrap_or_else(|_| Utc::now());
+    let day: DateTime<Utc> = Utc::now()
+        .duration_trunc(Duration::days(1))
+        .unwrap_or_else(|_| Utc::now());
     (day + Duration::days(days) + Duration::hours(hour)).to_rfc3339()
 }
 
-fn zone(name: &str, price_minor: i64, currency: &str, capacity: i32, max_per_order: i32, sort_order: i32) -> Value {
+fn zone(
+    name: &str,
+    price_minor: i64,
+    currency: &str,
+    capacity: i32,
+    max_per_order: i32,
+    sort_order: i32,
+) -> Value {
     json!({"name": name, "price_minor": price_minor, "currency": currency, "capacity": capacity,
            "max_per_order": max_per_order, "sort_order": sort_order})
 }
@@ -95,34 +104,47 @@ fn demo_events() -> Vec<Value> {
 /// Seeds the demo organiser and publishes its events.
 pub async fn run(pool: &PgPool) -> anyhow::Result<Seeded> {
     let mut tx = pool.begin().await?;
-    let existing: Option<uuid::Uuid> = sqlx::query_scalar("select id from tenants where name = $1 order by created_at limit 1")
-        .bind(DEMO_TENANT)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing: Option<uuid::Uuid> =
+        sqlx::query_scalar("select id from tenants where name = $1 order by created_at limit 1")
+            .bind(DEMO_TENANT)
+            .fetch_optional(&mut *tx)
+            .await?;
     let (tenant_id, admin_token) = match existing {
-        Some(id) => (TenantId(id), auth::issue_token(&mut tx, TenantId(id), "seed").await?),
+        Some(id) => (
+            TenantId(id),
+            auth::issue_token(&mut tx, TenantId(id), "seed").await?,
+        ),
         None => auth::create_tenant(&mut tx, DEMO_TENANT).await?,
     };
     let mut events_created = 0;
     for event in demo_events() {
         let slug = event["slug"].as_str().unwrap_or_default().to_owned();
-        let exists: bool = sqlx::query_scalar("select exists(select 1 from events where tenant_id = $1 and slug = $2)")
-            .bind(tenant_id.as_uuid())
-            .bind(&slug)
-            .fetch_one(&mut *tx)
-            .await?;
+        let exists: bool = sqlx::query_scalar(
+            "select exists(select 1 from events where tenant_id = $1 and slug = $2)",
+        )
+        .bind(tenant_id.as_uuid())
+        .bind(&slug)
+        .fetch_one(&mut *tx)
+        .await?;
         if exists {
             continue;
         }
-        let new: NewEvent = serde_json::from_value(event).with_context(|| format!("demo event {slug}"))?;
-        let event_id = insert_event(&mut tx, tenant_id, &new).await.map_err(|e| anyhow::anyhow!("demo event {slug}: {e}"))?;
+        let new: NewEvent =
+            serde_json::from_value(event).with_context(|| format!("demo event {slug}"))?;
+        let event_id = insert_event(&mut tx, tenant_id, &new)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo event {slug}: {e}"))?;
         change_status(&mut tx, AdminTenant(tenant_id), event_id, "published")
             .await
             .map_err(|e| anyhow::anyhow!("publishing {slug}: {e}"))?;
         events_created += 1;
     }
     tx.commit().await?;
-    Ok(Seeded { tenant_id, admin_token, events_created })
+    Ok(Seeded {
+        tenant_id,
+        admin_token,
+        events_created,
+    })
 }
 
 #[cfg(test)]

@@ -32,15 +32,26 @@ const DESCRIPTION_LEN_MAX: usize = 10_000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/events", post(create_event))
-        .route("/admin/v1/events/{event_id}", get(get_owned_event).patch(patch_event))
+        .route(
+            "/admin/v1/events/{event_id}",
+            get(get_owned_event).patch(patch_event),
+        )
         .route("/admin/v1/events/{event_id}/publish", post(publish_event))
         .route("/admin/v1/events/{event_id}/cancel", post(cancel_event))
-        .route("/admin/v1/events/{event_id}/shows/{show_id}", patch(patch_show))
-        .route("/admin/v1/events/{event_id}/zones/{zone_id}", patch(patch_zone))
+        .route(
+            "/admin/v1/events/{event_id}/shows/{show_id}",
+            patch(patch_show),
+        )
+        .route(
+            "/admin/v1/events/{event_id}/zones/{zone_id}",
+            patch(patch_zone),
+        )
 }
 
 /// Distinguishes an absent field (keep) from an explicit `null` (clear).
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -108,19 +119,34 @@ pub struct NewZone {
 fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && s.split('-').all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
     if value.trim().is_empty() || value.chars().count() > max {
-        errors.push(FieldError::new(field, format!("must be 1 to {max} characters")));
+        errors.push(FieldError::new(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
     }
 }
 
-fn check_window(errors: &mut Vec<FieldError>, field: &str, opens: Option<DateTime<Utc>>, closes: Option<DateTime<Utc>>) {
+fn check_window(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    opens: Option<DateTime<Utc>>,
+    closes: Option<DateTime<Utc>>,
+) {
     if let (Some(o), Some(c)) = (opens, closes) {
         if o >= c {
-            errors.push(FieldError::new(field, "the window must open before it closes"));
+            errors.push(FieldError::new(
+                field,
+                "the window must open before it closes",
+            ));
         }
     }
 }
@@ -128,10 +154,16 @@ fn check_window(errors: &mut Vec<FieldError>, field: &str, opens: Option<DateTim
 fn check_zone(errors: &mut Vec<FieldError>, at: &str, z: &ZoneFields) {
     check_text(errors, &format!("{at}.name"), &z.name, 100);
     if !(0..=PRICE_MINOR_MAX).contains(&z.price_minor) {
-        errors.push(FieldError::new(format!("{at}.price_minor"), format!("must be 0 to {PRICE_MINOR_MAX}")));
+        errors.push(FieldError::new(
+            format!("{at}.price_minor"),
+            format!("must be 0 to {PRICE_MINOR_MAX}"),
+        ));
     }
     if !(0..=ZONE_CAPACITY_MAX).contains(&z.capacity) {
-        errors.push(FieldError::new(format!("{at}.capacity"), format!("must be 0 to {ZONE_CAPACITY_MAX}")));
+        errors.push(FieldError::new(
+            format!("{at}.capacity"),
+            format!("must be 0 to {ZONE_CAPACITY_MAX}"),
+        ));
     }
     let max_order = tessera_domain::holds::QUANTITY_PER_ORDER_MAX;
     if z.min_per_order < 1 || z.min_per_order > z.max_per_order || z.max_per_order > max_order {
@@ -152,39 +184,77 @@ struct ZoneFields {
 }
 
 impl NewEvent {
-    fn validate(&self) -> Result<(), ApiError> {
+    pub(crate) fn validate(&self) -> Result<(), ApiError> {
         let mut errors = Vec::new();
         if !is_slug(&self.slug) {
-            errors.push(FieldError::new("slug", "lower-case letters and digits in words joined by '-', at most 100"));
+            errors.push(FieldError::new(
+                "slug",
+                "lower-case letters and digits in words joined by '-', at most 100",
+            ));
         }
         check_text(&mut errors, "title", &self.title, TITLE_LEN_MAX);
         if self.description.chars().count() > DESCRIPTION_LEN_MAX {
-            errors.push(FieldError::new("description", format!("at most {DESCRIPTION_LEN_MAX} characters")));
+            errors.push(FieldError::new(
+                "description",
+                format!("at most {DESCRIPTION_LEN_MAX} characters"),
+            ));
         }
         if self.max_tickets_per_customer.is_some_and(|m| m < 1) {
-            errors.push(FieldError::new("max_tickets_per_customer", "must be at least 1"));
+            errors.push(FieldError::new(
+                "max_tickets_per_customer",
+                "must be at least 1",
+            ));
         }
-        check_window(&mut errors, "booking_closes_at", self.booking_opens_at, self.booking_closes_at);
+        check_window(
+            &mut errors,
+            "booking_closes_at",
+            self.booking_opens_at,
+            self.booking_closes_at,
+        );
         check_text(&mut errors, "venue.name", &self.venue.name, 200);
         check_text(&mut errors, "venue.city", &self.venue.city, 100);
-        if self.venue.country.len() != 2 || !self.venue.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            errors.push(FieldError::new("venue.country", "must be an ISO 3166-1 alpha-2 code, e.g. DE"));
+        if self.venue.country.len() != 2
+            || !self.venue.country.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            errors.push(FieldError::new(
+                "venue.country",
+                "must be an ISO 3166-1 alpha-2 code, e.g. DE",
+            ));
         }
         check_text(&mut errors, "venue.timezone", &self.venue.timezone, 64);
         if self.shows.is_empty() || self.shows.len() > SHOWS_PER_EVENT_MAX {
-            errors.push(FieldError::new("shows", format!("need 1 to {SHOWS_PER_EVENT_MAX} shows")));
+            errors.push(FieldError::new(
+                "shows",
+                format!("need 1 to {SHOWS_PER_EVENT_MAX} shows"),
+            ));
         }
-        let currency = self.shows.iter().flat_map(|s| &s.zones).map(|z| z.currency).next();
+        let currency = self
+            .shows
+            .iter()
+            .flat_map(|s| &s.zones)
+            .map(|z| z.currency)
+            .next();
         for (i, show) in self.shows.iter().enumerate() {
-            check_window(&mut errors, &format!("shows[{i}].sale_ends_at"), show.sale_starts_at, show.sale_ends_at);
+            check_window(
+                &mut errors,
+                &format!("shows[{i}].sale_ends_at"),
+                show.sale_starts_at,
+                show.sale_ends_at,
+            );
             if show.zones.is_empty() || show.zones.len() > ZONES_PER_SHOW_MAX {
-                errors.push(FieldError::new(format!("shows[{i}].zones"), format!("need 1 to {ZONES_PER_SHOW_MAX} zones")));
+                errors.push(FieldError::new(
+                    format!("shows[{i}].zones"),
+                    format!("need 1 to {ZONES_PER_SHOW_MAX} zones"),
+                ));
             }
             for (j, zone) in show.zones.iter().enumerate() {
                 let at = format!("shows[{i}].zones[{j}]");
                 check_zone(&mut errors, &at, &zone.fields());
                 if Some(zone.currency) != currency {
-                    errors.push(FieldError::new(format!("{at}.currency"), "all zones of an event share one currency"));
+                    errors.push(FieldError::new(
+                        format!("{at}.currency"),
+                        "all zones of an event share one currency",
+                    ));
                 }
             }
         }
@@ -211,9 +281,10 @@ impl NewZone {
 /// Maps the constraint violations a client can cause to 4xx.
 fn constraint_error(e: sqlx::Error) -> ApiError {
     match e.as_database_error().and_then(|d| d.constraint()) {
-        Some("events_tenant_id_slug_key") => {
-            ApiError::client(ErrorCode::Conflict, "an event with this slug already exists for this tenant")
-        }
+        Some("events_tenant_id_slug_key") => ApiError::client(
+            ErrorCode::Conflict,
+            "an event with this slug already exists for this tenant",
+        ),
         Some("events_category_slug_fkey") => ApiError::field("category", "unknown category"),
         _ => e.into(),
     }
@@ -245,7 +316,11 @@ pub(crate) async fn create_event(
 
 /// Validates `new` and inserts it, with its venue, shows and zones, as a draft owned by
 /// `tenant`, in the caller's transaction. The admin API and the demo seed both use it.
-pub async fn insert_event(conn: &mut PgConnection, tenant: TenantId, new: &NewEvent) -> ApiResult<EventId> {
+pub async fn insert_event(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    new: &NewEvent,
+) -> ApiResult<EventId> {
     new.validate()?;
     let venue_id = Uuid::now_v7();
     sqlx::query("insert into venues (id, tenant_id, name, city, country, timezone) values ($1, $2, $3, $4, $5, $6)")
@@ -313,15 +388,23 @@ pub async fn insert_event(conn: &mut PgConnection, tenant: TenantId, new: &NewEv
 }
 
 async fn detail_of(conn: &mut PgConnection, event_id: EventId) -> ApiResult<EventDetail> {
-    super::load_event_detail(conn, event_id).await?.map(|(_, d)| d).ok_or_else(|| ApiError::not_found("event"))
+    super::load_event_detail(conn, event_id)
+        .await?
+        .map(|(_, d)| d)
+        .ok_or_else(|| ApiError::not_found("event"))
 }
 
 /// Locks the event row and checks the tenant owns it; returns its status.
-async fn lock_owned_event(conn: &mut PgConnection, tenant: AdminTenant, event_id: EventId) -> ApiResult<String> {
-    let row: Option<(Uuid, String)> = sqlx::query_as("select tenant_id, status from events where id = $1 for update")
-        .bind(event_id.as_uuid())
-        .fetch_optional(conn)
-        .await?;
+async fn lock_owned_event(
+    conn: &mut PgConnection,
+    tenant: AdminTenant,
+    event_id: EventId,
+) -> ApiResult<String> {
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("select tenant_id, status from events where id = $1 for update")
+            .bind(event_id.as_uuid())
+            .fetch_optional(conn)
+            .await?;
     let (owner, status) = row.ok_or_else(|| ApiError::not_found("event"))?;
     tenant.owns(TenantId(owner))?;
     Ok(status)
@@ -345,10 +428,16 @@ async fn finish_edit(conn: &mut PgConnection, event_id: EventId) -> ApiResult<Ev
 #[utoipa::path(get, path = "/admin/v1/events/{event_id}", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
     responses((status = 200, body = EventDetail), (status = 403, body = Problem, content_type = "application/problem+json")))]
-pub(crate) async fn get_owned_event(State(state): State<AppState>, tenant: AdminTenant, Path(event_id): Path<String>) -> ApiResult<Json<EventDetail>> {
+pub(crate) async fn get_owned_event(
+    State(state): State<AppState>,
+    tenant: AdminTenant,
+    Path(event_id): Path<String>,
+) -> ApiResult<Json<EventDetail>> {
     let event_id: EventId = path_id("event_id", &event_id)?;
     let mut conn = state.pool.acquire().await?;
-    let (owner, detail) = super::load_event_detail(&mut conn, event_id).await?.ok_or_else(|| ApiError::not_found("event"))?;
+    let (owner, detail) = super::load_event_detail(&mut conn, event_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
     tenant.owns(owner)?;
     Ok(Json(detail))
 }
@@ -357,7 +446,11 @@ pub(crate) async fn get_owned_event(State(state): State<AppState>, tenant: Admin
 #[utoipa::path(post, path = "/admin/v1/events/{event_id}/publish", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
     responses((status = 200, body = EventDetail), (status = 409, body = Problem, content_type = "application/problem+json", description = "cancelled")))]
-pub(crate) async fn publish_event(State(state): State<AppState>, tenant: AdminTenant, Path(event_id): Path<String>) -> ApiResult<Json<EventDetail>> {
+pub(crate) async fn publish_event(
+    State(state): State<AppState>,
+    tenant: AdminTenant,
+    Path(event_id): Path<String>,
+) -> ApiResult<Json<EventDetail>> {
     set_status(&state, tenant, &event_id, "published").await
 }
 
@@ -365,11 +458,20 @@ pub(crate) async fn publish_event(State(state): State<AppState>, tenant: AdminTe
 #[utoipa::path(post, path = "/admin/v1/events/{event_id}/cancel", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
     responses((status = 200, body = EventDetail), (status = 403, body = Problem, content_type = "application/problem+json")))]
-pub(crate) async fn cancel_event(State(state): State<AppState>, tenant: AdminTenant, Path(event_id): Path<String>) -> ApiResult<Json<EventDetail>> {
+pub(crate) async fn cancel_event(
+    State(state): State<AppState>,
+    tenant: AdminTenant,
+    Path(event_id): Path<String>,
+) -> ApiResult<Json<EventDetail>> {
     set_status(&state, tenant, &event_id, "cancelled").await
 }
 
-async fn set_status(state: &AppState, tenant: AdminTenant, event_id: &str, to: &str) -> ApiResult<Json<EventDetail>> {
+async fn set_status(
+    state: &AppState,
+    tenant: AdminTenant,
+    event_id: &str,
+    to: &str,
+) -> ApiResult<Json<EventDetail>> {
     let event_id: EventId = path_id("event_id", event_id)?;
     let mut tx = state.pool.begin().await?;
     let detail = change_status(&mut tx, tenant, event_id, to).await?;
@@ -380,15 +482,27 @@ async fn set_status(state: &AppState, tenant: AdminTenant, event_id: &str, to: &
 
 /// Moves an event to `to` (`published` or `cancelled`) in the caller's transaction.
 /// Idempotent; a cancelled event stays cancelled.
-pub async fn change_status(conn: &mut PgConnection, tenant: AdminTenant, event_id: EventId, to: &str) -> ApiResult<EventDetail> {
+pub async fn change_status(
+    conn: &mut PgConnection,
+    tenant: AdminTenant,
+    event_id: EventId,
+    to: &str,
+) -> ApiResult<EventDetail> {
     let status = lock_owned_event(conn, tenant, event_id).await?;
     if status == to {
         return detail_of(conn, event_id).await;
     }
     if status == "cancelled" {
-        return Err(ApiError::client(ErrorCode::Conflict, "a cancelled event cannot change status"));
+        return Err(ApiError::client(
+            ErrorCode::Conflict,
+            "a cancelled event cannot change status",
+        ));
     }
-    sqlx::query("update events set status = $2 where id = $1").bind(event_id.as_uuid()).bind(to).execute(&mut *conn).await?;
+    sqlx::query("update events set status = $2 where id = $1")
+        .bind(event_id.as_uuid())
+        .bind(to)
+        .execute(&mut *conn)
+        .await?;
     finish_edit(conn, event_id).await
 }
 
@@ -428,15 +542,23 @@ pub(crate) async fn patch_event(
     let description = patch.description.unwrap_or(current.description);
     let opens = patch.booking_opens_at.unwrap_or(current.booking_opens_at);
     let closes = patch.booking_closes_at.unwrap_or(current.booking_closes_at);
-    let max_per_customer = patch.max_tickets_per_customer.unwrap_or(current.max_tickets_per_customer);
+    let max_per_customer = patch
+        .max_tickets_per_customer
+        .unwrap_or(current.max_tickets_per_customer);
     let mut errors = Vec::new();
     check_text(&mut errors, "title", &title, TITLE_LEN_MAX);
     if description.chars().count() > DESCRIPTION_LEN_MAX {
-        errors.push(FieldError::new("description", format!("at most {DESCRIPTION_LEN_MAX} characters")));
+        errors.push(FieldError::new(
+            "description",
+            format!("at most {DESCRIPTION_LEN_MAX} characters"),
+        ));
     }
     check_window(&mut errors, "booking_closes_at", opens, closes);
     if max_per_customer.is_some_and(|m| m < 1) {
-        errors.push(FieldError::new("max_tickets_per_customer", "must be at least 1"));
+        errors.push(FieldError::new(
+            "max_tickets_per_customer",
+            "must be at least 1",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -491,7 +613,11 @@ pub(crate) async fn patch_show(
     let mut tx = state.pool.begin().await?;
     lock_owned_event(&mut tx, tenant, event_id).await?;
     let current = detail_of(&mut tx, event_id).await?;
-    let show = current.shows.iter().find(|s| s.show_id == show_id).ok_or_else(|| ApiError::not_found("show"))?;
+    let show = current
+        .shows
+        .iter()
+        .find(|s| s.show_id == show_id)
+        .ok_or_else(|| ApiError::not_found("show"))?;
     let starts_at = patch.starts_at.unwrap_or(show.starts_at);
     let opens = patch.sale_starts_at.unwrap_or(show.sale_starts_at);
     let closes = patch.sale_ends_at.unwrap_or(show.sale_ends_at);
@@ -500,13 +626,15 @@ pub(crate) async fn patch_show(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    sqlx::query("update shows set starts_at = $2, sale_starts_at = $3, sale_ends_at = $4 where id = $1")
-        .bind(show_id.as_uuid())
-        .bind(starts_at)
-        .bind(opens)
-        .bind(closes)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "update shows set starts_at = $2, sale_starts_at = $3, sale_ends_at = $4 where id = $1",
+    )
+    .bind(show_id.as_uuid())
+    .bind(starts_at)
+    .bind(opens)
+    .bind(closes)
+    .execute(&mut *tx)
+    .await?;
     let detail = finish_edit(&mut tx, event_id).await?;
     tx.commit().await?;
     state.outbox_wake.notify();
@@ -577,7 +705,10 @@ pub(crate) async fn patch_zone(
     if fields.capacity < row.held + row.sold {
         return Err(ApiError::client(
             ErrorCode::Conflict,
-            format!("capacity must be at least held + sold = {}", row.held + row.sold),
+            format!(
+                "capacity must be at least held + sold = {}",
+                row.held + row.sold
+            ),
         ));
     }
     let (available, held, sold, version): (i32, i32, i32, i64) = sqlx::query_as(
@@ -594,7 +725,14 @@ pub(crate) async fn patch_zone(
     .bind(patch.sort_order.unwrap_or(row.sort_order))
     .fetch_one(&mut *tx)
     .await?;
-    let change = Change::Availability { show_id: ShowId(row.show_id), zone_id, available, held, sold, version };
+    let change = Change::Availability {
+        show_id: ShowId(row.show_id),
+        zone_id,
+        available,
+        held,
+        sold,
+        version,
+    };
     outbox::enqueue(&mut tx, &change).await?;
     let detail = finish_edit(&mut tx, event_id).await?;
     tx.commit().await?;

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use tessera_domain::catalog::{EventDetail, EventStatus, SeatingKind, ShowView, VenueView, ZoneView};
+use tessera_domain::catalog::{
+    EventDetail, EventStatus, SeatingKind, ShowView, VenueView, ZoneView,
+};
 use tessera_domain::{EventId, ShowId, TenantId, VenueId, ZoneId};
 use uuid::Uuid;
 
@@ -92,12 +94,19 @@ pub async fn load_event_detail(
                 zone_id: ZoneId(zone.id),
                 name: zone.name.clone(),
                 price_minor: zone.price_minor,
-                currency: zone.currency.parse().map_err(|_| decode_err("currency", &zone.currency))?,
+                currency: zone
+                    .currency
+                    .parse()
+                    .map_err(|_| decode_err("currency", &zone.currency))?,
                 capacity: zone.capacity,
                 min_per_order: zone.min_per_order,
                 max_per_order: zone.max_per_order,
                 sort_order: zone.sort_order,
-                seating: if zone.seating == "assigned" { SeatingKind::Assigned } else { SeatingKind::GeneralAdmission },
+                seating: if zone.seating == "assigned" {
+                    SeatingKind::Assigned
+                } else {
+                    SeatingKind::GeneralAdmission
+                },
             });
         }
         show_views.push(ShowView {
@@ -114,7 +123,8 @@ pub async fn load_event_detail(
         title: event.title,
         description: event.description,
         category: event.category_slug,
-        status: EventStatus::parse(&event.status).ok_or_else(|| decode_err("status", &event.status))?,
+        status: EventStatus::parse(&event.status)
+            .ok_or_else(|| decode_err("status", &event.status))?,
         featured: event.featured,
         booking_opens_at: event.booking_opens_at,
         booking_closes_at: event.booking_closes_at,

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tessera_domain::catalog::{Availability, Category, EventDetail, EventPage, EventStatus, EventSummary, ZoneAvailability};
+use tessera_domain::catalog::{
+    Availability, Category, EventDetail, EventPage, EventStatus, EventSummary, ZoneAvailability,
+};
 use tessera_domain::{EventId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
 
@@ -60,7 +62,10 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (at, id) = text.split_once('|')?;
-    Some((DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc), id.parse().ok()?))
+    Some((
+        DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+        id.parse().ok()?,
+    ))
 }
 
 /// Turns free text into a prefix `tsquery` (`word:* & word:*`). Only letters and digits
@@ -95,18 +100,30 @@ struct SummaryRow {
     get, path = "/v1/events", tag = "catalog", params(ListQuery),
     responses((status = 200, body = EventPage), (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
-pub(crate) async fn list_events(State(state): State<AppState>, QueryParams(query): QueryParams<ListQuery>) -> ApiResult<Json<EventPage>> {
+pub(crate) async fn list_events(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> ApiResult<Json<EventPage>> {
     let limit = query.limit.unwrap_or(PAGE_SIZE_DEFAULT);
     if !(1..=PAGE_SIZE_MAX).contains(&limit) {
-        return Err(ApiError::field("limit", format!("must be between 1 and {PAGE_SIZE_MAX}")));
+        return Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {PAGE_SIZE_MAX}"),
+        ));
     }
     let text = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if text.is_some_and(|q| q.chars().count() > QUERY_LEN_MAX) {
-        return Err(ApiError::field("q", format!("must be at most {QUERY_LEN_MAX} characters")));
+        return Err(ApiError::field(
+            "q",
+            format!("must be at most {QUERY_LEN_MAX} characters"),
+        ));
     }
     let tsquery = text.and_then(prefix_tsquery);
     let after = match &query.cursor {
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?),
+        Some(c) => Some(
+            decode_cursor(c)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?,
+        ),
         None => None,
     };
     let rows: Vec<SummaryRow> = sqlx::query_as(
@@ -161,7 +178,9 @@ pub(crate) async fn list_events(State(state): State<AppState>, QueryParams(query
         });
     }
     let next_cursor = match items.last() {
-        Some(last) if has_more => last.starts_at.map(|at| encode_cursor(at, last.event_id.as_uuid())),
+        Some(last) if has_more => last
+            .starts_at
+            .map(|at| encode_cursor(at, last.event_id.as_uuid())),
         _ => None,
     };
     Ok(Json(EventPage { items, next_cursor }))
@@ -173,7 +192,10 @@ pub(crate) async fn list_events(State(state): State<AppState>, QueryParams(query
     params(("event_id" = String, Path, format = Uuid)),
     responses((status = 200, body = EventDetail), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub(crate) async fn get_event(State(state): State<AppState>, Path(event_id): Path<String>) -> ApiResult<Json<EventDetail>> {
+pub(crate) async fn get_event(
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> ApiResult<Json<EventDetail>> {
     let event_id: EventId = path_id("event_id", &event_id)?;
     let mut conn = state.pool.acquire().await?;
     match super::load_event_detail(&mut conn, event_id).await? {
@@ -184,7 +206,9 @@ pub(crate) async fn get_event(State(state): State<AppState>, Path(event_id): Pat
 
 /// Categories with the number of published events in each.
 #[utoipa::path(get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = [Category])))]
-pub(crate) async fn list_categories(State(state): State<AppState>) -> ApiResult<Json<Vec<Category>>> {
+pub(crate) async fn list_categories(
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<Category>>> {
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "select c.slug, c.name, count(e.id) from categories c
          left join events e on e.category_slug = c.slug and e.status = 'published'
@@ -192,7 +216,15 @@ pub(crate) async fn list_categories(State(state): State<AppState>) -> ApiResult<
     )
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(rows.into_iter().map(|(slug, name, event_count)| Category { slug, name, event_count }).collect()))
+    Ok(Json(
+        rows.into_iter()
+            .map(|(slug, name, event_count)| Category {
+                slug,
+                name,
+                event_count,
+            })
+            .collect(),
+    ))
 }
 
 /// Live counters of every zone of a show, each with its `version`.
@@ -201,7 +233,10 @@ pub(crate) async fn list_categories(State(state): State<AppState>) -> ApiResult<
     params(("show_id" = String, Path, format = Uuid)),
     responses((status = 200, body = Availability), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub(crate) async fn show_availability(State(state): State<AppState>, Path(show_id): Path<String>) -> ApiResult<Json<Availability>> {
+pub(crate) async fn show_availability(
+    State(state): State<AppState>,
+    Path(show_id): Path<String>,
+) -> ApiResult<Json<Availability>> {
     let show_id: ShowId = path_id("show_id", &show_id)?;
     let rows: Vec<(Uuid, i32, i32, i32, i32, i64, Uuid)> = sqlx::query_as(
         "select z.id, z.available, z.held, z.sold, z.capacity, z.version, s.event_id
@@ -212,19 +247,28 @@ pub(crate) async fn show_availability(State(state): State<AppState>, Path(show_i
     .bind(show_id.as_uuid())
     .fetch_all(&state.pool)
     .await?;
-    let event_id = rows.first().map(|r| EventId(r.6)).ok_or_else(|| ApiError::not_found("show"))?;
+    let event_id = rows
+        .first()
+        .map(|r| EventId(r.6))
+        .ok_or_else(|| ApiError::not_found("show"))?;
     let zones = rows
         .into_iter()
-        .map(|(id, available, held, sold, capacity, version, _)| ZoneAvailability {
-            zone_id: ZoneId(id),
-            available,
-            held,
-            sold,
-            capacity,
-            version,
-        })
+        .map(
+            |(id, available, held, sold, capacity, version, _)| ZoneAvailability {
+                zone_id: ZoneId(id),
+                available,
+                held,
+                sold,
+                capacity,
+                version,
+            },
+        )
         .collect();
-    Ok(Json(Availability { show_id, event_id, zones }))
+    Ok(Json(Availability {
+        show_id,
+        event_id,
+        zones,
+    }))
 }
 
 #[cfg(test)]
@@ -233,7 +277,9 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let at = DateTime::parse_from_rfc3339("2026-06-01T19:30:00Z").map(|d| d.with_timezone(&Utc)).expect("valid");
+        let at = DateTime::parse_from_rfc3339("2026-06-01T19:30:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .expect("valid");
         let id = Uuid::nil();
         assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
         assert_eq!(decode_cursor("not-a-cursor"), None);
@@ -242,7 +288,10 @@ mod tests {
 
     #[test]
     fn search_text_becomes_a_safe_prefix_query() {
-        assert_eq!(prefix_tsquery("Beeth  Symph!").as_deref(), Some("beeth:* & symph:*"));
+        assert_eq!(
+            prefix_tsquery("Beeth  Symph!").as_deref(),
+            Some("beeth:* & symph:*")
+        );
         assert_eq!(prefix_tsquery("a') | !b:*").as_deref(), Some("a:* & b:*"));
         assert_eq!(prefix_tsquery("&|!"), None);
     }

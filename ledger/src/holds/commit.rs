@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use tessera_domain::catalog::EventStatus;
-use tessera_domain::holds::{check_customer_limit, check_hold, check_stock, HoldContext, HoldStatus, HoldView, Rejection};
+use tessera_domain::holds::{
+    check_customer_limit, check_hold, check_stock, HoldContext, HoldStatus, HoldView, Rejection,
+};
 use tessera_domain::invalidation::Change;
 use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
@@ -62,7 +64,8 @@ impl From<sqlx::Error> for CommitError {
 pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) {
     metrics::histogram!("hold_batch_size").record(jobs.len() as f64);
     for job in &jobs {
-        metrics::histogram!("hold_queue_wait_seconds").record(job.enqueued_at.elapsed().as_secs_f64());
+        metrics::histogram!("hold_queue_wait_seconds")
+            .record(job.enqueued_at.elapsed().as_secs_f64());
     }
     let started = Instant::now();
     let mut attempt = 1;
@@ -88,7 +91,10 @@ pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) 
             tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
             for job in jobs {
                 let err = if unavailable {
-                    ApiError::client(ErrorCode::Unavailable, "the database is unavailable, retry shortly")
+                    ApiError::client(
+                        ErrorCode::Unavailable,
+                        "the database is unavailable, retry shortly",
+                    )
                 } else {
                     ApiError::Unexpected(anyhow::anyhow!("hold batch failed"))
                 };
@@ -132,7 +138,11 @@ impl LockedZone {
     }
 }
 
-async fn try_commit(ctx: &CommitContext, zone_id: ZoneId, jobs: &[Job]) -> Result<Vec<Reply>, CommitError> {
+async fn try_commit(
+    ctx: &CommitContext,
+    zone_id: ZoneId,
+    jobs: &[Job],
+) -> Result<Vec<Reply>, CommitError> {
     let mut tx = ctx.pool.begin().await?;
     let zone: Option<LockedZone> = sqlx::query_as(
         "select z.show_id, s.event_id, z.price_minor, z.currency, z.seating, z.available,
@@ -153,10 +163,14 @@ async fn try_commit(ctx: &CommitContext, zone_id: ZoneId, jobs: &[Job]) -> Resul
     let mut change = None;
     if !fresh.is_empty() {
         match &zone {
-            Some(zone) => change = decide(&mut tx, ctx, zone_id, zone, jobs, &fresh, &mut replies).await?,
+            Some(zone) => {
+                change = decide(&mut tx, ctx, zone_id, zone, jobs, &fresh, &mut replies).await?
+            }
             None => {
                 for &i in &fresh {
-                    replies[i] = Some(Reply::problem(&Problem::new(ErrorCode::NotFound).with_detail("zone not found")));
+                    replies[i] = Some(Reply::problem(
+                        &Problem::new(ErrorCode::NotFound).with_detail("zone not found"),
+                    ));
                 }
             }
         }
@@ -164,7 +178,11 @@ async fn try_commit(ctx: &CommitContext, zone_id: ZoneId, jobs: &[Job]) -> Resul
             .iter()
             .filter_map(|&i| {
                 let reply = replies[i].as_ref()?;
-                Some(NewRecord { key: &jobs[i].key, request_sha256: &jobs[i].request_sha256, reply })
+                Some(NewRecord {
+                    key: &jobs[i].key,
+                    request_sha256: &jobs[i].request_sha256,
+                    reply,
+                })
             })
             .collect();
         if idempotency::store(&mut tx, HOLD_SCOPE, &records).await? < records.len() {
@@ -179,11 +197,17 @@ async fn try_commit(ctx: &CommitContext, zone_id: ZoneId, jobs: &[Job]) -> Resul
     for (i, first) in duplicates {
         let same_request = jobs[i].request_sha256 == jobs[first].request_sha256;
         replies[i] = match (&replies[first], same_request) {
-            (Some(reply), true) => Some(Reply { replayed: true, ..reply.clone() }),
+            (Some(reply), true) => Some(Reply {
+                replayed: true,
+                ..reply.clone()
+            }),
             _ => Some(Reply::conflict()),
         };
     }
-    Ok(replies.into_iter().map(|r| r.unwrap_or_else(|| Reply::problem(&Problem::new(ErrorCode::Internal)))).collect())
+    Ok(replies
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Reply::problem(&Problem::new(ErrorCode::Internal))))
+        .collect())
 }
 
 /// Fills in replies for keys already stored. Returns the indexes to decide now (first use
@@ -195,7 +219,8 @@ async fn replay_stored(
 ) -> Result<(Vec<usize>, Vec<(usize, usize)>), sqlx::Error> {
     let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
     let stored = idempotency::lookup(conn, HOLD_SCOPE, &keys).await?;
-    let stored: HashMap<&str, &idempotency::Stored> = stored.iter().map(|s| (s.key.as_str(), s)).collect();
+    let stored: HashMap<&str, &idempotency::Stored> =
+        stored.iter().map(|s| (s.key.as_str(), s)).collect();
     let mut first_of_key: HashMap<&str, usize> = HashMap::new();
     let (mut fresh, mut duplicates) = (Vec::new(), Vec::new());
     for (i, job) in jobs.iter().enumerate() {
@@ -225,24 +250,43 @@ async fn decide(
 ) -> Result<Option<Change>, sqlx::Error> {
     let event_id = EventId(zone.event_id);
     let mut live_per_customer = match zone.max_tickets_per_customer {
-        Some(_) => lock_and_count_customers(conn, event_id, fresh.iter().map(|&i| &jobs[i].hold.customer_id)).await?,
+        Some(_) => {
+            lock_and_count_customers(
+                conn,
+                event_id,
+                fresh.iter().map(|&i| &jobs[i].hold.customer_id),
+            )
+            .await?
+        }
         None => HashMap::new(),
     };
     let rules = zone.hold_context();
-    let currency: Currency = zone.currency.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    let expires_at = zone.now + chrono::Duration::from_std(ctx.hold_ttl).unwrap_or(chrono::Duration::minutes(10));
+    let currency: Currency = zone
+        .currency
+        .parse()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let expires_at = zone.now
+        + chrono::Duration::from_std(ctx.hold_ttl).unwrap_or(chrono::Duration::minutes(10));
     let mut available = zone.available;
     let (mut ids, mut customers, mut quantities) = (Vec::new(), Vec::new(), Vec::new());
 
     for &i in fresh {
         let hold = &jobs[i].hold;
-        let live = live_per_customer.entry(hold.customer_id.as_str().to_owned()).or_insert(0);
+        let live = live_per_customer
+            .entry(hold.customer_id.as_str().to_owned())
+            .or_insert(0);
         let verdict = (|| {
             if hold.show_id.as_uuid() != zone.show_id {
-                return Err(Rejection::new(ErrorCode::NotFound, "zone not found in this show"));
+                return Err(Rejection::new(
+                    ErrorCode::NotFound,
+                    "zone not found in this show",
+                ));
             }
             if zone.seating != "general_admission" {
-                return Err(Rejection::new(ErrorCode::ValidationFailed, "this zone sells assigned seats"));
+                return Err(Rejection::new(
+                    ErrorCode::ValidationFailed,
+                    "this zone sells assigned seats",
+                ));
             }
             check_hold(&rules, hold.quantity, zone.now)?;
             check_customer_limit(*live, hold.quantity, zone.max_tickets_per_customer)?;
@@ -271,7 +315,8 @@ async fn decide(
                 Reply::ok(axum::http::StatusCode::CREATED, &view)
             }
             Err(rejection) => {
-                metrics::counter!("holds_rejected_total", "code" => rejection.code.as_str()).increment(1);
+                metrics::counter!("holds_rejected_total", "code" => rejection.code.as_str())
+                    .increment(1);
                 Reply::problem(&Problem::new(rejection.code).with_detail(rejection.detail))
             }
         });
@@ -307,7 +352,14 @@ async fn decide(
     .execute(&mut *conn)
     .await?;
     metrics::counter!("holds_created_total").increment(ids.len() as u64);
-    Ok(Some(Change::Availability { show_id: ShowId(zone.show_id), zone_id, available, held, sold, version }))
+    Ok(Some(Change::Availability {
+        show_id: ShowId(zone.show_id),
+        zone_id,
+        available,
+        held,
+        sold,
+        version,
+    }))
 }
 
 /// Serialises concurrent holds of the same customers for this event (in any zone) until
@@ -318,7 +370,9 @@ async fn lock_and_count_customers<'a>(
     event_id: EventId,
     customers: impl Iterator<Item = &'a CustomerId>,
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let customers: BTreeMap<&str, i64> = customers.map(|c| (c.as_str(), customer_lock_key(event_id, c))).collect();
+    let customers: BTreeMap<&str, i64> = customers
+        .map(|c| (c.as_str(), customer_lock_key(event_id, c)))
+        .collect();
     let mut lock_keys: Vec<i64> = customers.values().copied().collect();
     lock_keys.sort_unstable();
     lock_keys.dedup();
@@ -343,7 +397,10 @@ async fn lock_and_count_customers<'a>(
 
 /// A 64-bit advisory lock key for (event, customer).
 fn customer_lock_key(event_id: EventId, customer: &CustomerId) -> i64 {
-    let digest = Sha256::new().chain_update(event_id.as_uuid().as_bytes()).chain_update(customer.as_str()).finalize();
+    let digest = Sha256::new()
+        .chain_update(event_id.as_uuid().as_bytes())
+        .chain_update(customer.as_str())
+        .finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(first)

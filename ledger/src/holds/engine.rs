@@ -55,14 +55,36 @@ struct Inner {
 
 impl HoldEngine {
     pub fn new(pool: PgPool, config: HoldsConfig, outbox_wake: OutboxWake) -> Self {
-        let ctx = CommitContext { pool, hold_ttl: config.hold_ttl, outbox_wake };
-        Self { inner: Arc::new(Inner { ctx, config, writers: Mutex::new(HashMap::new()), tasks: TaskTracker::new() }) }
+        let ctx = CommitContext {
+            pool,
+            hold_ttl: config.hold_ttl,
+            outbox_wake,
+        };
+        Self {
+            inner: Arc::new(Inner {
+                ctx,
+                config,
+                writers: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+            }),
+        }
     }
 
     /// Places a hold (or replays its stored result) and waits for the answer.
-    pub async fn submit(&self, hold: NewHold, key: IdempotencyKey, request_sha256: Vec<u8>) -> Result<Reply, ApiError> {
+    pub async fn submit(
+        &self,
+        hold: NewHold,
+        key: IdempotencyKey,
+        request_sha256: Vec<u8>,
+    ) -> Result<Reply, ApiError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { hold, key, request_sha256, reply, enqueued_at: Instant::now() };
+        let job = Job {
+            hold,
+            key,
+            request_sha256,
+            reply,
+            enqueued_at: Instant::now(),
+        };
         match self.inner.config.strategy {
             HoldStrategy::Naive => {
                 let zone_id = job.hold.zone_id;
@@ -70,7 +92,9 @@ impl HoldEngine {
             }
             HoldStrategy::Batched => self.enqueue(job)?,
         }
-        answer.await.map_err(|_| ApiError::Unexpected(anyhow::anyhow!("hold writer dropped a request")))?
+        answer
+            .await
+            .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("hold writer dropped a request")))?
     }
 
     fn enqueue(&self, job: Job) -> Result<(), ApiError> {
@@ -80,8 +104,11 @@ impl HoldEngine {
             Some(sender) => match sender.try_send(job) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics::counter!("holds_shed_total", "reason" => "zone_queue_full").increment(1);
-                    return Err(ApiError::Overloaded("too many requests waiting for this zone"));
+                    metrics::counter!("holds_shed_total", "reason" => "zone_queue_full")
+                        .increment(1);
+                    return Err(ApiError::Overloaded(
+                        "too many requests waiting for this zone",
+                    ));
                 }
                 // The writer retired between our lookup and now: start a new one.
                 Err(mpsc::error::TrySendError::Closed(job)) => job,
@@ -100,7 +127,9 @@ impl HoldEngine {
         writers.insert(zone_id, sender);
         metrics::gauge!("hold_zone_writers").set(writers.len() as f64);
         let engine = self.clone();
-        self.inner.tasks.spawn(async move { engine.write_zone(zone_id, receiver).await });
+        self.inner
+            .tasks
+            .spawn(async move { engine.write_zone(zone_id, receiver).await });
         Ok(())
     }
 
@@ -142,7 +171,11 @@ impl HoldEngine {
 
     /// Stops accepting work, lets every writer commit what it has queued, and waits.
     pub async fn shutdown(&self) {
-        self.inner.writers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.inner
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }

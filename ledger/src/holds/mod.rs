@@ -46,7 +46,11 @@ pub(crate) async fn create_hold(
 ) -> ApiResult<Response> {
     let hold = request.parse().map_err(ApiError::Validation)?;
     let request_sha256 = idempotency::request_sha256(&hold);
-    Ok(state.engine.submit(hold, key, request_sha256).await?.into_response())
+    Ok(state
+        .engine
+        .submit(hold, key, request_sha256)
+        .await?
+        .into_response())
 }
 
 /// A hold and its status (`held`, `confirmed`, `released`, `expired`).
@@ -55,7 +59,10 @@ pub(crate) async fn create_hold(
     params(("hold_id" = String, Path, format = Uuid)),
     responses((status = 200, body = HoldView), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub(crate) async fn get_hold(State(state): State<AppState>, Path(hold_id): Path<String>) -> ApiResult<Json<HoldView>> {
+pub(crate) async fn get_hold(
+    State(state): State<AppState>,
+    Path(hold_id): Path<String>,
+) -> ApiResult<Json<HoldView>> {
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
     Ok(Json(settle::get(&state.pool, hold_id).await?))
 }
@@ -80,7 +87,9 @@ pub(crate) async fn confirm_hold(
 ) -> ApiResult<Response> {
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
     let payment_ref = request.parse().map_err(ApiError::Validation)?;
-    Ok(settle::confirm(&state, hold_id, &key, payment_ref).await?.into_response())
+    Ok(settle::confirm(&state, hold_id, &key, payment_ref)
+        .await?
+        .into_response())
 }
 
 /// Release a hold, returning its stock. Idempotent.
@@ -93,7 +102,10 @@ pub(crate) async fn confirm_hold(
         (status = 409, body = Problem, content_type = "application/problem+json", description = "hold_not_active: already confirmed"),
     )
 )]
-pub(crate) async fn release_hold(State(state): State<AppState>, Path(hold_id): Path<String>) -> ApiResult<Json<HoldView>> {
+pub(crate) async fn release_hold(
+    State(state): State<AppState>,
+    Path(hold_id): Path<String>,
+) -> ApiResult<Json<HoldView>> {
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
     Ok(Json(settle::release(&state, hold_id).await?))
 }

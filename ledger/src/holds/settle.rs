@@ -53,44 +53,64 @@ impl HoldRow {
             status,
             show_id: ShowId(self.show_id),
             zone_id: ZoneId(self.zone_id),
-            customer_id: CustomerId::parse(&self.customer_id).map_err(|e| anyhow::anyhow!("stored customer id: {e}"))?,
+            customer_id: CustomerId::parse(&self.customer_id)
+                .map_err(|e| anyhow::anyhow!("stored customer id: {e}"))?,
             quantity: self.quantity,
             unit_price_minor: self.unit_price_minor,
-            currency: self.currency.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))?,
+            currency: self
+                .currency
+                .parse()
+                .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?,
             created_at: self.created_at,
             expires_at: self.expires_at,
         })
     }
 }
 
-async fn fetch_hold(conn: &mut PgConnection, hold_id: HoldId, lock: bool) -> Result<Option<HoldRow>, sqlx::Error> {
+async fn fetch_hold(
+    conn: &mut PgConnection,
+    hold_id: HoldId,
+    lock: bool,
+) -> Result<Option<HoldRow>, sqlx::Error> {
     let sql = format!(
         "select h.id, h.zone_id, h.show_id, h.customer_id, h.quantity, h.unit_price_minor, h.currency,
                 h.status, h.created_at, h.expires_at, e.status as event_status, now() as now
          from holds h join events e on e.id = h.event_id where h.id = $1 {}",
         if lock { "for update of h" } else { "" }
     );
-    sqlx::query_as(&sql).bind(hold_id.as_uuid()).fetch_optional(conn).await
+    sqlx::query_as(&sql)
+        .bind(hold_id.as_uuid())
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn get(pool: &sqlx::PgPool, hold_id: HoldId) -> ApiResult<HoldView> {
     let mut conn = pool.acquire().await?;
-    let hold = fetch_hold(&mut conn, hold_id, false).await?.ok_or_else(|| ApiError::not_found("hold"))?;
+    let hold = fetch_hold(&mut conn, hold_id, false)
+        .await?
+        .ok_or_else(|| ApiError::not_found("hold"))?;
     hold.view(hold.effective_status())
 }
 
 /// Moves the zone's counters for a settled hold; returns the outbox change.
-async fn move_stock(conn: &mut PgConnection, hold: &HoldRow, to: HoldStatus) -> Result<Change, sqlx::Error> {
+async fn move_stock(
+    conn: &mut PgConnection,
+    hold: &HoldRow,
+    to: HoldStatus,
+) -> Result<Change, sqlx::Error> {
     let sql = match to {
-        HoldStatus::Confirmed => "update zones set held = held - $2, sold = sold + $2, version = version + 1",
+        HoldStatus::Confirmed => {
+            "update zones set held = held - $2, sold = sold + $2, version = version + 1"
+        }
         _ => "update zones set held = held - $2, available = available + $2, version = version + 1",
     };
-    let (available, held, sold, version): (i32, i32, i32, i64) =
-        sqlx::query_as(&format!("{sql} where id = $1 returning available, held, sold, version"))
-            .bind(hold.zone_id)
-            .bind(hold.quantity)
-            .fetch_one(conn)
-            .await?;
+    let (available, held, sold, version): (i32, i32, i32, i64) = sqlx::query_as(&format!(
+        "{sql} where id = $1 returning available, held, sold, version"
+    ))
+    .bind(hold.zone_id)
+    .bind(hold.quantity)
+    .fetch_one(conn)
+    .await?;
     Ok(Change::Availability {
         show_id: ShowId(hold.show_id),
         zone_id: ZoneId(hold.zone_id),
@@ -104,8 +124,13 @@ async fn move_stock(conn: &mut PgConnection, hold: &HoldRow, to: HoldStatus) -> 
 /// Why a hold that is not live cannot be confirmed.
 fn not_live(status: HoldStatus) -> ApiError {
     match status {
-        HoldStatus::Expired => ApiError::client(ErrorCode::HoldExpired, "the hold expired before it was confirmed"),
-        HoldStatus::Confirmed => ApiError::client(ErrorCode::HoldNotActive, "the hold is already confirmed"),
+        HoldStatus::Expired => ApiError::client(
+            ErrorCode::HoldExpired,
+            "the hold expired before it was confirmed",
+        ),
+        HoldStatus::Confirmed => {
+            ApiError::client(ErrorCode::HoldNotActive, "the hold is already confirmed")
+        }
         _ => ApiError::client(ErrorCode::HoldNotActive, "the hold was released"),
     }
 }
@@ -121,16 +146,24 @@ pub async fn confirm(
     let mut attempt = 1;
     loop {
         let mut tx = state.pool.begin().await?;
-        if let Some(stored) = idempotency::lookup(&mut tx, &scope, &[key.as_str()]).await?.first() {
+        if let Some(stored) = idempotency::lookup(&mut tx, &scope, &[key.as_str()])
+            .await?
+            .first()
+        {
             return Ok(stored.replay_for(&request_sha256));
         }
-        let hold = fetch_hold(&mut tx, hold_id, true).await?.ok_or_else(|| ApiError::not_found("hold"))?;
+        let hold = fetch_hold(&mut tx, hold_id, true)
+            .await?
+            .ok_or_else(|| ApiError::not_found("hold"))?;
         let status = hold.effective_status();
         if status != HoldStatus::Held {
             return Err(not_live(status));
         }
         if hold.event_status != "published" {
-            return Err(ApiError::client(ErrorCode::EventNotOnSale, "the event is no longer on sale"));
+            return Err(ApiError::client(
+                ErrorCode::EventNotOnSale,
+                "the event is no longer on sale",
+            ));
         }
         sqlx::query("update holds set status = 'confirmed', settled_at = now(), payment_ref = $2 where id = $1")
             .bind(hold.id)
@@ -147,8 +180,14 @@ pub async fn confirm(
             tickets,
         };
         let reply = Reply::ok(axum::http::StatusCode::OK, &confirmed);
-        let record = NewRecord { key, request_sha256: &request_sha256, reply: &reply };
-        if idempotency::store(&mut tx, &scope, &[record]).await? == 0 && attempt < CONFIRM_ATTEMPTS_MAX {
+        let record = NewRecord {
+            key,
+            request_sha256: &request_sha256,
+            reply: &reply,
+        };
+        if idempotency::store(&mut tx, &scope, &[record]).await? == 0
+            && attempt < CONFIRM_ATTEMPTS_MAX
+        {
             // A concurrent confirm with this key won; the next attempt replays its result.
             attempt += 1;
             continue;
@@ -164,10 +203,15 @@ pub async fn confirm(
 /// `.await`: it is not `Send`.)
 fn ticket_code() -> String {
     let mut rng = rand::rng();
-    (0..TICKET_CODE_LEN).map(|_| char::from(TICKET_CODE_ALPHABET[rng.random_range(0..TICKET_CODE_ALPHABET.len())])).collect()
+    (0..TICKET_CODE_LEN)
+        .map(|_| char::from(TICKET_CODE_ALPHABET[rng.random_range(0..TICKET_CODE_ALPHABET.len())]))
+        .collect()
 }
 
-async fn issue_tickets(conn: &mut PgConnection, hold: &HoldRow) -> Result<Vec<TicketView>, sqlx::Error> {
+async fn issue_tickets(
+    conn: &mut PgConnection,
+    hold: &HoldRow,
+) -> Result<Vec<TicketView>, sqlx::Error> {
     let count = usize::try_from(hold.quantity).unwrap_or(0);
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     let codes: Vec<String> = (0..count).map(|_| ticket_code()).collect();
@@ -184,7 +228,11 @@ async fn issue_tickets(conn: &mut PgConnection, hold: &HoldRow) -> Result<Vec<Ti
     Ok(ids
         .into_iter()
         .zip(codes)
-        .map(|(id, code)| TicketView { ticket_id: TicketId(id), code, zone_id: ZoneId(hold.zone_id) })
+        .map(|(id, code)| TicketView {
+            ticket_id: TicketId(id),
+            code,
+            zone_id: ZoneId(hold.zone_id),
+        })
         .collect())
 }
 
@@ -192,12 +240,17 @@ async fn issue_tickets(conn: &mut PgConnection, hold: &HoldRow) -> Result<Vec<Ti
 /// answers the same (idempotent); a confirmed hold cannot be released.
 pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult<HoldView> {
     let mut tx = state.pool.begin().await?;
-    let hold = fetch_hold(&mut tx, hold_id, true).await?.ok_or_else(|| ApiError::not_found("hold"))?;
+    let hold = fetch_hold(&mut tx, hold_id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_found("hold"))?;
     match HoldStatus::parse(&hold.status) {
         // Also a lapsed hold the sweeper has not reached: its stock returns exactly once.
         Some(HoldStatus::Held) => {}
         Some(HoldStatus::Confirmed) => {
-            return Err(ApiError::client(ErrorCode::HoldNotActive, "a confirmed hold cannot be released"))
+            return Err(ApiError::client(
+                ErrorCode::HoldNotActive,
+                "a confirmed hold cannot be released",
+            ))
         }
         _ => return hold.view(hold.effective_status()),
     }

@@ -48,7 +48,9 @@ impl Sweeper {
             }
             if last_prune.elapsed() >= IDEMPOTENCY_PRUNE_INTERVAL {
                 last_prune = Instant::now();
-                if let Err(e) = crate::idempotency::prune(&self.pool, self.idempotency_retention).await {
+                if let Err(e) =
+                    crate::idempotency::prune(&self.pool, self.idempotency_retention).await
+                {
                     tracing::warn!(error = %e, "idempotency prune failed");
                 }
             }
@@ -91,8 +93,14 @@ pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sql
         .bind(quantity)
         .fetch_one(&mut *tx)
         .await?;
-        let change =
-            Change::Availability { show_id: ShowId(show_id), zone_id: ZoneId(zone_id), available, held, sold, version };
+        let change = Change::Availability {
+            show_id: ShowId(show_id),
+            zone_id: ZoneId(zone_id),
+            available,
+            held,
+            sold,
+            version,
+        };
         outbox::enqueue(&mut tx, &change).await?;
     }
     tx.commit().await?;

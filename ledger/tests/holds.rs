@@ -1,0 +1,481 @@
+//! The inventory engine against real PostgreSQL: no oversell under concurrency,
+//! conservation under a random mixed workload, idempotency, confirm/release, expiry.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use support::{assert_conservation, spawn_app, spawn_app_with, zone_counters, TestApp};
+
+async fn five_hundred_clients_race_for_one_hundred_tickets(app: TestApp) {
+    let fixture = Arc::new(app.event_with_zone(100).await);
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let (app, fixture) = (app.clone(), fixture.clone());
+        tasks.push(tokio::spawn(async move {
+            app.hold(&fixture, 1, &format!("c{i}"), &format!("race-{i}"))
+                .await
+        }));
+    }
+    let (mut created, mut refused) = (0, 0);
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        match status {
+            201 => created += 1,
+            409 => {
+                let code = body["code"].as_str().unwrap_or_default();
+                assert!(
+                    code == "sold_out" || code == "insufficient_stock",
+                    "unexpected refusal {body}"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 100);
+    assert_eq!(refused, 400);
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (0, 100, 0, 100)
+    );
+    assert_conservation(&app.pool).await;
+    let app = Arc::try_unwrap(app).ok().expect("sole owner");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn concurrent_holds_never_oversell_batched(pool: PgPool) {
+    five_hundred_clients_race_for_one_hundred_tickets(spawn_app(pool).await).await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn concurrent_holds_never_oversell_naive(pool: PgPool) {
+    let app = spawn_app_with(pool, &[("HOLD_STRATEGY", "naive".to_owned())]).await;
+    five_hundred_clients_race_for_one_hundred_tickets(app).await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn two_ledgers_on_one_database_never_oversell(pool: PgPool) {
+    // Two processes batching the same zone: the row lock arbitrates.
+    let a = Arc::new(spawn_app(pool.clone()).await);
+    let b = Arc::new(spawn_app(pool.clone()).await);
+    let fixture = Arc::new(a.event_with_zone(50).await);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let fixture = fixture.clone();
+        tasks.push(tokio::spawn(async move {
+            app.hold(&fixture, 1, &format!("c{i}"), &format!("k{i}"))
+                .await
+                .0
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        if task.await.expect("task") == 201 {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 50);
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (0, 50, 0, 50)
+    );
+    assert_conservation(&pool).await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn idempotent_retry_returns_the_first_hold(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let fixture = app.event_with_zone(10).await;
+    let (status, first) = app.hold(&fixture, 2, "alice", "key-1").await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = app.hold(&fixture, 2, "alice", "key-1").await;
+    assert_eq!(status, 201);
+    assert_eq!(again["hold_id"], first["hold_id"]);
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (8, 2, 0, 10),
+        "a retry changes nothing"
+    );
+
+    let (status, conflict) = app.hold(&fixture, 3, "alice", "key-1").await;
+    assert_eq!(status, 422);
+    assert_eq!(conflict["code"], "idempotency_conflict");
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (8, 2, 0, 10)
+    );
+
+    // The same key sent concurrently many times: one hold, every answer the same.
+    let app = Arc::new(app);
+    let fixture = Arc::new(fixture);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, fixture) = (app.clone(), fixture.clone());
+            tokio::spawn(async move { app.hold(&fixture, 1, "bob", "key-2").await })
+        })
+        .collect();
+    let mut hold_ids = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, 201, "{body}");
+        hold_ids.insert(body["hold_id"].as_str().expect("hold_id").to_owned());
+    }
+    assert_eq!(hold_ids.len(), 1);
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (7, 3, 0, 10)
+    );
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn confirm_issues_tickets_and_release_returns_stock(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let fixture = app.event_with_zone(10).await;
+    let (_, hold) = app.hold(&fixture, 3, "alice", "h1").await;
+    let hold_id = hold["hold_id"].as_str().expect("hold_id");
+    let confirm = format!("/v1/holds/{hold_id}/confirm");
+
+    let (status, problem) = app
+        .post_json(&confirm, &json!({"payment_ref": "pay_1"}), None)
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("idempotency_key_required"))
+    );
+    let (status, confirmed) = app
+        .post_json(&confirm, &json!({"payment_ref": "pay_1"}), Some("c1"))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert_eq!(confirmed["status"], "confirmed");
+    assert_eq!(confirmed["tickets"].as_array().map(Vec::len), Some(3));
+    assert_eq!(confirmed["total_minor"], 3 * 4500);
+    let (status, replay) = app
+        .post_json(&confirm, &json!({"payment_ref": "pay_1"}), Some("c1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        replay["tickets"], confirmed["tickets"],
+        "a replay issues no new tickets"
+    );
+    let (status, again) = app
+        .post_json(&confirm, &json!({"payment_ref": "pay_2"}), Some("c2"))
+        .await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (409, Some("hold_not_active"))
+    );
+    let (status, _) = app
+        .post_json(&format!("/v1/holds/{hold_id}/release"), &json!({}), None)
+        .await;
+    assert_eq!(status, 409, "a confirmed hold cannot be released");
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (7, 0, 3, 10)
+    );
+
+    let (_, second) = app.hold(&fixture, 2, "bob", "h2").await;
+    let release = format!(
+        "/v1/holds/{}/release",
+        second["hold_id"].as_str().expect("hold_id")
+    );
+    for _ in 0..2 {
+        let (status, released) = app.post_json(&release, &json!({}), None).await;
+        assert_eq!(
+            (status, released["status"].as_str()),
+            (200, Some("released"))
+        );
+    }
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (7, 0, 3, 10),
+        "released exactly once"
+    );
+    let (status, view) = app.get_json(&format!("/v1/holds/{hold_id}")).await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("confirmed")));
+    assert_conservation(&app.pool).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn rules_are_enforced_by_the_ledger(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut body = support::event_body(
+        "limits",
+        vec![json!({"name": "A", "price_minor": 1000, "currency": "EUR",
+        "capacity": 100, "min_per_order": 2, "max_per_order": 4})],
+    );
+    body["max_tickets_per_customer"] = json!(6);
+    let fixture = app.publish_event(body).await;
+    let code = |r: (u16, Value)| (r.0, r.1["code"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        code(app.hold(&fixture, 1, "a", "r1").await),
+        (422, "quantity_out_of_range".to_owned())
+    );
+    assert_eq!(
+        code(app.hold(&fixture, 5, "a", "r2").await),
+        (422, "quantity_out_of_range".to_owned())
+    );
+    assert_eq!(app.hold(&fixture, 4, "a", "r3").await.0, 201);
+    assert_eq!(
+        code(app.hold(&fixture, 3, "a", "r4").await),
+        (409, "customer_limit_exceeded".to_owned())
+    );
+    assert_eq!(app.hold(&fixture, 2, "a", "r5").await.0, 201);
+
+    // Sale window: move the show's sale into the future.
+    let future = json!({"sale_starts_at": "2029-01-01T00:00:00Z"});
+    let path = format!(
+        "/admin/v1/events/{}/shows/{}",
+        fixture.event_id, fixture.show_id
+    );
+    let patched = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&app.token)
+        .json(&future)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    assert_eq!(
+        code(app.hold(&fixture, 2, "b", "r6").await),
+        (409, "sale_not_started".to_owned())
+    );
+
+    let cancelled = app
+        .admin_post(
+            &format!("/admin/v1/events/{}/cancel", fixture.event_id),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        code(app.hold(&fixture, 2, "b", "r7").await),
+        (409, "event_not_on_sale".to_owned())
+    );
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (94, 6, 0, 100)
+    );
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn expiry_releases_each_hold_once_with_two_sweepers(pool: PgPool) {
+    // Holds live 1 s; two ledgers (two sweepers every 100 ms) share the database.
+    let ttl = [("HOLD_TTL_SECONDS", "1".to_owned())];
+    let a = spawn_app_with(pool.clone(), &ttl).await;
+    let b = spawn_app_with(pool.clone(), &ttl).await;
+    let fixture = a.event_with_zone(1000).await;
+    let mut hold_ids = Vec::new();
+    for i in 0..40 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (status, hold) = app
+            .hold(&fixture, 2, &format!("c{i}"), &format!("e{i}"))
+            .await;
+        assert_eq!(status, 201, "{hold}");
+        hold_ids.push(hold["hold_id"].as_str().expect("hold_id").to_owned());
+    }
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (920, 80, 0, 1000)
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (available, held, _, _) = zone_counters(&pool, &fixture.zone_ids[0]).await;
+        if held == 0 {
+            assert_eq!(
+                available, 1000,
+                "every expired hold returned its stock exactly once"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "holds did not expire in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let expired: i64 = sqlx::query_scalar("select count(*) from holds where status = 'expired'")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(expired, 40);
+
+    let (status, problem) = a
+        .post_json(
+            &format!("/v1/holds/{}/confirm", hold_ids[0]),
+            &json!({"payment_ref": "late"}),
+            Some("late"),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("hold_expired"))
+    );
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (1000, 0, 0, 1000),
+        "a late confirm changes nothing"
+    );
+    assert_conservation(&pool).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn confirm_after_expiry_fails_even_before_the_sweeper_runs(pool: PgPool) {
+    let app = spawn_app_with(
+        pool,
+        &[
+            ("HOLD_TTL_SECONDS", "1".to_owned()),
+            ("SWEEP_INTERVAL_MS", "600000".to_owned()),
+        ],
+    )
+    .await;
+    let fixture = app.event_with_zone(5).await;
+    let (_, hold) = app.hold(&fixture, 1, "a", "x").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let hold_id = hold["hold_id"].as_str().expect("hold_id");
+    let (status, problem) = app
+        .post_json(
+            &format!("/v1/holds/{hold_id}/confirm"),
+            &json!({"payment_ref": "p"}),
+            Some("k"),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("hold_expired"))
+    );
+    let (_, view) = app.get_json(&format!("/v1/holds/{hold_id}")).await;
+    assert_eq!(view["status"], "expired");
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (4, 1, 0, 5),
+        "nothing changed yet"
+    );
+    let swept = tessera_ledger::holds::sweeper::sweep_once(&app.pool, 100)
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1);
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (5, 0, 0, 5)
+    );
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn mixed_random_workload_conserves_every_ticket(pool: PgPool) {
+    let app = Arc::new(spawn_app_with(pool.clone(), &[("HOLD_TTL_SECONDS", "1".to_owned())]).await);
+    let zones = vec![support::zone(40), support::zone(25), support::zone(60)];
+    let fixture = Arc::new(app.publish_event(support::event_body("mixed", zones)).await);
+    let run_for = Duration::from_secs(4);
+    let mut workers = Vec::new();
+    for worker in 0..16 {
+        let (app, fixture) = (app.clone(), fixture.clone());
+        workers.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut ops = 0u32;
+            while started.elapsed() < run_for {
+                let (zone, quantity, action) = {
+                    let mut rng = rand::rng();
+                    (
+                        rng.random_range(0..fixture.zone_ids.len()),
+                        rng.random_range(1..=4),
+                        rng.random_range(0..3),
+                    )
+                };
+                let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[zone],
+                                  "quantity": quantity, "customer_id": format!("w{worker}")});
+                let key = uuid::Uuid::new_v4().to_string();
+                let (status, hold) = app.post_json("/v1/holds", &body, Some(&key)).await;
+                assert!(status == 201 || status == 409, "hold: {status} {hold}");
+                if status == 201 {
+                    let hold_id = hold["hold_id"].as_str().expect("hold_id");
+                    match action {
+                        0 => {
+                            let (s, b) = app
+                                .post_json(
+                                    &format!("/v1/holds/{hold_id}/confirm"),
+                                    &json!({"payment_ref": "p"}),
+                                    Some(&key),
+                                )
+                                .await;
+                            assert!(
+                                s == 200 || (s == 409 && b["code"] == "hold_expired"),
+                                "confirm: {s} {b}"
+                            );
+                        }
+                        1 => {
+                            let (s, b) = app
+                                .post_json(
+                                    &format!("/v1/holds/{hold_id}/release"),
+                                    &json!({}),
+                                    None,
+                                )
+                                .await;
+                            assert_eq!(s, 200, "release: {b}");
+                        }
+                        _ => {} // left to expire
+                    }
+                }
+                ops += 1;
+            }
+            ops
+        }));
+    }
+    let mut total_ops = 0;
+    for worker in workers {
+        total_ops += worker.await.expect("worker");
+    }
+    assert!(total_ops > 100, "the workload ran ({total_ops} operations)");
+    assert_conservation(&pool).await;
+    // After every hold has lapsed and been swept, only sold tickets remain out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tessera_ledger::holds::sweeper::sweep_once(&pool, 10_000)
+        .await
+        .expect("sweep");
+    assert_conservation(&pool).await;
+    let held: i64 = sqlx::query_scalar("select sum(held)::bigint from zones")
+        .fetch_one(&pool)
+        .await
+        .expect("sum");
+    assert_eq!(held, 0);
+    let app = Arc::try_unwrap(app).ok().expect("sole owner");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn the_database_refuses_an_oversell_even_if_code_tries(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(3).await;
+    let zone: uuid::Uuid = fixture.zone_ids[0].parse().expect("uuid");
+    let err =
+        sqlx::query("update zones set available = available - 4, held = held + 4 where id = $1")
+            .bind(zone)
+            .execute(&pool)
+            .await
+            .expect_err("the CHECK constraint must refuse");
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("zone_counters_nonnegative")
+    );
+    let err = sqlx::query("update zones set held = held + 1 where id = $1")
+        .bind(zone)
+        .execute(&pool)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("zone_conservation")
+    );
+    app.stop().await;
+}

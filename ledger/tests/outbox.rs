@@ -1,0 +1,212 @@
+//! The outbox relay against real Redis: the documented message reaches a subscriber, and
+//! with Redis stopped, changes wait in the outbox and arrive in order once it is back.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::Value;
+use sqlx::PgPool;
+use support::{spawn_app_with, TestApp};
+
+/// Subscribes to `channel` and returns a stream of parsed messages.
+async fn subscribe(redis_url: &str, channel: &str) -> impl futures::Stream<Item = Value> {
+    let client = redis::Client::open(redis_url).expect("redis url");
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .expect("redis pubsub connection");
+    pubsub.subscribe(channel).await.expect("subscribe");
+    pubsub.into_on_message().map(|msg| {
+        let payload: String = msg.get_payload().expect("string payload");
+        serde_json::from_str(&payload).expect("json message")
+    })
+}
+
+async fn next_within(
+    stream: &mut (impl futures::Stream<Item = Value> + Unpin),
+    limit: Duration,
+) -> Value {
+    tokio::time::timeout(limit, stream.next())
+        .await
+        .expect("message in time")
+        .expect("stream open")
+}
+
+/// The next availability message (catalog messages from setup are skipped).
+async fn next_availability(
+    stream: &mut (impl futures::Stream<Item = Value> + Unpin),
+    limit: Duration,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let message = next_within(stream, deadline.saturating_duration_since(Instant::now())).await;
+        if message["kind"] == "availability" {
+            return message;
+        }
+    }
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_hold_publishes_the_documented_message(pool: PgPool) {
+    let app = spawn_app_with(pool, &[]).await;
+    let mut messages = Box::pin(subscribe(&app.redis_url, &app.channel).await);
+    let fixture = app.event_with_zone(20).await;
+    let catalog = next_within(&mut messages, Duration::from_secs(5)).await;
+    assert_eq!(catalog["kind"], "catalog");
+    assert_eq!(catalog["event_id"], fixture.event_id.as_str());
+    let first_seq = catalog["seq"].as_i64().expect("seq");
+
+    let (status, _) = app.hold(&fixture, 3, "alice", "k1").await;
+    assert_eq!(status, 201);
+    let message = next_availability(&mut messages, Duration::from_secs(5)).await;
+    let expected = serde_json::json!({
+        "kind": "availability", "show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+        "available": 17, "held": 3, "sold": 0, "version": message["version"], "seq": message["seq"],
+    });
+    assert_eq!(message, expected);
+    assert!(message["version"].as_i64().expect("version") > 1);
+    assert!(
+        message["seq"].as_i64().expect("seq") > first_seq,
+        "seq increases"
+    );
+    app.stop().await;
+}
+
+/// A throwaway redis-server on its own port, so this test can stop and restart it.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16) -> Child {
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install -y redis-server)")
+    }
+
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let redis = Self {
+            port,
+            child: Some(Self::start_on(port)),
+        };
+        redis.wait_until_up().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_until_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.stop();
+        self.child = Some(Self::start_on(self.port));
+        self.wait_until_up().await;
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn backlog(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn changes_wait_for_redis_and_arrive_in_order(pool: PgPool) {
+    let mut redis = OwnRedis::start().await;
+    let app = spawn_app_with(pool, &[("REDIS_URL", redis.url())]).await;
+    let fixture = app.event_with_zone(100).await;
+    // Let the setup's catalog message drain while Redis is up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backlog(&app).await > 0 {
+        assert!(Instant::now() < deadline, "initial outbox did not drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    redis.stop();
+    for i in 0..5 {
+        let (status, body) = app
+            .hold(&fixture, 1, &format!("c{i}"), &format!("down-{i}"))
+            .await;
+        assert_eq!(status, 201, "holds keep working without Redis: {body}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backlog(&app).await, 5, "the changes wait in the outbox");
+
+    redis.restart().await;
+    let mut messages = Box::pin(subscribe(&redis.url(), &app.channel).await);
+    // The relay retries with backoff (at most 5 s); the subscriber is already listening.
+    let mut received = Vec::new();
+    while received.len() < 5 {
+        received.push(next_availability(&mut messages, Duration::from_secs(15)).await);
+    }
+    let held: Vec<i64> = received
+        .iter()
+        .map(|m| m["held"].as_i64().expect("held"))
+        .collect();
+    assert_eq!(held, [1, 2, 3, 4, 5], "in commit order");
+    let versions: Vec<i64> = received
+        .iter()
+        .map(|m| m["version"].as_i64().expect("version"))
+        .collect();
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions increase: {versions:?}"
+    );
+    let seqs: Vec<i64> = received
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "seq is gap-free: {seqs:?}"
+    );
+    // Rows are marked in the transaction that commits after the PUBLISH.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backlog(&app).await > 0 {
+        assert!(Instant::now() < deadline, "published rows were not marked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}

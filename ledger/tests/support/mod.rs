@@ -1,0 +1,274 @@
+//! Test support: start a real ledger (real PostgreSQL database from `sqlx::test`, real
+//! Redis) on port 0 with its own Redis channel, and talk to it over HTTP.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tessera_ledger::{Config, Ledger};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub token: String,
+    pub channel: String,
+    pub redis_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A fresh channel name so parallel tests never hear each other.
+pub fn unique_channel() -> String {
+    format!("tessera.invalidate.test.{}", uuid::Uuid::new_v4())
+}
+
+/// Starts a ledger on `pool` with `overrides` on top of test defaults, and a tenant token.
+pub async fn spawn_app_with(pool: PgPool, overrides: &[(&str, String)]) -> TestApp {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("LEDGER_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("REDIS_URL".to_owned(), redis_url()),
+        ("OUTBOX_CHANNEL".to_owned(), unique_channel()),
+        ("OUTBOX_POLL_INTERVAL_MS".to_owned(), "50".to_owned()),
+        ("SWEEP_INTERVAL_MS".to_owned(), "100".to_owned()),
+        ("SHUTDOWN_GRACE_SECONDS".to_owned(), "5".to_owned()),
+    ]);
+    for (k, v) in overrides {
+        env.insert((*k).to_owned(), v.clone());
+    }
+    let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
+    let channel = config.outbox.channel.clone();
+    let redis_url = config.redis_url.clone();
+    let ledger = Ledger::build_with_pool(config, pool.clone())
+        .await
+        .expect("ledger builds");
+    let addr = ledger.local_addr().expect("bound");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ledger.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let mut conn = pool.acquire().await.expect("connection");
+    let (_, token) = tessera_ledger::auth::create_tenant(&mut conn, "Test Tenant")
+        .await
+        .expect("tenant");
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client"),
+        pool,
+        token,
+        channel,
+        redis_url,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, &[]).await
+}
+
+/// A published event with one show whose zones are described by `zones`.
+pub struct Fixture {
+    pub event_id: String,
+    pub show_id: String,
+    pub zone_ids: Vec<String>,
+}
+
+pub fn zone(capacity: i32) -> Value {
+    json!({"name": format!("Zone {capacity}"), "price_minor": 4500, "currency": "EUR", "capacity": capacity})
+}
+
+/// A valid `POST /admin/v1/events` body with one show on sale now.
+pub fn event_body(slug: &str, zones: Vec<Value>) -> Value {
+    json!({
+        "slug": slug, "title": format!("Event {slug}"), "category": "concerts",
+        "venue": {"name": "Hall", "city": "Berlin", "country": "DE", "timezone": "Europe/Berlin"},
+        "shows": [{"starts_at": "2030-06-01T19:00:00Z", "sale_starts_at": "2020-01-01T00:00:00Z", "zones": zones}]
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates and publishes an event from `body`.
+    pub async fn publish_event(&self, body: Value) -> Fixture {
+        let created = self.admin_post("/admin/v1/events", &body).await;
+        assert_eq!(
+            created.status(),
+            201,
+            "create event: {}",
+            created.text().await.unwrap_or_default()
+        );
+        let detail: Value = created.json().await.expect("json");
+        let event_id = detail["event_id"].as_str().expect("event_id").to_owned();
+        let published = self
+            .admin_post(&format!("/admin/v1/events/{event_id}/publish"), &json!({}))
+            .await;
+        assert_eq!(published.status(), 200);
+        let show = &detail["shows"][0];
+        Fixture {
+            event_id,
+            show_id: show["show_id"].as_str().expect("show_id").to_owned(),
+            zone_ids: show["zones"]
+                .as_array()
+                .expect("zones")
+                .iter()
+                .map(|z| z["zone_id"].as_str().expect("zone_id").to_owned())
+                .collect(),
+        }
+    }
+
+    pub async fn event_with_zone(&self, capacity: i32) -> Fixture {
+        let slug = format!("e-{}", uuid::Uuid::new_v4().simple());
+        self.publish_event(event_body(&slug, vec![zone(capacity)]))
+            .await
+    }
+
+    /// `POST /v1/holds` with the given key; returns status and body.
+    pub async fn hold(
+        &self,
+        fixture: &Fixture,
+        quantity: i64,
+        customer: &str,
+        key: &str,
+    ) -> (u16, Value) {
+        let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": quantity, "customer_id": customer});
+        self.post_json("/v1/holds", &body, Some(key)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, key: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops the ledger gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(15), task).await;
+            assert!(
+                matches!(result, Ok(Ok(Ok(())))),
+                "ledger did not stop cleanly"
+            );
+        }
+    }
+}
+
+/// Counters of a zone as stored.
+pub async fn zone_counters(pool: &PgPool, zone_id: &str) -> (i32, i32, i32, i32) {
+    let zone: uuid::Uuid = zone_id.parse().expect("uuid");
+    sqlx::query_as("select available, held, sold, capacity from zones where id = $1")
+        .bind(zone)
+        .fetch_one(pool)
+        .await
+        .expect("zone")
+}
+
+/// Invariant 1 and 2 checked against the rows: the counters equal what the holds and
+/// tickets say, for every zone in the database.
+pub async fn assert_conservation(pool: &PgPool) {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: uuid::Uuid,
+        available: i32,
+        held: i32,
+        sold: i32,
+        capacity: i32,
+        live_held: i64,
+        confirmed: i64,
+        tickets: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "select z.id, z.available, z.held, z.sold, z.capacity,
+                coalesce((select sum(quantity) from holds h where h.zone_id = z.id and h.status = 'held'), 0)::bigint
+                    as live_held,
+                coalesce((select sum(quantity) from holds h where h.zone_id = z.id and h.status = 'confirmed'), 0)::bigint
+                    as confirmed,
+                (select count(*) from tickets t where t.zone_id = z.id) as tickets
+         from zones z",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("conservation query");
+    for Row {
+        id: zone,
+        available,
+        held,
+        sold,
+        capacity,
+        live_held,
+        confirmed,
+        tickets,
+    } in rows
+    {
+        assert!(
+            available >= 0 && held >= 0 && sold >= 0,
+            "zone {zone}: negative counter"
+        );
+        assert_eq!(
+            available + held + sold,
+            capacity,
+            "zone {zone}: available + held + sold != capacity"
+        );
+        assert_eq!(
+            i64::from(held),
+            live_held,
+            "zone {zone}: held counter != live holds"
+        );
+        assert_eq!(
+            i64::from(sold),
+            confirmed,
+            "zone {zone}: sold counter != confirmed holds"
+        );
+        assert_eq!(
+            i64::from(sold),
+            tickets,
+            "zone {zone}: sold counter != tickets issued"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! The commands: `up`, `test` and `services`.
+
+use std::env;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::net::{redact, HostPort};
+use crate::process::{
+    bail_if_interrupted, describe, interrupted, run_captured, run_checked, shell_quote, succeeds,
+    Supervised, POLL,
+};
+use crate::services::Services;
+use crate::Paths;
+
+const DEFAULT_LEDGER_ADDR: &str = "127.0.0.1:4000";
+/// Time the ledger gets for a graceful shutdown after Ctrl-C before it is killed.
+const LEDGER_GRACE: Duration = Duration::from_secs(30);
+/// Time cargo gets to exit after Ctrl-C (it stops at once on SIGINT).
+const CARGO_GRACE: Duration = Duration::from_secs(10);
+/// How long `up` waits for the ledger to listen before printing its URLs anyway.
+const LEDGER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `cargo xtask up`: services, build, seed, then serve in the foreground.
+pub fn up(paths: &Paths) -> Result<()> {
+    let services = Services::ensure(&paths.target_dir)?;
+    bail_if_interrupted()?;
+    let database_url = services.database_url("tessera");
+    let addr = env::var("LEDGER_ADDR").unwrap_or_else(|_| DEFAULT_LEDGER_ADDR.to_owned());
+
+    header("cargo build -p tessera-ledger");
+    run_checked(
+        paths.cargo().args(["build", "-p", "tessera-ledger"]),
+        CARGO_GRACE,
+    )?;
+
+    let binary = paths.target_dir.join("debug").join("tessera-ledger");
+    let ledger = |subcommand: &str| {
+        let mut cmd = Command::new(&binary);
+        cmd.arg(subcommand)
+            .env("DATABASE_URL", &database_url)
+            .env("REDIS_URL", &services.redis_url)
+            .env("LEDGER_ADDR", &addr)
+            .current_dir(&paths.root);
+        cmd
+    };
+    header("tessera-ledger seed");
+    run_checked(&mut ledger("seed"), LEDGER_GRACE)?;
+
+    header("tessera-ledger serve");
+    let mut serve = Supervised::spawn(&mut ledger("serve"), LEDGER_GRACE)?;
+    let (base_url, probe) = ledger_base_url(&addr);
+    let announce_by = Instant::now() + LEDGER_READY_TIMEOUT;
+    let mut announced = false;
+    let status = loop {
+        if let Some(status) = serve.poll()? {
+            break status;
+        }
+        // The URLs are printed once they work (or after a while, if the probe can't tell).
+        let ready = probe.as_ref().is_none_or(HostPort::reachable);
+        if !announced && !interrupted() && (ready || Instant::now() >= announce_by) {
+            println!();
+            println!("ledger:   {base_url}  (try: curl {base_url}/v1/events)");
+            println!("openapi:  {base_url}/openapi.json");
+            println!("metrics:  {base_url}/metrics");
+            println!("postgres: {}", redact(&database_url));
+            println!("redis:    {}", redact(&services.redis_url));
+            println!("Ctrl-C stops the ledger and the services xtask started.");
+            announced = true;
+        }
+        sleep(POLL);
+    };
+    if !interrupted() && !status.success() {
+        bail!("tessera-ledger serve exited ({status})");
+    }
+    Ok(())
+    // `services` drops here: throwaway PostgreSQL/Redis stop after the ledger is gone.
+}
+
+/// `http://host:port` for LEDGER_ADDR, and where to probe it. A wildcard bind address is
+/// shown (and probed) as loopback.
+fn ledger_base_url(addr: &str) -> (String, Option<HostPort>) {
+    match addr.parse::<SocketAddr>() {
+        Ok(sock) => {
+            let ip = match sock.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+                IpAddr::V6(ip) if ip.is_unspecified() => {
+                    IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+                }
+                ip => ip,
+            };
+            let shown = SocketAddr::new(ip, sock.port());
+            (
+                format!("http://{shown}"),
+                Some(HostPort::new(&ip.to_string(), sock.port())),
+            )
+        }
+        // A host name: show it as given, probe it if it has a port.
+        Err(_) => {
+            let probe = addr
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some(HostPort::new(host, port.parse().ok()?)));
+            (format!("http://{addr}"), probe)
+        }
+    }
+}
+
+/// `cargo xtask test [ARGS]`: fmt check, clippy, then every test with services up.
+pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
+    let services = Services::ensure(&paths.target_dir)?;
+    bail_if_interrupted()?;
+    let database_url = services.database_url("postgres");
+    let with_services = |mut cmd: Command| {
+        cmd.env("DATABASE_URL", &database_url)
+            .env("REDIS_URL", &services.redis_url);
+        cmd
+    };
+    let tools = Components::check(paths);
+
+    if tools.rustfmt {
+        let mut fmt = with_services(paths.cargo());
+        fmt.args(["fmt", "--all", "--", "--check"]);
+        header(&describe(&fmt));
+        run_checked(&mut fmt, CARGO_GRACE)?;
+    } else {
+        eprintln!(
+            "xtask: warning: rustfmt is not installed; skipping `cargo fmt --all -- --check`"
+        );
+    }
+    if tools.clippy {
+        let mut clippy = with_services(paths.cargo());
+        clippy.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        header(&describe(&clippy));
+        run_checked(&mut clippy, CARGO_GRACE)?;
+    } else {
+        eprintln!("xtask: warning: clippy is not installed; skipping `cargo clippy`");
+    }
+    let mut test = with_services(paths.cargo());
+    test.args(["test", "--workspace", "--all-targets"])
+        .args(test_args);
+    header(&describe(&test));
+    run_checked(&mut test, CARGO_GRACE)?;
+    eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+/// `cargo xtask services`: services up until Ctrl-C, with the variables to reach them.
+pub fn services(paths: &Paths) -> Result<()> {
+    let mut services = Services::ensure(&paths.target_dir)?;
+    bail_if_interrupted()?;
+    // Database `postgres`: it exists, and sqlx::test creates its per-test databases from it.
+    println!(
+        "export DATABASE_URL={}",
+        shell_quote(&services.database_url("postgres"))
+    );
+    println!("export REDIS_URL={}", shell_quote(&services.redis_url));
+    eprintln!("xtask: services are up; Ctrl-C stops them");
+    while !interrupted() {
+        services.check_alive()?;
+        sleep(POLL);
+    }
+    Ok(())
+}
+
+/// Which optional cargo components this toolchain has.
+struct Components {
+    rustfmt: bool,
+    clippy: bool,
+}
+
+impl Components {
+    /// Tries `rustup component add` once when one is missing; a toolchain without rustup
+    /// (Debian's cargo) just skips those steps.
+    fn check(paths: &Paths) -> Self {
+        let probe = |tool: &str| succeeds(paths.cargo().args([tool, "--version"]));
+        let found = Self {
+            rustfmt: probe("fmt"),
+            clippy: probe("clippy"),
+        };
+        if found.rustfmt && found.clippy {
+            return found;
+        }
+        let mut rustup = Command::new("rustup");
+        rustup
+            .args(["component", "add", "rustfmt", "clippy"])
+            .current_dir(&paths.root);
+        header(&describe(&rustup));
+        if let Err(err) = run_captured(&mut rustup).context("rustup could not add rustfmt/clippy") {
+            eprintln!("xtask: warning: {err:#}");
+        }
+        Self {
+            rustfmt: probe("fmt"),
+            clippy: probe("clippy"),
+        }
+    }
+}
+
+fn header(step: &str) {
+    eprintln!("\n==> {step}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_urls() {
+        let (url, probe) = ledger_base_url("127.0.0.1:4000");
+        assert_eq!(url, "http://127.0.0.1:4000");
+        assert_eq!(probe, Some(HostPort::new("127.0.0.1", 4000)));
+        assert_eq!(ledger_base_url("0.0.0.0:80").0, "http://127.0.0.1:80");
+        assert_eq!(ledger_base_url("[::]:80").0, "http://[::1]:80");
+        assert_eq!(
+            ledger_base_url("localhost:4000").1,
+            Some(HostPort::new("localhost", 4000))
+        );
+    }
+}
