@@ -1,15 +1,26 @@
-//! A closed-loop load generator: `clients` tasks each send one hold at a time, as fast as
-//! answers come back, for a fixed duration. Latencies go to an HDR histogram (µs).
+//! A closed-loop load generator: `clients` tasks, each with its own keep-alive HTTP/1.1
+//! connection, send one hold at a time, as fast as answers come back, for a fixed
+//! duration. Latencies go to an HDR histogram (µs).
+//!
+//! It speaks hyper's connection API directly (no pooling, proxy or URL machinery): the
+//! generator shares the machine's cores with the ledger and PostgreSQL, so every cycle
+//! it spends is taken from what is being measured.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 pub struct Target {
-    pub holds_url: String,
+    /// `host:port` of the ledger.
+    pub authority: String,
     pub show_id: String,
     pub zone_id: String,
 }
@@ -40,62 +51,88 @@ impl LoadResult {
 /// Highest latency the histogram tracks: 60 s in µs, 3 significant digits.
 const LATENCY_MAX_US: u64 = 60_000_000;
 
-pub async fn run(
-    client: &reqwest::Client,
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
+        .unwrap_or_else(|_| Histogram::new(3).expect("3 sigfigs"))
+}
+
+async fn connect(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connect {authority}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// One hold request; returns the status.
+async fn hold(
+    sender: &mut SendRequest<Full<Bytes>>,
     target: &Target,
+    client_no: usize,
+    n: u64,
+) -> anyhow::Result<u16> {
+    let body = json!({"show_id": target.show_id, "zone_id": target.zone_id, "quantity": 1,
+                      "customer_id": format!("bench-{client_no}-{n}")});
+    let request = hyper::Request::post("/v1/holds")
+        .header(hyper::header::HOST, target.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            "idempotency-key",
+            format!("{client_no}-{n}-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .body(Full::new(Bytes::from(serde_json::to_vec(&body)?)))?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    // Read the whole body so the connection can carry the next request.
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+pub async fn run(
+    target: Target,
     clients: usize,
     warmup: Duration,
     measure: Duration,
-) -> LoadResult {
+) -> anyhow::Result<LoadResult> {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
-    let target = Arc::new((
-        target.holds_url.clone(),
-        target.show_id.clone(),
-        target.zone_id.clone(),
-    ));
+    let target = Arc::new(target);
     let mut tasks = Vec::with_capacity(clients);
     for client_no in 0..clients {
-        let (client, target, measuring, stop) = (
-            client.clone(),
-            target.clone(),
-            measuring.clone(),
-            stop.clone(),
-        );
+        let mut sender = connect(&target.authority).await?;
+        let (target, measuring, stop) = (target.clone(), measuring.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, LATENCY_MAX_US, 3)
-                .expect("valid histogram bounds");
+            let mut latency_us = histogram();
             let (mut created_total, mut created, mut shed, mut failed) = (0u64, 0u64, 0u64, 0u64);
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let body = json!({"show_id": target.1, "zone_id": target.2, "quantity": 1,
-                                  "customer_id": format!("bench-{client_no}-{n}")});
                 let started = Instant::now();
-                let status = client
-                    .post(&target.0)
-                    .header(
-                        "Idempotency-Key",
-                        format!("{client_no}-{n}-{}", uuid::Uuid::new_v4().simple()),
-                    )
-                    .json(&body)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16());
+                let status = hold(&mut sender, &target, client_no, n).await;
                 let counted = measuring.load(Ordering::Relaxed);
                 match status {
                     Ok(201) => {
                         created_total += 1;
                         if counted {
                             created += 1;
-                            let _ = histogram.record(started.elapsed().as_micros() as u64);
+                            let _ = latency_us.record(started.elapsed().as_micros() as u64);
                         }
                     }
                     Ok(503) => shed += u64::from(counted),
-                    _ => failed += 1,
+                    Ok(_) => failed += 1,
+                    Err(_) => {
+                        failed += 1;
+                        match connect(&target.authority).await {
+                            Ok(fresh) => sender = fresh,
+                            Err(_) => break,
+                        }
+                    }
                 }
             }
-            (histogram, created_total, created, shed, failed)
+            (latency_us, created_total, created, shed, failed)
         }));
     }
     tokio::time::sleep(warmup).await;
@@ -106,24 +143,24 @@ pub async fn run(
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
 
-    let mut latency_us =
-        Histogram::<u64>::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid histogram bounds");
-    let (mut created_all, mut created, mut shed, mut failed) = (0, 0, 0, 0);
-    for task in tasks {
-        if let Ok((histogram, c_all, c, s, f)) = task.await {
-            let _ = latency_us.add(&histogram);
-            created_all += c_all;
-            created += c;
-            shed += s;
-            failed += f;
-        }
-    }
-    LoadResult {
-        created_total: created_all,
-        created,
-        shed,
-        failed,
+    let mut result = LoadResult {
+        created_total: 0,
+        created: 0,
+        shed: 0,
+        failed: 0,
         elapsed,
-        latency_us,
+        latency_us: histogram(),
+    };
+    for task in tasks {
+        let (latency_us, created_total, created, shed, failed) = task.await?;
+        result
+            .latency_us
+            .add(&latency_us)
+            .context("merging histograms")?;
+        result.created_total += created_total;
+        result.created += created;
+        result.shed += shed;
+        result.failed += failed;
     }
+    Ok(result)
 }

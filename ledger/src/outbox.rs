@@ -131,6 +131,7 @@ impl Relay {
             "select id, payload, created_at from outbox where published_at is null order by id limit $1",
         )
         .bind(self.config.batch_size_max)
+        .persistent(false) // planned per call: see `idempotency::lookup`
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {

@@ -390,6 +390,7 @@ async fn lock_and_count_customers<'a>(
     )
     .bind(event_id.as_uuid())
     .bind(&names)
+    .persistent(false) // planned per call: see `idempotency::lookup`
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.into_iter().collect())

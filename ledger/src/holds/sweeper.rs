@@ -74,6 +74,7 @@ pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sql
          returning h.zone_id, h.quantity",
     )
     .bind(batch_size_max)
+    .persistent(false) // planned per call: see `idempotency::lookup`
     .fetch_all(&mut *tx)
     .await?;
     if expired.is_empty() {
