@@ -19,6 +19,12 @@ create table holds (
     -- When the hold left 'held' (confirmed, released or expired).
     settled_at timestamptz,
     payment_ref text check (length(payment_ref) <= 128),
+    -- The `Idempotency-Key` that created the hold and the hash of its request: the hold row
+    -- is that request's stored result (a retry replays it), so a granted hold costs one
+    -- row, not two. Refused requests are stored in `idempotency` instead.
+    idempotency_key text collate "C" not null check (length(idempotency_key) between 1 and 128),
+    request_sha256 bytea not null check (length(request_sha256) = 32),
+    constraint holds_idempotency_key_key unique (idempotency_key),
     check ((status = 'held') = (settled_at is null)),
     check ((status = 'confirmed') = (payment_ref is not null))
 );
@@ -40,8 +46,9 @@ create table tickets (
 create index tickets_hold_idx on tickets (hold_id);
 create index tickets_zone_idx on tickets (zone_id);
 
--- Stored results of idempotent requests (invariant 3). `scope` names the operation
--- (e.g. 'hold', 'confirm:<hold_id>'), so one key cannot replay across operations.
+-- Stored results of idempotent requests (invariant 3) other than granted holds (which are
+-- their own record, see `holds.idempotency_key`). `scope` names the operation (e.g.
+-- 'hold', 'confirm:<hold_id>'), so one key cannot replay across operations.
 create table idempotency (
     scope text collate "C" not null,
     key text collate "C" not null check (length(key) between 1 and 128),

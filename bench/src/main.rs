@@ -76,86 +76,109 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let base = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| tessera_ledger::config::DEFAULT_DATABASE_URL.to_owned());
-    let database_url = bench_database_url(&base);
-    if Postgres::database_exists(&database_url).await? {
-        Postgres::force_drop_database(&database_url).await?;
-    }
-    let result = run(&args, &database_url).await;
-    Postgres::force_drop_database(&database_url)
-        .await
-        .context("dropping the bench database")?;
-    result
-}
-
-/// The same server as `base`, database `tessera_bench`.
-fn bench_database_url(base: &str) -> String {
-    match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/tessera_bench"),
-        None => format!("{base}/tessera_bench"),
-    }
-}
-
-async fn run(args: &Args, database_url: &str) -> anyhow::Result<()> {
-    let env = |strategy: &str| -> HashMap<&'static str, String> {
-        HashMap::from([
-            ("LEDGER_ADDR", "127.0.0.1:0".to_owned()),
-            ("DATABASE_URL", database_url.to_owned()),
-            ("HOLD_STRATEGY", strategy.to_owned()),
-            // Stay quiet on the real channel: a bench must not invalidate real edges.
-            ("OUTBOX_CHANNEL", "tessera.bench".to_owned()),
-            ("REQUESTS_IN_FLIGHT_MAX", "100000".to_owned()),
-        ])
-    };
-    let mut targets = Vec::new();
-    for strategy in &args.strategies {
-        let vars = env(strategy);
-        let config =
-            Config::from_lookup(|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
-        let ledger = Ledger::build(config).await?;
-        let addr = ledger.local_addr()?;
-        tokio::spawn(ledger.run_until_stopped(std::future::pending()));
-        targets.push((strategy.as_str(), format!("http://{addr}")));
-    }
-    let pool = PgPool::connect(database_url).await?;
-    let sync: String = sqlx::query_scalar("show synchronous_commit")
-        .fetch_one(&pool)
-        .await?;
-    let fsync: String = sqlx::query_scalar("show fsync").fetch_one(&pool).await?;
     println!(
-        "PostgreSQL synchronous_commit={sync} fsync={fsync}; {} s per run after {} s warm-up",
+        "{}",
+        describe_postgres(&database_url(&base, "postgres")).await?
+    );
+    println!(
+        "{} s per run after {} s warm-up; each run: a fresh database, its own ledger, one hot zone",
         args.seconds,
         WARMUP.as_secs()
     );
-    let token = {
-        let mut conn = pool.acquire().await?;
-        tessera_ledger::auth::create_tenant(&mut conn, "Bench")
-            .await?
-            .1
-    };
-
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
-        .build()?;
+    let client = reqwest::Client::new();
     let mut results: Vec<(usize, &str, LoadResult)> = Vec::new();
     for &clients in &args.clients {
-        for (strategy, base) in &targets {
-            let target =
-                create_zone(&client, base, &token, &format!("{strategy}-{clients}")).await?;
-            let zone_id = target.zone_id.clone();
-            let result =
-                load::run(target, clients, WARMUP, Duration::from_secs(args.seconds)).await?;
-            reconcile(&pool, &zone_id, result.created_total).await?;
+        for strategy in &args.strategies {
+            let database_url = database_url(&base, &format!("tessera_bench_{strategy}_{clients}"));
+            let result = run_one(&client, &database_url, strategy, clients, args.seconds).await;
+            Postgres::force_drop_database(&database_url)
+                .await
+                .context("dropping the bench database")?;
+            let result = result?;
             eprintln!(
                 "{strategy:>8} {clients:>4} clients: {:>9.0} holds/s  p99 {:>7.2} ms  ({} failed)",
                 result.holds_per_s(),
                 result.p99_ms(),
                 result.failed
             );
-            results.push((clients, strategy, result));
+            results.push((clients, strategy.as_str(), result));
         }
     }
     print_table(&results);
     Ok(())
+}
+
+/// The durability settings the figures were measured with (they must stay on).
+async fn describe_postgres(url: &str) -> anyhow::Result<String> {
+    let pool = PgPool::connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let sync: String = sqlx::query_scalar("show synchronous_commit")
+        .fetch_one(&pool)
+        .await?;
+    let fsync: String = sqlx::query_scalar("show fsync").fetch_one(&pool).await?;
+    let version: String = sqlx::query_scalar("show server_version")
+        .fetch_one(&pool)
+        .await?;
+    if sync == "off" || fsync == "off" {
+        bail!("refusing to benchmark with synchronous_commit={sync} fsync={fsync}: holds must be durable");
+    }
+    Ok(format!(
+        "PostgreSQL {version}, synchronous_commit={sync}, fsync={fsync}"
+    ))
+}
+
+/// The same server as `base`, database `name`.
+fn database_url(base: &str, name: &str) -> String {
+    match base.rsplit_once('/') {
+        Some((server, _)) if server.contains("://") && !server.ends_with('/') => {
+            format!("{server}/{name}")
+        }
+        _ => format!("{}/{name}", base.trim_end_matches('/')),
+    }
+}
+
+/// One measured run: a fresh database and ledger, one zone, `clients` closed-loop clients.
+async fn run_one(
+    client: &reqwest::Client,
+    database_url: &str,
+    strategy: &str,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<LoadResult> {
+    if Postgres::database_exists(database_url).await? {
+        Postgres::force_drop_database(database_url).await?;
+    }
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("LEDGER_ADDR", "127.0.0.1:0".to_owned()),
+        ("DATABASE_URL", database_url.to_owned()),
+        ("HOLD_STRATEGY", strategy.to_owned()),
+        // Stay off the real channel: a bench must not invalidate real edges.
+        ("OUTBOX_CHANNEL", "tessera.bench".to_owned()),
+        ("REQUESTS_IN_FLIGHT_MAX", "100000".to_owned()),
+    ]);
+    let config = Config::from_lookup(|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
+    let ledger = Ledger::build(config).await?;
+    let base = format!("http://{}", ledger.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ledger.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let pool = PgPool::connect(database_url).await?;
+    let token = {
+        let mut conn = pool.acquire().await?;
+        tessera_ledger::auth::create_tenant(&mut conn, "Bench")
+            .await?
+            .1
+    };
+    let target = create_zone(client, &base, &token, &format!("{strategy}-{clients}")).await?;
+    let zone_id = target.zone_id.clone();
+    let result = load::run(target, clients, WARMUP, Duration::from_secs(seconds)).await?;
+    reconcile(&pool, &zone_id, result.created_total).await?;
+    pool.close().await;
+    let _ = stop.send(());
+    server.await??;
+    Ok(result)
 }
 
 /// A published event with one zone of `ZONE_CAPACITY`, created through the admin API.

@@ -479,3 +479,52 @@ async fn the_database_refuses_an_oversell_even_if_code_tries(pool: PgPool) {
     );
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn one_key_sent_to_two_ledgers_at_once_makes_one_hold(pool: PgPool) {
+    let a = Arc::new(spawn_app(pool.clone()).await);
+    let b = Arc::new(spawn_app(pool.clone()).await);
+    let fixture = Arc::new(a.event_with_zone(100).await);
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let fixture = fixture.clone();
+            tokio::spawn(async move { app.hold(&fixture, 2, "carol", "shared-key").await })
+        })
+        .collect();
+    let mut hold_ids = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, 201, "{body}");
+        hold_ids.insert(body["hold_id"].as_str().expect("hold_id").to_owned());
+    }
+    assert_eq!(hold_ids.len(), 1, "every retry got the first hold");
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (98, 2, 0, 100)
+    );
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_refusal_is_replayed_too(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let fixture = app.event_with_zone(1).await;
+    let (_, first) = app.hold(&fixture, 1, "a", "first").await;
+    let (status, refused) = app.hold(&fixture, 1, "b", "second").await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("sold_out")));
+    // Stock comes back, but a retry of the refused request returns its first result.
+    let release = format!(
+        "/v1/holds/{}/release",
+        first["hold_id"].as_str().expect("hold_id")
+    );
+    assert_eq!(app.post_json(&release, &json!({}), None).await.0, 200);
+    let (status, replayed) = app.hold(&fixture, 1, "b", "second").await;
+    assert_eq!((status, replayed), (409, refused));
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (1, 0, 0, 1)
+    );
+    // A new key is a new request.
+    assert_eq!(app.hold(&fixture, 1, "b", "third").await.0, 201);
+    app.stop().await;
+}

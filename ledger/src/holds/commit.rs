@@ -52,9 +52,16 @@ enum CommitError {
 
 impl From<sqlx::Error> for CommitError {
     fn from(e: sqlx::Error) -> Self {
-        match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        let database = e.as_database_error();
+        match database.and_then(|d| d.code()).as_deref() {
             Some("40001") => Self::Retry("serialization failure"),
             Some("40P01") => Self::Retry("deadlock"),
+            // Another process granted a hold with one of these keys first: the retry replays it.
+            Some("23505")
+                if database.and_then(|d| d.constraint()) == Some("holds_idempotency_key_key") =>
+            {
+                Self::Retry("idempotency key used concurrently")
+            }
             _ => Self::Database(e),
         }
     }
@@ -174,10 +181,11 @@ async fn try_commit(
                 }
             }
         }
+        // Granted holds are their own record; only refusals are stored separately.
         let records: Vec<NewRecord<'_>> = fresh
             .iter()
             .filter_map(|&i| {
-                let reply = replies[i].as_ref()?;
+                let reply = replies[i].as_ref().filter(|r| r.status != CREATED)?;
                 Some(NewRecord {
                     key: &jobs[i].key,
                     request_sha256: &jobs[i].request_sha256,
@@ -210,22 +218,87 @@ async fn try_commit(
         .collect())
 }
 
-/// Fills in replies for keys already stored. Returns the indexes to decide now (first use
-/// of each key) and the later duplicates of a key within this batch, paired with the first.
+const CREATED: u16 = 201;
+
+/// A hold found by the key that created it: the first result of that request.
+#[derive(sqlx::FromRow)]
+struct KeyedHold {
+    idempotency_key: String,
+    request_sha256: Vec<u8>,
+    id: Uuid,
+    zone_id: Uuid,
+    show_id: Uuid,
+    customer_id: String,
+    quantity: i32,
+    unit_price_minor: i64,
+    currency: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl KeyedHold {
+    /// The 201 the first request got (status `held`, whatever happened since), or the 422
+    /// conflict if this request differs.
+    fn replay_for(&self, request_sha256: &[u8]) -> Reply {
+        if self.request_sha256 != request_sha256 {
+            return Reply::conflict();
+        }
+        let view = (|| {
+            Some(HoldView {
+                hold_id: HoldId(self.id),
+                status: HoldStatus::Held,
+                show_id: ShowId(self.show_id),
+                zone_id: ZoneId(self.zone_id),
+                customer_id: CustomerId::parse(&self.customer_id).ok()?,
+                quantity: self.quantity,
+                unit_price_minor: self.unit_price_minor,
+                currency: self.currency.parse().ok()?,
+                created_at: self.created_at,
+                expires_at: self.expires_at,
+            })
+        })();
+        match view {
+            Some(view) => Reply {
+                replayed: true,
+                ..Reply::ok(axum::http::StatusCode::CREATED, &view)
+            },
+            None => Reply::problem(&Problem::new(ErrorCode::Internal)),
+        }
+    }
+}
+
+/// Fills in replies for keys already used: granted holds (in `holds`) and refusals (in
+/// `idempotency`). Returns the indexes to decide now (first use of each key) and the later
+/// duplicates of a key within this batch, paired with the first.
 async fn replay_stored(
     conn: &mut PgConnection,
     jobs: &[Job],
     replies: &mut [Option<Reply>],
 ) -> Result<(Vec<usize>, Vec<(usize, usize)>), sqlx::Error> {
     let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
-    let stored = idempotency::lookup(conn, HOLD_SCOPE, &keys).await?;
-    let stored: HashMap<&str, &idempotency::Stored> =
-        stored.iter().map(|s| (s.key.as_str(), s)).collect();
+    let held: Vec<KeyedHold> = sqlx::query_as(
+        "select idempotency_key, request_sha256, id, zone_id, show_id, customer_id, quantity,
+                unit_price_minor, currency, created_at, expires_at
+         from holds where idempotency_key = any($1)",
+    )
+    .bind(&keys)
+    .persistent(false) // planned per call: see `idempotency::lookup`
+    .fetch_all(&mut *conn)
+    .await?;
+    let held: HashMap<&str, &KeyedHold> = held
+        .iter()
+        .map(|h| (h.idempotency_key.as_str(), h))
+        .collect();
+    let refused = idempotency::lookup(conn, HOLD_SCOPE, &keys).await?;
+    let refused: HashMap<&str, &idempotency::Stored> =
+        refused.iter().map(|s| (s.key.as_str(), s)).collect();
     let mut first_of_key: HashMap<&str, usize> = HashMap::new();
     let (mut fresh, mut duplicates) = (Vec::new(), Vec::new());
     for (i, job) in jobs.iter().enumerate() {
         let key = job.key.as_str();
-        if let Some(found) = stored.get(key) {
+        if let Some(hold) = held.get(key) {
+            replies[i] = Some(hold.replay_for(&job.request_sha256));
+        } else if let Some(found) = refused.get(key) {
             replies[i] = Some(found.replay_for(&job.request_sha256));
         } else if let Some(&first) = first_of_key.get(key) {
             duplicates.push((i, first));
@@ -269,6 +342,7 @@ async fn decide(
         + chrono::Duration::from_std(ctx.hold_ttl).unwrap_or(chrono::Duration::minutes(10));
     let mut available = zone.available;
     let (mut ids, mut customers, mut quantities) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut keys, mut hashes) = (Vec::new(), Vec::new());
 
     for &i in fresh {
         let hold = &jobs[i].hold;
@@ -300,6 +374,8 @@ async fn decide(
                 ids.push(hold_id);
                 customers.push(hold.customer_id.as_str());
                 quantities.push(hold.quantity);
+                keys.push(jobs[i].key.as_str());
+                hashes.push(jobs[i].request_sha256.as_slice());
                 let view = HoldView {
                     hold_id: HoldId(hold_id),
                     status: HoldStatus::Held,
@@ -335,9 +411,10 @@ async fn decide(
     .await?;
     sqlx::query(
         "insert into holds (id, zone_id, show_id, event_id, customer_id, quantity, unit_price_minor, currency,
-                            created_at, expires_at)
-         select t.id, $2, $3, $4, t.customer_id, t.quantity, $5, $6, $7, $8
-         from unnest($1::uuid[], $9::text[], $10::int4[]) as t(id, customer_id, quantity)",
+                            created_at, expires_at, idempotency_key, request_sha256)
+         select t.id, $2, $3, $4, t.customer_id, t.quantity, $5, $6, $7, $8, t.key, t.sha
+         from unnest($1::uuid[], $9::text[], $10::int4[], $11::text[], $12::bytea[])
+              as t(id, customer_id, quantity, key, sha)",
     )
     .bind(&ids)
     .bind(zone_id.as_uuid())
@@ -349,6 +426,8 @@ async fn decide(
     .bind(expires_at)
     .bind(&customers)
     .bind(&quantities)
+    .bind(&keys)
+    .bind(&hashes)
     .execute(&mut *conn)
     .await?;
     metrics::counter!("holds_created_total").increment(ids.len() as u64);
