@@ -5,9 +5,12 @@
 //! cargo run -p tessera-bench --release -- holds [--seconds 10] [--clients 1,32,128]
 //! ```
 //!
-//! Both ledgers run in this process on port 0 against one fresh database (dropped at the
-//! end), each with the same pool size; every run gets its own zone. After each run the
-//! zone's counters are reconciled against its hold rows: any oversell fails the bench.
+//! Every run gets the same fresh start: a new database on the `DATABASE_URL` server, a
+//! ledger with the run's strategy (in this process, port 0, default pool size), one hot
+//! zone, then `clients` closed-loop clients for the measured window. After each run the
+//! zone's counters are reconciled against its hold rows and the count of 201 answers:
+//! any oversell fails the bench. The database is dropped afterwards. It refuses to run
+//! with `synchronous_commit` or `fsync` off: the figures are for durable holds.
 
 mod load;
 

@@ -145,6 +145,7 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     } else {
         eprintln!("xtask: warning: clippy is not installed; skipping `cargo clippy`");
     }
+    wasm_check(paths)?;
     let mut test = with_services(paths.cargo());
     test.args(["test", "--workspace", "--all-targets"])
         .args(test_args);
@@ -152,6 +153,21 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     run_checked(&mut test, CARGO_GRACE)?;
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+/// The shared domain crate is compiled into the edge's wasm components: prove it still
+/// builds for that target, so a native-only dependency cannot slip in unnoticed.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn wasm_check(paths: &Paths) -> Result<()> {
+    // rustup may be absent (a distribution's Rust); then the target must already be there.
+    if let Err(e) = run_captured(Command::new("rustup").args(["target", "add", WASM_TARGET])) {
+        eprintln!("xtask: warning: `rustup target add {WASM_TARGET}` failed ({e:#}); trying the build anyway");
+    }
+    let mut build = paths.cargo();
+    build.args(["build", "-p", "tessera-domain", "--target", WASM_TARGET]);
+    header(&describe(&build));
+    run_checked(&mut build, CARGO_GRACE)
 }
 
 /// `cargo xtask services`: services up until Ctrl-C, with the variables to reach them.
