@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use tessera_domain::catalog::EventStatus;
 use tessera_domain::holds::{
-    check_customer_limit, check_hold, check_stock, HoldContext, HoldStatus, HoldView, Rejection,
+    check_customer_limit, check_hold, check_stock, HoldContext, HoldStatus, HoldView, NewHold,
+    Rejection,
 };
 use tessera_domain::invalidation::Change;
 use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
@@ -143,6 +144,67 @@ impl LockedZone {
             max_per_order: self.max_per_order,
         }
     }
+}
+
+/// What the arrival-order allocation needs to know about the locked zone.
+struct ZoneSnapshot {
+    show_id: Uuid,
+    assigned_seating: bool,
+    rules: HoldContext,
+    available: i32,
+    max_tickets_per_customer: Option<i32>,
+    now: DateTime<Utc>,
+}
+
+impl LockedZone {
+    fn snapshot(&self) -> ZoneSnapshot {
+        ZoneSnapshot {
+            show_id: self.show_id,
+            assigned_seating: self.seating != "general_admission",
+            rules: self.hold_context(),
+            available: self.available,
+            max_tickets_per_customer: self.max_tickets_per_customer,
+            now: self.now,
+        }
+    }
+}
+
+/// Decides a batch in arrival order: each request is granted if it passes the shared hold
+/// rules and the customer's limit (counting what this batch already granted them) and
+/// fits in the stock the earlier ones left. A request too large for what is left is
+/// refused and a later, smaller one can still be served — exactly what one transaction per
+/// request would have done in the same order. `live_per_customer` is updated in place.
+fn allocate<'a>(
+    zone: &ZoneSnapshot,
+    requests: impl Iterator<Item = &'a NewHold>,
+    live_per_customer: &mut HashMap<String, i64>,
+) -> Vec<Result<(), Rejection>> {
+    let mut available = zone.available;
+    requests
+        .map(|hold| {
+            if hold.show_id.as_uuid() != zone.show_id {
+                return Err(Rejection::new(
+                    ErrorCode::NotFound,
+                    "zone not found in this show",
+                ));
+            }
+            if zone.assigned_seating {
+                return Err(Rejection::new(
+                    ErrorCode::ValidationFailed,
+                    "this zone sells assigned seats",
+                ));
+            }
+            check_hold(&zone.rules, hold.quantity, zone.now)?;
+            let live = live_per_customer
+                .entry(hold.customer_id.as_str().to_owned())
+                .or_insert(0);
+            check_customer_limit(*live, hold.quantity, zone.max_tickets_per_customer)?;
+            check_stock(available, hold.quantity)?;
+            available -= hold.quantity;
+            *live += i64::from(hold.quantity);
+            Ok(())
+        })
+        .collect()
 }
 
 async fn try_commit(
@@ -333,43 +395,24 @@ async fn decide(
         }
         None => HashMap::new(),
     };
-    let rules = zone.hold_context();
     let currency: Currency = zone
         .currency
         .parse()
         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let expires_at = zone.now
         + chrono::Duration::from_std(ctx.hold_ttl).unwrap_or(chrono::Duration::minutes(10));
-    let mut available = zone.available;
+    let verdicts = allocate(
+        &zone.snapshot(),
+        fresh.iter().map(|&i| &jobs[i].hold),
+        &mut live_per_customer,
+    );
     let (mut ids, mut customers, mut quantities) = (Vec::new(), Vec::new(), Vec::new());
     let (mut keys, mut hashes) = (Vec::new(), Vec::new());
 
-    for &i in fresh {
+    for (&i, verdict) in fresh.iter().zip(verdicts) {
         let hold = &jobs[i].hold;
-        let live = live_per_customer
-            .entry(hold.customer_id.as_str().to_owned())
-            .or_insert(0);
-        let verdict = (|| {
-            if hold.show_id.as_uuid() != zone.show_id {
-                return Err(Rejection::new(
-                    ErrorCode::NotFound,
-                    "zone not found in this show",
-                ));
-            }
-            if zone.seating != "general_admission" {
-                return Err(Rejection::new(
-                    ErrorCode::ValidationFailed,
-                    "this zone sells assigned seats",
-                ));
-            }
-            check_hold(&rules, hold.quantity, zone.now)?;
-            check_customer_limit(*live, hold.quantity, zone.max_tickets_per_customer)?;
-            check_stock(available, hold.quantity)
-        })();
         replies[i] = Some(match verdict {
             Ok(()) => {
-                available -= hold.quantity;
-                *live += i64::from(hold.quantity);
                 let hold_id = Uuid::now_v7();
                 ids.push(hold_id);
                 customers.push(hold.customer_id.as_str());
@@ -409,6 +452,13 @@ async fn decide(
     .bind(granted)
     .fetch_one(&mut *conn)
     .await?;
+    // Assert both sides: under our row lock nothing else can have moved the counters.
+    if available != zone.available - granted {
+        return Err(sqlx::Error::Protocol(format!(
+            "zone {zone_id}: available {available} after granting {granted} of {}",
+            zone.available
+        )));
+    }
     sqlx::query(
         "insert into holds (id, zone_id, show_id, event_id, customer_id, quantity, unit_price_minor, currency,
                             created_at, expires_at, idempotency_key, request_sha256)
@@ -484,4 +534,97 @@ fn customer_lock_key(event_id: EventId, customer: &CustomerId) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CUSTOMERS: [&str; 4] = ["ann", "bob", "cy", "dee"];
+
+    fn zone(available: i32, max_per_customer: Option<i32>) -> ZoneSnapshot {
+        ZoneSnapshot {
+            show_id: Uuid::nil(),
+            assigned_seating: false,
+            rules: HoldContext {
+                event_status: EventStatus::Published,
+                booking_opens_at: None,
+                booking_closes_at: None,
+                sale_starts_at: None,
+                sale_ends_at: None,
+                min_per_order: 1,
+                max_per_order: 6,
+            },
+            available,
+            max_tickets_per_customer: max_per_customer,
+            now: Utc::now(),
+        }
+    }
+
+    fn hold(customer: usize, quantity: i32) -> NewHold {
+        NewHold {
+            show_id: ShowId(Uuid::nil()),
+            zone_id: ZoneId(Uuid::nil()),
+            quantity,
+            customer_id: CustomerId::parse(CUSTOMERS[customer]).expect("valid id"),
+        }
+    }
+
+    proptest! {
+        /// Whatever arrives, a batch never grants more than the stock or a customer's limit,
+        /// and it refuses for stock only what did not fit in what earlier requests left.
+        #[test]
+        fn allocation_never_oversells(
+            available in 0..40i32,
+            max_per_customer in proptest::option::of(1..12i32),
+            requests in proptest::collection::vec((0..CUSTOMERS.len(), 0..9i32), 0..60),
+        ) {
+            let holds: Vec<NewHold> = requests.iter().map(|&(c, q)| hold(c, q)).collect();
+            let mut live = HashMap::new();
+            let verdicts = allocate(&zone(available, max_per_customer), holds.iter(), &mut live);
+            prop_assert_eq!(verdicts.len(), holds.len());
+
+            let mut left = available;
+            let mut per_customer: HashMap<&str, i64> = HashMap::new();
+            for (hold, verdict) in holds.iter().zip(&verdicts) {
+                let mine = per_customer.entry(hold.customer_id.as_str()).or_default();
+                match verdict {
+                    Ok(()) => {
+                        prop_assert!((1..=6).contains(&hold.quantity));
+                        prop_assert!(hold.quantity <= left, "granted beyond the stock");
+                        left -= hold.quantity;
+                        *mine += i64::from(hold.quantity);
+                        if let Some(max) = max_per_customer {
+                            prop_assert!(*mine <= i64::from(max), "granted beyond the customer limit");
+                        }
+                    }
+                    Err(r) if r.code == ErrorCode::SoldOut => prop_assert_eq!(left, 0),
+                    Err(r) if r.code == ErrorCode::InsufficientStock => {
+                        prop_assert!(left > 0 && left < hold.quantity)
+                    }
+                    Err(r) => prop_assert!(
+                        matches!(r.code, ErrorCode::QuantityOutOfRange | ErrorCode::CustomerLimitExceeded),
+                        "unexpected refusal {:?}", r.code
+                    ),
+                }
+            }
+            let granted: i64 = per_customer.values().sum();
+            prop_assert_eq!(granted, i64::from(available - left));
+            for (customer, tickets) in per_customer {
+                prop_assert_eq!(live.get(customer).copied().unwrap_or(0), tickets);
+            }
+        }
+    }
+
+    #[test]
+    fn a_smaller_later_request_takes_what_a_larger_one_could_not() {
+        let holds = [hold(0, 3), hold(1, 1)];
+        let verdicts = allocate(&zone(2, None), holds.iter(), &mut HashMap::new());
+        let codes: Vec<_> = verdicts
+            .iter()
+            .map(|v| v.as_ref().err().map(|r| r.code))
+            .collect();
+        assert_eq!(codes, [Some(ErrorCode::InsufficientStock), None]);
+    }
 }
