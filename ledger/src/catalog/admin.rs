@@ -424,6 +424,18 @@ async fn finish_edit(conn: &mut PgConnection, event_id: EventId) -> ApiResult<Ev
     detail_of(conn, event_id).await
 }
 
+/// Finishes an edit ([`finish_edit`]), commits it and wakes the outbox relay.
+async fn commit_edit(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    event_id: EventId,
+) -> ApiResult<Json<EventDetail>> {
+    let detail = finish_edit(&mut tx, event_id).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify();
+    Ok(Json(detail))
+}
+
 /// One event of this tenant, drafts included.
 #[utoipa::path(get, path = "/admin/v1/events/{event_id}", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
@@ -579,10 +591,7 @@ pub(crate) async fn patch_event(
     .execute(&mut *tx)
     .await
     .map_err(constraint_error)?;
-    let detail = finish_edit(&mut tx, event_id).await?;
-    tx.commit().await?;
-    state.outbox_wake.notify();
-    Ok(Json(detail))
+    commit_edit(&state, tx, event_id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -635,10 +644,7 @@ pub(crate) async fn patch_show(
     .bind(closes)
     .execute(&mut *tx)
     .await?;
-    let detail = finish_edit(&mut tx, event_id).await?;
-    tx.commit().await?;
-    state.outbox_wake.notify();
-    Ok(Json(detail))
+    commit_edit(&state, tx, event_id).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -734,8 +740,5 @@ pub(crate) async fn patch_zone(
         version,
     };
     outbox::enqueue(&mut tx, &change).await?;
-    let detail = finish_edit(&mut tx, event_id).await?;
-    tx.commit().await?;
-    state.outbox_wake.notify();
-    Ok(Json(detail))
+    commit_edit(&state, tx, event_id).await
 }

@@ -26,6 +26,7 @@ use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, 
 use uuid::Uuid;
 
 use super::engine::Job;
+use super::settle::StoredHold;
 use crate::error::ApiError;
 use crate::idempotency::{self, NewRecord, Reply};
 use crate::outbox::{self, OutboxWake};
@@ -287,15 +288,8 @@ const CREATED: u16 = 201;
 struct KeyedHold {
     idempotency_key: String,
     request_sha256: Vec<u8>,
-    id: Uuid,
-    zone_id: Uuid,
-    show_id: Uuid,
-    customer_id: String,
-    quantity: i32,
-    unit_price_minor: i64,
-    currency: String,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    core: StoredHold,
 }
 
 impl KeyedHold {
@@ -305,26 +299,15 @@ impl KeyedHold {
         if self.request_sha256 != request_sha256 {
             return Reply::conflict();
         }
-        let view = (|| {
-            Some(HoldView {
-                hold_id: HoldId(self.id),
-                status: HoldStatus::Held,
-                show_id: ShowId(self.show_id),
-                zone_id: ZoneId(self.zone_id),
-                customer_id: CustomerId::parse(&self.customer_id).ok()?,
-                quantity: self.quantity,
-                unit_price_minor: self.unit_price_minor,
-                currency: self.currency.parse().ok()?,
-                created_at: self.created_at,
-                expires_at: self.expires_at,
-            })
-        })();
-        match view {
-            Some(view) => Reply {
+        match self.core.view(HoldStatus::Held) {
+            Ok(view) => Reply {
                 replayed: true,
                 ..Reply::ok(axum::http::StatusCode::CREATED, &view)
             },
-            None => Reply::problem(&Problem::new(ErrorCode::Internal)),
+            Err(e) => {
+                tracing::error!(error = %e, "stored hold cannot be replayed");
+                Reply::problem(&Problem::new(ErrorCode::Internal))
+            }
         }
     }
 }

@@ -20,34 +20,22 @@ const CONFIRM_ATTEMPTS_MAX: u32 = 2;
 const TICKET_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 const TICKET_CODE_LEN: usize = 12;
 
+/// The columns of a hold that make up its API view.
 #[derive(sqlx::FromRow)]
-pub struct HoldRow {
-    id: Uuid,
-    zone_id: Uuid,
-    show_id: Uuid,
-    customer_id: String,
-    quantity: i32,
-    unit_price_minor: i64,
-    currency: String,
-    status: String,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    event_status: String,
-    now: DateTime<Utc>,
+pub(super) struct StoredHold {
+    pub(super) id: Uuid,
+    pub(super) zone_id: Uuid,
+    pub(super) show_id: Uuid,
+    pub(super) customer_id: String,
+    pub(super) quantity: i32,
+    pub(super) unit_price_minor: i64,
+    pub(super) currency: String,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) expires_at: DateTime<Utc>,
 }
 
-impl HoldRow {
-    /// The status a client should see: a live hold past its expiry is expired, even if
-    /// the sweeper has not returned its stock yet.
-    fn effective_status(&self) -> HoldStatus {
-        match HoldStatus::parse(&self.status) {
-            Some(HoldStatus::Held) if self.now >= self.expires_at => HoldStatus::Expired,
-            Some(status) => status,
-            None => HoldStatus::Expired,
-        }
-    }
-
-    fn view(&self, status: HoldStatus) -> ApiResult<HoldView> {
+impl StoredHold {
+    pub(super) fn view(&self, status: HoldStatus) -> ApiResult<HoldView> {
         Ok(HoldView {
             hold_id: HoldId(self.id),
             status,
@@ -64,6 +52,32 @@ impl HoldRow {
             created_at: self.created_at,
             expires_at: self.expires_at,
         })
+    }
+}
+
+/// A hold with its state, as confirm, release and reads see it.
+#[derive(sqlx::FromRow)]
+struct HoldRow {
+    #[sqlx(flatten)]
+    core: StoredHold,
+    status: String,
+    event_status: String,
+    now: DateTime<Utc>,
+}
+
+impl HoldRow {
+    /// The status a client should see: a live hold past its expiry is expired, even if
+    /// the sweeper has not returned its stock yet.
+    fn effective_status(&self) -> HoldStatus {
+        match HoldStatus::parse(&self.status) {
+            Some(HoldStatus::Held) if self.now >= self.core.expires_at => HoldStatus::Expired,
+            Some(status) => status,
+            None => HoldStatus::Expired,
+        }
+    }
+
+    fn view(&self, status: HoldStatus) -> ApiResult<HoldView> {
+        self.core.view(status)
     }
 }
 
@@ -107,13 +121,13 @@ async fn move_stock(
     let (available, held, sold, version): (i32, i32, i32, i64) = sqlx::query_as(&format!(
         "{sql} where id = $1 returning available, held, sold, version"
     ))
-    .bind(hold.zone_id)
-    .bind(hold.quantity)
+    .bind(hold.core.zone_id)
+    .bind(hold.core.quantity)
     .fetch_one(conn)
     .await?;
     Ok(Change::Availability {
-        show_id: ShowId(hold.show_id),
-        zone_id: ZoneId(hold.zone_id),
+        show_id: ShowId(hold.core.show_id),
+        zone_id: ZoneId(hold.core.zone_id),
         available,
         held,
         sold,
@@ -166,7 +180,7 @@ pub async fn confirm(
             ));
         }
         sqlx::query("update holds set status = 'confirmed', settled_at = now(), payment_ref = $2 where id = $1")
-            .bind(hold.id)
+            .bind(hold.core.id)
             .bind(payment_ref)
             .execute(&mut *tx)
             .await?;
@@ -176,7 +190,7 @@ pub async fn confirm(
         let confirmed = ConfirmedHold {
             hold: hold.view(HoldStatus::Confirmed)?,
             payment_ref: payment_ref.to_owned(),
-            total_minor: hold.unit_price_minor * i64::from(hold.quantity),
+            total_minor: hold.core.unit_price_minor * i64::from(hold.core.quantity),
             tickets,
         };
         let reply = Reply::ok(axum::http::StatusCode::OK, &confirmed);
@@ -212,7 +226,7 @@ async fn issue_tickets(
     conn: &mut PgConnection,
     hold: &HoldRow,
 ) -> Result<Vec<TicketView>, sqlx::Error> {
-    let count = usize::try_from(hold.quantity).unwrap_or(0);
+    let count = usize::try_from(hold.core.quantity).unwrap_or(0);
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     let codes: Vec<String> = (0..count).map(|_| ticket_code()).collect();
     sqlx::query(
@@ -220,8 +234,8 @@ async fn issue_tickets(
          select t.id, $2, $3, t.code from unnest($1::uuid[], $4::text[]) as t(id, code)",
     )
     .bind(&ids)
-    .bind(hold.id)
-    .bind(hold.zone_id)
+    .bind(hold.core.id)
+    .bind(hold.core.zone_id)
     .bind(&codes)
     .execute(conn)
     .await?;
@@ -231,7 +245,7 @@ async fn issue_tickets(
         .map(|(id, code)| TicketView {
             ticket_id: TicketId(id),
             code,
-            zone_id: ZoneId(hold.zone_id),
+            zone_id: ZoneId(hold.core.zone_id),
         })
         .collect())
 }
@@ -255,7 +269,7 @@ pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult
         _ => return hold.view(hold.effective_status()),
     }
     sqlx::query("update holds set status = 'released', settled_at = now() where id = $1")
-        .bind(hold.id)
+        .bind(hold.core.id)
         .execute(&mut *tx)
         .await?;
     let change = move_stock(&mut tx, &hold, HoldStatus::Released).await?;
