@@ -62,17 +62,20 @@ create index idempotency_created_idx on idempotency (created_at);
 
 -- Transactional outbox (invariant 5): written in the same transaction as the change it
 -- describes, published to Redis by the relay, then pruned. `seq` is assigned by the relay
--- at publication, so published sequence numbers are gap-free and in publication order
--- (a bigserial alone has gaps from rolled-back transactions).
+-- in a committed step before publication, so published sequence numbers are gap-free
+-- (a bigserial alone has gaps from rolled-back transactions) and a message re-sent after
+-- a crash keeps its number.
 create table outbox (
     id bigserial primary key,
     payload jsonb not null,
     created_at timestamptz not null default now(),
     seq bigint unique,
     published_at timestamptz,
-    check ((seq is null) = (published_at is null))
+    check (published_at is null or seq is not null)
 );
-create index outbox_unpublished_idx on outbox (id) where published_at is null;
+-- Rows waiting for a number, and numbered rows waiting to be published, in order.
+create index outbox_unnumbered_idx on outbox (id) where seq is null;
+create index outbox_unpublished_idx on outbox (seq) where published_at is null and seq is not null;
 create index outbox_published_idx on outbox (published_at) where published_at is not null;
 
 -- The relay's counter: the last `seq` handed out. One row.

@@ -76,7 +76,7 @@ impl Ledger {
 
     /// Serves until `shutdown` resolves, then: stops accepting, lets in-flight requests
     /// (and the hold batches they wait for) finish, stops the relay and sweeper after a
-    /// last round, and returns. Bounded by `shutdown_grace`.
+    /// last round, and returns: all within one `shutdown_grace` from the request.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -108,28 +108,42 @@ impl Ledger {
 
         let engine = state.engine.clone();
         let app = router(state);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = config.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
-            let _ = stopping_tx.send(());
+            // One deadline for the whole shutdown, from the moment it is requested.
+            let _ = stopping_tx.send(tokio::time::Instant::now() + grace);
         });
-        let serve = tokio::spawn(async move { serve.await });
-        // The grace period starts when shutdown is requested, not at startup.
-        let drained = async {
-            let _ = stopping_rx.await;
-            tokio::time::sleep(config.shutdown_grace).await;
+        let mut serve = tokio::spawn(async move { serve.await });
+        let deadline = tokio::select! {
+            result = &mut serve => {
+                result.context("server task failed")?.context("server failed")?;
+                tokio::time::Instant::now() + grace
+            }
+            Ok(deadline) = stopping_rx => {
+                match tokio::time::timeout_at(deadline, &mut serve).await {
+                    Ok(result) => result.context("server task failed")?.context("server failed")?,
+                    Err(_) => tracing::warn!("shutdown grace elapsed with requests still in flight"),
+                }
+                deadline
+            }
         };
-        tokio::select! {
-            result = serve => result.context("server task failed")?.context("server failed")?,
-            () = drained => tracing::warn!("shutdown grace elapsed with requests still in flight"),
+        // The writers commit what is queued (those requests were answered or abandoned);
+        // then the relay and sweeper stop after a last round.
+        if tokio::time::timeout_at(deadline, engine.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace elapsed with hold batches still committing");
         }
-        tokio::time::timeout(config.shutdown_grace, engine.shutdown())
-            .await
-            .ok();
         cancel.cancel();
-        tokio::time::timeout(config.shutdown_grace, tasks.wait())
+        if tokio::time::timeout_at(deadline, tasks.wait())
             .await
-            .ok();
+            .is_err()
+        {
+            tracing::warn!("shutdown grace elapsed before the relay and sweeper stopped");
+        }
         tracing::info!("ledger stopped");
         Ok(())
     }

@@ -57,7 +57,7 @@ pub struct HoldsConfig {
     pub batch_size_max: usize,
     /// Requests waiting per zone; beyond it, 503 + Retry-After.
     pub zone_queue_depth_max: usize,
-    /// Zones with a live writer task at once; beyond it, 503 + Retry-After.
+    /// Zones with a live writer task at once; beyond it, holds commit one per transaction.
     pub zone_writers_max: usize,
     /// A zone writer with nothing to do for this long exits (a new one starts on demand).
     pub zone_writer_idle: Duration,

@@ -77,6 +77,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// Path parameters; a segment that is not valid percent-encoded UTF-8 → 422 (axum's own
+/// rejection would be plain text).
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::field("path", rejection.body_text())),
+        }
+    }
+}
+
 /// Parses a path segment into a typed id; a malformed id is 422, not 404 or 500.
 pub fn path_id<T: FromStr<Err = IdError>>(field: &str, raw: &str) -> ApiResult<T> {
     raw.parse().map_err(|e: IdError| ApiError::field(field, e))

@@ -159,17 +159,30 @@ pub async fn store(
     Ok(inserted.rows_affected() as usize)
 }
 
+/// Rows deleted per prune statement (keeps each delete short) and statements per call
+/// (bounds one call; a flash sale's refusals drain over a few calls).
+const PRUNE_BATCH_MAX: i64 = 10_000;
+const PRUNE_BATCHES_PER_CALL_MAX: usize = 100;
+
 /// Deletes results older than `retention`; returns how many.
 pub async fn prune(
     pool: &sqlx::PgPool,
     retention: std::time::Duration,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "delete from idempotency where ctid in (
-             select ctid from idempotency where created_at < now() - make_interval(secs => $1) limit 10000)",
-    )
-    .bind(retention.as_secs_f64())
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    let mut deleted = 0;
+    for _ in 0..PRUNE_BATCHES_PER_CALL_MAX {
+        let done = sqlx::query(
+            "delete from idempotency where ctid in (
+                 select ctid from idempotency where created_at < now() - make_interval(secs => $1) limit $2)",
+        )
+        .bind(retention.as_secs_f64())
+        .bind(PRUNE_BATCH_MAX)
+        .execute(pool)
+        .await?;
+        deleted += done.rows_affected();
+        if done.rows_affected() < PRUNE_BATCH_MAX as u64 {
+            break;
+        }
+    }
+    Ok(deleted)
 }

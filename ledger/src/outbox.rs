@@ -34,6 +34,14 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// Most published rows deleted per prune statement (keeps each delete short).
 const PRUNE_BATCH_MAX: i64 = 10_000;
 
+/// Takes the relay's leadership for this transaction, if no other relay holds it.
+async fn lead(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(RELAY_LOCK_KEY)
+        .fetch_one(conn)
+        .await
+}
+
 /// Writes `change` to the outbox in the caller's transaction.
 pub async fn enqueue(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx::Error> {
     sqlx::query("insert into outbox (payload) values ($1)")
@@ -74,17 +82,20 @@ impl Relay {
         let mut connection: Option<redis::aio::MultiplexedConnection> = None;
         let mut backoff = Duration::ZERO;
         let mut last_housekeeping = Instant::now() - HOUSEKEEPING_INTERVAL;
+        // Only the leading relay counts the backlog and prunes: one scan, not one per process.
+        let mut leading = false;
         loop {
-            if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
+            if leading && last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
                 last_housekeeping = Instant::now();
                 if let Err(e) = self.housekeeping().await {
                     tracing::warn!(error = %e, "outbox housekeeping failed");
                 }
             }
             let published = match self.publish_round(&mut connection).await {
-                Ok(n) => {
+                Ok(round) => {
                     backoff = Duration::ZERO;
-                    n
+                    leading = round.is_some();
+                    round.unwrap_or(0)
                 }
                 Err(e) => {
                     connection = None;
@@ -114,62 +125,51 @@ impl Relay {
         }
     }
 
-    /// One transaction: if this relay holds the lock, publish up to a batch and mark it.
+    /// One round, if this relay leads: number the new rows, then publish the numbered ones
+    /// in order and mark them. `None` if another relay leads.
     async fn publish_round(
         &self,
         connection: &mut Option<redis::aio::MultiplexedConnection>,
-    ) -> Result<usize, RelayError> {
-        let mut tx = self.pool.begin().await?;
-        let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK_KEY)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !leader {
-            return Ok(0);
+    ) -> Result<Option<usize>, RelayError> {
+        if !self.number_new_rows().await? {
+            return Ok(None);
         }
-        let rows: Vec<(i64, sqlx::types::Json<Change>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-            "select id, payload, created_at from outbox where published_at is null order by id limit $1",
+        let mut tx = self.pool.begin().await?;
+        if !lead(&mut tx).await? {
+            return Ok(None);
+        }
+        let rows: Vec<(
+            i64,
+            sqlx::types::Json<Change>,
+            chrono::DateTime<chrono::Utc>,
+        )> = sqlx::query_as(
+            "select seq, payload, created_at from outbox
+                 where published_at is null and seq is not null order by seq limit $1",
         )
         .bind(self.config.batch_size_max)
         .persistent(false) // planned per call: see `idempotency::lookup`
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(Some(0));
         }
-        let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay")
-            .fetch_one(&mut *tx)
-            .await?;
-
         let mut pipe = redis::pipe();
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut seqs = Vec::with_capacity(rows.len());
-        for (i, (id, payload, _)) in rows.iter().enumerate() {
-            let seq = last_seq + 1 + i as i64;
-            let message = payload.0.clone().into_message(seq);
+        for (seq, payload, _) in &rows {
+            let message = payload.0.clone().into_message(*seq);
             let text =
                 serde_json::to_string(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             pipe.publish(&self.config.channel, text).ignore();
-            ids.push(*id);
-            seqs.push(seq);
         }
         let redis = match connection {
             Some(c) => c,
             None => connection.insert(self.redis.get_multiplexed_async_connection().await?),
         };
         pipe.query_async::<()>(redis).await?;
-
-        let next_last_seq = last_seq + rows.len() as i64;
-        sqlx::query(
-            "update outbox o set seq = m.seq, published_at = now()
-             from unnest($1::bigint[], $2::bigint[]) as m(id, seq) where o.id = m.id",
-        )
-        .bind(&ids)
-        .bind(&seqs)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("update outbox_relay set last_seq = $1")
-            .bind(next_last_seq)
+        // A crash before this commit re-sends the same messages with the same numbers.
+        let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        sqlx::query("update outbox set published_at = now() where seq = any($1)")
+            .bind(&seqs)
+            .persistent(false)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -182,7 +182,43 @@ impl Relay {
         let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
         metrics::histogram!("outbox_relay_lag_seconds").record(lag.as_secs_f64());
         metrics::counter!("outbox_published_total").increment(rows.len() as u64);
-        Ok(rows.len())
+        Ok(Some(rows.len()))
+    }
+
+    /// Gives the next `seq` numbers to rows that have none, oldest first, and commits that
+    /// before anything is published. Returns whether this relay leads.
+    async fn number_new_rows(&self) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if !lead(&mut tx).await? {
+            return Ok(false);
+        }
+        let ids: Vec<i64> =
+            sqlx::query_scalar("select id from outbox where seq is null order by id limit $1")
+                .bind(self.config.batch_size_max)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+        if ids.is_empty() {
+            return Ok(true);
+        }
+        let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay")
+            .fetch_one(&mut *tx)
+            .await?;
+        let seqs: Vec<i64> = (1..=ids.len() as i64).map(|i| last_seq + i).collect();
+        sqlx::query(
+            "update outbox o set seq = m.seq from unnest($1::bigint[], $2::bigint[]) as m(id, seq)
+             where o.id = m.id",
+        )
+        .bind(&ids)
+        .bind(&seqs)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("update outbox_relay set last_seq = $1")
+            .bind(last_seq + ids.len() as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Refreshes the backlog gauges and prunes old published rows.

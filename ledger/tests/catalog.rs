@@ -156,6 +156,7 @@ async fn public_bad_input_never_yields_a_500(pool: PgPool) {
         ("GET", "/v1/events/not-a-uuid", None, 422, "validation_failed"),
         ("GET", "/v1/shows/123/availability", None, 422, "validation_failed"),
         ("GET", "/v1/holds/zzz", None, 422, "validation_failed"),
+        ("GET", "/v1/holds/%FF", None, 422, "validation_failed"),
         ("GET", "/v1/events/00000000-0000-0000-0000-000000000000", None, 404, "not_found"),
         ("GET", "/v1/events?limit=0", None, 422, "validation_failed"),
         ("GET", "/v1/events?limit=abc", None, 422, "validation_failed"),

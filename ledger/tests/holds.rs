@@ -528,3 +528,76 @@ async fn a_refusal_is_replayed_too(pool: PgPool) {
     assert_eq!(app.hold(&fixture, 1, "b", "third").await.0, 201);
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_confirm_retried_while_the_first_runs_gets_the_same_tickets(pool: PgPool) {
+    let app = Arc::new(spawn_app(pool).await);
+    let fixture = app.event_with_zone(10).await;
+    let (_, hold) = app.hold(&fixture, 2, "alice", "h").await;
+    let confirm = Arc::new(format!(
+        "/v1/holds/{}/confirm",
+        hold["hold_id"].as_str().expect("hold_id")
+    ));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (app, confirm) = (app.clone(), confirm.clone());
+            tokio::spawn(async move {
+                app.post_json(&confirm, &json!({"payment_ref": "pay"}), Some("pay-key"))
+                    .await
+            })
+        })
+        .collect();
+    let mut tickets = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, 200, "every retry gets the original result: {body}");
+        tickets.insert(body["tickets"].to_string());
+    }
+    assert_eq!(tickets.len(), 1, "one set of tickets");
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (8, 0, 2, 10)
+    );
+    assert_conservation(&app.pool).await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn more_busy_zones_than_writers_are_served_unbatched(pool: PgPool) {
+    let app = spawn_app_with(pool, &[("HOLD_ZONE_WRITERS_MAX", "1".to_owned())]).await;
+    let fixture = app
+        .publish_event(support::event_body(
+            "two-zones",
+            vec![support::zone(5), support::zone(7)],
+        ))
+        .await;
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let app = app.clone();
+            let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[i % 2], "quantity": 1,
+                              "customer_id": format!("c{i}")});
+            tokio::spawn(async move { app.post_json("/v1/holds", &body, Some(&format!("k{i}"))).await.0 })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task"));
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        12,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        (0, 5, 0, 5)
+    );
+    assert_eq!(
+        zone_counters(&app.pool, &fixture.zone_ids[1]).await,
+        (0, 7, 0, 7)
+    );
+}

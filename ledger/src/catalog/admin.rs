@@ -3,7 +3,7 @@
 //! the event's `version` and writes a catalog outbox message in the same transaction;
 //! capacity edits also write the zone's new counters, keeping invariant 1.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::AdminTenant;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{path_id, JsonBody};
+use crate::extract::{path_id, JsonBody, PathParams};
 use crate::outbox;
 
 /// Bounds on one event, so one request cannot create unbounded work.
@@ -443,7 +443,7 @@ async fn commit_edit(
 pub(crate) async fn get_owned_event(
     State(state): State<AppState>,
     tenant: AdminTenant,
-    Path(event_id): Path<String>,
+    PathParams(event_id): PathParams<String>,
 ) -> ApiResult<Json<EventDetail>> {
     let event_id: EventId = path_id("event_id", &event_id)?;
     let mut conn = state.pool.acquire().await?;
@@ -461,7 +461,7 @@ pub(crate) async fn get_owned_event(
 pub(crate) async fn publish_event(
     State(state): State<AppState>,
     tenant: AdminTenant,
-    Path(event_id): Path<String>,
+    PathParams(event_id): PathParams<String>,
 ) -> ApiResult<Json<EventDetail>> {
     set_status(&state, tenant, &event_id, "published").await
 }
@@ -473,7 +473,7 @@ pub(crate) async fn publish_event(
 pub(crate) async fn cancel_event(
     State(state): State<AppState>,
     tenant: AdminTenant,
-    Path(event_id): Path<String>,
+    PathParams(event_id): PathParams<String>,
 ) -> ApiResult<Json<EventDetail>> {
     set_status(&state, tenant, &event_id, "cancelled").await
 }
@@ -543,7 +543,7 @@ pub struct EventPatch {
 pub(crate) async fn patch_event(
     State(state): State<AppState>,
     tenant: AdminTenant,
-    Path(event_id): Path<String>,
+    PathParams(event_id): PathParams<String>,
     JsonBody(patch): JsonBody<EventPatch>,
 ) -> ApiResult<Json<EventDetail>> {
     let event_id: EventId = path_id("event_id", &event_id)?;
@@ -614,7 +614,7 @@ pub struct ShowPatch {
 pub(crate) async fn patch_show(
     State(state): State<AppState>,
     tenant: AdminTenant,
-    Path((event_id, show_id)): Path<(String, String)>,
+    PathParams((event_id, show_id)): PathParams<(String, String)>,
     JsonBody(patch): JsonBody<ShowPatch>,
 ) -> ApiResult<Json<EventDetail>> {
     let event_id: EventId = path_id("event_id", &event_id)?;
@@ -668,7 +668,7 @@ pub struct ZonePatch {
 pub(crate) async fn patch_zone(
     State(state): State<AppState>,
     tenant: AdminTenant,
-    Path((event_id, zone_id)): Path<(String, String)>,
+    PathParams((event_id, zone_id)): PathParams<(String, String)>,
     JsonBody(patch): JsonBody<ZonePatch>,
 ) -> ApiResult<Json<EventDetail>> {
     let event_id: EventId = path_id("event_id", &event_id)?;

@@ -69,8 +69,9 @@ impl From<sqlx::Error> for CommitError {
     }
 }
 
-/// Commits `jobs` (all for `zone_id`) and answers each one.
-pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) {
+/// Commits `jobs` (all for `zone_id`) and answers each one. Returns `false` if the zone
+/// does not exist, so its writer can retire at once instead of occupying a slot.
+pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) -> bool {
     metrics::histogram!("hold_batch_size").record(jobs.len() as f64);
     for job in &jobs {
         metrics::histogram!("hold_queue_wait_seconds")
@@ -89,14 +90,22 @@ pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) 
     };
     metrics::histogram!("hold_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok(replies) => {
+        Ok((replies, zone_found)) => {
             ctx.outbox_wake.notify();
             for (job, reply) in jobs.into_iter().zip(replies) {
                 let _ = job.reply.send(Ok(reply));
             }
+            zone_found
         }
         Err(e) => {
-            let unavailable = matches!(&e, CommitError::Database(d) if matches!(d, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)));
+            // Transient: the client should retry (with the same key), not report a bug.
+            let unavailable = match &e {
+                CommitError::Retry(_) => true,
+                CommitError::Database(d) => matches!(
+                    d,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+                ),
+            };
             tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
             for job in jobs {
                 let err = if unavailable {
@@ -109,6 +118,7 @@ pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) 
                 };
                 let _ = job.reply.send(Err(err));
             }
+            true
         }
     }
 }
@@ -212,7 +222,7 @@ async fn try_commit(
     ctx: &CommitContext,
     zone_id: ZoneId,
     jobs: &[Job],
-) -> Result<Vec<Reply>, CommitError> {
+) -> Result<(Vec<Reply>, bool), CommitError> {
     let mut tx = ctx.pool.begin().await?;
     let zone: Option<LockedZone> = sqlx::query_as(
         "select z.show_id, s.event_id, z.price_minor, z.currency, z.seating, z.available,
@@ -275,10 +285,11 @@ async fn try_commit(
             _ => Some(Reply::conflict()),
         };
     }
-    Ok(replies
+    let replies = replies
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Reply::problem(&Problem::new(ErrorCode::Internal))))
-        .collect())
+        .collect();
+    Ok((replies, zone.is_some()))
 }
 
 const CREATED: u16 = 201;

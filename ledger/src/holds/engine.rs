@@ -6,9 +6,10 @@
 //! zone commits everything waiting in one transaction ([`super::commit`]); while it
 //! commits, the next batch collects in the queue. Every request still gets its own answer.
 //!
-//! Bounds: each zone's queue holds at most `zone_queue_depth_max` requests, each batch at
-//! most `batch_size_max`, and at most `zone_writers_max` zones have a writer at once.
-//! Past any bound the request is shed (503 + `Retry-After`) rather than queued without end.
+//! Bounds: each zone's queue holds at most `zone_queue_depth_max` requests (past it the
+//! request is shed with 503 + `Retry-After` rather than queued without end), each batch at
+//! most `batch_size_max`, and at most `zone_writers_max` zones have a writer at once (past
+//! it a request commits alone, like the naive strategy: slower, never refused).
 //!
 //! Several ledger processes may run at once: each batches its own requests and the zone's
 //! row lock arbitrates between them, so they stay correct (one process batches best).
@@ -90,19 +91,28 @@ impl HoldEngine {
                 let zone_id = job.hold.zone_id;
                 commit_batch(&self.inner.ctx, zone_id, vec![job]).await;
             }
-            HoldStrategy::Batched => self.enqueue(job)?,
+            HoldStrategy::Batched => {
+                if let Some(job) = self.enqueue(job)? {
+                    // Every writer slot is taken: still correct, just unbatched.
+                    metrics::counter!("holds_unbatched_total").increment(1);
+                    let zone_id = job.hold.zone_id;
+                    commit_batch(&self.inner.ctx, zone_id, vec![job]).await;
+                }
+            }
         }
         answer
             .await
             .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("hold writer dropped a request")))?
     }
 
-    fn enqueue(&self, job: Job) -> Result<(), ApiError> {
+    /// Queues `job` for its zone's writer, starting one if needed. Gives the job back when
+    /// all `zone_writers_max` writer slots are taken.
+    fn enqueue(&self, job: Job) -> Result<Option<Job>, ApiError> {
         let zone_id = job.hold.zone_id;
         let mut writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
         let job = match writers.get(&zone_id) {
             Some(sender) => match sender.try_send(job) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     metrics::counter!("holds_shed_total", "reason" => "zone_queue_full")
                         .increment(1);
@@ -116,8 +126,7 @@ impl HoldEngine {
             None => job,
         };
         if writers.len() >= self.inner.config.zone_writers_max {
-            metrics::counter!("holds_shed_total", "reason" => "zone_writers_full").increment(1);
-            return Err(ApiError::Overloaded("too many zones busy at once"));
+            return Ok(Some(job));
         }
         let (sender, receiver) = mpsc::channel(self.inner.config.zone_queue_depth_max);
         // A fresh channel has room for one job.
@@ -130,7 +139,7 @@ impl HoldEngine {
         self.inner
             .tasks
             .spawn(async move { engine.write_zone(zone_id, receiver).await });
-        Ok(())
+        Ok(None)
     }
 
     /// A zone's writer: commit whatever is waiting, one batch at a time, until idle.
@@ -155,7 +164,11 @@ impl HoldEngine {
                     Err(_) => break,
                 }
             }
-            commit_batch(&self.inner.ctx, zone_id, batch).await;
+            let zone_found = commit_batch(&self.inner.ctx, zone_id, batch).await;
+            // Requests for a zone that does not exist must not pin a writer slot.
+            if !zone_found && self.retire_if_idle(zone_id, &receiver) {
+                break;
+            }
         }
     }
 

@@ -7,7 +7,7 @@ pub mod engine;
 pub mod settle;
 pub mod sweeper;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use tessera_domain::{HoldId, Problem};
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{path_id, IdempotencyKeyHeader, JsonBody};
+use crate::extract::{path_id, IdempotencyKeyHeader, JsonBody, PathParams};
 use crate::idempotency;
 
 pub fn router() -> Router<AppState> {
@@ -61,7 +61,7 @@ pub(crate) async fn create_hold(
 )]
 pub(crate) async fn get_hold(
     State(state): State<AppState>,
-    Path(hold_id): Path<String>,
+    PathParams(hold_id): PathParams<String>,
 ) -> ApiResult<Json<HoldView>> {
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
     Ok(Json(settle::get(&state.pool, hold_id).await?))
@@ -81,7 +81,7 @@ pub(crate) async fn get_hold(
 )]
 pub(crate) async fn confirm_hold(
     State(state): State<AppState>,
-    Path(hold_id): Path<String>,
+    PathParams(hold_id): PathParams<String>,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(request): JsonBody<ConfirmRequest>,
 ) -> ApiResult<Response> {
@@ -104,7 +104,7 @@ pub(crate) async fn confirm_hold(
 )]
 pub(crate) async fn release_hold(
     State(state): State<AppState>,
-    Path(hold_id): Path<String>,
+    PathParams(hold_id): PathParams<String>,
 ) -> ApiResult<Json<HoldView>> {
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
     Ok(Json(settle::release(&state, hold_id).await?))

@@ -14,8 +14,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, NewRecord, Reply};
 use crate::outbox;
 
-/// Attempts when a concurrent request stored the same idempotency key first.
-const CONFIRM_ATTEMPTS_MAX: u32 = 2;
 /// Ticket codes: 12 characters from an alphabet without look-alikes (0/O, 1/I): 60 bits.
 const TICKET_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 const TICKET_CODE_LEN: usize = 12;
@@ -157,60 +155,59 @@ pub async fn confirm(
 ) -> ApiResult<Reply> {
     let scope = format!("confirm:{hold_id}");
     let request_sha256 = idempotency::request_sha256(&(hold_id, payment_ref));
-    let mut attempt = 1;
-    loop {
-        let mut tx = state.pool.begin().await?;
-        if let Some(stored) = idempotency::lookup(&mut tx, &scope, &[key.as_str()])
-            .await?
-            .first()
-        {
-            return Ok(stored.replay_for(&request_sha256));
-        }
-        let hold = fetch_hold(&mut tx, hold_id, true)
-            .await?
-            .ok_or_else(|| ApiError::not_found("hold"))?;
-        let status = hold.effective_status();
-        if status != HoldStatus::Held {
-            return Err(not_live(status));
-        }
-        if hold.event_status != "published" {
-            return Err(ApiError::client(
-                ErrorCode::EventNotOnSale,
-                "the event is no longer on sale",
-            ));
-        }
-        sqlx::query("update holds set status = 'confirmed', settled_at = now(), payment_ref = $2 where id = $1")
-            .bind(hold.core.id)
-            .bind(payment_ref)
-            .execute(&mut *tx)
-            .await?;
-        let change = move_stock(&mut tx, &hold, HoldStatus::Confirmed).await?;
-        let tickets = issue_tickets(&mut tx, &hold).await?;
-        outbox::enqueue(&mut tx, &change).await?;
-        let confirmed = ConfirmedHold {
-            hold: hold.view(HoldStatus::Confirmed)?,
-            payment_ref: payment_ref.to_owned(),
-            total_minor: hold.core.unit_price_minor * i64::from(hold.core.quantity),
-            tickets,
-        };
-        let reply = Reply::ok(axum::http::StatusCode::OK, &confirmed);
-        let record = NewRecord {
-            key,
-            request_sha256: &request_sha256,
-            reply: &reply,
-        };
-        if idempotency::store(&mut tx, &scope, &[record]).await? == 0
-            && attempt < CONFIRM_ATTEMPTS_MAX
-        {
-            // A concurrent confirm with this key won; the next attempt replays its result.
-            attempt += 1;
-            continue;
-        }
-        tx.commit().await?;
-        state.outbox_wake.notify();
-        metrics::counter!("holds_confirmed_total").increment(1);
-        return Ok(reply);
+    let mut tx = state.pool.begin().await?;
+    // Lock first, then look for a stored result: every confirm of this hold (the scope
+    // names it) waits here, so a retry racing its original sees the original's result
+    // instead of the `confirmed` status it left behind.
+    let hold = fetch_hold(&mut tx, hold_id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_found("hold"))?;
+    if let Some(stored) = idempotency::lookup(&mut tx, &scope, &[key.as_str()])
+        .await?
+        .first()
+    {
+        return Ok(stored.replay_for(&request_sha256));
     }
+    let status = hold.effective_status();
+    if status != HoldStatus::Held {
+        return Err(not_live(status));
+    }
+    if hold.event_status != "published" {
+        return Err(ApiError::client(
+            ErrorCode::EventNotOnSale,
+            "the event is no longer on sale",
+        ));
+    }
+    sqlx::query(
+        "update holds set status = 'confirmed', settled_at = now(), payment_ref = $2 where id = $1",
+    )
+    .bind(hold.core.id)
+    .bind(payment_ref)
+    .execute(&mut *tx)
+    .await?;
+    let change = move_stock(&mut tx, &hold, HoldStatus::Confirmed).await?;
+    let tickets = issue_tickets(&mut tx, &hold).await?;
+    outbox::enqueue(&mut tx, &change).await?;
+    let confirmed = ConfirmedHold {
+        hold: hold.view(HoldStatus::Confirmed)?,
+        payment_ref: payment_ref.to_owned(),
+        total_minor: hold.core.unit_price_minor * i64::from(hold.core.quantity),
+        tickets,
+    };
+    let reply = Reply::ok(axum::http::StatusCode::OK, &confirmed);
+    let record = NewRecord {
+        key,
+        request_sha256: &request_sha256,
+        reply: &reply,
+    };
+    // Under the hold's lock no other confirm can have stored this key.
+    if idempotency::store(&mut tx, &scope, &[record]).await? != 1 {
+        return Err(anyhow::anyhow!("confirm result for {hold_id} was stored concurrently").into());
+    }
+    tx.commit().await?;
+    state.outbox_wake.notify();
+    metrics::counter!("holds_confirmed_total").increment(1);
+    Ok(reply)
 }
 
 /// A fresh random ticket code. (The thread-local generator must not live across an
