@@ -165,7 +165,12 @@ impl Relay {
             None => connection.insert(self.redis.get_multiplexed_async_connection().await?),
         };
         pipe.query_async::<()>(redis).await?;
-        // A crash before this commit re-sends the same messages with the same numbers.
+        // A crash before this commit re-sends the same messages with the same numbers, so
+        // the mark need not wait for its own fsync (it shares the next commit's): holds and
+        // numbers stay synchronous, and the relay costs one fsync per round, not two.
+        sqlx::query("set local synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
         sqlx::query("update outbox set published_at = now() where seq = any($1)")
             .bind(&seqs)
