@@ -104,6 +104,10 @@ impl Ledger {
             }
             .run(cancel.clone()),
         );
+        tasks.spawn(crate::metrics::upkeep(
+            state.metrics.clone(),
+            cancel.clone(),
+        ));
         tasks.close();
 
         let engine = state.engine.clone();

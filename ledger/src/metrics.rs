@@ -39,6 +39,20 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
         .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))
 }
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The exporter queues every histogram sample until upkeep folds it into the buckets;
+/// without this task an unscraped ledger's memory would grow with every request.
+pub async fn upkeep(handle: PrometheusHandle, cancel: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(UPKEEP_INTERVAL) => handle.run_upkeep(),
+        }
+    }
+}
+
 /// Records `http_requests_total` and `http_request_duration_seconds` by route template
 /// (never the raw path: ids would explode the label space).
 pub async fn track_http(request: Request, next: Next) -> Response {
