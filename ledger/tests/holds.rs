@@ -601,3 +601,29 @@ async fn more_busy_zones_than_writers_are_served_unbatched(pool: PgPool) {
         (0, 7, 0, 7)
     );
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn stored_refusals_expire_after_retention(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(1).await;
+    assert_eq!(app.hold(&fixture, 1, "a", "k1").await.0, 201);
+    assert_eq!(app.hold(&fixture, 1, "b", "k2").await.0, 409);
+    let stored: i64 = sqlx::query_scalar("select count(*) from idempotency")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1, "only the refusal is stored separately");
+    assert_eq!(
+        tessera_ledger::idempotency::prune(&pool, Duration::from_secs(3600))
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        tessera_ledger::idempotency::prune(&pool, Duration::ZERO)
+            .await
+            .expect("prune"),
+        1
+    );
+    app.stop().await;
+}

@@ -210,3 +210,39 @@ async fn changes_wait_for_redis_and_arrive_in_order(pool: PgPool) {
     }
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn published_rows_are_pruned_after_retention(pool: PgPool) {
+    let app = spawn_app_with(
+        pool.clone(),
+        &[("OUTBOX_RETENTION_SECONDS", "0".to_owned())],
+    )
+    .await;
+    let fixture = app.event_with_zone(5).await;
+    assert_eq!(app.hold(&fixture, 1, "a", "k").await.0, 201);
+    // Published, marked, then deleted by the leader's housekeeping (every second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows: i64 = sqlx::query_scalar("select count(*) from outbox")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        if rows == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rows} outbox rows were not pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay")
+        .fetch_one(&pool)
+        .await
+        .expect("seq");
+    assert!(
+        last_seq >= 3,
+        "numbering continues past pruned rows ({last_seq})"
+    );
+    app.stop().await;
+}
