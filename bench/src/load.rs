@@ -18,6 +18,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
+#[derive(Clone)]
 pub struct Target {
     /// `host:port` of the ledger.
     pub authority: String,
@@ -37,6 +38,19 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Adds another slice of the same strategy.
+    pub fn absorb(&mut self, other: LoadResult) -> anyhow::Result<()> {
+        self.latency_us
+            .add(&other.latency_us)
+            .context("merging histograms")?;
+        self.created_total += other.created_total;
+        self.created += other.created;
+        self.shed += other.shed;
+        self.failed += other.failed;
+        self.elapsed += other.elapsed;
+        Ok(())
+    }
+
     pub fn holds_per_s(&self) -> f64 {
         self.created as f64 / self.elapsed.as_secs_f64()
     }

@@ -5,9 +5,10 @@
 //! cargo run -p tessera-bench --release -- holds [--seconds 10] [--clients 1,32,128]
 //! ```
 //!
-//! Every run gets the same fresh start: a new database on the `DATABASE_URL` server, a
-//! ledger with the run's strategy (in this process, port 0, default pool size), one hot
-//! zone, then `clients` closed-loop clients for the measured window. After each run the
+//! Every strategy gets the same fresh start for each client count: a new database on the
+//! `DATABASE_URL` server, a ledger with that strategy (in this process, port 0, default
+//! pool size) and one hot zone. The strategies then take turns in short slices of
+//! `clients` closed-loop clients, so both see the same machine. After each run the
 //! zone's counters are reconciled against its hold rows and the count of 201 answers:
 //! any oversell fails the bench. The database is dropped afterwards. It refuses to run
 //! with `synchronous_commit` or `fsync` off: the figures are for durable holds.
@@ -32,8 +33,10 @@ use load::{LoadResult, Target};
 
 /// Each run's zone: far more stock than any run can sell, so every request can succeed.
 const ZONE_CAPACITY: i32 = 1_000_000;
-/// Warm-up before measuring (connections, pools, writer tasks).
-const WARMUP: Duration = Duration::from_secs(1);
+/// Warm-up before each measured slice (connections, pools, writer tasks).
+const WARMUP: Duration = Duration::from_millis(500);
+/// Each strategy's measured time is split into this many slices, alternating strategies.
+const SLICES: u32 = 5;
 
 struct Args {
     seconds: u64,
@@ -84,27 +87,46 @@ async fn main() -> anyhow::Result<()> {
         describe_postgres(&database_url(&base, "postgres")).await?
     );
     println!(
-        "{} s per run after {} s warm-up; each run: a fresh database, its own ledger, one hot zone",
+        "{} s measured per strategy and client count, in {SLICES} alternating slices (each after a {} ms warm-up); \
+         each strategy: a fresh database, its own ledger, one hot zone",
         args.seconds,
-        WARMUP.as_secs()
+        WARMUP.as_millis()
     );
     let client = reqwest::Client::new();
     let mut results: Vec<(usize, &str, LoadResult)> = Vec::new();
+    let slice = Duration::from_secs(args.seconds).div_f64(SLICES as f64);
     for &clients in &args.clients {
+        let mut stands = Vec::new();
         for strategy in &args.strategies {
-            let database_url = database_url(&base, &format!("tessera_bench_{strategy}_{clients}"));
-            let result = run_one(&client, &database_url, strategy, clients, args.seconds).await;
-            Postgres::force_drop_database(&database_url)
-                .await
-                .context("dropping the bench database")?;
-            let result = result?;
+            stands.push(Stand::start(&client, &base, strategy, clients).await?);
+        }
+        // Alternate the strategies in short slices so a drift in the machine's speed
+        // (a shared VM) weighs on both alike.
+        let mut totals: Vec<Option<LoadResult>> = stands.iter().map(|_| None).collect();
+        for _ in 0..SLICES {
+            for (stand, total) in stands.iter().zip(totals.iter_mut()) {
+                let result = load::run(stand.target.clone(), clients, WARMUP, slice).await?;
+                match total {
+                    Some(total) => total.absorb(result)?,
+                    None => *total = Some(result),
+                }
+            }
+        }
+        for (stand, total) in stands.into_iter().zip(totals) {
+            let strategy = args
+                .strategies
+                .iter()
+                .find(|s| **s == stand.strategy)
+                .map_or("?", String::as_str);
+            let result = total.context("no slices ran")?;
+            stand.finish(result.created_total).await?;
             eprintln!(
                 "{strategy:>8} {clients:>4} clients: {:>9.0} holds/s  p99 {:>7.2} ms  ({} failed)",
                 result.holds_per_s(),
                 result.p99_ms(),
                 result.failed
             );
-            results.push((clients, strategy.as_str(), result));
+            results.push((clients, strategy, result));
         }
     }
     print_table(&results);
@@ -141,47 +163,79 @@ fn database_url(base: &str, name: &str) -> String {
     }
 }
 
-/// One measured run: a fresh database and ledger, one zone, `clients` closed-loop clients.
-async fn run_one(
-    client: &reqwest::Client,
-    database_url: &str,
-    strategy: &str,
-    clients: usize,
-    seconds: u64,
-) -> anyhow::Result<LoadResult> {
-    if Postgres::database_exists(database_url).await? {
-        Postgres::force_drop_database(database_url).await?;
+/// One strategy under test: a fresh database, a ledger on it (in this process, port 0),
+/// and one hot zone.
+struct Stand {
+    strategy: String,
+    database_url: String,
+    pool: PgPool,
+    target: Target,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Stand {
+    async fn start(
+        client: &reqwest::Client,
+        base: &str,
+        strategy: &str,
+        clients: usize,
+    ) -> anyhow::Result<Self> {
+        let database_url = database_url(base, &format!("tessera_bench_{strategy}_{clients}"));
+        if Postgres::database_exists(&database_url).await? {
+            Postgres::force_drop_database(&database_url).await?;
+        }
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("LEDGER_ADDR", "127.0.0.1:0".to_owned()),
+            ("DATABASE_URL", database_url.clone()),
+            ("HOLD_STRATEGY", strategy.to_owned()),
+            // Stay off the real channel: a bench must not invalidate real edges.
+            ("OUTBOX_CHANNEL", "tessera.bench".to_owned()),
+            ("REQUESTS_IN_FLIGHT_MAX", "100000".to_owned()),
+        ]);
+        let config =
+            Config::from_lookup(|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
+        let ledger = Ledger::build(config).await?;
+        let ledger_url = format!("http://{}", ledger.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(ledger.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let pool = PgPool::connect(&database_url).await?;
+        let token = {
+            let mut conn = pool.acquire().await?;
+            tessera_ledger::auth::create_tenant(&mut conn, "Bench")
+                .await?
+                .1
+        };
+        let target = create_zone(
+            client,
+            &ledger_url,
+            &token,
+            &format!("{strategy}-{clients}"),
+        )
+        .await?;
+        Ok(Self {
+            strategy: strategy.to_owned(),
+            database_url,
+            pool,
+            target,
+            stop,
+            server,
+        })
     }
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("LEDGER_ADDR", "127.0.0.1:0".to_owned()),
-        ("DATABASE_URL", database_url.to_owned()),
-        ("HOLD_STRATEGY", strategy.to_owned()),
-        // Stay off the real channel: a bench must not invalidate real edges.
-        ("OUTBOX_CHANNEL", "tessera.bench".to_owned()),
-        ("REQUESTS_IN_FLIGHT_MAX", "100000".to_owned()),
-    ]);
-    let config = Config::from_lookup(|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
-    let ledger = Ledger::build(config).await?;
-    let base = format!("http://{}", ledger.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledger.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    let pool = PgPool::connect(database_url).await?;
-    let token = {
-        let mut conn = pool.acquire().await?;
-        tessera_ledger::auth::create_tenant(&mut conn, "Bench")
-            .await?
-            .1
-    };
-    let target = create_zone(client, &base, &token, &format!("{strategy}-{clients}")).await?;
-    let zone_id = target.zone_id.clone();
-    let result = load::run(target, clients, WARMUP, Duration::from_secs(seconds)).await?;
-    reconcile(&pool, &zone_id, result.created_total).await?;
-    pool.close().await;
-    let _ = stop.send(());
-    server.await??;
-    Ok(result)
+
+    /// Reconciles the zone against `created` holds, stops the ledger, drops the database.
+    async fn finish(self, created: u64) -> anyhow::Result<()> {
+        let reconciled = reconcile(&self.pool, &self.target.zone_id, created).await;
+        self.pool.close().await;
+        let _ = self.stop.send(());
+        self.server.await??;
+        Postgres::force_drop_database(&self.database_url)
+            .await
+            .context("dropping the bench database")?;
+        reconciled
+    }
 }
 
 /// A published event with one zone of `ZONE_CAPACITY`, created through the admin API.
