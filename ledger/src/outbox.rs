@@ -2,10 +2,11 @@
 //!
 //! Every inventory or catalog change calls [`enqueue`] inside its own transaction
 //! (invariant 5), so a change and its message commit or vanish together. The relay then
-//! publishes unpublished rows, oldest first, to the Redis channel and marks them, handing
-//! out `seq` numbers as it publishes: published `seq`s are gap-free, which lets an edge
-//! detect a missed message. Delivery is at-least-once (a crash between `PUBLISH` and the
-//! commit that marks the rows re-sends them), which the message format makes harmless.
+//! numbers new rows, oldest first, and commits the numbers; then it publishes numbered rows
+//! in `seq` order to the Redis channel and marks them. Published `seq`s are gap-free, which
+//! lets an edge detect a missed message, and a message keeps its number if it is sent
+//! again. Delivery is at-least-once (a crash between `PUBLISH` and the commit that marks
+//! the rows re-sends them), which the message format makes harmless.
 //!
 //! Only one relay publishes at a time across all ledger processes (a transaction-scoped
 //! advisory lock); the others find the lock taken and wait for the next round. If Redis is
