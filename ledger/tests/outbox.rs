@@ -76,6 +76,8 @@ async fn a_hold_publishes_the_documented_message(pool: PgPool) {
     app.stop().await;
 }
 
+const LOCK_PASSWORD: &str = "tessera-test-lock";
+
 /// A throwaway redis-server on its own port, so this test can stop and restart it.
 struct OwnRedis {
     port: u16,
@@ -83,7 +85,7 @@ struct OwnRedis {
 }
 
 impl OwnRedis {
-    fn start_on(port: u16) -> Child {
+    fn start_on(port: u16, password: &str) -> Child {
         Command::new("redis-server")
             .args([
                 "--port",
@@ -94,6 +96,8 @@ impl OwnRedis {
                 "",
                 "--appendonly",
                 "no",
+                "--requirepass",
+                password,
             ])
             .stdout(Stdio::null())
             .spawn()
@@ -107,7 +111,7 @@ impl OwnRedis {
             .port();
         let redis = Self {
             port,
-            child: Some(Self::start_on(port)),
+            child: Some(Self::start_on(port, "")),
         };
         redis.wait_until_up().await;
         redis
@@ -132,10 +136,31 @@ impl OwnRedis {
         }
     }
 
-    async fn restart(&mut self) {
+    /// Restarts Redis locked behind a password: the ledger's relay (no password) keeps
+    /// failing until [`Self::unlock`], so a test can subscribe before anything is published.
+    async fn restart_locked(&mut self) {
         self.stop();
-        self.child = Some(Self::start_on(self.port));
+        self.child = Some(Self::start_on(self.port, LOCK_PASSWORD));
         self.wait_until_up().await;
+    }
+
+    fn locked_url(&self) -> String {
+        format!("redis://:{LOCK_PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    async fn unlock(&self) {
+        let client = redis::Client::open(self.locked_url()).expect("url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("admin connection");
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg("")
+            .query_async(&mut conn)
+            .await
+            .expect("unlock");
     }
 }
 
@@ -174,8 +199,9 @@ async fn changes_wait_for_redis_and_arrive_in_order(pool: PgPool) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(backlog(&app).await, 5, "the changes wait in the outbox");
 
-    redis.restart().await;
-    let mut messages = Box::pin(subscribe(&redis.url(), &app.channel).await);
+    redis.restart_locked().await;
+    let mut messages = Box::pin(subscribe(&redis.locked_url(), &app.channel).await);
+    redis.unlock().await;
     // The relay retries with backoff (at most 5 s); the subscriber is already listening.
     let mut received = Vec::new();
     while received.len() < 5 {
