@@ -10,12 +10,21 @@ use crate::ids::{EventId, ShowId, ZoneId};
 /// The Redis pub/sub channel (DESIGN.md, "Invalidation contract").
 pub const INVALIDATION_CHANNEL: &str = "tessera.invalidate";
 
+/// One published message: a [`Change`] numbered `seq` by the relay, flattened into one JSON
+/// object (`{"seq": 1042, "kind": "availability", …}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invalidation {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// What changed: the payload an outbox row carries before the relay gives it a `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Invalidation {
+pub enum Change {
     /// New counters of one zone; apply only if `version` is newer than the cached one.
     Availability {
-        seq: i64,
         show_id: ShowId,
         zone_id: ZoneId,
         available: i32,
@@ -24,57 +33,7 @@ pub enum Invalidation {
         version: i64,
     },
     /// The event's catalog documents changed; evict them.
-    Catalog { seq: i64, event_id: EventId },
-}
-
-/// The payload an outbox row carries before the relay gives it a `seq`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Change {
-    Availability {
-        show_id: ShowId,
-        zone_id: ZoneId,
-        available: i32,
-        held: i32,
-        sold: i32,
-        version: i64,
-    },
-    Catalog {
-        event_id: EventId,
-    },
-}
-
-impl Change {
-    /// The message to publish, numbered `seq`.
-    pub fn into_message(self, seq: i64) -> Invalidation {
-        match self {
-            Change::Availability {
-                show_id,
-                zone_id,
-                available,
-                held,
-                sold,
-                version,
-            } => Invalidation::Availability {
-                seq,
-                show_id,
-                zone_id,
-                available,
-                held,
-                sold,
-                version,
-            },
-            Change::Catalog { event_id } => Invalidation::Catalog { seq, event_id },
-        }
-    }
-}
-
-impl Invalidation {
-    pub fn seq(&self) -> i64 {
-        match self {
-            Self::Availability { seq, .. } | Self::Catalog { seq, .. } => *seq,
-        }
-    }
+    Catalog { event_id: EventId },
 }
 
 #[cfg(test)]
@@ -93,16 +52,18 @@ mod tests {
             sold: 80,
             version: 311,
         };
-        let json = serde_json::to_value(change.into_message(1042)).expect("ser");
+        let json = serde_json::to_value(Invalidation { seq: 1042, change }).expect("ser");
         let expected = serde_json::json!({
             "seq": 1042, "kind": "availability", "show_id": show.to_string(), "zone_id": zone.to_string(),
             "available": 17, "held": 3, "sold": 80, "version": 311
         });
         assert_eq!(json, expected);
-        let catalog = Change::Catalog {
-            event_id: EventId(uuid::Uuid::nil()),
-        }
-        .into_message(1043);
+        let catalog = Invalidation {
+            seq: 1043,
+            change: Change::Catalog {
+                event_id: EventId(uuid::Uuid::nil()),
+            },
+        };
         let json = serde_json::to_value(&catalog).expect("ser");
         assert_eq!(
             json,

@@ -34,6 +34,14 @@ impl ApiError {
         }
     }
 
+    /// 503 for a transient database failure: the client should retry (with the same key).
+    pub fn database_unavailable() -> Self {
+        Self::client(
+            ErrorCode::Unavailable,
+            "the database is unavailable, retry shortly",
+        )
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::client(ErrorCode::NotFound, format!("{what} not found"))
     }
@@ -72,17 +80,14 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if is_unavailable(&e) {
             tracing::warn!(error = %e, "database unavailable");
-            return Self::client(
-                ErrorCode::Unavailable,
-                "the database is unavailable, retry shortly",
-            );
+            return Self::database_unavailable();
         }
         Self::Unexpected(anyhow::Error::new(e).context("database query failed"))
     }
 }
 
 /// Pool exhaustion and lost connections are transient: answer 503, not 500.
-fn is_unavailable(e: &sqlx::Error) -> bool {
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
     matches!(
         e,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)

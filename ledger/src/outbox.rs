@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::{PgConnection, PgPool};
-use tessera_domain::invalidation::Change;
+use tessera_domain::invalidation::{Change, Invalidation};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -156,7 +156,10 @@ impl Relay {
         }
         let mut pipe = redis::pipe();
         for (seq, payload, _) in &rows {
-            let message = payload.0.clone().into_message(*seq);
+            let message = Invalidation {
+                seq: *seq,
+                change: payload.0.clone(),
+            };
             let text =
                 serde_json::to_string(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             pipe.publish(&self.config.channel, text).ignore();

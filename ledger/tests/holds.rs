@@ -11,6 +11,19 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use support::{assert_conservation, spawn_app, spawn_app_with, zone_counters, TestApp};
 
+/// Awaits hold requests that must all be answered 201; returns the distinct hold ids.
+async fn created_hold_ids(
+    tasks: Vec<tokio::task::JoinHandle<(u16, Value)>>,
+) -> std::collections::HashSet<String> {
+    let mut hold_ids = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, 201, "{body}");
+        hold_ids.insert(body["hold_id"].as_str().expect("hold_id").to_owned());
+    }
+    hold_ids
+}
+
 async fn five_hundred_clients_race_for_one_hundred_tickets(app: TestApp) {
     let fixture = Arc::new(app.event_with_zone(100).await);
     let app = Arc::new(app);
@@ -122,13 +135,7 @@ async fn idempotent_retry_returns_the_first_hold(pool: PgPool) {
             tokio::spawn(async move { app.hold(&fixture, 1, "bob", "key-2").await })
         })
         .collect();
-    let mut hold_ids = std::collections::HashSet::new();
-    for task in tasks {
-        let (status, body) = task.await.expect("task");
-        assert_eq!(status, 201, "{body}");
-        hold_ids.insert(body["hold_id"].as_str().expect("hold_id").to_owned());
-    }
-    assert_eq!(hold_ids.len(), 1);
+    assert_eq!(created_hold_ids(tasks).await.len(), 1);
     assert_eq!(
         zone_counters(&app.pool, &fixture.zone_ids[0]).await,
         (7, 3, 0, 10)
@@ -492,13 +499,11 @@ async fn one_key_sent_to_two_ledgers_at_once_makes_one_hold(pool: PgPool) {
             tokio::spawn(async move { app.hold(&fixture, 2, "carol", "shared-key").await })
         })
         .collect();
-    let mut hold_ids = std::collections::HashSet::new();
-    for task in tasks {
-        let (status, body) = task.await.expect("task");
-        assert_eq!(status, 201, "{body}");
-        hold_ids.insert(body["hold_id"].as_str().expect("hold_id").to_owned());
-    }
-    assert_eq!(hold_ids.len(), 1, "every retry got the first hold");
+    assert_eq!(
+        created_hold_ids(tasks).await.len(),
+        1,
+        "every retry got the first hold"
+    );
     assert_eq!(
         zone_counters(&pool, &fixture.zone_ids[0]).await,
         (98, 2, 0, 100)

@@ -27,7 +27,8 @@ use uuid::Uuid;
 
 use super::engine::Job;
 use super::settle::StoredHold;
-use crate::error::ApiError;
+use super::stock::{move_stock, Movement};
+use crate::error::{is_unavailable, ApiError};
 use crate::idempotency::{self, NewRecord, Reply};
 use crate::outbox::{self, OutboxWake};
 
@@ -101,18 +102,12 @@ pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) 
             // Transient: the client should retry (with the same key), not report a bug.
             let unavailable = match &e {
                 CommitError::Retry(_) => true,
-                CommitError::Database(d) => matches!(
-                    d,
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-                ),
+                CommitError::Database(d) => is_unavailable(d),
             };
             tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
             for job in jobs {
                 let err = if unavailable {
-                    ApiError::client(
-                        ErrorCode::Unavailable,
-                        "the database is unavailable, retry shortly",
-                    )
+                    ApiError::database_unavailable()
                 } else {
                     ApiError::Unexpected(anyhow::anyhow!("hold batch failed"))
                 };
@@ -438,19 +433,12 @@ async fn decide(
         return Ok(None);
     }
     let granted: i32 = quantities.iter().sum();
-    let (available, held, sold, version): (i32, i32, i32, i64) = sqlx::query_as(
-        "update zones set available = available - $2, held = held + $2, version = version + 1
-         where id = $1 returning available, held, sold, version",
-    )
-    .bind(zone_id.as_uuid())
-    .bind(granted)
-    .fetch_one(&mut *conn)
-    .await?;
+    let counters = move_stock(&mut *conn, zone_id, granted, Movement::Hold).await?;
     // Assert both sides: under our row lock nothing else can have moved the counters.
-    if available != zone.available - granted {
+    if counters.available != zone.available - granted {
         return Err(sqlx::Error::Protocol(format!(
-            "zone {zone_id}: available {available} after granting {granted} of {}",
-            zone.available
+            "zone {zone_id}: available {} after granting {granted} of {}",
+            counters.available, zone.available
         )));
     }
     sqlx::query(
@@ -475,14 +463,7 @@ async fn decide(
     .execute(&mut *conn)
     .await?;
     metrics::counter!("holds_created_total").increment(ids.len() as u64);
-    Ok(Some(Change::Availability {
-        show_id: ShowId(zone.show_id),
-        zone_id,
-        available,
-        held,
-        sold,
-        version,
-    }))
+    Ok(Some(counters.change(zone_id)))
 }
 
 /// Serialises concurrent holds of the same customers for this event (in any zone) until

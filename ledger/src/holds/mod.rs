@@ -1,10 +1,11 @@
 //! Holds: the inventory engine's HTTP face. Placing a hold goes through the batching
 //! [`engine`]; confirm and release settle one hold ([`settle`]); the [`sweeper`] expires
-//! lapsed holds.
+//! lapsed holds; all of them move a zone's counters through [`stock`].
 
 pub mod commit;
 pub mod engine;
 pub mod settle;
+pub mod stock;
 pub mod sweeper;
 
 use axum::extract::State;

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use sqlx::PgConnection;
 use tessera_domain::holds::{ConfirmedHold, HoldStatus, HoldView, TicketView};
-use tessera_domain::invalidation::Change;
 use tessera_domain::{CustomerId, ErrorCode, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId};
 use uuid::Uuid;
 
+use super::stock::{move_stock, Movement};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, NewRecord, Reply};
 use crate::outbox;
@@ -104,35 +104,6 @@ pub async fn get(pool: &sqlx::PgPool, hold_id: HoldId) -> ApiResult<HoldView> {
     hold.view(hold.effective_status())
 }
 
-/// Moves the zone's counters for a settled hold; returns the outbox change.
-async fn move_stock(
-    conn: &mut PgConnection,
-    hold: &HoldRow,
-    to: HoldStatus,
-) -> Result<Change, sqlx::Error> {
-    let sql = match to {
-        HoldStatus::Confirmed => {
-            "update zones set held = held - $2, sold = sold + $2, version = version + 1"
-        }
-        _ => "update zones set held = held - $2, available = available + $2, version = version + 1",
-    };
-    let (available, held, sold, version): (i32, i32, i32, i64) = sqlx::query_as(&format!(
-        "{sql} where id = $1 returning available, held, sold, version"
-    ))
-    .bind(hold.core.zone_id)
-    .bind(hold.core.quantity)
-    .fetch_one(conn)
-    .await?;
-    Ok(Change::Availability {
-        show_id: ShowId(hold.core.show_id),
-        zone_id: ZoneId(hold.core.zone_id),
-        available,
-        held,
-        sold,
-        version,
-    })
-}
-
 /// Why a hold that is not live cannot be confirmed.
 fn not_live(status: HoldStatus) -> ApiError {
     match status {
@@ -185,7 +156,14 @@ pub async fn confirm(
     .bind(payment_ref)
     .execute(&mut *tx)
     .await?;
-    let change = move_stock(&mut tx, &hold, HoldStatus::Confirmed).await?;
+    let change = move_stock(
+        &mut tx,
+        ZoneId(hold.core.zone_id),
+        hold.core.quantity,
+        Movement::Confirm,
+    )
+    .await?
+    .change(ZoneId(hold.core.zone_id));
     let tickets = issue_tickets(&mut tx, &hold).await?;
     outbox::enqueue(&mut tx, &change).await?;
     let confirmed = ConfirmedHold {
@@ -269,7 +247,14 @@ pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult
         .bind(hold.core.id)
         .execute(&mut *tx)
         .await?;
-    let change = move_stock(&mut tx, &hold, HoldStatus::Released).await?;
+    let change = move_stock(
+        &mut tx,
+        ZoneId(hold.core.zone_id),
+        hold.core.quantity,
+        Movement::Release,
+    )
+    .await?
+    .change(ZoneId(hold.core.zone_id));
     outbox::enqueue(&mut tx, &change).await?;
     tx.commit().await?;
     state.outbox_wake.notify();

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tessera_domain::invalidation::Change;
-use tessera_domain::{ShowId, ZoneId};
+use tessera_domain::ZoneId;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::stock::{move_stock, Movement};
 use crate::outbox::{self, OutboxWake};
 
 /// Most batches in one sweep round, so a huge backlog cannot starve the shutdown check.
@@ -86,22 +86,10 @@ pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sql
         *per_zone.entry(*zone_id).or_default() += quantity;
     }
     for (zone_id, quantity) in per_zone {
-        let (show_id, available, held, sold, version): (Uuid, i32, i32, i32, i64) = sqlx::query_as(
-            "update zones set available = available + $2, held = held - $2, version = version + 1
-             where id = $1 returning show_id, available, held, sold, version",
-        )
-        .bind(zone_id)
-        .bind(quantity)
-        .fetch_one(&mut *tx)
-        .await?;
-        let change = Change::Availability {
-            show_id: ShowId(show_id),
-            zone_id: ZoneId(zone_id),
-            available,
-            held,
-            sold,
-            version,
-        };
+        let zone_id = ZoneId(zone_id);
+        let change = move_stock(&mut tx, zone_id, quantity, Movement::Release)
+            .await?
+            .change(zone_id);
         outbox::enqueue(&mut tx, &change).await?;
     }
     tx.commit().await?;
