@@ -5,12 +5,14 @@
 //! - [`money`]: integer minor units plus an ISO 4217 currency code (invariant 6).
 //! - [`holds`]: the hold/confirm request shapes and the rules that validate them
 //!   (quantity per order, sale window, customer ids, idempotency keys).
+//! - [`body`]: how JSON bodies and the `Idempotency-Key` header are judged (400/413/415/422).
 //! - [`catalog`]: the public read models (events, shows, zones, availability).
 //! - [`problem`]: RFC 9457 problem details with Tessera's stable error codes.
 //! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
 //!
 //! Nothing here does I/O, so the crate builds for `wasm32-wasip2` unchanged.
 
+pub mod body;
 pub mod catalog;
 pub mod holds;
 pub mod ids;

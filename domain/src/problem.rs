@@ -217,6 +217,21 @@ impl Problem {
         self.errors = errors;
         self
     }
+
+    /// 422 `validation_failed` listing `errors`, with a detail naming the fields.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let detail = format!("invalid fields: {}", fields.join(", "));
+        Self::new(ErrorCode::ValidationFailed)
+            .with_detail(detail)
+            .with_errors(errors)
+    }
+
+    /// Marks which tier answered (`edge` or `ledger`).
+    pub fn with_served_by(mut self, tier: &str) -> Self {
+        self.served_by = Some(tier.to_owned());
+        self
+    }
 }
 
 #[cfg(test)]

@@ -3,57 +3,58 @@
 
 use std::str::FromStr;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use tessera_domain::body;
 use tessera_domain::ids::IdError;
-use tessera_domain::{ErrorCode, FieldError, IdempotencyKey};
+use tessera_domain::{ErrorCode, FieldError, IdempotencyKey, Problem};
 
 use crate::error::{ApiError, ApiResult};
 
-/// A JSON body. Syntax errors → 400 `malformed_json`, shape errors (missing, unknown or
-/// mistyped fields) → 422 `validation_failed`, too large → 413, wrong media type → 415.
+/// A JSON body, judged by the shared rules in [`tessera_domain::body`] (the edge applies
+/// the same ones): wrong media type → 415, too large → 413, syntax errors → 400
+/// `malformed_json`, shape errors (missing, unknown or mistyped fields) → 422
+/// `validation_failed`.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.as_bytes());
+        if !body::is_json_content_type(content_type) {
+            return Err(from_problem(body::unsupported_media_type()));
         }
+        // `Bytes` honours the router's `DefaultBodyLimit`.
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(from_problem(body::payload_too_large()))
+            }
+            Err(other) => {
+                return Err(ApiError::client(
+                    ErrorCode::MalformedJson,
+                    other.body_text(),
+                ))
+            }
+        };
+        body::parse_json(&bytes).map(Self).map_err(from_problem)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::client(ErrorCode::PayloadTooLarge, "the request body is too large");
-    }
-    match rejection {
-        JsonRejection::JsonDataError(e) => {
-            // axum reports the failing path (e.g. `shows[0].starts_at: …`) in the source.
-            let message =
-                std::error::Error::source(&e).map_or_else(|| e.body_text(), |s| s.to_string());
-            // serde_path_to_error's form is `path.to.field: what went wrong`.
-            let (field, message) = match message.split_once(": ") {
-                Some((path, rest)) if !path.contains(' ') && path != "." => {
-                    (path.to_owned(), rest.to_owned())
-                }
-                _ => ("body".to_owned(), message),
-            };
-            ApiError::Validation(vec![FieldError::new(field, message)])
-        }
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::client(ErrorCode::MalformedJson, "the body is not valid JSON")
-        }
-        JsonRejection::MissingJsonContentType(_) => ApiError::client(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as application/json",
-        ),
-        other => ApiError::client(ErrorCode::MalformedJson, other.body_text()),
+/// A problem from the shared rules as the ledger's error type (which renders it back
+/// unchanged: validation problems keep their field errors).
+fn from_problem(problem: Problem) -> ApiError {
+    match problem.code {
+        ErrorCode::ValidationFailed => ApiError::Validation(problem.errors),
+        code => ApiError::client(code, problem.detail.unwrap_or_default()),
     }
 }
 
@@ -98,27 +99,20 @@ pub fn path_id<T: FromStr<Err = IdError>>(field: &str, raw: &str) -> ApiResult<T
 }
 
 /// The name of the header (RFC draft-ietf-httpapi-idempotency-key-header).
-pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub const IDEMPOTENCY_KEY_HEADER: &str = body::IDEMPOTENCY_KEY_HEADER;
 
-/// The required `Idempotency-Key` header: missing → 400 `idempotency_key_required`,
-/// malformed → 422 `validation_failed`.
+/// The required `Idempotency-Key` header ([`body::idempotency_key`]): missing → 400
+/// `idempotency_key_required`, malformed → 422 `validation_failed`.
 pub struct IdempotencyKeyHeader(pub IdempotencyKey);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY_HEADER) else {
-            return Err(ApiError::client(
-                ErrorCode::IdempotencyKeyRequired,
-                "send an Idempotency-Key header (a UUID is a good key) so retries are safe",
-            ));
-        };
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::field("Idempotency-Key", "must be ASCII"))?;
-        IdempotencyKey::parse(text)
-            .map(Self)
-            .map_err(|e| ApiError::field("Idempotency-Key", e))
+        let value = parts
+            .headers
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .map(|v| v.as_bytes());
+        body::idempotency_key(value).map(Self).map_err(from_problem)
     }
 }
