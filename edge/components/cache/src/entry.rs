@@ -1,0 +1,335 @@
+//! The cached documents. Catalog documents are stored verbatim (the bytes the ledger sent);
+//! availability is stored structured, because the fetch path merges it and invalidation
+//! messages update it in place.
+
+use serde::{Deserialize, Serialize};
+use tessera_domain::catalog::{Availability, ZoneAvailability};
+use tessera_domain::{EventId, ShowId, ZoneId};
+
+use crate::{etag, ttl};
+
+/// A catalog document (`event/…`, `events/…`, `categories`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocEntry {
+    pub stored_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// The quoted entity tag, computed when stored.
+    pub etag: String,
+    /// The ledger's JSON, verbatim.
+    pub body: String,
+}
+
+impl DocEntry {
+    pub fn new(body: String, etag: String, now_ms: i64, ttl_ms: u64) -> Self {
+        Self {
+            stored_at_ms: now_ms,
+            expires_at_ms: ttl::expires_at(now_ms, ttl_ms),
+            etag,
+            body,
+        }
+    }
+
+    pub fn is_fresh(&self, now_ms: i64) -> bool {
+        ttl::is_fresh(self.stored_at_ms, self.expires_at_ms, now_ms)
+    }
+}
+
+/// One zone's counters plus when they were last confirmed by the ledger (a fetch, an
+/// invalidation message or a `sold_out` answer): sold-out shedding trusts a zero only
+/// while it is that recent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedZone {
+    #[serde(flatten)]
+    pub zone: ZoneAvailability,
+    pub confirmed_at_ms: i64,
+}
+
+/// `avail/{show_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvailEntry {
+    pub stored_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub show_id: ShowId,
+    pub event_id: EventId,
+    pub zones: Vec<CachedZone>,
+}
+
+impl AvailEntry {
+    /// A fresh fetch, merged with what was cached: per zone the higher `version` wins, since
+    /// an invalidation may have landed while the fetch was in flight. The fetch decides
+    /// which zones exist and their order; ties go to the fetch (same version, same counters,
+    /// now confirmed).
+    pub fn merge_fetch(
+        cached: Option<&AvailEntry>,
+        fresh: Availability,
+        now_ms: i64,
+        ttl_ms: u64,
+    ) -> AvailEntry {
+        let zones = fresh
+            .zones
+            .into_iter()
+            .map(|zone| {
+                let newer_cached = cached
+                    .and_then(|c| c.zone(zone.zone_id))
+                    .filter(|c| c.zone.version > zone.version);
+                match newer_cached {
+                    Some(kept) => kept.clone(),
+                    None => CachedZone {
+                        zone,
+                        confirmed_at_ms: now_ms,
+                    },
+                }
+            })
+            .collect();
+        AvailEntry {
+            stored_at_ms: now_ms,
+            expires_at_ms: ttl::expires_at(now_ms, ttl_ms),
+            show_id: fresh.show_id,
+            event_id: fresh.event_id,
+            zones,
+        }
+    }
+
+    pub fn is_fresh(&self, now_ms: i64) -> bool {
+        ttl::is_fresh(self.stored_at_ms, self.expires_at_ms, now_ms)
+    }
+
+    pub fn zone(&self, zone_id: ZoneId) -> Option<&CachedZone> {
+        self.zones.iter().find(|z| z.zone.zone_id == zone_id)
+    }
+
+    /// Applies an availability message. Only a strictly newer `version` changes anything,
+    /// so duplicates and late messages are harmless. Returns whether the entry changed.
+    pub fn apply_message(
+        &mut self,
+        zone_id: ZoneId,
+        available: i32,
+        held: i32,
+        sold: i32,
+        version: i64,
+        now_ms: i64,
+    ) -> bool {
+        let Some(cached) = self.zones.iter_mut().find(|z| z.zone.zone_id == zone_id) else {
+            // A zone this entry does not know: a catalog message will evict the entry.
+            return false;
+        };
+        if version <= cached.zone.version {
+            return false;
+        }
+        let zone = &mut cached.zone;
+        zone.available = available;
+        zone.held = held;
+        zone.sold = sold;
+        // Invariant 1 (available + held + sold = capacity) also carries capacity edits.
+        if let Some(capacity) = available
+            .checked_add(held)
+            .and_then(|c| c.checked_add(sold))
+        {
+            zone.capacity = capacity;
+        }
+        zone.version = version;
+        cached.confirmed_at_ms = now_ms;
+        true
+    }
+
+    /// The ledger answered `sold_out` for this zone: record zero available as of `now_ms`
+    /// without touching `version`, so the next real update (a higher version) replaces it.
+    /// `held` and `sold` are left alone: the edge does not know how the stock went.
+    pub fn record_sold_out(&mut self, zone_id: ZoneId, now_ms: i64) -> bool {
+        match self.zones.iter_mut().find(|z| z.zone.zone_id == zone_id) {
+            Some(cached) => {
+                cached.zone.available = 0;
+                cached.confirmed_at_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a hold for `zone_id` may be refused `sold_out` at the edge: the cached zone
+    /// has nothing available and that was confirmed at most `window_ms` ago. A confirmation
+    /// from the future (the clock went backwards) is not trusted.
+    pub fn should_shed(&self, zone_id: ZoneId, now_ms: i64, window_ms: u64) -> bool {
+        let Some(cached) = self.zone(zone_id) else {
+            return false;
+        };
+        let age = now_ms.saturating_sub(cached.confirmed_at_ms);
+        cached.zone.available <= 0
+            && age >= 0
+            && u64::try_from(age).is_ok_and(|age| age <= window_ms)
+    }
+
+    /// The public document.
+    pub fn to_availability(&self) -> Availability {
+        Availability {
+            show_id: self.show_id,
+            event_id: self.event_id,
+            zones: self.zones.iter().map(|z| z.zone.clone()).collect(),
+        }
+    }
+
+    pub fn etag(&self) -> String {
+        etag::for_availability(self.zones.iter().map(|z| &z.zone))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_domain::catalog::ZoneAvailability;
+
+    /// Ids from small numbers, so tests read as "zone 1", "zone 2".
+    fn id(n: u128) -> Ids {
+        Ids(n)
+    }
+
+    struct Ids(u128);
+
+    impl Ids {
+        fn zone(&self) -> ZoneId {
+            format!("00000000-0000-0000-0000-{:012x}", self.0)
+                .parse()
+                .expect("valid id")
+        }
+    }
+
+    fn zone(n: u128, available: i32, version: i64) -> ZoneAvailability {
+        ZoneAvailability {
+            zone_id: id(n).zone(),
+            available,
+            held: 0,
+            sold: 10 - available,
+            capacity: 10,
+            version,
+        }
+    }
+
+    fn avail(zones: Vec<ZoneAvailability>) -> Availability {
+        Availability {
+            show_id: "00000000-0000-0000-0000-00000000aaaa"
+                .parse()
+                .expect("valid id"),
+            event_id: "00000000-0000-0000-0000-00000000bbbb"
+                .parse()
+                .expect("valid id"),
+            zones,
+        }
+    }
+
+    #[test]
+    fn merge_keeps_the_newer_version_per_zone() {
+        let cached =
+            AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7), zone(2, 9, 3)]), 100, 1000);
+        // The fetch started before zone 1's message (version 7) and saw version 6; zone 2
+        // moved on in the meantime.
+        let fresh = avail(vec![zone(1, 6, 6), zone(2, 8, 4), zone(3, 10, 1)]);
+        let merged = AvailEntry::merge_fetch(Some(&cached), fresh, 200, 1000);
+        let z = |n| {
+            merged
+                .zone(id(n).zone())
+                .map(|z| (z.zone.available, z.zone.version, z.confirmed_at_ms))
+        };
+        assert_eq!(
+            z(1),
+            Some((5, 7, 100)),
+            "cached zone 1 is newer and keeps its confirmation time"
+        );
+        assert_eq!(z(2), Some((8, 4, 200)));
+        assert_eq!(z(3), Some((10, 1, 200)));
+        assert_eq!(merged.expires_at_ms, 1200);
+        // Equal versions: the fetch wins and re-confirms.
+        let again = AvailEntry::merge_fetch(Some(&merged), avail(vec![zone(1, 5, 7)]), 300, 1000);
+        assert_eq!(
+            again.zone(id(1).zone()).map(|z| z.confirmed_at_ms),
+            Some(300)
+        );
+        assert_eq!(again.zones.len(), 1, "the fetch decides which zones exist");
+    }
+
+    #[test]
+    fn messages_apply_only_when_newer_and_duplicates_are_harmless() {
+        let mut entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 100, 1000);
+        assert!(
+            !entry.apply_message(id(1).zone(), 9, 0, 1, 6, 150),
+            "older message"
+        );
+        assert!(
+            !entry.apply_message(id(1).zone(), 9, 0, 1, 7, 150),
+            "same version"
+        );
+        assert_eq!(
+            entry
+                .zone(id(1).zone())
+                .map(|z| (z.zone.available, z.confirmed_at_ms)),
+            Some((5, 100))
+        );
+        assert!(entry.apply_message(id(1).zone(), 3, 2, 6, 8, 160));
+        let after = entry.clone();
+        assert!(
+            !entry.apply_message(id(1).zone(), 3, 2, 6, 8, 170),
+            "duplicate"
+        );
+        assert_eq!(entry, after);
+        let z = entry.zone(id(1).zone()).map(|z| z.zone.clone());
+        assert_eq!(
+            z.map(|z| (z.available, z.held, z.sold, z.capacity, z.version)),
+            Some((3, 2, 6, 11, 8))
+        );
+        assert!(
+            !entry.apply_message(id(9).zone(), 1, 1, 1, 99, 170),
+            "unknown zone"
+        );
+    }
+
+    #[test]
+    fn sold_out_keeps_the_version_so_newer_updates_replace_it() {
+        let mut entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 100, 1000);
+        let before = entry.etag();
+        assert!(entry.record_sold_out(id(1).zone(), 500));
+        let z = entry
+            .zone(id(1).zone())
+            .map(|z| (z.zone.available, z.zone.version, z.confirmed_at_ms));
+        assert_eq!(z, Some((0, 7, 500)));
+        assert_ne!(entry.etag(), before, "clients must not keep the old counts");
+        assert!(entry.apply_message(id(1).zone(), 2, 0, 8, 8, 600));
+    }
+
+    #[test]
+    fn shedding_needs_a_recently_confirmed_zero() {
+        let mut entry = AvailEntry::merge_fetch(
+            None,
+            avail(vec![zone(1, 0, 7), zone(2, 3, 7)]),
+            1_000,
+            60_000,
+        );
+        let z1 = id(1).zone();
+        assert!(entry.should_shed(z1, 1_000, 1_000));
+        assert!(entry.should_shed(z1, 2_000, 1_000), "window is inclusive");
+        assert!(!entry.should_shed(z1, 2_001, 1_000), "too old to trust");
+        assert!(
+            !entry.should_shed(z1, 999, 1_000),
+            "confirmed in the future"
+        );
+        assert!(!entry.should_shed(id(2).zone(), 1_000, 1_000), "has stock");
+        assert!(
+            !entry.should_shed(id(3).zone(), 1_000, 1_000),
+            "unknown zone"
+        );
+        // A message re-confirms the zero later on.
+        assert!(entry.apply_message(z1, 0, 2, 8, 8, 5_000));
+        assert!(entry.should_shed(z1, 5_500, 1_000));
+        // A sold_out answer from the ledger does too.
+        assert!(entry.record_sold_out(id(2).zone(), 9_000));
+        assert!(entry.should_shed(id(2).zone(), 9_100, 1_000));
+    }
+
+    #[test]
+    fn the_stored_form_round_trips_and_serves_the_public_shape() {
+        let entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 100, 1000);
+        let json = serde_json::to_string(&entry).expect("serialises");
+        let back: Result<AvailEntry, _> = serde_json::from_str(&json);
+        assert_eq!(back.ok(), Some(entry.clone()));
+        assert_eq!(entry.to_availability(), avail(vec![zone(1, 5, 7)]));
+        assert!(serde_json::from_str::<AvailEntry>("{\"zones\":3}").is_err());
+    }
+}

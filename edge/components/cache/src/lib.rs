@@ -1,0 +1,33 @@
+//! What Tessera's edge components share.
+//!
+//! The pure rules live in modules that never touch spin-sdk, so they are unit-tested
+//! natively (`cargo test -p tessera-edge-cache`):
+//!
+//! - [`keys`]: the key-value layout and the normalised cache key of an event listing.
+//! - [`ttl`]: wall-clock expiry (the TTL is a safety net; invalidation keeps entries fresh).
+//! - [`entry`]: the cached documents (catalog documents verbatim; availability merged per
+//!   zone by `version`, with the "confirmed at" times that sold-out shedding needs).
+//! - [`etag`]: ETags and `If-None-Match` matching.
+//! - [`seq`]: what an invalidation message's `seq` says about missed messages.
+//! - [`hold`]: the edge's checks before a hold is forwarded (shared domain rules + shedding).
+//! - [`config`]: parsing the component variables.
+//! - [`problem`]: problem+json bodies marked `served_by: "edge"`.
+//!
+//! [`spin`] (wasm32 only) is the I/O half: KV store, variables, the ledger client, the
+//! read-through cache used by the catalog and holds components, HTTP response helpers.
+
+#![forbid(unsafe_code)]
+// Tests may unwrap: a panic there is a failed test, not a trapped guest.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
+pub mod entry;
+pub mod etag;
+pub mod hold;
+pub mod keys;
+pub mod problem;
+pub mod seq;
+pub mod ttl;
+
+#[cfg(target_arch = "wasm32")]
+pub mod spin;

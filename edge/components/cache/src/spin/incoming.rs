@@ -1,0 +1,47 @@
+//! Reading the incoming request: headers by name and a size-limited body.
+
+use futures::StreamExt;
+use spin_sdk::http::{IncomingRequest, Response};
+use tessera_domain::body;
+
+use super::respond;
+use crate::problem;
+
+/// A header's value if present (several values are joined with `, ` as HTTP allows).
+pub fn header(request: &IncomingRequest, name: &str) -> Option<Vec<u8>> {
+    let values = request.headers().get(name);
+    let mut values = values.into_iter();
+    let first = values.next()?;
+    Some(values.fold(first, |mut joined, value| {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(&value);
+        joined
+    }))
+}
+
+/// The body, at most `max` bytes: a larger declared `Content-Length` is refused before
+/// reading, and reading stops as soon as the limit is passed (413 `payload_too_large`).
+pub async fn body(request: IncomingRequest, max: u64) -> Result<Vec<u8>, Response> {
+    let too_large = || respond::rules_problem(body::payload_too_large());
+    let declared = header(&request, "content-length")
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    let mut stream = request.into_body_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            eprintln!("tessera edge: reading the request body failed: {e:?}");
+            respond::problem(&problem::from_rules(
+                body::malformed_json().with_detail("the request body could not be read"),
+            ))
+        })?;
+        bytes.extend_from_slice(&chunk);
+        if u64::try_from(bytes.len()).map_or(true, |len| len > max) {
+            return Err(too_large());
+        }
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,158 @@
+//! The read-through cache shared by the catalog component (which serves these documents)
+//! and the holds component (which validates against them): a fresh entry is a hit; a miss
+//! or an expired entry is fetched from the ledger, stored, and returned. Ledger answers
+//! other than 200 are relayed unchanged and never cached (see `README.md` on 404s).
+
+use spin_sdk::http::Response;
+use spin_sdk::key_value::Store;
+use tessera_domain::catalog::{Availability, EventDetail};
+use tessera_domain::{EventId, ShowId};
+
+use super::vars::Settings;
+use super::{kv, ledger, now_ms, respond};
+use crate::entry::{AvailEntry, DocEntry};
+use crate::{etag, keys};
+
+/// A value and whether it came from the cache.
+pub struct Read<T> {
+    pub value: T,
+    pub hit: bool,
+}
+
+/// A ledger answer that is not a 200: relayed as is, marked as a miss.
+fn relay_miss(answer: &Response) -> Response {
+    let mut response = ledger::relay(answer);
+    response.set_header(respond::CACHE, "miss");
+    response
+}
+
+/// The catalog epoch before a fetch; storing is skipped if it moved during the fetch.
+fn epoch(store: &Store) -> Option<Vec<u8>> {
+    kv::get_raw(store, keys::CATALOG_EPOCH)
+}
+
+/// `avail/{show_id}`, merged per zone with what is cached when fetched.
+pub async fn availability(
+    store: &Store,
+    settings: &Settings,
+    show_id: ShowId,
+) -> Result<Read<AvailEntry>, Response> {
+    let key = keys::availability(show_id);
+    let now = now_ms();
+    if let Some(entry) = kv::get_json::<AvailEntry>(store, &key).filter(|e| e.is_fresh(now)) {
+        return Ok(Read {
+            value: entry,
+            hit: true,
+        });
+    }
+    let before = epoch(store);
+    let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/availability")).await?;
+    if *answer.status() != 200 {
+        return Err(relay_miss(&answer));
+    }
+    let fresh: Availability = serde_json::from_slice(answer.body()).map_err(|e| {
+        eprintln!("tessera edge: unreadable availability for {show_id} from the ledger: {e}");
+        respond::unavailable("the ledger answered unreadably, retry shortly")
+    })?;
+    // Merge with the entry as it is now, not as it was before the fetch: an invalidation
+    // may have raised a zone's version meanwhile. The confirmation time is the fetch's
+    // start (conservative for shedding).
+    let cached = kv::get_json::<AvailEntry>(store, &key);
+    let entry = AvailEntry::merge_fetch(cached.as_ref(), fresh, now, settings.availability_ttl_ms);
+    if epoch(store) == before {
+        kv::set_json(store, &key, &entry);
+    }
+    Ok(Read {
+        value: entry,
+        hit: false,
+    })
+}
+
+/// A catalog document at `path_and_query`, cached under `key` (`None`: never cached).
+pub async fn document(
+    store: &Store,
+    settings: &Settings,
+    key: Option<&str>,
+    path_and_query: &str,
+    etag_of: fn(&[u8]) -> String,
+) -> Result<Read<DocEntry>, Response> {
+    let now = now_ms();
+    if let Some(entry) = key
+        .and_then(|k| kv::get_json::<DocEntry>(store, k))
+        .filter(|e| e.is_fresh(now))
+    {
+        return Ok(Read {
+            value: entry,
+            hit: true,
+        });
+    }
+    let before = epoch(store);
+    let answer = ledger::get(settings, path_and_query).await?;
+    if *answer.status() != 200 {
+        return Err(relay_miss(&answer));
+    }
+    let body = String::from_utf8(answer.body().to_vec()).map_err(|_| {
+        eprintln!("tessera edge: non-UTF-8 body from the ledger for {path_and_query}");
+        respond::unavailable("the ledger answered unreadably, retry shortly")
+    })?;
+    let entry = DocEntry::new(
+        body.clone(),
+        etag_of(body.as_bytes()),
+        now,
+        settings.catalog_ttl_ms,
+    );
+    if let Some(key) = key {
+        if epoch(store) == before {
+            kv::set_json(store, key, &entry);
+        }
+    }
+    Ok(Read {
+        value: entry,
+        hit: false,
+    })
+}
+
+/// An event detail's ETag: its catalog `version`, or a body hash if it has none.
+pub fn event_etag(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        version: Option<i64>,
+    }
+    match serde_json::from_slice::<VersionOnly>(body) {
+        Ok(VersionOnly {
+            version: Some(version),
+        }) => etag::for_event_version(version),
+        _ => etag::for_body(body),
+    }
+}
+
+/// `GET /v1/events/{event_id}` through the cache.
+pub async fn event_document(
+    store: &Store,
+    settings: &Settings,
+    event_id: EventId,
+) -> Result<Read<DocEntry>, Response> {
+    let key = keys::event(event_id);
+    document(
+        store,
+        settings,
+        Some(&key),
+        &format!("/v1/events/{event_id}"),
+        event_etag,
+    )
+    .await
+}
+
+/// The event detail, parsed (for the hold rules).
+pub async fn event_detail(
+    store: &Store,
+    settings: &Settings,
+    event_id: EventId,
+) -> Result<EventDetail, Response> {
+    let read = event_document(store, settings, event_id).await?;
+    serde_json::from_str(&read.value.body).map_err(|e| {
+        eprintln!("tessera edge: unreadable event {event_id}: {e}");
+        kv::delete(store, &keys::event(event_id));
+        respond::unavailable("the event could not be read, retry shortly")
+    })
+}

@@ -1,0 +1,58 @@
+//! Building responses. Every edge-made response carries `Tessera-Served-By: edge`; answers
+//! relayed from the ledger carry `ledger`.
+
+use spin_sdk::http::Response;
+use tessera_domain::problem::PROBLEM_CONTENT_TYPE;
+use tessera_domain::{ErrorCode, Problem};
+
+use crate::problem;
+
+pub const SERVED_BY: &str = "tessera-served-by";
+pub const CACHE: &str = "tessera-cache";
+
+/// A problem answered by the edge. 503s say when to retry, like the ledger's.
+pub fn problem(problem: &Problem) -> Response {
+    let mut builder = Response::builder();
+    builder
+        .status(problem.status)
+        .header("content-type", PROBLEM_CONTENT_TYPE)
+        .header(SERVED_BY, "edge");
+    if problem.status == 503 {
+        builder.header("retry-after", "1");
+    }
+    builder.body(problem::body(problem)).build()
+}
+
+/// A problem from the shared rules, marked as the edge's.
+pub fn rules_problem(p: Problem) -> Response {
+    problem(&problem::from_rules(p))
+}
+
+/// 500 `internal` after logging why (a misconfiguration or an impossible state).
+pub fn internal(log: &str) -> Response {
+    eprintln!("tessera edge: {log}");
+    problem(&problem::edge(
+        ErrorCode::Internal,
+        "the edge is misconfigured; see its log",
+    ))
+}
+
+/// 405 with the methods the route accepts.
+pub fn method_not_allowed(allow: &str) -> Response {
+    let mut response = problem(&problem::edge(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    ));
+    response.set_header("allow", allow);
+    response
+}
+
+/// 404 for a path no component route matches.
+pub fn no_route() -> Response {
+    problem(&problem::edge(ErrorCode::NotFound, "no such route"))
+}
+
+/// The ledger could not be reached (or answered unreadably).
+pub fn unavailable(detail: &str) -> Response {
+    problem(&problem::edge(ErrorCode::Unavailable, detail))
+}

@@ -1,0 +1,164 @@
+//! `tessera-catalog`: the edge's public reads, served from the edge key-value cache and
+//! filled from the ledger on a miss.
+//!
+//! | route | cache key | `Cache-Control` |
+//! | --- | --- | --- |
+//! | `GET /v1/events?…` | `events/{sorted query}` | `public, max-age=5` |
+//! | `GET /v1/events/{event_id}` | `event/{event_id}` | `public, max-age=10` |
+//! | `GET /v1/categories` | `categories` | `public, max-age=60` |
+//! | `GET /v1/shows/{show_id}/availability` | `avail/{show_id}` | `public, max-age=1` |
+//!
+//! Every answer carries `Tessera-Cache: hit|miss` (the host counts them), an `ETag`, and
+//! honours `If-None-Match` with a bodiless 304. `HEAD` is served like `GET` without a body,
+//! as the ledger (axum) does.
+
+use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http_component;
+use tessera_domain::ids::IdError;
+use tessera_domain::{EventId, FieldError, Problem, ShowId};
+use tessera_edge_cache::entry::DocEntry;
+use tessera_edge_cache::etag;
+use tessera_edge_cache::keys;
+use tessera_edge_cache::spin::reads::{self, Read};
+use tessera_edge_cache::spin::respond::{self, CACHE, SERVED_BY};
+use tessera_edge_cache::spin::{kv, vars};
+
+/// How long browsers and shared caches in front of the edge may reuse an answer. The edge
+/// itself stays current through invalidation; these only bound what it cannot reach.
+/// Availability moves every second during a sale, so barely cached; listings change with
+/// any edit or publication; an event detail changes only when edited; categories (names
+/// and counts) change least.
+const CACHE_CONTROL_AVAILABILITY: &str = "public, max-age=1";
+const CACHE_CONTROL_LIST: &str = "public, max-age=5";
+const CACHE_CONTROL_EVENT: &str = "public, max-age=10";
+const CACHE_CONTROL_CATEGORIES: &str = "public, max-age=60";
+
+enum Route {
+    Events,
+    Event(String),
+    Categories,
+    Availability(String),
+}
+
+fn route(path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    Some(match segments.as_slice() {
+        ["v1", "events"] => Route::Events,
+        ["v1", "events", id] => Route::Event((*id).to_owned()),
+        ["v1", "categories"] => Route::Categories,
+        ["v1", "shows", id, "availability"] => Route::Availability((*id).to_owned()),
+        _ => return None,
+    })
+}
+
+/// A path id, parsed with the domain's parser; malformed → 422 on that field.
+fn path_id<T: std::str::FromStr<Err = IdError>>(field: &str, raw: &str) -> Result<T, Response> {
+    raw.parse().map_err(|e: IdError| {
+        respond::rules_problem(Problem::validation(vec![FieldError::new(field, e)]))
+    })
+}
+
+#[http_component]
+async fn handle(request: IncomingRequest) -> Response {
+    match serve(&request).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
+    let path_and_query = request.path_with_query().unwrap_or_default();
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query.as_str(), ""));
+    let route = route(path).ok_or_else(respond::no_route)?;
+    let head = match request.method() {
+        Method::Get => false,
+        Method::Head => true,
+        _ => return Err(respond::method_not_allowed("GET, HEAD")),
+    };
+    let if_none_match = request
+        .headers()
+        .get("if-none-match")
+        .into_iter()
+        .filter_map(|v| String::from_utf8(v).ok())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let settings = vars::load()?;
+    let store = kv::open()?;
+
+    let (read, cache_control) = match route {
+        Route::Availability(raw) => {
+            let show_id: ShowId = path_id("show_id", &raw)?;
+            let read = reads::availability(&store, &settings, show_id).await?;
+            let body = serde_json::to_string(&read.value.to_availability())
+                .map_err(|e| respond::internal(&format!("serialising availability: {e}")))?;
+            let doc = DocEntry {
+                stored_at_ms: read.value.stored_at_ms,
+                expires_at_ms: read.value.expires_at_ms,
+                etag: read.value.etag(),
+                body,
+            };
+            (
+                Read {
+                    value: doc,
+                    hit: read.hit,
+                },
+                CACHE_CONTROL_AVAILABILITY,
+            )
+        }
+        Route::Event(raw) => {
+            let event_id: EventId = path_id("event_id", &raw)?;
+            let read = reads::event_document(&store, &settings, event_id).await?;
+            (read, CACHE_CONTROL_EVENT)
+        }
+        Route::Categories => {
+            let read = reads::document(
+                &store,
+                &settings,
+                Some(keys::CATEGORIES),
+                "/v1/categories",
+                etag::for_body,
+            )
+            .await?;
+            (read, CACHE_CONTROL_CATEGORIES)
+        }
+        Route::Events => {
+            // The ledger gets the query as sent; the cache key is the normalised form.
+            let key = keys::event_list(query);
+            let upstream = if query.is_empty() {
+                "/v1/events".to_owned()
+            } else {
+                format!("/v1/events?{query}")
+            };
+            let read =
+                reads::document(&store, &settings, key.as_deref(), &upstream, etag::for_body)
+                    .await?;
+            (read, CACHE_CONTROL_LIST)
+        }
+    };
+    Ok(answer(read, cache_control, &if_none_match, head))
+}
+
+/// 200 with the document, or 304 when `If-None-Match` matches.
+fn answer(read: Read<DocEntry>, cache_control: &str, if_none_match: &str, head: bool) -> Response {
+    let doc = read.value;
+    let not_modified = !if_none_match.is_empty() && etag::if_none_match(if_none_match, &doc.etag);
+    let mut builder = Response::builder();
+    builder
+        .header("etag", doc.etag.as_str())
+        .header("cache-control", cache_control)
+        .header(CACHE, if read.hit { "hit" } else { "miss" })
+        .header(SERVED_BY, "edge");
+    if not_modified {
+        return builder.status(304).body(Vec::new()).build();
+    }
+    builder
+        .status(200)
+        .header("content-type", "application/json");
+    let body = if head {
+        Vec::new()
+    } else {
+        doc.body.into_bytes()
+    };
+    builder.body(body).build()
+}

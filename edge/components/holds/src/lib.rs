@@ -1,0 +1,213 @@
+//! `tessera-holds`: hold, confirm and release at the edge.
+//!
+//! Each request is validated with the ledger's own rules from `tessera-domain` (header,
+//! media type, size, JSON shape, fields; for a new hold also the zone's hold rules against
+//! the cached catalog) so bad requests never cross to the ledger. A hold for a zone whose
+//! `available == 0` was confirmed within `sold_out_shed_window_ms` is refused `sold_out`
+//! here ("shed"). Everything else is forwarded with its original body, `Idempotency-Key`
+//! and `Content-Type`, and the ledger's answer relayed unchanged. Hold results are never
+//! cached (`Cache-Control: no-store`).
+
+use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http_component;
+use tessera_domain::body;
+use tessera_domain::holds::{ConfirmRequest, HoldRequest, NewHold};
+use tessera_domain::ids::IdError;
+use tessera_domain::{ErrorCode, FieldError, HoldId, Problem};
+use tessera_edge_cache::entry::AvailEntry;
+use tessera_edge_cache::hold::{self, HoldCheck, HoldVerdict};
+use tessera_edge_cache::keys;
+use tessera_edge_cache::problem::{edge, has_code};
+use tessera_edge_cache::spin::vars::{self, Settings};
+use tessera_edge_cache::spin::{incoming, kv, ledger, now_ms, reads, respond};
+
+enum Route {
+    Create,
+    Get(String),
+    Confirm(String),
+    Release(String),
+}
+
+fn route(path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    Some(match segments.as_slice() {
+        ["v1", "holds"] => Route::Create,
+        ["v1", "holds", id] => Route::Get((*id).to_owned()),
+        ["v1", "holds", id, "confirm"] => Route::Confirm((*id).to_owned()),
+        ["v1", "holds", id, "release"] => Route::Release((*id).to_owned()),
+        _ => return None,
+    })
+}
+
+#[http_component]
+async fn handle(request: IncomingRequest) -> Response {
+    match serve(request).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn serve(request: IncomingRequest) -> Result<Response, Response> {
+    let path = request.path_with_query().unwrap_or_default();
+    let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
+    let route = route(path).ok_or_else(respond::no_route)?;
+    let method = request.method();
+    match (&route, &method) {
+        (Route::Get(_), Method::Get | Method::Head) => {}
+        (Route::Get(_), _) => return Err(respond::method_not_allowed("GET, HEAD")),
+        (_, Method::Post) => {}
+        _ => return Err(respond::method_not_allowed("POST")),
+    }
+    let settings = vars::load()?;
+    let answer = match route {
+        Route::Create => create(request, &settings).await?,
+        Route::Confirm(raw) => confirm(request, &settings, &raw).await?,
+        Route::Release(raw) => {
+            let hold_id: HoldId = path_id("hold_id", &raw)?;
+            // Release needs no key; pass one on if the client sent it.
+            let headers = optional_header(&request, body::IDEMPOTENCY_KEY_HEADER);
+            ledger::call(
+                &settings,
+                Method::Post,
+                &format!("/v1/holds/{hold_id}/release"),
+                &headers,
+                Vec::new(),
+            )
+            .await?
+        }
+        Route::Get(raw) => {
+            let hold_id: HoldId = path_id("hold_id", &raw)?;
+            ledger::call(
+                &settings,
+                method,
+                &format!("/v1/holds/{hold_id}"),
+                &[],
+                Vec::new(),
+            )
+            .await?
+        }
+    };
+    Ok(relay(&answer))
+}
+
+/// The ledger's answer for the client; hold state is never cacheable.
+fn relay(answer: &Response) -> Response {
+    let mut response = ledger::relay(answer);
+    response.set_header("cache-control", "no-store");
+    response
+}
+
+fn path_id<T: std::str::FromStr<Err = IdError>>(field: &str, raw: &str) -> Result<T, Response> {
+    raw.parse().map_err(|e: IdError| {
+        respond::rules_problem(Problem::validation(vec![FieldError::new(field, e)]))
+    })
+}
+
+fn optional_header(request: &IncomingRequest, name: &'static str) -> Vec<(&'static str, String)> {
+    incoming::header(request, name)
+        .and_then(|v| String::from_utf8(v).ok())
+        .map(|v| vec![(name, v)])
+        .unwrap_or_default()
+}
+
+/// The checks every keyed JSON write shares, in the ledger's order: `Idempotency-Key`,
+/// media type, size, JSON. Returns the headers to forward and the original body bytes.
+async fn keyed_json_body<T: serde::de::DeserializeOwned>(
+    request: IncomingRequest,
+    settings: &Settings,
+) -> Result<(Vec<(&'static str, String)>, Vec<u8>, T), Response> {
+    let key =
+        body::idempotency_key(incoming::header(&request, body::IDEMPOTENCY_KEY_HEADER).as_deref())
+            .map_err(respond::rules_problem)?;
+    let content_type = incoming::header(&request, "content-type");
+    if !body::is_json_content_type(content_type.as_deref()) {
+        return Err(respond::rules_problem(body::unsupported_media_type()));
+    }
+    // `is_json_content_type` accepted it, so it is visible ASCII.
+    let content_type = content_type
+        .and_then(|v| String::from_utf8(v).ok())
+        .unwrap_or_else(|| "application/json".to_owned());
+    let bytes = incoming::body(request, settings.request_body_max_bytes).await?;
+    let parsed: T = body::parse_json(&bytes).map_err(respond::rules_problem)?;
+    let headers = vec![
+        (body::IDEMPOTENCY_KEY_HEADER, key.as_str().to_owned()),
+        ("content-type", content_type),
+    ];
+    Ok((headers, bytes, parsed))
+}
+
+async fn confirm(
+    request: IncomingRequest,
+    settings: &Settings,
+    raw_id: &str,
+) -> Result<Response, Response> {
+    let (headers, bytes, confirm) = keyed_json_body::<ConfirmRequest>(request, settings).await?;
+    let hold_id: HoldId = path_id("hold_id", raw_id)?;
+    confirm
+        .parse()
+        .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
+    ledger::call(
+        settings,
+        Method::Post,
+        &format!("/v1/holds/{hold_id}/confirm"),
+        &headers,
+        bytes,
+    )
+    .await
+}
+
+async fn create(request: IncomingRequest, settings: &Settings) -> Result<Response, Response> {
+    let (headers, bytes, request) = keyed_json_body::<HoldRequest>(request, settings).await?;
+    let hold = request
+        .parse()
+        .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
+    let store = kv::open()?;
+    let availability = reads::availability(&store, settings, hold.show_id)
+        .await
+        .map_err(|r| not_found_as_zone(r, "show not found"))?
+        .value;
+    let detail = reads::event_detail(&store, settings, availability.event_id)
+        .await
+        .map_err(|r| not_found_as_zone(r, "event not found"))?;
+    let verdict = hold::check(
+        &hold,
+        &HoldCheck {
+            detail: &detail,
+            availability: &availability,
+            now: chrono::Utc::now(),
+            now_ms: now_ms(),
+            shed_window_ms: settings.sold_out_shed_window_ms,
+        },
+    );
+    match verdict {
+        HoldVerdict::Forward => {}
+        HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) => {
+            return Err(respond::problem(&problem))
+        }
+    }
+    let answer = ledger::call(settings, Method::Post, "/v1/holds", &headers, bytes).await?;
+    if *answer.status() == 409 && has_code(answer.body(), ErrorCode::SoldOut) {
+        record_sold_out(&store, &hold);
+    }
+    Ok(answer)
+}
+
+/// A lookup's 404 (unknown or unpublished show) is the hold's 404, answered by the edge.
+fn not_found_as_zone(response: Response, detail: &str) -> Response {
+    if *response.status() == 404 {
+        respond::problem(&edge(ErrorCode::NotFound, detail))
+    } else {
+        response
+    }
+}
+
+/// The ledger says the zone is sold out: note it (as of now, same version) so the next
+/// holds are shed until an invalidation says otherwise. Re-read just before writing so a
+/// message applied meanwhile is not lost.
+fn record_sold_out(store: &spin_sdk::key_value::Store, hold: &NewHold) {
+    let key = keys::availability(hold.show_id);
+    if let Some(mut entry) = kv::get_json::<AvailEntry>(store, &key) {
+        if entry.record_sold_out(hold.zone_id, now_ms()) {
+            kv::set_json(store, &key, &entry);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `tessera-invalidator`: applies the ledger's invalidation messages (Redis channel
+//! `tessera.invalidate`) to this edge node's cache.
+//!
+//! - `availability`: updates the zone in `avail/{show_id}` in place if the message's
+//!   `version` is newer (and refreshes its "confirmed at" time for shedding); a show that
+//!   is not cached is left alone (the next read fetches it).
+//! - `catalog`: evicts the event detail, every event listing, the categories and the
+//!   availability of the event's shows; moves the catalog epoch so in-flight fetches do not
+//!   store what they read before the change.
+//! - `seq`: a jump past last+1 means a message was missed, so every cached entry is
+//!   dropped; `invalidation/last_seq` never moves backwards; duplicates are harmless.
+//!
+//! A malformed payload or a failing store returns `Err` (the host counts it); nothing here
+//! traps. When applying fails, `last_seq` is not advanced, so the next message sees a gap
+//! and flushes.
+
+use anyhow::Context as _;
+use spin_sdk::key_value::Store;
+use spin_sdk::redis_component;
+use tessera_domain::catalog::EventDetail;
+use tessera_domain::invalidation::{Change, Invalidation};
+use tessera_domain::{EventId, ShowId};
+use tessera_edge_cache::entry::{AvailEntry, DocEntry};
+use tessera_edge_cache::keys;
+use tessera_edge_cache::seq;
+use tessera_edge_cache::spin::now_ms;
+
+#[redis_component]
+fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
+    let invalidation: Invalidation =
+        serde_json::from_slice(&message).context("malformed invalidation message")?;
+    let store = Store::open("default").context("cannot open KV store")?;
+    let last = seq::parse_last(store.get(keys::LAST_SEQ)?.as_deref());
+    let decision = seq::decide(last, invalidation.seq);
+    if decision.flush {
+        flush(&store)?;
+        bump_epoch(&store, invalidation.seq)?;
+    }
+    match invalidation.change {
+        Change::Availability {
+            show_id,
+            zone_id,
+            available,
+            held,
+            sold,
+            version,
+        } => {
+            let key = keys::availability(show_id);
+            if let Some(mut entry) = get_json::<AvailEntry>(&store, &key)? {
+                if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
+                    store.set(&key, &serde_json::to_vec(&entry)?)?;
+                }
+            }
+        }
+        Change::Catalog { event_id } => {
+            // Move the epoch first: a fetch that completes after this point will not store.
+            bump_epoch(&store, invalidation.seq)?;
+            evict_event(&store, event_id)?;
+        }
+    }
+    if Some(decision.new_last) != last {
+        store.set(keys::LAST_SEQ, decision.new_last.to_string().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A JSON entry; a corrupt one is deleted and reads as absent.
+fn get_json<T: serde::de::DeserializeOwned>(store: &Store, key: &str) -> anyhow::Result<Option<T>> {
+    let Some(bytes) = store.get(key)? else {
+        return Ok(None);
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) => {
+            eprintln!("tessera invalidator: dropping corrupt KV entry {key}: {e}");
+            store.delete(key)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The epoch must differ from every earlier value, also across a flush: the seq plus the
+/// wall clock (a replayed old seq still yields a new value).
+fn bump_epoch(store: &Store, seq: i64) -> anyhow::Result<()> {
+    store.set(
+        keys::CATALOG_EPOCH,
+        format!("{seq}-{}", now_ms()).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Drops every cache entry (bookkeeping under `invalidation/` stays).
+fn flush(store: &Store) -> anyhow::Result<()> {
+    for key in store.get_keys()? {
+        if keys::is_cache_entry(&key) {
+            store.delete(&key)?;
+        }
+    }
+    Ok(())
+}
+
+fn evict_event(store: &Store, event_id: EventId) -> anyhow::Result<()> {
+    let event_key = keys::event(event_id);
+    // The event's shows, from its cached detail; without one, find them by scanning the
+    // cached availability entries for this event.
+    let shows: Option<Vec<ShowId>> = get_json::<DocEntry>(store, &event_key)?
+        .and_then(|doc| serde_json::from_str::<EventDetail>(&doc.body).ok())
+        .map(|detail| detail.shows.iter().map(|s| s.show_id).collect());
+    let all_keys = store.get_keys()?;
+    match shows {
+        Some(shows) => {
+            for show_id in shows {
+                store.delete(&keys::availability(show_id))?;
+            }
+        }
+        None => {
+            for key in all_keys
+                .iter()
+                .filter(|k| k.starts_with(keys::AVAIL_PREFIX))
+            {
+                let belongs = get_json::<AvailEntry>(store, key)?
+                    .is_some_and(|entry| entry.event_id == event_id);
+                if belongs {
+                    store.delete(key)?;
+                }
+            }
+        }
+    }
+    store.delete(&event_key)?;
+    store.delete(keys::CATEGORIES)?;
+    for key in all_keys
+        .iter()
+        .filter(|k| k.starts_with(keys::EVENT_LIST_PREFIX))
+    {
+        store.delete(key)?;
+    }
+    Ok(())
+}
