@@ -49,6 +49,9 @@ pub fn is_json_content_type(value: Option<&[u8]>) -> bool {
 
 /// Parses a JSON body into `T`, classifying failures as the module doc describes. Trailing
 /// non-whitespace after the value is a syntax error.
+// A `Problem` is what every caller renders on the (cold) error path; boxing it would only
+// add an allocation.
+#[allow(clippy::result_large_err)]
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize(&mut deserializer) {
@@ -78,6 +81,7 @@ fn data_error(message: &str) -> Problem {
 }
 
 /// The required `Idempotency-Key` header, given its raw value if present.
+#[allow(clippy::result_large_err)] // as `parse_json`
 pub fn idempotency_key(value: Option<&[u8]>) -> Result<IdempotencyKey, Problem> {
     let Some(raw) = value else {
         return Err(Problem::new(ErrorCode::IdempotencyKeyRequired).with_detail(

@@ -42,6 +42,10 @@ enum Route {
 
 fn route(path: &str) -> Option<Route> {
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    // `/v1/events/` is no route (as at the ledger), not an empty id.
+    if segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
     Some(match segments.as_slice() {
         ["v1", "events"] => Route::Events,
         ["v1", "events", id] => Route::Event((*id).to_owned()),

@@ -30,6 +30,10 @@ enum Route {
 
 fn route(path: &str) -> Option<Route> {
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    // `/v1/holds/` is no route (as at the ledger), not an empty id.
+    if segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
     Some(match segments.as_slice() {
         ["v1", "holds"] => Route::Create,
         ["v1", "holds", id] => Route::Get((*id).to_owned()),
