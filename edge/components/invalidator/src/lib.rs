@@ -27,8 +27,9 @@ use tessera_edge_cache::spin::now_ms;
 
 #[redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    let invalidation: Invalidation =
-        serde_json::from_slice(&message).context("malformed invalidation message")?;
+    // The cause goes into the message itself: the trigger logs only the error's top line.
+    let invalidation: Invalidation = serde_json::from_slice(&message)
+        .map_err(|e| anyhow::anyhow!("malformed invalidation message: {e}"))?;
     let store = Store::open("default").context("cannot open KV store")?;
     let last = seq::parse_last(store.get(keys::LAST_SEQ)?.as_deref());
     let decision = seq::decide(last, invalidation.seq);
