@@ -177,6 +177,10 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(config.request_body_max_bytes))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::origin::identify,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -46,6 +46,8 @@ pub struct Config {
     /// Stored idempotent results are kept this long, then pruned.
     pub idempotency_retention: Duration,
     pub log_json: bool,
+    /// SHA-256 of `EDGE_KEY`, the secret edge nodes present; unset = no edge is trusted.
+    pub edge_key_sha256: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +167,9 @@ impl Config {
             shutdown_grace: secs("SHUTDOWN_GRACE_SECONDS", "30")?,
             idempotency_retention: secs("IDEMPOTENCY_RETENTION_SECONDS", "86400")?,
             log_json: get("LOG_FORMAT", "text") == "json",
+            edge_key_sha256: lookup("EDGE_KEY")
+                .filter(|k| !k.is_empty())
+                .map(|k| crate::origin::edge_key_digest(&k)),
         })
     }
 }

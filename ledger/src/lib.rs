@@ -11,6 +11,7 @@
 //! - [`app`]: startup, routing, middleware and graceful shutdown; [`config`] reads the
 //!   environment; [`db`] connects and migrates; [`error`] and [`extract`] make every
 //!   failure RFC 9457 problem+json; [`metrics`], [`health`] and [`openapi`] are operations.
+//! - [`origin`]: tells edge traffic (it presents the edge key) from direct clients.
 //! - [`seed`]: demo data for `cargo xtask up`.
 //!
 //! The invariants of DESIGN.md are enforced by CHECK constraints in `migrations/` as well
@@ -28,6 +29,7 @@ pub mod holds;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod origin;
 pub mod outbox;
 pub mod seed;
 

@@ -54,17 +54,26 @@ pub async fn upkeep(handle: PrometheusHandle, cancel: tokio_util::sync::Cancella
 }
 
 /// Records `http_requests_total` and `http_request_duration_seconds` by route template
-/// (never the raw path: ids would explode the label space).
+/// (never the raw path: ids would explode the label space) and origin (`edge`/`direct`).
 pub async fn track_http(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let origin = request
+        .extensions()
+        .get::<crate::origin::Origin>()
+        .map_or("direct", |o| o.as_str());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status),
+        ("origin", origin.to_owned()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());

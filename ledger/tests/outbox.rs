@@ -3,13 +3,12 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
 use sqlx::PgPool;
+use support::own_redis::OwnRedis;
 use support::{spawn_app_with, TestApp};
 
 /// Subscribes to `channel` and returns a stream of parsed messages.
@@ -74,100 +73,6 @@ async fn a_hold_publishes_the_documented_message(pool: PgPool) {
         "seq increases"
     );
     app.stop().await;
-}
-
-const LOCK_PASSWORD: &str = "tessera-test-lock";
-
-/// A throwaway redis-server on its own port, so this test can stop and restart it.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start_on(port: u16, password: &str) -> Child {
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--requirepass",
-                password,
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install -y redis-server)")
-    }
-
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let redis = Self {
-            port,
-            child: Some(Self::start_on(port, "")),
-        };
-        redis.wait_until_up().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Restarts Redis locked behind a password: the ledger's relay (no password) keeps
-    /// failing until [`Self::unlock`], so a test can subscribe before anything is published.
-    async fn restart_locked(&mut self) {
-        self.stop();
-        self.child = Some(Self::start_on(self.port, LOCK_PASSWORD));
-        self.wait_until_up().await;
-    }
-
-    fn locked_url(&self) -> String {
-        format!("redis://:{LOCK_PASSWORD}@127.0.0.1:{}", self.port)
-    }
-
-    async fn unlock(&self) {
-        let client = redis::Client::open(self.locked_url()).expect("url");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("admin connection");
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("requirepass")
-            .arg("")
-            .query_async(&mut conn)
-            .await
-            .expect("unlock");
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 async fn backlog(app: &TestApp) -> i64 {

@@ -22,13 +22,16 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  up                 start PostgreSQL/Redis, seed demo data, serve the ledger (Ctrl-C stops all)
+  up                 start PostgreSQL/Redis, seed demo data, serve the ledger and an edge node
+                     running spin.toml's wasm components (Ctrl-C stops all)
+  build-edge         build the edge components (wasm32-wasip2, release), as `spin build` does
   test [ARGS...]     fmt check, clippy, then `cargo test --workspace --all-targets ARGS...`
   services           start PostgreSQL/Redis and print DATABASE_URL/REDIS_URL until Ctrl-C
 
 environment:
   DATABASE_URL, REDIS_URL   use these servers instead of local or throwaway ones
-  LEDGER_ADDR               address for `up` to serve on (default 127.0.0.1:4000)";
+  LEDGER_ADDR               address for `up` to serve the ledger on (default 127.0.0.1:4000)
+  EDGE_ADDR                 address for `up` to serve the edge on (default 127.0.0.1:3000)";
 
 fn main() -> ExitCode {
     // Services are dropped (throwaway instances stopped) inside `run`, before exiting.
@@ -60,6 +63,7 @@ fn run() -> Result<()> {
     match command.as_str() {
         "up" => no_args().and_then(|()| tasks::up(&paths)),
         "test" => tasks::test(&paths, rest),
+        "build-edge" => no_args().and_then(|()| tasks::build_edge_components(&paths)),
         "services" => no_args().and_then(|()| tasks::services(&paths)),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

@@ -17,6 +17,7 @@ use crate::services::Services;
 use crate::Paths;
 
 const DEFAULT_LEDGER_ADDR: &str = "127.0.0.1:4000";
+const DEFAULT_EDGE_ADDR: &str = "127.0.0.1:3000";
 /// Time the ledger gets for a graceful shutdown after Ctrl-C before it is killed.
 const LEDGER_GRACE: Duration = Duration::from_secs(30);
 /// Time cargo gets to exit after Ctrl-C (it stops at once on SIGINT).
@@ -24,19 +25,26 @@ const CARGO_GRACE: Duration = Duration::from_secs(10);
 /// How long `up` waits for the ledger to listen before printing its URLs anyway.
 const LEDGER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `cargo xtask up`: services, build, seed, then serve in the foreground.
+/// `cargo xtask up`: services, build, seed, then the ledger and one edge node in the
+/// foreground until Ctrl-C.
 pub fn up(paths: &Paths) -> Result<()> {
     let services = Services::ensure(&paths.target_dir)?;
     bail_if_interrupted()?;
     let database_url = services.database_url("tessera");
     let addr = env::var("LEDGER_ADDR").unwrap_or_else(|_| DEFAULT_LEDGER_ADDR.to_owned());
+    let edge_addr = env::var("EDGE_ADDR").unwrap_or_else(|_| DEFAULT_EDGE_ADDR.to_owned());
 
-    header("cargo build -p tessera-ledger");
+    build_edge_components(paths)?;
+    header("cargo build -p tessera-ledger -p tessera-edge");
     run_checked(
-        paths.cargo().args(["build", "-p", "tessera-ledger"]),
+        paths
+            .cargo()
+            .args(["build", "-p", "tessera-ledger", "-p", "tessera-edge"]),
         CARGO_GRACE,
     )?;
 
+    // A fresh secret per run: the edge presents it, the ledger recognises edge traffic by it.
+    let edge_key = random_hex(16)?;
     let binary = paths.target_dir.join("debug").join("tessera-ledger");
     let ledger = |subcommand: &str| {
         let mut cmd = Command::new(&binary);
@@ -44,6 +52,7 @@ pub fn up(paths: &Paths) -> Result<()> {
             .env("DATABASE_URL", &database_url)
             .env("REDIS_URL", &services.redis_url)
             .env("LEDGER_ADDR", &addr)
+            .env("EDGE_KEY", &edge_key)
             .current_dir(&paths.root);
         cmd
     };
@@ -53,31 +62,60 @@ pub fn up(paths: &Paths) -> Result<()> {
     header("tessera-ledger serve");
     let mut serve = Supervised::spawn(&mut ledger("serve"), LEDGER_GRACE)?;
     let (base_url, probe) = ledger_base_url(&addr);
+    let (edge_url, edge_probe) = ledger_base_url(&edge_addr);
+    header("tessera-edge (spin.toml)");
+    let mut edge = Supervised::spawn(
+        Command::new(paths.target_dir.join("debug").join("tessera-edge"))
+            .env("EDGE_ADDR", &edge_addr)
+            .env("EDGE_MANIFEST", paths.root.join("spin.toml"))
+            .env("SPIN_VARIABLE_LEDGER_URL", &base_url)
+            .env("SPIN_VARIABLE_EDGE_KEY", &edge_key)
+            .env("SPIN_VARIABLE_REDIS_ADDRESS", &services.redis_url)
+            .current_dir(&paths.root),
+        LEDGER_GRACE,
+    )?;
     let announce_by = Instant::now() + LEDGER_READY_TIMEOUT;
     let mut announced = false;
-    let status = loop {
+    let (status, which) = loop {
         if let Some(status) = serve.poll()? {
-            break status;
+            break (status, "tessera-ledger serve");
+        }
+        if let Some(status) = edge.poll()? {
+            break (status, "tessera-edge");
         }
         // The URLs are printed once they work (or after a while, if the probe can't tell).
-        let ready = probe.as_ref().is_none_or(HostPort::reachable);
+        let ready = probe.as_ref().is_none_or(HostPort::reachable)
+            && edge_probe.as_ref().is_none_or(HostPort::reachable);
         if !announced && !interrupted() && (ready || Instant::now() >= announce_by) {
             println!();
+            println!("edge:     {edge_url}  (the storefront API from the wasm components; try: curl {edge_url}/v1/events)");
             println!("ledger:   {base_url}  (try: curl {base_url}/v1/events)");
             println!("openapi:  {base_url}/openapi.json");
-            println!("metrics:  {base_url}/metrics");
+            println!("metrics:  {base_url}/metrics  {edge_url}/metrics");
             println!("postgres: {}", redact(&database_url));
             println!("redis:    {}", redact(&services.redis_url));
-            println!("Ctrl-C stops the ledger and the services xtask started.");
+            println!("Ctrl-C stops the edge, the ledger and the services xtask started.");
             announced = true;
         }
         sleep(POLL);
     };
+    // One exited: stop the other too (a no-op after Ctrl-C, which reached both).
+    drop((serve, edge));
     if !interrupted() && !status.success() {
-        bail!("tessera-ledger serve exited ({status})");
+        bail!("{which} exited ({status})");
     }
     Ok(())
     // `services` drops here: throwaway PostgreSQL/Redis stop after the ledger is gone.
+}
+
+/// `n` random bytes as hex, from the kernel.
+fn random_hex(n: usize) -> Result<String> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// `http://host:port` for LEDGER_ADDR, and where to probe it. A wildcard bind address is
@@ -121,10 +159,16 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     let tools = Components::check(paths);
 
     if tools.rustfmt {
-        let mut fmt = with_services(paths.cargo());
-        fmt.args(["fmt", "--all", "--", "--check"]);
-        header(&describe(&fmt));
-        run_checked(&mut fmt, CARGO_GRACE)?;
+        for manifest in [None, Some(COMPONENTS_MANIFEST)] {
+            let mut fmt = paths.cargo();
+            fmt.arg("fmt");
+            if let Some(manifest) = manifest {
+                fmt.args(["--manifest-path", manifest]);
+            }
+            fmt.args(["--all", "--", "--check"]);
+            header(&describe(&fmt));
+            run_checked(&mut fmt, CARGO_GRACE)?;
+        }
     } else {
         eprintln!(
             "xtask: warning: rustfmt is not installed; skipping `cargo fmt --all -- --check`"
@@ -142,10 +186,32 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
         ]);
         header(&describe(&clippy));
         run_checked(&mut clippy, CARGO_GRACE)?;
+        add_wasm_target();
+        let mut clippy = paths.cargo();
+        clippy.args([
+            "clippy",
+            "--manifest-path",
+            COMPONENTS_MANIFEST,
+            "--workspace",
+        ]);
+        clippy.args(["--target", WASM_TARGET, "--", "-D", "warnings"]);
+        header(&describe(&clippy));
+        run_checked(&mut clippy, CARGO_GRACE)?;
     } else {
         eprintln!("xtask: warning: clippy is not installed; skipping `cargo clippy`");
     }
-    wasm_check(paths)?;
+    // The end-to-end tests run the built components.
+    build_edge_components(paths)?;
+    let mut unit = paths.cargo();
+    unit.args([
+        "test",
+        "--manifest-path",
+        COMPONENTS_MANIFEST,
+        "-p",
+        "tessera-edge-cache",
+    ]);
+    header(&describe(&unit));
+    run_checked(&mut unit, CARGO_GRACE)?;
     let mut test = with_services(paths.cargo());
     test.args(["test", "--workspace", "--all-targets"])
         .args(test_args);
@@ -155,17 +221,33 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The shared domain crate is compiled into the edge's wasm components: prove it still
-/// builds for that target, so a native-only dependency cannot slip in unnoticed.
+/// The edge components' own cargo workspace (wasm-only dependencies, a size-optimised
+/// release profile); it shares `target/` with the main workspace.
+const COMPONENTS_MANIFEST: &str = "edge/components/Cargo.toml";
 const WASM_TARGET: &str = "wasm32-wasip2";
 
-fn wasm_check(paths: &Paths) -> Result<()> {
+fn add_wasm_target() {
     // rustup may be absent (a distribution's Rust); then the target must already be there.
     if let Err(e) = run_captured(Command::new("rustup").args(["target", "add", WASM_TARGET])) {
         eprintln!("xtask: warning: `rustup target add {WASM_TARGET}` failed ({e:#}); trying the build anyway");
     }
+}
+
+/// Builds every component `spin.toml` (and the tests' fixture manifest) names, exactly as
+/// `spin build` would: release, wasm32-wasip2. The shared domain crate is compiled into
+/// them, so this also proves it still builds for the edge.
+pub fn build_edge_components(paths: &Paths) -> Result<()> {
+    add_wasm_target();
     let mut build = paths.cargo();
-    build.args(["build", "-p", "tessera-domain", "--target", WASM_TARGET]);
+    build.args([
+        "build",
+        "--manifest-path",
+        COMPONENTS_MANIFEST,
+        "--workspace",
+        "--release",
+        "--target",
+        WASM_TARGET,
+    ]);
     header(&describe(&build));
     run_checked(&mut build, CARGO_GRACE)
 }

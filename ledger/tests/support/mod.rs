@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod own_redis;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;

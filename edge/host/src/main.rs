@@ -1,0 +1,75 @@
+//! `tessera-edge`: serve the Spin application in `spin.toml` (or `EDGE_MANIFEST`) on
+//! `EDGE_ADDR` (default 127.0.0.1:3000, like `spin up`) until SIGTERM or Ctrl-C.
+
+use tessera_edge::{EdgeHost, HostConfig};
+
+fn usage() -> &'static str {
+    "usage: tessera-edge [--manifest spin.toml] [--listen 127.0.0.1:3000]\n\
+     Settings come from the environment (EDGE_*, SPIN_VARIABLE_*); see .env.example."
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut config = HostConfig::from_env()?;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--manifest" | "-f" => {
+                config.manifest = args.next().ok_or_else(|| anyhow::anyhow!(usage()))?.into();
+            }
+            "--listen" => {
+                config.addr = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!(usage()))?
+                    .parse()?;
+            }
+            "--help" | "-h" => {
+                println!("{}", usage());
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown argument {other:?}\n{}", usage()),
+        }
+    }
+    init_tracing(config.log_json);
+    let host = EdgeHost::load(config)?;
+    let running = host.start().await?;
+    // One line on stdout that scripts and tests wait for.
+    println!("tessera-edge listening on http://{}", running.addr());
+    running.run_until(shutdown_signal()).await;
+    Ok(())
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

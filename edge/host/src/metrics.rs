@@ -1,0 +1,34 @@
+//! Prometheus metrics of one edge node. Names:
+//! - `edge_requests_total{component,status}`, `edge_request_duration_seconds{component}`
+//!   (time to the response head)
+//! - `edge_cache_total{component,result}`: reads answered from the node's cache (`hit`) or
+//!   fetched from the ledger (`miss`), as the component reports in `Tessera-Cache`
+//! - `edge_kv_gets_total{component,result}`, `edge_kv_entries`
+//! - `edge_instantiation_seconds{component}`, `edge_instance_reuses_total{component}`
+//! - `edge_guest_failures_total{component,reason}`: traps, deadlines, missing responses
+//! - `edge_invalidations_total{component,outcome}`, `edge_redis_connected{channel}`,
+//!   `edge_redis_resubscriptions_total{channel}`, `edge_outbound_denied_total`
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const LATENCY_BUCKETS_S: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// The process-wide recorder, installed once.
+pub fn recorder() -> anyhow::Result<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_S)
+                .and_then(|b| b.install_recorder())
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))
+}

@@ -1,0 +1,179 @@
+//! `allowed_outbound_hosts`: a component may only call the hosts its manifest entry names
+//! (Spin's syntax: `scheme://host[:port]`, `*` for any scheme, host or port, `*.domain`
+//! for subdomains). Everything else fails inside the guest with `HTTP-request-denied`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Host {
+    Any,
+    Subdomains(String),
+    Exact(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    scheme: Option<String>,
+    host: Host,
+    port: Option<u16>,
+}
+
+impl AllowedHost {
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let (scheme, rest) = entry.split_once("://").ok_or_else(|| {
+            format!("allowed outbound host `{entry}` needs a scheme, e.g. `http://`")
+        })?;
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') {
+            return Err(format!(
+                "allowed outbound host `{entry}` must not have a path"
+            ));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, "*")) => (host, None),
+            Some((host, port)) => (
+                host,
+                Some(
+                    port.parse::<u16>()
+                        .map_err(|_| format!("allowed outbound host `{entry}`: bad port"))?,
+                ),
+            ),
+            None => (
+                rest,
+                match scheme {
+                    "http" => Some(80),
+                    "https" => Some(443),
+                    _ => None,
+                },
+            ),
+        };
+        let host = match host {
+            "*" => Host::Any,
+            h if h.starts_with("*.") => Host::Subdomains(h[1..].to_ascii_lowercase()),
+            "" => return Err(format!("allowed outbound host `{entry}` has no host")),
+            h => Host::Exact(h.to_ascii_lowercase()),
+        };
+        Ok(Self {
+            scheme: (scheme != "*").then(|| scheme.to_owned()),
+            host,
+            port,
+        })
+    }
+
+    fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.scheme.as_deref().is_none_or(|s| s == scheme)
+            && self.port.is_none_or(|p| p == port)
+            && match &self.host {
+                Host::Any => true,
+                Host::Subdomains(suffix) => host.ends_with(suffix.as_str()),
+                Host::Exact(h) => *h == host,
+            }
+    }
+}
+
+/// The hooks a component's outgoing requests pass through.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundPolicy {
+    pub allowed: Vec<AllowedHost>,
+    /// Connect and first-byte timeouts when the guest sets none, so a dead upstream cannot
+    /// hold an instance (and its pool slot) for wasi-http's default of ten minutes.
+    pub timeout: Duration,
+}
+
+impl OutboundPolicy {
+    pub fn allows(&self, uri: &http::Uri) -> bool {
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        self.allowed.iter().any(|a| a.allows(scheme, host, port))
+    }
+}
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
+    > {
+        _ = fut;
+        if !self.allows(request.uri()) {
+            tracing::warn!(uri = %request.uri(), "outbound request denied by allowed_outbound_hosts");
+            metrics::counter!("edge_outbound_denied_total").increment(1);
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        let mut options = options.unwrap_or_default();
+        options.connect_timeout.get_or_insert(self.timeout);
+        options.first_byte_timeout.get_or_insert(self.timeout);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(entries: &[&str]) -> OutboundPolicy {
+        OutboundPolicy {
+            allowed: entries
+                .iter()
+                .map(|e| AllowedHost::parse(e).expect("entry"))
+                .collect(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn allows(p: &OutboundPolicy, uri: &str) -> bool {
+        p.allows(&uri.parse().expect("uri"))
+    }
+
+    #[test]
+    fn only_listed_hosts_schemes_and_ports_pass() {
+        let p = policy(&[
+            "http://127.0.0.1:4000",
+            "https://*.example.com",
+            "*://api.test:*",
+        ]);
+        assert!(allows(&p, "http://127.0.0.1:4000/v1/events"));
+        assert!(!allows(&p, "http://127.0.0.1:4001/v1/events"));
+        assert!(!allows(&p, "https://127.0.0.1:4000/"));
+        assert!(allows(&p, "https://a.example.com/x"));
+        assert!(!allows(&p, "https://example.org/x"));
+        assert!(!allows(&p, "http://a.example.com/x"));
+        assert!(allows(&p, "http://api.test:9/x"));
+        assert!(!allows(&policy(&[]), "http://127.0.0.1:4000/"));
+    }
+
+    #[test]
+    fn malformed_entries_are_refused() {
+        assert!(AllowedHost::parse("127.0.0.1:4000").is_err());
+        assert!(AllowedHost::parse("http://h/path").is_err());
+        assert!(AllowedHost::parse("http://h:port").is_err());
+    }
+}

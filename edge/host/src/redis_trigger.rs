@@ -1,0 +1,110 @@
+//! The Redis trigger: subscribe to the channel, hand each message to a fresh instance of
+//! the component, in order. If Redis goes away the subscription is re-established with
+//! backoff; on every (re)subscription the node's key-value store is emptied, because
+//! messages published while it was not listening are lost (pub/sub keeps nothing) and a
+//! cache that missed one cannot know what is stale. The components also check the
+//! messages' `seq` for gaps, which covers a gap this host cannot see.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{is_deadline, App, Entry};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// One `[[trigger.redis]]`, resolved.
+#[derive(Debug)]
+pub struct Subscription {
+    pub address: String,
+    pub channel: String,
+    pub component: String,
+    /// Whether the subscription is live (reported by `/health`).
+    pub connected: AtomicBool,
+}
+
+pub async fn run(app: Arc<App>, subscription: Arc<Subscription>, shutdown: CancellationToken) {
+    let mut backoff = BACKOFF_MIN;
+    let channel = subscription.channel.clone();
+    loop {
+        match subscribe(&subscription).await {
+            Ok(pubsub) => {
+                backoff = BACKOFF_MIN;
+                app.kv.clear();
+                subscription.connected.store(true, Ordering::Relaxed);
+                metrics::gauge!("edge_redis_connected", "channel" => channel.clone()).set(1.0);
+                metrics::counter!("edge_redis_resubscriptions_total", "channel" => channel.clone())
+                    .increment(1);
+                tracing::info!(channel = %channel, "subscribed; node cache emptied");
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        message = messages.next() => match message {
+                            Some(message) => deliver(&app, &subscription, message.get_payload_bytes()).await,
+                            None => break,
+                        },
+                    }
+                }
+                subscription.connected.store(false, Ordering::Relaxed);
+                metrics::gauge!("edge_redis_connected", "channel" => channel.clone()).set(0.0);
+                tracing::warn!(channel = %channel, "Redis subscription lost; reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, retry_in_ms = backoff.as_millis(), "cannot subscribe to Redis");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn subscribe(subscription: &Subscription) -> redis::RedisResult<redis::aio::PubSub> {
+    let client = redis::Client::open(subscription.address.as_str())?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(&subscription.channel).await?;
+    Ok(pubsub)
+}
+
+/// Run one message through a fresh instance; failures are counted, never fatal.
+async fn deliver(app: &App, subscription: &Subscription, payload: &[u8]) {
+    let id = subscription.component.as_str();
+    let outcome = match handle(app, id, payload).await {
+        Ok(Ok(())) => "applied",
+        Ok(Err(())) => "rejected",
+        Err(e) if is_deadline(&e) => "deadline",
+        Err(e) => {
+            tracing::warn!(component = id, error = ?e, "Redis message handler trapped");
+            "trap"
+        }
+    };
+    metrics::counter!("edge_invalidations_total", "component" => id.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+async fn handle(app: &App, id: &str, payload: &[u8]) -> wasmtime::Result<Result<(), ()>> {
+    let component = app
+        .components
+        .get(id)
+        .ok_or_else(|| wasmtime::format_err!("component `{id}` is not loaded"))?;
+    let Entry::Redis(pre) = &component.entry else {
+        wasmtime::bail!("component `{id}` is not a Redis component");
+    };
+    let started = Instant::now();
+    let mut store = app.store(component);
+    let instance = pre.instantiate_async(&mut store).await?;
+    metrics::histogram!("edge_instantiation_seconds", "component" => id.to_owned())
+        .record(started.elapsed().as_secs_f64());
+    let result = instance
+        .fermyon_spin_inbound_redis()
+        .call_handle_message(&mut store, &payload.to_vec())
+        .await?;
+    Ok(result.map_err(|_| ()))
+}

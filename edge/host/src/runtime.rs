@@ -1,0 +1,331 @@
+//! The wasmtime side: one engine (pooling allocator, epoch interruption), each component
+//! compiled and pre-instantiated once at load, and the per-instance state a `Store` carries
+//! (WASI, wasi-http with the outbound policy, the node's key-value store, the component's
+//! variables, memory limits and the deadline of the request it is serving).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::error::Context as _;
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::{fermyon, RedisComponentPre};
+use crate::config::GuestLimits;
+use crate::kv::KvStore;
+use crate::manifest::Manifest;
+use crate::outbound::{AllowedHost, OutboundPolicy};
+use crate::variables::AppVariables;
+
+/// How often the epoch advances; deadlines are checked at this granularity, and a busy
+/// guest yields to other tasks this often.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Wasmtime's engine configured for serving many short-lived instances.
+pub fn engine(limits: &GuestLimits) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = limits.instances_max;
+    // A component built by wasm-component-ld is a handful of core instances (the program,
+    // the WASI adapter, shims); each has at most one memory and a few tables.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(8))
+        .total_stacks(instances)
+        .max_memory_size(limits.memory_max_bytes);
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        // Memories never grow past the limit, so reserve just that (plus guard pages)
+        // instead of 4 GiB of address space per pool slot.
+        .memory_reservation(limits.memory_max_bytes as u64);
+    let engine = Engine::new(&config)?;
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("edge-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("starting the epoch ticker")?;
+    Ok(engine)
+}
+
+/// What a component's instances see of the node: its variables, the key-value store if it
+/// declared one, and the hosts it may call.
+#[derive(Debug)]
+pub struct ComponentEnv {
+    pub id: String,
+    pub variables: HashMap<String, String>,
+    pub kv: Option<KvStore>,
+    pub outbound: OutboundPolicy,
+}
+
+/// The state of one `Store`: one guest instance.
+pub struct StoreState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    hooks: OutboundPolicy,
+    limits: StoreLimits,
+    pub(crate) env: Arc<ComponentEnv>,
+    /// When the request being served must be finished; checked at every epoch tick.
+    deadline: Instant,
+}
+
+impl StoreState {
+    pub(crate) fn metrics_kv_get(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        metrics::counter!("edge_kv_gets_total", "component" => self.env.id.clone(), "result" => result)
+            .increment(1);
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl fermyon::spin::redis_types::Host for StoreState {}
+
+impl fermyon::spin2_0_0::variables::Host for StoreState {
+    fn get(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<String, fermyon::spin2_0_0::variables::Error>> {
+        use fermyon::spin2_0_0::variables::Error;
+        Ok(match self.env.variables.get(&name) {
+            Some(value) => Ok(value.clone()),
+            None if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
+            {
+                Err(Error::InvalidName(name))
+            }
+            None => Err(Error::Undefined(name)),
+        })
+    }
+}
+
+/// A guest exceeded its time budget.
+#[derive(Debug, thiserror::Error)]
+#[error("the component ran past its {0:?} deadline")]
+pub struct DeadlineExceeded(pub Duration);
+
+/// Whether `error` is the epoch deadline stopping a guest.
+pub fn is_deadline(error: &wasmtime::Error) -> bool {
+    error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
+}
+
+/// What kind of entry point a component has.
+pub enum Entry {
+    Http(ProxyPre<StoreState>),
+    Redis(RedisComponentPre<StoreState>),
+}
+
+/// One component, compiled and linked, ready to instantiate.
+pub struct LoadedComponent {
+    pub env: Arc<ComponentEnv>,
+    pub entry: Entry,
+}
+
+/// The application: the engine plus every component the triggers use.
+pub struct App {
+    pub engine: Engine,
+    pub manifest: Manifest,
+    pub components: HashMap<String, LoadedComponent>,
+    pub variables: AppVariables,
+    pub limits: GuestLimits,
+    pub kv: KvStore,
+}
+
+/// Components compiled once per process: compiling is the slow part of loading (seconds
+/// for a debug build of the host), and several nodes in one process (tests) share it.
+pub struct Compiled {
+    pub engine: Engine,
+    pub limits: GuestLimits,
+    components: HashMap<String, Component>,
+}
+
+impl Compiled {
+    pub fn compile(manifest: &Manifest, limits: GuestLimits) -> wasmtime::Result<Self> {
+        let engine = engine(&limits)?;
+        let mut components = HashMap::new();
+        for (id, spec) in &manifest.components {
+            let path = manifest.source_path(spec);
+            let started = Instant::now();
+            let component = Component::from_file(&engine, &path).with_context(|| {
+                format!(
+                    "component `{id}`: cannot load {} (build it: cargo xtask build-edge)",
+                    path.display()
+                )
+            })?;
+            tracing::info!(component = %id, path = %path.display(), elapsed_ms = started.elapsed().as_millis(), "compiled");
+            components.insert(id.clone(), component);
+        }
+        Ok(Self {
+            engine,
+            limits,
+            components,
+        })
+    }
+
+    /// The compiled components by id.
+    pub fn components(&self) -> impl Iterator<Item = (&String, &Component)> {
+        self.components.iter()
+    }
+
+    /// Link every triggered component against this node's store and variables.
+    pub fn link(
+        &self,
+        manifest: &Manifest,
+        variables: AppVariables,
+        kv: KvStore,
+    ) -> wasmtime::Result<App> {
+        let linker = linker(&self.engine)?;
+        let http_ids: Vec<&str> = manifest.http.iter().map(|t| t.component.as_str()).collect();
+        let redis_ids: Vec<&str> = manifest
+            .redis
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
+        let mut components = HashMap::new();
+        for (id, spec) in &manifest.components {
+            let is_http = http_ids.contains(&id.as_str());
+            let is_redis = redis_ids.contains(&id.as_str());
+            if !is_http && !is_redis {
+                continue;
+            }
+            if is_http && is_redis {
+                wasmtime::bail!("component `{id}` is used by both an HTTP and a Redis trigger");
+            }
+            let component = self
+                .components
+                .get(id)
+                .with_context(|| format!("component `{id}` was not compiled"))?;
+            let allowed = spec
+                .allowed_outbound_hosts
+                .iter()
+                .map(|entry| {
+                    let entry = variables.expand(entry)?;
+                    AllowedHost::parse(&entry).map_err(wasmtime::Error::msg)
+                })
+                .collect::<wasmtime::Result<Vec<_>>>()
+                .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
+            let env = Arc::new(ComponentEnv {
+                id: id.clone(),
+                variables: variables
+                    .for_component(&spec.variables)
+                    .with_context(|| format!("component `{id}`: variables"))?,
+                kv: spec
+                    .key_value_stores
+                    .iter()
+                    .any(|s| s == "default")
+                    .then(|| kv.clone()),
+                outbound: OutboundPolicy {
+                    allowed,
+                    timeout: self.limits.request_timeout,
+                },
+            });
+            let pre = linker.instantiate_pre(component).with_context(|| {
+                format!("component `{id}` imports something this host does not provide")
+            })?;
+            let entry = if is_http {
+                Entry::Http(ProxyPre::new(pre).with_context(|| {
+                    format!("component `{id}` does not export wasi:http/incoming-handler@0.2")
+                })?)
+            } else {
+                Entry::Redis(RedisComponentPre::new(pre).with_context(|| {
+                    format!("component `{id}` does not export fermyon:spin/inbound-redis")
+                })?)
+            };
+            components.insert(id.clone(), LoadedComponent { env, entry });
+        }
+        Ok(App {
+            engine: self.engine.clone(),
+            manifest: manifest.clone(),
+            components,
+            variables,
+            limits: self.limits,
+            kv,
+        })
+    }
+}
+
+/// Everything a component may import: WASI 0.2, wasi:http outgoing, and the Spin
+/// interfaces of `wit/` (key-value, variables).
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    fermyon::spin2_0_0::key_value::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
+    fermyon::spin2_0_0::variables::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
+    // Types only (the error and payload of inbound-redis), but imported all the same.
+    fermyon::spin::redis_types::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+impl App {
+    /// A fresh store for one instance of `component`.
+    pub fn store(&self, component: &LoadedComponent) -> Store<StoreState> {
+        let state = StoreState {
+            // Guests log to the host's stderr/stdout; no files, environment or sockets.
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: component.env.outbound.clone(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_max_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            env: component.env.clone(),
+            deadline: Instant::now() + self.limits.request_timeout,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Every tick: past the deadline, stop the guest; otherwise yield, so one busy guest
+        // cannot monopolise an executor thread.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        store
+    }
+
+    /// Start the clock of a new request or message on `store`.
+    pub fn arm_deadline(&self, store: &mut Store<StoreState>) {
+        store.data_mut().deadline = Instant::now() + self.limits.request_timeout;
+        store.set_epoch_deadline(1);
+    }
+}

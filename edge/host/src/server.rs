@@ -1,0 +1,519 @@
+//! The HTTP side of a node: accept connections, route each request by the manifest's
+//! routes to a component instance, stream the guest's response back; plus the host's own
+//! `/health` and `/metrics`, the Redis triggers, and graceful shutdown.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tessera_domain::{ErrorCode, Problem};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::config::HostConfig;
+use crate::kv::KvStore;
+use crate::manifest::Manifest;
+use crate::redis_trigger::{self, Subscription};
+use crate::routes::{Route, Router};
+use crate::runtime::{is_deadline, App, Compiled, Entry, LoadedComponent, StoreState};
+use crate::variables::AppVariables;
+
+/// An instance kept for reuse, with the number of requests it has served.
+struct Idle {
+    store: Store<StoreState>,
+    proxy: Proxy,
+    served: u32,
+}
+
+/// A node, loaded and linked, not yet listening.
+pub struct EdgeHost {
+    app: Arc<App>,
+    router: Router,
+    config: HostConfig,
+    idle: HashMap<String, Mutex<Vec<Idle>>>,
+    subscriptions: Vec<Arc<Subscription>>,
+    metrics: PrometheusHandle,
+}
+
+/// A node that is serving.
+pub struct RunningEdge {
+    addr: SocketAddr,
+    kv: KvStore,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningEdge {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to the grace period), stop the
+    /// Redis subscriptions.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Wait until `signal` resolves, then stop.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        tokio::select! {
+            () = signal => {}
+            () = self.shutdown.cancelled() => {}
+        }
+        self.stop().await;
+    }
+}
+
+impl EdgeHost {
+    /// Read the manifest, resolve variables from the environment, compile and link.
+    pub fn load(config: HostConfig) -> anyhow::Result<Self> {
+        let manifest = Manifest::load(&config.manifest)?;
+        let variables = AppVariables::from_env(&manifest)?;
+        let compiled = Compiled::compile(&manifest, config.limits)?;
+        Self::new(&compiled, manifest, variables, config)
+    }
+
+    /// Link already compiled components into a new node with its own key-value store.
+    pub fn new(
+        compiled: &Compiled,
+        manifest: Manifest,
+        variables: AppVariables,
+        config: HostConfig,
+    ) -> anyhow::Result<Self> {
+        let kv = KvStore::new(config.kv_entries_max);
+        let app = Arc::new(compiled.link(&manifest, variables, kv)?);
+        let router = Router::new(
+            manifest
+                .http
+                .iter()
+                .map(|t| {
+                    Ok((
+                        Route::parse(&t.route).map_err(anyhow::Error::msg)?,
+                        t.component.clone(),
+                    ))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        let subscriptions = manifest
+            .redis
+            .iter()
+            .map(|t| {
+                let address = manifest
+                    .redis_address(t)
+                    .context("Redis trigger without an address")?;
+                Ok(Arc::new(Subscription {
+                    address: app.variables.expand(address)?,
+                    channel: app.variables.expand(&t.channel)?,
+                    component: t.component.clone(),
+                    connected: Default::default(),
+                }))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let idle = app
+            .components
+            .keys()
+            .map(|id| (id.clone(), Mutex::new(Vec::new())))
+            .collect();
+        Ok(Self {
+            app,
+            router,
+            config,
+            idle,
+            subscriptions,
+            metrics: crate::metrics::recorder()?,
+        })
+    }
+
+    /// Bind the configured address (port 0 picks one) and serve until stopped.
+    pub async fn start(self) -> anyhow::Result<RunningEdge> {
+        let listener = TcpListener::bind(self.config.addr)
+            .await
+            .with_context(|| format!("binding {}", self.config.addr))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let kv = self.app.kv.clone();
+        let host = Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        for subscription in &host.subscriptions {
+            tasks.spawn(redis_trigger::run(
+                host.app.clone(),
+                subscription.clone(),
+                shutdown.clone(),
+            ));
+        }
+        {
+            let handle = host.metrics.clone();
+            let cancel = shutdown.clone();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => handle.run_upkeep(),
+                    }
+                }
+            });
+        }
+        let task = tokio::spawn(serve(host, listener, shutdown.clone(), tasks));
+        Ok(RunningEdge {
+            addr,
+            kv,
+            shutdown,
+            task,
+        })
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let path = req.uri().path().to_owned();
+        match path.as_str() {
+            "/health" => return self.health(),
+            "/metrics" => {
+                return text(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.metrics.render(),
+                )
+            }
+            _ => {}
+        }
+        let Some((component_id, matched)) = self.router.route(&path) else {
+            return problem(
+                Problem::new(ErrorCode::NotFound).with_detail(format!("no route for {path}")),
+            );
+        };
+        let component_id = component_id.to_owned();
+        let Some(component) = self.app.components.get(&component_id) else {
+            return problem(Problem::new(ErrorCode::Internal));
+        };
+        if let Some(len) = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if len > self.config.request_body_max_bytes {
+                return problem(
+                    Problem::new(ErrorCode::PayloadTooLarge).with_detail(format!(
+                        "request bodies are limited to {} bytes",
+                        self.config.request_body_max_bytes
+                    )),
+                );
+            }
+        }
+        // The headers Spin gives every HTTP component.
+        let full_url = format!(
+            "http://{}{}",
+            req.headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost"),
+            req.uri()
+        );
+        let spin_headers = [
+            ("spin-full-url", full_url),
+            ("spin-path-info", matched.path_info.clone()),
+            ("spin-matched-route", matched.template.to_owned()),
+            (
+                "spin-component-route",
+                matched.template.trim_end_matches("/...").to_owned(),
+            ),
+            ("spin-raw-component-route", matched.template.to_owned()),
+            ("spin-base-path", "/".to_owned()),
+            ("spin-client-addr", client.to_string()),
+        ];
+        for (name, value) in spin_headers {
+            if let Ok(value) = hyper::header::HeaderValue::from_str(&value) {
+                req.headers_mut().insert(name, value);
+            }
+        }
+        for (name, value) in &matched.params {
+            if let (Ok(name), Ok(value)) = (
+                hyper::header::HeaderName::from_bytes(format!("spin-path-match-{name}").as_bytes()),
+                hyper::header::HeaderValue::from_str(value),
+            ) {
+                req.headers_mut().insert(name, value);
+            }
+        }
+        if !req.headers().contains_key(hyper::header::HOST) {
+            req.headers_mut().insert(
+                hyper::header::HOST,
+                hyper::header::HeaderValue::from_static("localhost"),
+            );
+        }
+
+        let started = Instant::now();
+        let response = self.run_guest(&component_id, component, req).await;
+        let status = response.status().as_u16().to_string();
+        metrics::counter!("edge_requests_total", "component" => component_id.clone(), "status" => status).increment(1);
+        metrics::histogram!("edge_request_duration_seconds", "component" => component_id.clone())
+            .record(started.elapsed().as_secs_f64());
+        if let Some(result) = response
+            .headers()
+            .get("tessera-cache")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| matches!(*v, "hit" | "miss"))
+        {
+            metrics::counter!("edge_cache_total", "component" => component_id, "result" => result.to_owned()).increment(1);
+        }
+        response
+    }
+
+    async fn run_guest(
+        self: &Arc<Self>,
+        component_id: &str,
+        component: &LoadedComponent,
+        req: Request<Incoming>,
+    ) -> Response<HyperOutgoingBody> {
+        let Entry::Http(pre) = &component.entry else {
+            return problem(Problem::new(ErrorCode::Internal));
+        };
+        let reused = self
+            .idle
+            .get(component_id)
+            .and_then(|idle| idle.lock().unwrap_or_else(|p| p.into_inner()).pop());
+        let Idle {
+            mut store,
+            proxy,
+            served,
+        } = match reused {
+            Some(idle) => {
+                metrics::counter!("edge_instance_reuses_total", "component" => component_id.to_owned()).increment(1);
+                idle
+            }
+            None => {
+                let started = Instant::now();
+                let mut store = self.app.store(component);
+                match pre.instantiate_async(&mut store).await {
+                    Ok(proxy) => {
+                        metrics::histogram!("edge_instantiation_seconds", "component" => component_id.to_owned())
+                            .record(started.elapsed().as_secs_f64());
+                        Idle {
+                            store,
+                            proxy,
+                            served: 0,
+                        }
+                    }
+                    Err(e) => {
+                        // Usually the pool is full: every slot is serving a request.
+                        tracing::warn!(component = component_id, error = %e, "instantiation failed");
+                        guest_failure(component_id, "instantiation");
+                        return problem(
+                            Problem::new(ErrorCode::Overloaded).with_detail(
+                                "the edge node is at its instance limit; retry shortly",
+                            ),
+                        );
+                    }
+                }
+            }
+        };
+        self.app.arm_deadline(&mut store);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let resources = (|| {
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, req)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            Ok::<_, wasmtime::Error>((req, out))
+        })();
+        let (wasi_req, out) = match resources {
+            Ok(r) => r,
+            Err(e) => {
+                return problem(
+                    Problem::new(ErrorCode::ValidationFailed).with_detail(e.to_string()),
+                )
+            }
+        };
+        let host = self.clone();
+        let id = component_id.to_owned();
+        let reuse_max = self.config.instance_reuse_max;
+        // The guest may keep running after it sends the response head (streaming the body),
+        // so it runs in its own task.
+        let task = tokio::spawn(async move {
+            let result = proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, wasi_req, out)
+                .await;
+            match &result {
+                Ok(()) if served + 1 < reuse_max => {
+                    if let Some(idle) = host.idle.get(&id) {
+                        idle.lock().unwrap_or_else(|p| p.into_inner()).push(Idle {
+                            store,
+                            proxy,
+                            served: served + 1,
+                        });
+                    }
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    let reason = if is_deadline(e) { "deadline" } else { "trap" };
+                    tracing::warn!(component = %id, reason, error = ?e, "guest failed");
+                    guest_failure(&id, reason);
+                }
+            }
+            result
+        });
+        match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                tracing::warn!(
+                    component = component_id,
+                    ?code,
+                    "guest answered with an error code"
+                );
+                guest_failure(component_id, "error_code");
+                problem(Problem::new(ErrorCode::Internal).with_detail("the component failed"))
+            }
+            // The guest finished (or died) without sending a response.
+            Err(_) => match task.await {
+                Ok(Err(e)) if is_deadline(&e) => {
+                    problem(Problem::new(ErrorCode::Internal).with_detail(format!(
+                        "the component ran past its {} ms limit and was stopped",
+                        self.app.limits.request_timeout.as_millis()
+                    )))
+                }
+                _ => {
+                    guest_failure(component_id, "no_response");
+                    problem(Problem::new(ErrorCode::Internal).with_detail("the component failed"))
+                }
+            },
+        }
+    }
+
+    fn health(&self) -> Response<HyperOutgoingBody> {
+        let redis: Vec<_> = self
+            .subscriptions
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "channel": s.channel,
+                    "component": s.component,
+                    "subscribed": s.connected.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "status": "ok",
+            "application": self.app.manifest.application.name,
+            "components": self.app.components.len(),
+            "kv_entries": self.app.kv.len(),
+            "redis": redis,
+        });
+        text(StatusCode::OK, "application/json", body.to_string())
+    }
+}
+
+async fn serve(
+    host: Arc<EdgeHost>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    mut tasks: tokio::task::JoinSet<()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, client) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let host = host.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let host = host.clone();
+            async move { Ok::<_, Infallible>(host.handle(req, client).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(host.config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace elapsed with connections still open");
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+fn guest_failure(component: &str, reason: &'static str) {
+    metrics::counter!("edge_guest_failures_total", "component" => component.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// A problem+json answered by the host itself (no component ran, or it failed).
+fn problem(mut problem: Problem) -> Response<HyperOutgoingBody> {
+    problem.served_by = Some("edge".into());
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_string(&problem).unwrap_or_default();
+    let mut response = text(status, tessera_domain::problem::PROBLEM_CONTENT_TYPE, body);
+    response.headers_mut().insert(
+        "tessera-served-by",
+        hyper::header::HeaderValue::from_static("edge"),
+    );
+    if problem.code == ErrorCode::Overloaded {
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+fn full(bytes: Bytes) -> HyperOutgoingBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
