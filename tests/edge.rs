@@ -23,26 +23,6 @@ async fn ledger_for_edges(pool: PgPool) -> TestApp {
     spawn_app_with(pool, &[("EDGE_KEY", EDGE_KEY.to_owned())]).await
 }
 
-async fn hold_via(
-    client: &reqwest::Client,
-    base: &str,
-    body: &Value,
-    key: Option<&str>,
-) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut request = client.post(format!("{base}/v1/holds")).json(body);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.expect("hold request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        headers,
-    )
-}
-
 fn hold_body(fixture: &ledger::Fixture, quantity: i64) -> Value {
     json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": quantity, "customer_id": "alice"})
 }
@@ -138,13 +118,7 @@ async fn a_hold_through_the_edge_is_pushed_back_to_its_cache(pool: PgPool) {
     let reads_before = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await;
     let holds_before = ledger_requests(&ledger, "POST", HOLDS, "edge").await;
 
-    let (status, body, headers) = hold_via(
-        &edge.client,
-        &edge.base,
-        &hold_body(&fixture, 3),
-        Some(&key()),
-    )
-    .await;
+    let (status, body, headers) = edge.post_hold(&hold_body(&fixture, 3), Some(&key())).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["quantity"], 3);
     assert_eq!(
@@ -179,7 +153,13 @@ async fn a_hold_through_the_edge_is_pushed_back_to_its_cache(pool: PgPool) {
 async fn two_edge_processes_converge_after_a_change(pool: PgPool) {
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(30).await;
-    let (a, b) = tokio::join!(EdgeNode::start(&ledger), EdgeNode::start(&ledger));
+    // Node b reuses instances (EDGE_INSTANCE_REUSE_MAX); a creates one per request, as Spin.
+    let mut reusing = EdgeOptions::for_ledger(&ledger);
+    reusing.env = vec![("EDGE_INSTANCE_REUSE_MAX", "50".into())];
+    let (a, b) = tokio::join!(
+        EdgeNode::start(&ledger),
+        EdgeNode::start_with(&ledger, reusing)
+    );
     let zone = &fixture.zone_ids[0];
     assert_eq!(a.available(&fixture.show_id, zone).await, 30);
     assert_eq!(b.available(&fixture.show_id, zone).await, 30);
@@ -187,13 +167,16 @@ async fn two_edge_processes_converge_after_a_change(pool: PgPool) {
     // Changes made directly at the ledger and through either edge reach both.
     let (status, body) = ledger.hold(&fixture, 4, "bob", &key()).await;
     assert_eq!(status, 201, "{body}");
-    let (status, body, _) =
-        hold_via(&a.client, &a.base, &hold_body(&fixture, 2), Some(&key())).await;
+    let (status, body, _) = a.post_hold(&hold_body(&fixture, 2), Some(&key())).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body, _) = b.post_hold(&hold_body(&fixture, 1), Some(&key())).await;
     assert_eq!(status, 201, "{body}");
     for node in [&a, &b] {
-        node.wait_available(&fixture.show_id, zone, 24, Duration::from_secs(5))
+        node.wait_available(&fixture.show_id, zone, 23, Duration::from_secs(5))
             .await;
     }
+    assert!(b.metric("edge_instance_reuses_total", &[]).await > 0.0);
+    assert_eq!(a.metric("edge_instance_reuses_total", &[]).await, 0.0);
     ledger.stop().await;
 }
 
@@ -261,8 +244,7 @@ async fn invalid_holds_are_answered_by_the_edge(pool: PgPool) {
         (unknown_zone, Some(key()), 404, "not_found"),
     ];
     for (body, key, status, code) in cases {
-        let (got, problem, headers) =
-            hold_via(&edge.client, &edge.base, &body, key.as_deref()).await;
+        let (got, problem, headers) = edge.post_hold(&body, key.as_deref()).await;
         assert_eq!(
             (got, problem["code"].as_str()),
             (status, Some(code)),
@@ -306,25 +288,17 @@ async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
     let edge = EdgeNode::start(&ledger).await;
     let zone = &fixture.zone_ids[0];
     assert_eq!(edge.available(&fixture.show_id, zone).await, 5);
-    let (status, body, _) = hold_via(
-        &edge.client,
-        &edge.base,
-        &hold_body(&fixture, 5),
-        Some(&key()),
-    )
-    .await;
+    let last_key = key();
+    let (status, body, _) = edge
+        .post_hold(&hold_body(&fixture, 5), Some(&last_key))
+        .await;
     assert_eq!(status, 201, "{body}");
+    let hold_id = body["hold_id"].clone();
     edge.wait_available(&fixture.show_id, zone, 0, Duration::from_secs(5))
         .await;
 
     let before = ledger_requests(&ledger, "POST", HOLDS, "edge").await;
-    let (status, problem, headers) = hold_via(
-        &edge.client,
-        &edge.base,
-        &hold_body(&fixture, 1),
-        Some(&key()),
-    )
-    .await;
+    let (status, problem, headers) = edge.post_hold(&hold_body(&fixture, 1), Some(&key())).await;
     assert_eq!(
         (status, problem["code"].as_str()),
         (409, Some("sold_out")),
@@ -341,6 +315,18 @@ async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
         ledger_requests(&ledger, "POST", HOLDS, "edge").await,
         before,
         "the shed hold never reached the ledger"
+    );
+    // A retry of the hold that took the last tickets is not shed: the ledger replays it.
+    let (status, body, headers) = edge
+        .post_hold(&hold_body(&fixture, 5), Some(&last_key))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["hold_id"], hold_id);
+    assert_eq!(
+        headers
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
     );
     ledger.stop().await;
 }

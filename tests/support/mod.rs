@@ -144,6 +144,26 @@ impl EdgeNode {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /v1/holds` through this node: status, body and headers.
+    pub async fn post_hold(
+        &self,
+        body: &Value,
+        key: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self.client.post(self.url("/v1/holds")).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("hold request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
     /// `available` of the first zone of `show_id` as this node serves it.
     pub async fn available(&self, show_id: &str, zone_id: &str) -> i64 {
         let (status, body) = self

@@ -46,6 +46,9 @@ pub struct EdgeHost {
     router: Router,
     config: HostConfig,
     idle: HashMap<String, Mutex<Vec<Idle>>>,
+    /// Idle instances kept per component: they hold pool slots, so one busy component's
+    /// leftovers must not starve the others.
+    idle_max: usize,
     subscriptions: Vec<Arc<Subscription>>,
     metrics: PrometheusHandle,
 }
@@ -134,11 +137,19 @@ impl EdgeHost {
             .keys()
             .map(|id| (id.clone(), Mutex::new(Vec::new())))
             .collect();
+        let http_components = manifest
+            .http
+            .iter()
+            .map(|t| &t.component)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let idle_max = (config.limits.instances_max as usize / (2 * http_components.max(1))).max(1);
         Ok(Self {
             app,
             router,
             config,
             idle,
+            idle_max,
             subscriptions,
             metrics: crate::metrics::recorder()?,
         })
@@ -360,11 +371,14 @@ impl EdgeHost {
             match &result {
                 Ok(()) if served + 1 < reuse_max => {
                     if let Some(idle) = host.idle.get(&id) {
-                        idle.lock().unwrap_or_else(|p| p.into_inner()).push(Idle {
-                            store,
-                            proxy,
-                            served: served + 1,
-                        });
+                        let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+                        if idle.len() < host.idle_max {
+                            idle.push(Idle {
+                                store,
+                                proxy,
+                                served: served + 1,
+                            });
+                        }
                     }
                 }
                 Ok(()) => {}

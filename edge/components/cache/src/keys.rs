@@ -8,8 +8,10 @@
 //! | `categories` | [`crate::entry::DocEntry`]: `GET /v1/categories` |
 //! | `invalidation/last_seq` | highest `seq` applied, decimal text |
 //! | `invalidation/catalog_epoch` | changes on every catalog eviction or flush (decimal text) |
+//! | `granted/{slot}` | the `Idempotency-Key` of a hold this node saw granted ([`granted`]) |
 //!
-//! Everything outside `invalidation/` is a cache entry and may be dropped at any time.
+//! Everything outside `invalidation/` and `granted/` is a cache entry and may be dropped at
+//! any time.
 
 use tessera_domain::{EventId, ShowId};
 
@@ -23,6 +25,10 @@ pub const LAST_SEQ: &str = "invalidation/last_seq";
 /// would otherwise be undone by storing the older document.
 pub const CATALOG_EPOCH: &str = "invalidation/catalog_epoch";
 const INVALIDATION_PREFIX: &str = "invalidation/";
+const GRANTED_PREFIX: &str = "granted/";
+/// Slots of the granted-keys ring: bounds what it can take of the store, whatever the
+/// traffic; a newer key in the same slot replaces an older one.
+pub const GRANTED_SLOTS: u64 = 4096;
 
 /// Listings with a longer query are served but not cached: an unbounded key space would let
 /// one client fill the store.
@@ -42,9 +48,18 @@ pub fn event_list(query: &str) -> Option<String> {
     (normalised.len() <= EVENT_LIST_QUERY_MAX).then(|| format!("{EVENT_LIST_PREFIX}{normalised}"))
 }
 
-/// Whether `key` holds cached data (as opposed to the invalidator's bookkeeping).
+/// Whether `key` holds cached data (as opposed to the invalidator's bookkeeping or the
+/// node's memory of granted holds, which no ledger change makes stale).
 pub fn is_cache_entry(key: &str) -> bool {
-    !key.starts_with(INVALIDATION_PREFIX)
+    !key.starts_with(INVALIDATION_PREFIX) && !key.starts_with(GRANTED_PREFIX)
+}
+
+/// Where the node remembers that it relayed a granted hold for `idempotency_key`: a retry
+/// of that request must reach the ledger (which replays the 201) even when the zone is now
+/// shed or a rule changed since — an edge refusal would contradict a hold that exists.
+pub fn granted(idempotency_key: &str) -> String {
+    let slot = crate::etag::fnv1a64(idempotency_key.as_bytes()) % GRANTED_SLOTS;
+    format!("{GRANTED_PREFIX}{slot}")
 }
 
 /// A query string with its parameters sorted and empty pieces dropped, so `a=1&b=2` and
@@ -60,6 +75,17 @@ pub fn normalize_query(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn granted_keys_live_in_a_bounded_ring_outside_the_cache() {
+        let a = granted("key-a");
+        assert_eq!(a, granted("key-a"));
+        assert!(a.starts_with("granted/"));
+        let slot: u64 = a["granted/".len()..].parse().expect("slot");
+        assert!(slot < GRANTED_SLOTS);
+        assert!(!is_cache_entry(&a), "a flush must not forget granted keys");
+        assert!(is_cache_entry("avail/x"));
+    }
 
     #[test]
     fn listing_keys_are_order_independent() {

@@ -182,14 +182,26 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
             shed_window_ms: settings.sold_out_shed_window_ms,
         },
     );
+    let idempotency_key = headers
+        .iter()
+        .find(|(name, _)| *name == body::IDEMPOTENCY_KEY_HEADER)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    let granted_slot = keys::granted(&idempotency_key);
     match verdict {
         HoldVerdict::Forward => {}
+        // A retry of a hold this node saw granted goes to the ledger, which replays it.
+        HoldVerdict::Refuse(_) | HoldVerdict::Shed(_)
+            if kv::get_raw(&store, &granted_slot).as_deref()
+                == Some(idempotency_key.as_bytes()) => {}
         HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) => {
             return Err(respond::problem(&problem))
         }
     }
     let answer = ledger::call(settings, Method::Post, "/v1/holds", &headers, bytes).await?;
-    if *answer.status() == 409 && has_code(answer.body(), ErrorCode::SoldOut) {
+    if *answer.status() == 201 {
+        kv::set_raw(&store, &granted_slot, idempotency_key.as_bytes());
+    } else if *answer.status() == 409 && has_code(answer.body(), ErrorCode::SoldOut) {
         record_sold_out(&store, &hold);
     }
     Ok(answer)
