@@ -76,12 +76,21 @@ pub fn up(paths: &Paths) -> Result<()> {
     )?;
     let announce_by = Instant::now() + LEDGER_READY_TIMEOUT;
     let mut announced = false;
+    let (mut ledger_exit, mut edge_exit) = (None, None);
     let (status, which) = loop {
-        if let Some(status) = serve.poll()? {
-            break (status, "tessera-ledger serve");
+        // After Ctrl-C both got SIGINT: wait for both to finish their graceful shutdown.
+        // Otherwise the first to exit ends the run (dropping the other kills it).
+        if ledger_exit.is_none() {
+            ledger_exit = serve.poll()?;
         }
-        if let Some(status) = edge.poll()? {
-            break (status, "tessera-edge");
+        if edge_exit.is_none() {
+            edge_exit = edge.poll()?;
+        }
+        match (ledger_exit, edge_exit) {
+            (Some(l), Some(_)) if interrupted() => break (l, "tessera-ledger serve"),
+            (Some(l), _) if !interrupted() => break (l, "tessera-ledger serve"),
+            (_, Some(e)) if !interrupted() => break (e, "tessera-edge"),
+            _ => {}
         }
         // The URLs are printed once they work (or after a while, if the probe can't tell).
         let ready = probe.as_ref().is_none_or(HostPort::reachable)
@@ -99,7 +108,6 @@ pub fn up(paths: &Paths) -> Result<()> {
         }
         sleep(POLL);
     };
-    // One exited: stop the other too (a no-op after Ctrl-C, which reached both).
     drop((serve, edge));
     if !interrupted() && !status.success() {
         bail!("{which} exited ({status})");

@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     // One line on stdout that scripts and tests wait for.
     println!("tessera-edge listening on http://{}", running.addr());
     running.run_until(shutdown_signal()).await;
+    tracing::info!("tessera-edge stopped");
     Ok(())
 }
 
