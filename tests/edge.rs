@@ -151,6 +151,7 @@ async fn a_hold_through_the_edge_is_pushed_back_to_its_cache(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_edge_processes_converge_after_a_change(pool: PgPool) {
+    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(30).await;
     // Node b reuses instances (EDGE_INSTANCE_REUSE_MAX); a creates one per request, as Spin.
@@ -285,7 +286,11 @@ async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
     let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(5).await;
-    let edge = EdgeNode::start(&ledger).await;
+    // A wide shed window: this test is about shedding, not about the window (unit-tested),
+    // and a loaded machine may take more than the default second between two requests.
+    let mut options = EdgeOptions::for_ledger(&ledger);
+    options.env = vec![("SPIN_VARIABLE_SOLD_OUT_SHED_WINDOW_MS", "60000".into())];
+    let edge = EdgeNode::start_with(&ledger, options).await;
     let zone = &fixture.zone_ids[0];
     assert_eq!(edge.available(&fixture.show_id, zone).await, 5);
     let last_key = key();
@@ -333,6 +338,7 @@ async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_edge_keeps_serving_while_redis_is_down_and_then_catches_up(pool: PgPool) {
+    let _turn = serial().await;
     let mut redis = OwnRedis::start().await;
     let ledger = spawn_app_with(
         pool,
@@ -380,6 +386,8 @@ async fn the_edge_keeps_serving_while_redis_is_down_and_then_catches_up(pool: Pg
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_runaway_guest_is_stopped_and_the_host_keeps_serving(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let mut options = EdgeOptions::for_ledger(&ledger);
     options.manifest = support::repo_root().join("tests/fixtures/runaway.toml");
@@ -406,10 +414,48 @@ async fn a_runaway_guest_is_stopped_and_the_host_keeps_serving(pool: PgPool) {
     }
     let (status, body) = edge.get_json("/v1/categories").await;
     assert_eq!(status, 200, "{body}");
+    // A guest waiting for a body the client never finishes is stopped by the wall clock.
+    let mut slow = tokio::net::TcpStream::connect(edge.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    slow.write_all(
+        b"POST /v1/holds HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n\
+          Idempotency-Key: slow-body-1\r\nContent-Length: 100\r\n\r\n{\"show_id\"",
+    )
+    .await
+    .expect("partial request");
+    let mut head = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut head))
+        .await
+        .expect("answered before the client finished")
+        .expect("read");
+    assert!(
+        head[..read].starts_with(b"HTTP/1.1 500"),
+        "{}",
+        String::from_utf8_lossy(&head[..read])
+    );
     let stopped = edge
         .metric("edge_guest_failures_total", &[("reason", "deadline")])
         .await;
-    assert!(stopped >= 5.0, "deadline stops: {stopped}");
+    assert!(stopped >= 6.0, "deadline stops: {stopped}");
+
+    // A component calling a host its manifest entry does not list is refused by the host.
+    let mut options = EdgeOptions::for_ledger(&ledger);
+    options.manifest = support::repo_root().join("tests/fixtures/denied.toml");
+    options.redis_url = String::new();
+    let denied = EdgeNode::start_with(&ledger, options).await;
+    let before = ledger_requests(&ledger, "GET", "/v1/categories", "edge").await;
+    let (status, problem) = denied.get_json("/v1/categories").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("unavailable")),
+        "{problem}"
+    );
+    assert!(denied.metric("edge_outbound_denied_total", &[]).await >= 1.0);
+    assert_eq!(
+        ledger_requests(&ledger, "GET", "/v1/categories", "edge").await,
+        before
+    );
     ledger.stop().await;
 }
 
@@ -421,7 +467,11 @@ fn components_import_only_what_the_host_provides() {
     use tessera_edge::runtime::Compiled;
 
     let root = support::repo_root();
-    for manifest in ["spin.toml", "tests/fixtures/runaway.toml"] {
+    for manifest in [
+        "spin.toml",
+        "tests/fixtures/runaway.toml",
+        "tests/fixtures/denied.toml",
+    ] {
         let manifest = Manifest::load(&root.join(manifest)).expect("manifest");
         let compiled =
             Compiled::compile(&manifest, Default::default()).expect("components compile");

@@ -24,4 +24,8 @@ pub use ids::{
     CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, VenueId, ZoneId,
 };
 pub use money::Currency;
+
+/// The header an edge node presents its credential in (the `edge_key` Spin variable); the
+/// ledger recognises edge traffic by it (`EDGE_KEY`).
+pub const EDGE_KEY_HEADER: &str = "tessera-edge-key";
 pub use problem::{ErrorCode, FieldError, Problem};

@@ -13,7 +13,7 @@ use tessera_domain::ErrorCode;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub const EDGE_KEY_HEADER: &str = "tessera-edge-key";
+pub use tessera_domain::EDGE_KEY_HEADER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {

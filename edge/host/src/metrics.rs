@@ -1,5 +1,5 @@
 //! Prometheus metrics of one edge node. Names:
-//! - `edge_requests_total{component,status}`, `edge_request_duration_seconds{component}`
+//! - `edge_requests_total{component,status,served_by}`, `edge_request_duration_seconds{component}`
 //!   (time to the response head)
 //! - `edge_cache_total{component,result}`: reads answered from the node's cache (`hit`) or
 //!   fetched from the ledger (`miss`), as the component reports in `Tessera-Cache`

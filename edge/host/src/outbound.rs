@@ -79,8 +79,9 @@ impl AllowedHost {
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicy {
     pub allowed: Vec<AllowedHost>,
-    /// Connect and first-byte timeouts when the guest sets none, so a dead upstream cannot
-    /// hold an instance (and its pool slot) for wasi-http's default of ten minutes.
+    /// Connect, first-byte and between-bytes timeouts when the guest sets none, so a dead
+    /// upstream cannot hold an instance (and its pool slot) for wasi-http's default of ten
+    /// minutes.
     pub timeout: Duration,
 }
 
@@ -123,6 +124,7 @@ impl WasiHttpHooks for OutboundPolicy {
         let mut options = options.unwrap_or_default();
         options.connect_timeout.get_or_insert(self.timeout);
         options.first_byte_timeout.get_or_insert(self.timeout);
+        options.between_bytes_timeout.get_or_insert(self.timeout);
         Box::new(async move {
             use http_body_util::BodyExt;
             let (response, io) =

@@ -102,9 +102,13 @@ async fn handle(app: &App, id: &str, payload: &[u8]) -> wasmtime::Result<Result<
     let instance = pre.instantiate_async(&mut store).await?;
     metrics::histogram!("edge_instantiation_seconds", "component" => id.to_owned())
         .record(started.elapsed().as_secs_f64());
-    let result = instance
-        .fermyon_spin_inbound_redis()
-        .call_handle_message(&mut store, &payload.to_vec())
-        .await?;
+    let result = tokio::time::timeout(
+        app.guest_wall_clock(),
+        instance
+            .fermyon_spin_inbound_redis()
+            .call_handle_message(&mut store, &payload.to_vec()),
+    )
+    .await
+    .unwrap_or_else(|_| Err(app.deadline_error()))?;
     Ok(result.map_err(|_| ()))
 }

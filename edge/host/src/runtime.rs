@@ -139,9 +139,11 @@ impl fermyon::spin2_0_0::variables::Host for StoreState {
 #[error("the component ran past its {0:?} deadline")]
 pub struct DeadlineExceeded(pub Duration);
 
-/// Whether `error` is the epoch deadline stopping a guest.
+/// Whether `error` is a deadline stopping a guest: the epoch interrupting a busy one, or
+/// the wall clock abandoning one that waits.
 pub fn is_deadline(error: &wasmtime::Error) -> bool {
     error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
+        || error.downcast_ref::<DeadlineExceeded>().is_some()
 }
 
 /// What kind of entry point a component has.
@@ -251,7 +253,9 @@ impl Compiled {
                     .then(|| kv.clone()),
                 outbound: OutboundPolicy {
                     allowed,
-                    timeout: self.limits.request_timeout,
+                    // Shorter than the guest's own deadline, so a slow upstream surfaces as
+                    // an error the component can answer, not as the guest being stopped.
+                    timeout: self.limits.request_timeout.mul_f64(0.75),
                 },
             });
             let pre = linker.instantiate_pre(component).with_context(|| {
@@ -321,6 +325,16 @@ impl App {
         });
         store.set_epoch_deadline(1);
         store
+    }
+
+    /// How long a call into a guest may take in all, waiting included: a little past the
+    /// epoch deadline, so a computing guest is interrupted (a trap) before it is abandoned.
+    pub fn guest_wall_clock(&self) -> Duration {
+        self.limits.request_timeout + EPOCH_TICK * 4
+    }
+
+    pub fn deadline_error(&self) -> wasmtime::Error {
+        wasmtime::Error::new(DeadlineExceeded(self.limits.request_timeout))
     }
 
     /// Start the clock of a new request or message on `store`.

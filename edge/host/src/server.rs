@@ -175,11 +175,15 @@ impl EdgeHost {
         {
             let handle = host.metrics.clone();
             let cancel = shutdown.clone();
+            let kv = kv.clone();
             tasks.spawn(async move {
                 loop {
                     tokio::select! {
                         () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => handle.run_upkeep(),
+                        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                            handle.run_upkeep();
+                            metrics::gauge!("edge_kv_entries").set(kv.len() as f64);
+                        }
                     }
                 }
             });
@@ -278,7 +282,17 @@ impl EdgeHost {
         let started = Instant::now();
         let response = self.run_guest(&component_id, component, req).await;
         let status = response.status().as_u16().to_string();
-        metrics::counter!("edge_requests_total", "component" => component_id.clone(), "status" => status).increment(1);
+        // Who answered: the edge alone (cache hits, refusals, sheds) or the ledger, relayed.
+        let served_by = match response
+            .headers()
+            .get("tessera-served-by")
+            .map(|v| v.as_bytes())
+        {
+            Some(b"edge") => "edge",
+            Some(b"ledger") => "ledger",
+            _ => "unknown",
+        };
+        metrics::counter!("edge_requests_total", "component" => component_id.clone(), "status" => status, "served_by" => served_by).increment(1);
         metrics::histogram!("edge_request_duration_seconds", "component" => component_id.clone())
             .record(started.elapsed().as_secs_f64());
         if let Some(result) = response
@@ -353,9 +367,8 @@ impl EdgeHost {
         let (wasi_req, out) = match resources {
             Ok(r) => r,
             Err(e) => {
-                return problem(
-                    Problem::new(ErrorCode::ValidationFailed).with_detail(e.to_string()),
-                )
+                tracing::warn!(component = component_id, error = %e, "cannot hand the request to the component");
+                return problem(Problem::new(ErrorCode::Internal));
             }
         };
         let host = self.clone();
@@ -364,10 +377,16 @@ impl EdgeHost {
         // The guest may keep running after it sends the response head (streaming the body),
         // so it runs in its own task.
         let task = tokio::spawn(async move {
-            let result = proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, wasi_req, out)
-                .await;
+            // The epoch deadline stops a guest that computes; this one stops a guest that
+            // waits (on a slow client's body, on an upstream), which epochs never see.
+            let result = tokio::time::timeout(
+                host.app.guest_wall_clock(),
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, wasi_req, out),
+            )
+            .await
+            .unwrap_or_else(|_| Err(host.app.deadline_error()));
             match &result {
                 Ok(()) if served + 1 < reuse_max => {
                     if let Some(idle) = host.idle.get(&id) {
@@ -409,7 +428,11 @@ impl EdgeHost {
                         self.app.limits.request_timeout.as_millis()
                     )))
                 }
-                _ => {
+                // Counted by the task already.
+                Ok(Err(_)) => {
+                    problem(Problem::new(ErrorCode::Internal).with_detail("the component failed"))
+                }
+                Ok(Ok(())) | Err(_) => {
                     guest_failure(component_id, "no_response");
                     problem(Problem::new(ErrorCode::Internal).with_detail("the component failed"))
                 }
@@ -447,7 +470,13 @@ async fn serve(
     mut tasks: tokio::task::JoinSet<()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A client that trickles its request head must not hold a connection (and, with a body,
+    // an instance) for ever; guests have their own deadline for the body.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(host.app.limits.request_timeout);
     loop {
         let (stream, client) = tokio::select! {
             () = shutdown.cancelled() => break,

@@ -17,15 +17,20 @@ pub struct DocEntry {
     pub etag: String,
     /// The ledger's JSON, verbatim.
     pub body: String,
+    /// What was fetched (`path?query`): entries whose key is a hash slot (listings) are hits
+    /// only for the request they were fetched for.
+    #[serde(default)]
+    pub source: String,
 }
 
 impl DocEntry {
-    pub fn new(body: String, etag: String, now_ms: i64, ttl_ms: u64) -> Self {
+    pub fn new(source: String, body: String, etag: String, now_ms: i64, ttl_ms: u64) -> Self {
         Self {
             stored_at_ms: now_ms,
             expires_at_ms: ttl::expires_at(now_ms, ttl_ms),
             etag,
             body,
+            source,
         }
     }
 
@@ -34,14 +39,18 @@ impl DocEntry {
     }
 }
 
-/// One zone's counters plus when they were last confirmed by the ledger (a fetch, an
-/// invalidation message or a `sold_out` answer): sold-out shedding trusts a zero only
-/// while it is that recent.
+/// One zone's counters plus when they were last confirmed by the ledger (a fetch or an
+/// invalidation message), and when the ledger last answered a hold `sold_out` while these
+/// counters were current: sold-out shedding trusts a zero only while it is that recent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedZone {
     #[serde(flatten)]
     pub zone: ZoneAvailability,
     pub confirmed_at_ms: i64,
+    /// Kept apart from the public counters (which stay a consistent ledger snapshot) and
+    /// forgotten with them: any newer version replaces the zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sold_out_at_ms: Option<i64>,
 }
 
 /// `avail/{show_id}`.
@@ -77,6 +86,7 @@ impl AvailEntry {
                     None => CachedZone {
                         zone,
                         confirmed_at_ms: now_ms,
+                        sold_out_at_ms: None,
                     },
                 }
             })
@@ -129,20 +139,21 @@ impl AvailEntry {
         }
         zone.version = version;
         cached.confirmed_at_ms = now_ms;
+        cached.sold_out_at_ms = None;
         true
     }
 
-    /// The ledger answered `sold_out` for this zone: record zero available as of `now_ms`
-    /// without touching `version`, so the next real update (a higher version) replaces it.
-    /// `held` and `sold` are left alone: the edge does not know how the stock went.
-    pub fn record_sold_out(&mut self, zone_id: ZoneId, now_ms: i64) -> bool {
+    /// The ledger answered a fresh (not replayed) hold `sold_out` for this zone while the
+    /// cache held `seen_version`: note it as of `now_ms`, so holds are shed for a while. If
+    /// the zone moved on meanwhile (a newer message, e.g. a release), the answer is stale
+    /// and nothing is recorded. The public counters are left as the ledger last sent them.
+    pub fn record_sold_out(&mut self, zone_id: ZoneId, seen_version: i64, now_ms: i64) -> bool {
         match self.zones.iter_mut().find(|z| z.zone.zone_id == zone_id) {
-            Some(cached) => {
-                cached.zone.available = 0;
-                cached.confirmed_at_ms = now_ms;
+            Some(cached) if cached.zone.version == seen_version => {
+                cached.sold_out_at_ms = Some(now_ms);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -153,10 +164,12 @@ impl AvailEntry {
         let Some(cached) = self.zone(zone_id) else {
             return false;
         };
-        let age = now_ms.saturating_sub(cached.confirmed_at_ms);
-        cached.zone.available <= 0
-            && age >= 0
-            && u64::try_from(age).is_ok_and(|age| age <= window_ms)
+        let recent = |at: i64| {
+            let age = now_ms.saturating_sub(at);
+            age >= 0 && u64::try_from(age).is_ok_and(|age| age <= window_ms)
+        };
+        (cached.zone.available <= 0 && recent(cached.confirmed_at_ms))
+            || cached.sold_out_at_ms.is_some_and(recent)
     }
 
     /// The public document.
@@ -284,14 +297,18 @@ mod tests {
     #[test]
     fn sold_out_keeps_the_version_so_newer_updates_replace_it() {
         let mut entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 100, 1000);
-        let before = entry.etag();
-        assert!(entry.record_sold_out(id(1).zone(), 500));
-        let z = entry
-            .zone(id(1).zone())
-            .map(|z| (z.zone.available, z.zone.version, z.confirmed_at_ms));
-        assert_eq!(z, Some((0, 7, 500)));
-        assert_ne!(entry.etag(), before, "clients must not keep the old counts");
-        assert!(entry.apply_message(id(1).zone(), 2, 0, 8, 8, 600));
+        let public = entry.to_availability();
+        assert!(entry.should_shed(id(1).zone(), 100, 1_000) == false);
+        assert!(
+            !entry.record_sold_out(id(1).zone(), 6, 500),
+            "a stale answer is ignored"
+        );
+        assert!(entry.record_sold_out(id(1).zone(), 7, 500));
+        assert!(entry.should_shed(id(1).zone(), 600, 1_000));
+        assert_eq!(entry.to_availability(), public, "public counters untouched");
+        // A newer version (e.g. a release) replaces the zone and forgets the answer.
+        assert!(entry.apply_message(id(1).zone(), 2, 0, 8, 8, 700));
+        assert!(!entry.should_shed(id(1).zone(), 800, 1_000));
     }
 
     #[test]
@@ -319,7 +336,7 @@ mod tests {
         assert!(entry.apply_message(z1, 0, 2, 8, 8, 5_000));
         assert!(entry.should_shed(z1, 5_500, 1_000));
         // A sold_out answer from the ledger does too.
-        assert!(entry.record_sold_out(id(2).zone(), 9_000));
+        assert!(entry.record_sold_out(id(2).zone(), 7, 9_000));
         assert!(entry.should_shed(id(2).zone(), 9_100, 1_000));
     }
 

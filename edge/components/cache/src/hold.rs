@@ -27,7 +27,8 @@ pub enum HoldVerdict {
     Forward,
     /// Refuse it here; the ledger would refuse it too.
     Refuse(Problem),
-    /// Refuse it `sold_out` without asking the ledger (counted apart by callers).
+    /// Refuse it `sold_out` without asking the ledger (the host counts these as `holds`
+    /// answers `served_by="edge"` with status 409).
     Shed(Problem),
 }
 

@@ -4,13 +4,14 @@
 //! | --- | --- |
 //! | `avail/{show_id}` | [`crate::entry::AvailEntry`]: the show's availability, merged per zone |
 //! | `event/{event_id}` | [`crate::entry::DocEntry`]: `GET /v1/events/{id}` verbatim |
-//! | `events/{normalised query}` | [`crate::entry::DocEntry`]: one `GET /v1/events` page |
+//! | `events/{slot}` | [`crate::entry::DocEntry`]: one `GET /v1/events` page (slot: a hash of the normalised query) |
 //! | `categories` | [`crate::entry::DocEntry`]: `GET /v1/categories` |
 //! | `invalidation/last_seq` | highest `seq` applied, decimal text |
 //! | `invalidation/catalog_epoch` | changes on every catalog eviction or flush (decimal text) |
-//! | `granted/{slot}` | the `Idempotency-Key` of a hold this node saw granted ([`granted`]) |
+//! | `invalidation/avail_epoch/{slot}` | moved by a message for a show that is not cached ([`availability_epoch`]) |
+//! | `forwarded/{slot}` | the `Idempotency-Key` of a hold this node forwarded ([`forwarded`]) |
 //!
-//! Everything outside `invalidation/` and `granted/` is a cache entry and may be dropped at
+//! Everything outside `invalidation/` and `forwarded/` is a cache entry and may be dropped at
 //! any time.
 
 use tessera_domain::{EventId, ShowId};
@@ -25,41 +26,59 @@ pub const LAST_SEQ: &str = "invalidation/last_seq";
 /// would otherwise be undone by storing the older document.
 pub const CATALOG_EPOCH: &str = "invalidation/catalog_epoch";
 const INVALIDATION_PREFIX: &str = "invalidation/";
-const GRANTED_PREFIX: &str = "granted/";
-/// Slots of the granted-keys ring: bounds what it can take of the store, whatever the
+const FORWARDED_PREFIX: &str = "forwarded/";
+/// Slots of the forwarded-keys ring: bounds what it can take of the store, whatever the
 /// traffic; a newer key in the same slot replaces an older one.
-pub const GRANTED_SLOTS: u64 = 4096;
+pub const FORWARDED_SLOTS: u64 = 4096;
 
-/// Listings with a longer query are served but not cached: an unbounded key space would let
-/// one client fill the store.
+/// Listings with a longer query are served but not cached.
 pub const EVENT_LIST_QUERY_MAX: usize = 512;
+/// Listings live in this many slots (a hash of the query picks one; the entry records its
+/// query, so a collision is a miss): however many distinct queries clients send, listings
+/// never take more of the store than this.
+pub const EVENT_LIST_SLOTS: u64 = 1024;
 
 pub fn availability(show_id: ShowId) -> String {
     format!("{AVAIL_PREFIX}{show_id}")
+}
+
+/// Slots of the per-show availability epochs (a show hashes to one; a shared slot only
+/// costs a neighbour an extra refetch).
+pub const AVAILABILITY_EPOCH_SLOTS: u64 = 1024;
+
+/// Moved by the invalidator when a message concerns a show that is not cached: a fetch of
+/// that show in flight re-checks it after storing and drops what it stored if it moved.
+pub fn availability_epoch(show_id: ShowId) -> String {
+    let slot = crate::etag::fnv1a64(show_id.to_string().as_bytes()) % AVAILABILITY_EPOCH_SLOTS;
+    format!("{INVALIDATION_PREFIX}avail_epoch/{slot}")
 }
 
 pub fn event(event_id: EventId) -> String {
     format!("{EVENT_PREFIX}{event_id}")
 }
 
-/// The key of a listing, or `None` if the query is too long to cache.
-pub fn event_list(query: &str) -> Option<String> {
-    let normalised = normalize_query(query);
-    (normalised.len() <= EVENT_LIST_QUERY_MAX).then(|| format!("{EVENT_LIST_PREFIX}{normalised}"))
+/// The key of the listing for `normalised_query` ([`normalize_query`]), or `None` if the
+/// query is too long to cache.
+pub fn event_list(normalised_query: &str) -> Option<String> {
+    (normalised_query.len() <= EVENT_LIST_QUERY_MAX).then(|| {
+        let slot = crate::etag::fnv1a64(normalised_query.as_bytes()) % EVENT_LIST_SLOTS;
+        format!("{EVENT_LIST_PREFIX}{slot}")
+    })
 }
 
 /// Whether `key` holds cached data (as opposed to the invalidator's bookkeeping or the
-/// node's memory of granted holds, which no ledger change makes stale).
+/// node's memory of forwarded holds, which no ledger change makes stale).
 pub fn is_cache_entry(key: &str) -> bool {
-    !key.starts_with(INVALIDATION_PREFIX) && !key.starts_with(GRANTED_PREFIX)
+    !key.starts_with(INVALIDATION_PREFIX) && !key.starts_with(FORWARDED_PREFIX)
 }
 
-/// Where the node remembers that it relayed a granted hold for `idempotency_key`: a retry
-/// of that request must reach the ledger (which replays the 201) even when the zone is now
-/// shed or a rule changed since — an edge refusal would contradict a hold that exists.
-pub fn granted(idempotency_key: &str) -> String {
-    let slot = crate::etag::fnv1a64(idempotency_key.as_bytes()) % GRANTED_SLOTS;
-    format!("{GRANTED_PREFIX}{slot}")
+/// Where the node remembers that it forwarded a hold with `idempotency_key`: a retry of
+/// that request must reach the ledger (which replays its answer, perhaps a 201 the client
+/// never received) even when the zone is now shed or a rule changed since — an edge
+/// refusal could contradict a hold that exists.
+pub fn forwarded(idempotency_key: &str) -> String {
+    let slot = crate::etag::fnv1a64(idempotency_key.as_bytes()) % FORWARDED_SLOTS;
+    format!("{FORWARDED_PREFIX}{slot}")
 }
 
 /// A query string with its parameters sorted and empty pieces dropped, so `a=1&b=2` and
@@ -77,13 +96,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn granted_keys_live_in_a_bounded_ring_outside_the_cache() {
-        let a = granted("key-a");
-        assert_eq!(a, granted("key-a"));
-        assert!(a.starts_with("granted/"));
-        let slot: u64 = a["granted/".len()..].parse().expect("slot");
-        assert!(slot < GRANTED_SLOTS);
-        assert!(!is_cache_entry(&a), "a flush must not forget granted keys");
+    fn forwarded_keys_live_in_a_bounded_ring_outside_the_cache() {
+        let a = forwarded("key-a");
+        assert_eq!(a, forwarded("key-a"));
+        assert!(a.starts_with("forwarded/"));
+        let slot: u64 = a["forwarded/".len()..].parse().expect("slot");
+        assert!(slot < FORWARDED_SLOTS);
+        assert!(
+            !is_cache_entry(&a),
+            "a flush must not forget forwarded keys"
+        );
         assert!(is_cache_entry("avail/x"));
     }
 
@@ -96,10 +118,17 @@ mod tests {
             "city=Berlin&q=jazz"
         );
         assert_eq!(normalize_query(""), "");
-        assert_eq!(event_list("").as_deref(), Some("events/"));
+        // Listings hash into a bounded set of slots.
+        let slot = |key: Option<String>| -> u64 {
+            key.and_then(|k| k.strip_prefix(EVENT_LIST_PREFIX)?.parse().ok())
+                .unwrap_or(u64::MAX)
+        };
+        for n in 0..5_000 {
+            assert!(slot(event_list(&format!("q=query{n}"))) < EVENT_LIST_SLOTS);
+        }
         assert_eq!(
-            event_list("limit=5&category=rock").as_deref(),
-            Some("events/category=rock&limit=5")
+            event_list(&normalize_query("limit=5&category=rock")),
+            event_list(&normalize_query("category=rock&limit=5"))
         );
         // Different values stay different.
         assert_ne!(normalize_query("q=a&q=b"), normalize_query("q=a"));

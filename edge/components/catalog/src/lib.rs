@@ -14,8 +14,7 @@
 
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
-use tessera_domain::ids::IdError;
-use tessera_domain::{EventId, FieldError, Problem, ShowId};
+use tessera_domain::{EventId, ShowId};
 use tessera_edge_cache::entry::DocEntry;
 use tessera_edge_cache::etag;
 use tessera_edge_cache::keys;
@@ -56,12 +55,6 @@ fn route(path: &str) -> Option<Route> {
 }
 
 /// A path id, parsed with the domain's parser; malformed → 422 on that field.
-fn path_id<T: std::str::FromStr<Err = IdError>>(field: &str, raw: &str) -> Result<T, Response> {
-    raw.parse().map_err(|e: IdError| {
-        respond::rules_problem(Problem::validation(vec![FieldError::new(field, e)]))
-    })
-}
-
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
     match serve(&request).await {
@@ -92,7 +85,7 @@ async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
 
     let (read, cache_control) = match route {
         Route::Availability(raw) => {
-            let show_id: ShowId = path_id("show_id", &raw)?;
+            let show_id: ShowId = respond::path_id("show_id", &raw)?;
             let read = reads::availability(&store, &settings, show_id).await?;
             let body = serde_json::to_string(&read.value.to_availability())
                 .map_err(|e| respond::internal(&format!("serialising availability: {e}")))?;
@@ -101,6 +94,7 @@ async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
                 expires_at_ms: read.value.expires_at_ms,
                 etag: read.value.etag(),
                 body,
+                source: String::new(),
             };
             (
                 Read {
@@ -111,7 +105,7 @@ async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
             )
         }
         Route::Event(raw) => {
-            let event_id: EventId = path_id("event_id", &raw)?;
+            let event_id: EventId = respond::path_id("event_id", &raw)?;
             let read = reads::event_document(&store, &settings, event_id).await?;
             (read, CACHE_CONTROL_EVENT)
         }
@@ -127,8 +121,10 @@ async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
             (read, CACHE_CONTROL_CATEGORIES)
         }
         Route::Events => {
-            // The ledger gets the query as sent; the cache key is the normalised form.
-            let key = keys::event_list(query);
+            // Parameter order means nothing to the ledger: fetch and cache the normalised
+            // form, so `a=1&b=2` and `b=2&a=1` share one entry.
+            let query = keys::normalize_query(query);
+            let key = keys::event_list(&query);
             let upstream = if query.is_empty() {
                 "/v1/events".to_owned()
             } else {

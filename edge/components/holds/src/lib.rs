@@ -12,8 +12,7 @@ use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use tessera_domain::body;
 use tessera_domain::holds::{ConfirmRequest, HoldRequest, NewHold};
-use tessera_domain::ids::IdError;
-use tessera_domain::{ErrorCode, FieldError, HoldId, Problem};
+use tessera_domain::{ErrorCode, HoldId, Problem};
 use tessera_edge_cache::entry::AvailEntry;
 use tessera_edge_cache::hold::{self, HoldCheck, HoldVerdict};
 use tessera_edge_cache::keys;
@@ -66,7 +65,7 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
         Route::Create => create(request, &settings).await?,
         Route::Confirm(raw) => confirm(request, &settings, &raw).await?,
         Route::Release(raw) => {
-            let hold_id: HoldId = path_id("hold_id", &raw)?;
+            let hold_id: HoldId = respond::path_id("hold_id", &raw)?;
             // Release needs no key; pass one on if the client sent it.
             let headers = optional_header(&request, body::IDEMPOTENCY_KEY_HEADER);
             ledger::call(
@@ -79,7 +78,7 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
             .await?
         }
         Route::Get(raw) => {
-            let hold_id: HoldId = path_id("hold_id", &raw)?;
+            let hold_id: HoldId = respond::path_id("hold_id", &raw)?;
             ledger::call(
                 &settings,
                 method,
@@ -98,12 +97,6 @@ fn relay(answer: &Response) -> Response {
     let mut response = ledger::relay(answer);
     response.set_header("cache-control", "no-store");
     response
-}
-
-fn path_id<T: std::str::FromStr<Err = IdError>>(field: &str, raw: &str) -> Result<T, Response> {
-    raw.parse().map_err(|e: IdError| {
-        respond::rules_problem(Problem::validation(vec![FieldError::new(field, e)]))
-    })
 }
 
 fn optional_header(request: &IncomingRequest, name: &'static str) -> Vec<(&'static str, String)> {
@@ -145,7 +138,7 @@ async fn confirm(
     raw_id: &str,
 ) -> Result<Response, Response> {
     let (headers, bytes, confirm) = keyed_json_body::<ConfirmRequest>(request, settings).await?;
-    let hold_id: HoldId = path_id("hold_id", raw_id)?;
+    let hold_id: HoldId = respond::path_id("hold_id", raw_id)?;
     confirm
         .parse()
         .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
@@ -187,22 +180,30 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
         .find(|(name, _)| *name == body::IDEMPOTENCY_KEY_HEADER)
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
-    let granted_slot = keys::granted(&idempotency_key);
+    let forwarded_slot = keys::forwarded(&idempotency_key);
     match verdict {
         HoldVerdict::Forward => {}
-        // A retry of a hold this node saw granted goes to the ledger, which replays it.
+        // A retry of a hold this node forwarded goes to the ledger, which replays its answer.
         HoldVerdict::Refuse(_) | HoldVerdict::Shed(_)
-            if kv::get_raw(&store, &granted_slot).as_deref()
+            if kv::get_raw(&store, &forwarded_slot).as_deref()
                 == Some(idempotency_key.as_bytes()) => {}
         HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) => {
             return Err(respond::problem(&problem))
         }
     }
+    // Remembered before forwarding: if the answer is lost (timeout, 5xx) the hold may still
+    // have been granted, and the retry must reach the ledger to get its replay.
+    kv::set_raw(&store, &forwarded_slot, idempotency_key.as_bytes());
+    let seen_version = availability.zone(hold.zone_id).map(|z| z.zone.version);
     let answer = ledger::call(settings, Method::Post, "/v1/holds", &headers, bytes).await?;
-    if *answer.status() == 201 {
-        kv::set_raw(&store, &granted_slot, idempotency_key.as_bytes());
-    } else if *answer.status() == 409 && has_code(answer.body(), ErrorCode::SoldOut) {
-        record_sold_out(&store, &hold);
+    let replayed = answer
+        .header("idempotent-replayed")
+        .and_then(|v| v.as_str())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if *answer.status() == 409 && !replayed && has_code(answer.body(), ErrorCode::SoldOut) {
+        if let Some(seen_version) = seen_version {
+            record_sold_out(&store, &hold, seen_version);
+        }
     }
     Ok(answer)
 }
@@ -216,13 +217,13 @@ fn not_found_as_zone(response: Response, detail: &str) -> Response {
     }
 }
 
-/// The ledger says the zone is sold out: note it (as of now, same version) so the next
-/// holds are shed until an invalidation says otherwise. Re-read just before writing so a
-/// message applied meanwhile is not lost.
-fn record_sold_out(store: &spin_sdk::key_value::Store, hold: &NewHold) {
+/// The ledger says the zone is sold out: note it, if the zone is still at the version this
+/// hold was checked against, so the next holds are shed for a while. Re-read just before
+/// writing so a message applied meanwhile is not lost.
+fn record_sold_out(store: &spin_sdk::key_value::Store, hold: &NewHold, seen_version: i64) {
     let key = keys::availability(hold.show_id);
     if let Some(mut entry) = kv::get_json::<AvailEntry>(store, &key) {
-        if entry.record_sold_out(hold.zone_id, now_ms()) {
+        if entry.record_sold_out(hold.zone_id, seen_version, now_ms()) {
             kv::set_json(store, &key, &entry);
         }
     }

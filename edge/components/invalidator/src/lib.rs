@@ -2,13 +2,15 @@
 //! `tessera.invalidate`) to this edge node's cache.
 //!
 //! - `availability`: updates the zone in `avail/{show_id}` in place if the message's
-//!   `version` is newer (and refreshes its "confirmed at" time for shedding); a show that
-//!   is not cached is left alone (the next read fetches it).
+//!   `version` is newer (and refreshes its "confirmed at" time for shedding); for a show
+//!   that is not cached it moves the show's availability epoch, so a fetch in flight (which
+//!   may have read older counters) does not keep what it read.
 //! - `catalog`: evicts the event detail, every event listing, the categories and the
 //!   availability of the event's shows; moves the catalog epoch so in-flight fetches do not
 //!   store what they read before the change.
 //! - `seq`: a jump past last+1 means a message was missed, so every cached entry is
-//!   dropped; `invalidation/last_seq` never moves backwards; duplicates are harmless.
+//!   dropped; `invalidation/last_seq` never moves backwards; duplicates are harmless. A
+//!   message of an unknown `kind` is skipped but still counts in the sequence.
 //!
 //! A malformed payload or a failing store returns `Err` (the host counts it); nothing here
 //! traps. When applying fails, `last_seq` is not advanced, so the next message sees a gap
@@ -28,34 +30,56 @@ use tessera_edge_cache::spin::now_ms;
 #[redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
     // The cause goes into the message itself: the trigger logs only the error's top line.
-    let invalidation: Invalidation = serde_json::from_slice(&message)
+    // `seq` first: a message of a kind this version does not know still counts in the
+    // sequence, so a newer ledger does not make every node see gaps and flush.
+    #[derive(serde::Deserialize)]
+    struct Numbered {
+        seq: i64,
+    }
+    let Numbered { seq } = serde_json::from_slice(&message)
         .map_err(|e| anyhow::anyhow!("malformed invalidation message: {e}"))?;
     let store = Store::open("default").context("cannot open KV store")?;
     let last = seq::parse_last(store.get(keys::LAST_SEQ)?.as_deref());
-    let decision = seq::decide(last, invalidation.seq);
+    let decision = seq::decide(last, seq);
     if decision.flush {
         flush(&store)?;
-        bump_epoch(&store, invalidation.seq)?;
+        bump_epoch(&store, seq)?;
     }
-    match invalidation.change {
-        Change::Availability {
+    let change = match serde_json::from_slice::<Invalidation>(&message) {
+        Ok(invalidation) => Some(invalidation.change),
+        Err(e) => {
+            eprintln!("tessera invalidator: ignoring message {seq} of an unknown shape: {e}");
+            None
+        }
+    };
+    match change {
+        None => {}
+        Some(Change::Availability {
             show_id,
             zone_id,
             available,
             held,
             sold,
             version,
-        } => {
+        }) => {
             let key = keys::availability(show_id);
-            if let Some(mut entry) = get_json::<AvailEntry>(&store, &key)? {
-                if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
-                    store.set(&key, &serde_json::to_vec(&entry)?)?;
+            match get_json::<AvailEntry>(&store, &key)? {
+                Some(mut entry) => {
+                    if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
+                        store.set(&key, &serde_json::to_vec(&entry)?)?;
+                    }
                 }
+                // Not cached: nothing to update, but a fetch of this show may be in flight
+                // with counters older than this message; tell it not to keep them.
+                None => store.set(
+                    &keys::availability_epoch(show_id),
+                    format!("{seq}-{}", now_ms()).as_bytes(),
+                )?,
             }
         }
-        Change::Catalog { event_id } => {
+        Some(Change::Catalog { event_id }) => {
             // Move the epoch first: a fetch that completes after this point will not store.
-            bump_epoch(&store, invalidation.seq)?;
+            bump_epoch(&store, seq)?;
             evict_event(&store, event_id)?;
         }
     }

@@ -7,16 +7,10 @@ use tessera_domain::body;
 use super::respond;
 use crate::problem;
 
-/// A header's value if present (several values are joined with `, ` as HTTP allows).
+/// A header's first value if present: the same value the ledger's extractors (`HeaderMap::get`)
+/// judge, so a repeated header gets the same verdict at the edge as at the ledger.
 pub fn header(request: &IncomingRequest, name: &str) -> Option<Vec<u8>> {
-    let values = request.headers().get(name);
-    let mut values = values.into_iter();
-    let first = values.next()?;
-    Some(values.fold(first, |mut joined, value| {
-        joined.extend_from_slice(b", ");
-        joined.extend_from_slice(&value);
-        joined
-    }))
+    request.headers().get(name).into_iter().next()
 }
 
 /// The body, at most `max` bytes: a larger declared `Content-Length` is refused before

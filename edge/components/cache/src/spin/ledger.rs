@@ -6,7 +6,7 @@ use spin_sdk::http::{send, Method, Request, Response};
 use super::respond;
 use super::vars::Settings;
 
-pub const EDGE_KEY_HEADER: &str = "tessera-edge-key";
+use tessera_domain::EDGE_KEY_HEADER;
 
 /// Sends `method path_and_query` with `headers` and `body`. Any transport failure is
 /// logged and becomes the edge's 503 `unavailable` (as the `Err`).

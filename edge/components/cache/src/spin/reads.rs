@@ -26,9 +26,35 @@ fn relay_miss(answer: &Response) -> Response {
     response
 }
 
-/// The catalog epoch before a fetch; storing is skipped if it moved during the fetch.
+/// The catalog epoch before a fetch; storing is skipped if it moved during the fetch. An
+/// absent epoch is created, so that emptying the store (which removes it) also counts as
+/// a move.
 fn epoch(store: &Store) -> Option<Vec<u8>> {
-    kv::get_raw(store, keys::CATALOG_EPOCH)
+    kv::get_raw(store, keys::CATALOG_EPOCH).or_else(|| {
+        let fresh = format!("start-{}", now_ms()).into_bytes();
+        kv::set_raw(store, keys::CATALOG_EPOCH, &fresh).then_some(fresh)
+    })
+}
+
+/// Stores `value` under `key` unless one of the `epochs` moved since `before`; checks again
+/// after writing, because an eviction may land between the check and the write — then the
+/// entry just written is deleted (the next read refetches).
+fn store_unless_moved<T: serde::Serialize>(
+    store: &Store,
+    key: &str,
+    value: &T,
+    epochs: &[&str],
+    before: &[Option<Vec<u8>>],
+) {
+    let unmoved = || {
+        epochs
+            .iter()
+            .zip(before)
+            .all(|(epoch, before)| kv::get_raw(store, epoch) == *before)
+    };
+    if unmoved() && kv::set_json(store, key, value) && !unmoved() {
+        kv::delete(store, key);
+    }
 }
 
 /// `avail/{show_id}`, merged per zone with what is cached when fetched.
@@ -45,7 +71,8 @@ pub async fn availability(
             hit: true,
         });
     }
-    let before = epoch(store);
+    let epoch_keys = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
+    let before = [epoch(store), kv::get_raw(store, epoch_keys[1])];
     let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/availability")).await?;
     if *answer.status() != 200 {
         return Err(relay_miss(&answer));
@@ -59,9 +86,7 @@ pub async fn availability(
     // start (conservative for shedding).
     let cached = kv::get_json::<AvailEntry>(store, &key);
     let entry = AvailEntry::merge_fetch(cached.as_ref(), fresh, now, settings.availability_ttl_ms);
-    if epoch(store) == before {
-        kv::set_json(store, &key, &entry);
-    }
+    store_unless_moved(store, &key, &entry, &epoch_keys, &before);
     Ok(Read {
         value: entry,
         hit: false,
@@ -79,7 +104,7 @@ pub async fn document(
     let now = now_ms();
     if let Some(entry) = key
         .and_then(|k| kv::get_json::<DocEntry>(store, k))
-        .filter(|e| e.is_fresh(now))
+        .filter(|e| e.is_fresh(now) && e.source == path_and_query)
     {
         return Ok(Read {
             value: entry,
@@ -96,15 +121,14 @@ pub async fn document(
         respond::unavailable("the ledger answered unreadably, retry shortly")
     })?;
     let entry = DocEntry::new(
+        path_and_query.to_owned(),
         body.clone(),
         etag_of(body.as_bytes()),
         now,
         settings.catalog_ttl_ms,
     );
     if let Some(key) = key {
-        if epoch(store) == before {
-            kv::set_json(store, key, &entry);
-        }
+        store_unless_moved(store, key, &entry, &[keys::CATALOG_EPOCH], &[before]);
     }
     Ok(Read {
         value: entry,

@@ -56,3 +56,16 @@ pub fn no_route() -> Response {
 pub fn unavailable(detail: &str) -> Response {
     problem(&problem::edge(ErrorCode::Unavailable, detail))
 }
+
+/// A path segment parsed into a typed id; a malformed id is 422 `validation_failed` naming
+/// `field` (as at the ledger), not 404.
+pub fn path_id<T: std::str::FromStr<Err = tessera_domain::ids::IdError>>(
+    field: &str,
+    raw: &str,
+) -> Result<T, Response> {
+    raw.parse().map_err(|e: tessera_domain::ids::IdError| {
+        rules_problem(Problem::validation(vec![tessera_domain::FieldError::new(
+            field, e,
+        )]))
+    })
+}
