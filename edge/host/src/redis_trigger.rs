@@ -16,6 +16,11 @@ use crate::runtime::{is_deadline, App, Entry};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A subscribed connection is pinged this often; no answer within [`PING_TIMEOUT`] counts
+/// as a lost connection. Without it a half-open connection (a peer that vanished without
+/// closing) would look subscribed for ever while the node heard nothing.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One `[[trigger.redis]]`, resolved.
 #[derive(Debug)]
@@ -40,7 +45,11 @@ pub async fn run(app: Arc<App>, subscription: Arc<Subscription>, shutdown: Cance
                 metrics::counter!("edge_redis_resubscriptions_total", "channel" => channel.clone())
                     .increment(1);
                 tracing::info!(channel = %channel, "subscribed; node cache emptied");
-                let mut messages = pubsub.into_on_message();
+                let (mut sink, mut messages) = pubsub.split();
+                let mut ping = tokio::time::interval_at(
+                    tokio::time::Instant::now() + PING_INTERVAL,
+                    PING_INTERVAL,
+                );
                 loop {
                     tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -48,6 +57,13 @@ pub async fn run(app: Arc<App>, subscription: Arc<Subscription>, shutdown: Cance
                             Some(message) => deliver(&app, &subscription, message.get_payload_bytes()).await,
                             None => break,
                         },
+                        _ = ping.tick() => {
+                            let answered = tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await;
+                            if !matches!(answered, Ok(Ok(_))) {
+                                tracing::warn!(channel = %channel, "Redis did not answer a ping");
+                                break;
+                            }
+                        }
                     }
                 }
                 subscription.connected.store(false, Ordering::Relaxed);
