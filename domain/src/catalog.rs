@@ -154,6 +154,7 @@ impl EventDetail {
             sale_ends_at: show.sale_ends_at,
             min_per_order: zone.min_per_order,
             max_per_order: zone.max_per_order,
+            assigned_seating: zone.seating != SeatingKind::GeneralAdmission,
         })
     }
 }

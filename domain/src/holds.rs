@@ -118,6 +118,9 @@ pub struct HoldContext {
     pub sale_ends_at: Option<DateTime<Utc>>,
     pub min_per_order: i32,
     pub max_per_order: i32,
+    /// The zone sells assigned seats, which holds by quantity cannot pick (seat maps are
+    /// reserved for a later API).
+    pub assigned_seating: bool,
 }
 
 /// A rule a hold broke: the stable code plus a sentence for people.
@@ -136,8 +139,19 @@ impl Rejection {
     }
 }
 
+/// The zone named in a hold does not belong to the show it names.
+pub fn zone_not_in_show() -> Rejection {
+    Rejection::new(ErrorCode::NotFound, "zone not found in this show")
+}
+
 /// The rules every hold must pass before stock is considered, checked at `now`.
 pub fn check_hold(ctx: &HoldContext, quantity: i32, now: DateTime<Utc>) -> Result<(), Rejection> {
+    if ctx.assigned_seating {
+        return Err(Rejection::new(
+            ErrorCode::ValidationFailed,
+            "this zone sells assigned seats",
+        ));
+    }
     if ctx.event_status != EventStatus::Published {
         return Err(Rejection::new(
             ErrorCode::EventNotOnSale,
@@ -296,6 +310,7 @@ mod tests {
             sale_ends_at: Utc.with_ymd_and_hms(2026, 2, 1, 10, 0, 0).single(),
             min_per_order: 2,
             max_per_order: 6,
+            assigned_seating: false,
         }
     }
 

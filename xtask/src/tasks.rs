@@ -205,6 +205,18 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
         clippy.args(["--target", WASM_TARGET, "--", "-D", "warnings"]);
         header(&describe(&clippy));
         run_checked(&mut clippy, CARGO_GRACE)?;
+        // The shared cache crate's unit tests run natively; lint them too.
+        let mut clippy = paths.cargo();
+        clippy.args([
+            "clippy",
+            "--manifest-path",
+            COMPONENTS_MANIFEST,
+            "-p",
+            "tessera-edge-cache",
+        ]);
+        clippy.args(["--all-targets", "--", "-D", "warnings"]);
+        header(&describe(&clippy));
+        run_checked(&mut clippy, CARGO_GRACE)?;
     } else {
         eprintln!("xtask: warning: clippy is not installed; skipping `cargo clippy`");
     }

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use tessera_domain::catalog::EventStatus;
 use tessera_domain::holds::{
-    check_customer_limit, check_hold, check_stock, HoldContext, HoldStatus, HoldView, NewHold,
-    Rejection,
+    check_customer_limit, check_hold, check_stock, zone_not_in_show, HoldContext, HoldStatus,
+    HoldView, NewHold, Rejection,
 };
 use tessera_domain::invalidation::Change;
 use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
@@ -148,6 +148,7 @@ impl LockedZone {
             sale_ends_at: self.sale_ends_at,
             min_per_order: self.min_per_order,
             max_per_order: self.max_per_order,
+            assigned_seating: self.seating != "general_admission",
         }
     }
 }
@@ -155,7 +156,6 @@ impl LockedZone {
 /// What the arrival-order allocation needs to know about the locked zone.
 struct ZoneSnapshot {
     show_id: Uuid,
-    assigned_seating: bool,
     rules: HoldContext,
     available: i32,
     max_tickets_per_customer: Option<i32>,
@@ -166,7 +166,6 @@ impl LockedZone {
     fn snapshot(&self) -> ZoneSnapshot {
         ZoneSnapshot {
             show_id: self.show_id,
-            assigned_seating: self.seating != "general_admission",
             rules: self.hold_context(),
             available: self.available,
             max_tickets_per_customer: self.max_tickets_per_customer,
@@ -189,16 +188,7 @@ fn allocate<'a>(
     requests
         .map(|hold| {
             if hold.show_id.as_uuid() != zone.show_id {
-                return Err(Rejection::new(
-                    ErrorCode::NotFound,
-                    "zone not found in this show",
-                ));
-            }
-            if zone.assigned_seating {
-                return Err(Rejection::new(
-                    ErrorCode::ValidationFailed,
-                    "this zone sells assigned seats",
-                ));
+                return Err(zone_not_in_show());
             }
             check_hold(&zone.rules, hold.quantity, zone.now)?;
             let live = live_per_customer
@@ -521,7 +511,6 @@ mod tests {
     fn zone(available: i32, max_per_customer: Option<i32>) -> ZoneSnapshot {
         ZoneSnapshot {
             show_id: Uuid::nil(),
-            assigned_seating: false,
             rules: HoldContext {
                 event_status: EventStatus::Published,
                 booking_opens_at: None,
@@ -530,6 +519,7 @@ mod tests {
                 sale_ends_at: None,
                 min_per_order: 1,
                 max_per_order: 6,
+                assigned_seating: false,
             },
             available,
             max_tickets_per_customer: max_per_customer,

@@ -298,7 +298,7 @@ mod tests {
     fn sold_out_keeps_the_version_so_newer_updates_replace_it() {
         let mut entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 100, 1000);
         let public = entry.to_availability();
-        assert!(entry.should_shed(id(1).zone(), 100, 1_000) == false);
+        assert!(!entry.should_shed(id(1).zone(), 100, 1_000));
         assert!(
             !entry.record_sold_out(id(1).zone(), 6, 500),
             "a stale answer is ignored"

@@ -4,8 +4,8 @@
 //! only spare it requests it would certainly refuse.
 
 use chrono::{DateTime, Utc};
-use tessera_domain::catalog::{EventDetail, SeatingKind};
-use tessera_domain::holds::{check_hold, NewHold};
+use tessera_domain::catalog::EventDetail;
+use tessera_domain::holds::{check_hold, zone_not_in_show, NewHold};
 use tessera_domain::{ErrorCode, Problem};
 
 use crate::entry::AvailEntry;
@@ -34,21 +34,9 @@ pub enum HoldVerdict {
 
 pub fn check(hold: &NewHold, c: &HoldCheck<'_>) -> HoldVerdict {
     let Some(ctx) = c.detail.hold_context(hold.show_id, hold.zone_id) else {
-        return HoldVerdict::Refuse(edge(ErrorCode::NotFound, "zone not found in this show"));
+        let rejection = zone_not_in_show();
+        return HoldVerdict::Refuse(edge(rejection.code, rejection.detail));
     };
-    let assigned = c
-        .detail
-        .shows
-        .iter()
-        .filter(|s| s.show_id == hold.show_id)
-        .flat_map(|s| &s.zones)
-        .any(|z| z.zone_id == hold.zone_id && z.seating != SeatingKind::GeneralAdmission);
-    if assigned {
-        return HoldVerdict::Refuse(edge(
-            ErrorCode::ValidationFailed,
-            "this zone sells assigned seats",
-        ));
-    }
     if let Err(rejection) = check_hold(&ctx, hold.quantity, c.now) {
         return HoldVerdict::Refuse(edge(rejection.code, rejection.detail));
     }
@@ -65,7 +53,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use tessera_domain::catalog::{
-        Availability, EventStatus, ShowView, VenueView, ZoneAvailability, ZoneView,
+        Availability, EventStatus, SeatingKind, ShowView, VenueView, ZoneAvailability, ZoneView,
     };
     use tessera_domain::CustomerId;
 
