@@ -36,6 +36,8 @@ async fn cached_reads_do_not_reach_the_ledger(pool: PgPool) {
     let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(50).await;
+    // Created before the node starts, so their catalog messages are not in the way.
+    let other = ledger.event_with_zone(70).await;
     let edge = EdgeNode::start(&ledger).await;
     let path = format!("/v1/shows/{}/availability", fixture.show_id);
     let before = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await;
@@ -87,6 +89,24 @@ async fn cached_reads_do_not_reach_the_ledger(pool: PgPool) {
         .expect("conditional");
     assert_eq!(revalidated.status(), 304);
     assert!(revalidated.bytes().await.expect("body").is_empty());
+
+    // A cold cache hit by many readers at once (a node that just started or resubscribed,
+    // mid-sale): one fetches, the others wait for its entry instead of all asking the
+    // ledger. (The store has no compare-and-set, so a few may still fetch.)
+    let path = format!("/v1/shows/{}/availability", other.show_id);
+    let before = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await;
+    let requests = (0..50).map(|_| edge.get(&path));
+    for response in futures::future::join_all(requests).await {
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["zones"][0]["available"], 70);
+    }
+    let fetched = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await - before;
+    println!("50 concurrent cold reads cost {fetched} ledger reads");
+    assert!(
+        (1.0..=10.0).contains(&fetched),
+        "50 concurrent cold reads cost {fetched} ledger reads"
+    );
     ledger.stop().await;
 }
 

@@ -9,6 +9,7 @@
 //! | `invalidation/last_seq` | highest `seq` applied, decimal text |
 //! | `invalidation/catalog_epoch` | changes on every catalog eviction or flush (decimal text) |
 //! | `invalidation/avail_epoch/{slot}` | moved by a message for a show that is not cached ([`availability_epoch`]) |
+//! | `fill/{key}` | an instance is fetching the missing entry `key` (lease deadline) |
 //! | `forwarded/{slot}` | the `Idempotency-Key` of a hold this node forwarded ([`forwarded`]) |
 //!
 //! Everything outside `invalidation/` and `forwarded/` is a cache entry and may be dropped at
@@ -26,6 +27,7 @@ pub const LAST_SEQ: &str = "invalidation/last_seq";
 /// would otherwise be undone by storing the older document.
 pub const CATALOG_EPOCH: &str = "invalidation/catalog_epoch";
 const INVALIDATION_PREFIX: &str = "invalidation/";
+const FILL_PREFIX: &str = "fill/";
 const FORWARDED_PREFIX: &str = "forwarded/";
 /// Slots of the forwarded-keys ring: bounds what it can take of the store, whatever the
 /// traffic; a newer key in the same slot replaces an older one.
@@ -51,6 +53,12 @@ pub const AVAILABILITY_EPOCH_SLOTS: u64 = 1024;
 pub fn availability_epoch(show_id: ShowId) -> String {
     let slot = crate::etag::fnv1a64(show_id.to_string().as_bytes()) % AVAILABILITY_EPOCH_SLOTS;
     format!("{INVALIDATION_PREFIX}avail_epoch/{slot}")
+}
+
+/// The lease of an instance fetching the missing entry `key` (its deadline, ms since the
+/// epoch, as decimal text); deleted when the fetch ends.
+pub fn fill_lease(key: &str) -> String {
+    format!("{FILL_PREFIX}{key}")
 }
 
 pub fn event(event_id: EventId) -> String {

@@ -57,6 +57,86 @@ fn store_unless_moved<T: serde::Serialize>(
     }
 }
 
+/// How long one instance's fetch of a missing entry may keep others waiting (well under
+/// the guest deadline; a fetch taking longer than this is already failing).
+const FILL_LEASE_MS: i64 = 3_000;
+/// Longest a reader spends waiting for others' fetches before fetching itself.
+const FILL_GIVE_UP_MS: i64 = 5_000;
+const FILL_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long a claimant waits before reading its claim back (other claims land meanwhile).
+const FILL_CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A claim on fetching one missing entry, released when dropped (also on error paths).
+struct FillLease<'a> {
+    store: &'a Store,
+    key: Option<String>,
+}
+
+impl Drop for FillLease<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            kv::delete(self.store, &key);
+        }
+    }
+}
+
+enum Fill<'a, T> {
+    /// Another instance filled the entry while this one waited.
+    Ready(T),
+    /// Fetch it: this instance holds the lease (or gave up waiting for its holder).
+    Fetch(FillLease<'a>),
+}
+
+/// Coalesces misses on a cold cache (a node just started or resubscribed, mid-sale): the
+/// first instance to miss takes a lease and fetches; others that miss meanwhile wait for
+/// its entry instead of all asking the ledger. The store has no compare-and-set, so a
+/// claim is a unique token written and read back after a moment: of instances claiming at
+/// once, the last writer keeps the lease and the others wait. A few may still both fetch —
+/// an extra ledger read, never a wrong answer. A holder that releases without an entry
+/// hands the lease to the next claimant; nobody waits past `FILL_GIVE_UP_MS`.
+fn fill_or_wait<'a, T>(store: &'a Store, key: &str, fresh: impl Fn() -> Option<T>) -> Fill<'a, T> {
+    let lease = keys::fill_lease(key);
+    let give_up_at = now_ms() + FILL_GIVE_UP_MS;
+    let holder_until = |value: Option<Vec<u8>>| {
+        value
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.split_once('-')?.0.parse::<i64>().ok())
+    };
+    loop {
+        let now = now_ms();
+        if now >= give_up_at {
+            return Fill::Fetch(FillLease { store, key: None });
+        }
+        let held = holder_until(kv::get_raw(store, &lease)).is_some_and(|until| until > now);
+        if !held {
+            // Free (never taken, released, or lapsed): claim it.
+            let token = format!("{}-{:016x}", now + FILL_LEASE_MS, unique());
+            if !kv::set_raw(store, &lease, token.as_bytes()) {
+                return Fill::Fetch(FillLease { store, key: None });
+            }
+            std::thread::sleep(FILL_CLAIM_SETTLE);
+            if kv::get_raw(store, &lease).as_deref() == Some(token.as_bytes()) {
+                return Fill::Fetch(FillLease {
+                    store,
+                    key: Some(lease),
+                });
+            }
+        }
+        // Someone else holds it: wait for their entry. If they release without one (their
+        // fetch failed, or an eviction undid their write), the next round claims again.
+        std::thread::sleep(FILL_POLL);
+        if let Some(value) = fresh() {
+            return Fill::Ready(value);
+        }
+    }
+}
+
+/// A random token (WASI's random source, through std's hasher seeding).
+fn unique() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(now_ms())
+}
+
 /// `avail/{show_id}`, merged per zone with what is cached when fetched.
 pub async fn availability(
     store: &Store,
@@ -64,13 +144,23 @@ pub async fn availability(
     show_id: ShowId,
 ) -> Result<Read<AvailEntry>, Response> {
     let key = keys::availability(show_id);
-    let now = now_ms();
-    if let Some(entry) = kv::get_json::<AvailEntry>(store, &key).filter(|e| e.is_fresh(now)) {
+    let fresh = || kv::get_json::<AvailEntry>(store, &key).filter(|e| e.is_fresh(now_ms()));
+    if let Some(entry) = fresh() {
         return Ok(Read {
             value: entry,
             hit: true,
         });
     }
+    let _lease = match fill_or_wait(store, &key, fresh) {
+        Fill::Ready(entry) => {
+            return Ok(Read {
+                value: entry,
+                hit: true,
+            })
+        }
+        Fill::Fetch(lease) => lease,
+    };
+    let now = now_ms();
     let epoch_keys = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
     let before = [epoch(store), kv::get_raw(store, epoch_keys[1])];
     let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/availability")).await?;
@@ -101,16 +191,27 @@ pub async fn document(
     path_and_query: &str,
     etag_of: fn(&[u8]) -> String,
 ) -> Result<Read<DocEntry>, Response> {
-    let now = now_ms();
-    if let Some(entry) = key
-        .and_then(|k| kv::get_json::<DocEntry>(store, k))
-        .filter(|e| e.is_fresh(now) && e.source == path_and_query)
-    {
+    let fresh = || {
+        key.and_then(|k| kv::get_json::<DocEntry>(store, k))
+            .filter(|e| e.is_fresh(now_ms()) && e.source == path_and_query)
+    };
+    if let Some(entry) = fresh() {
         return Ok(Read {
             value: entry,
             hit: true,
         });
     }
+    let _lease = match key.map(|k| fill_or_wait(store, k, fresh)) {
+        Some(Fill::Ready(entry)) => {
+            return Ok(Read {
+                value: entry,
+                hit: true,
+            })
+        }
+        Some(Fill::Fetch(lease)) => Some(lease),
+        None => None,
+    };
+    let now = now_ms();
     let before = epoch(store);
     let answer = ledger::get(settings, path_and_query).await?;
     if *answer.status() != 200 {
