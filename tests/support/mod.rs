@@ -233,23 +233,18 @@ pub fn sum_metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// Requests the ledger has answered on `route` from `origin` (`edge` or `direct`).
 pub async fn ledger_requests(ledger: &TestApp, method: &str, route: &str, origin: &str) -> f64 {
-    let (_, text) = ledger_metrics(ledger).await;
-    sum_metric(
-        &text,
-        "http_requests_total",
-        &[("method", method), ("route", route), ("origin", origin)],
-    )
-}
-
-async fn ledger_metrics(ledger: &TestApp) -> (u16, String) {
-    let response = ledger
+    let text = ledger
         .client
         .get(ledger.url("/metrics"))
         .send()
         .await
-        .expect("ledger metrics");
-    (
-        response.status().as_u16(),
-        response.text().await.expect("text"),
+        .expect("ledger metrics")
+        .text()
+        .await
+        .expect("text");
+    sum_metric(
+        &text,
+        "http_requests_total",
+        &[("method", method), ("route", route), ("origin", origin)],
     )
 }

@@ -56,7 +56,6 @@ pub struct EdgeHost {
 /// A node that is serving.
 pub struct RunningEdge {
     addr: SocketAddr,
-    kv: KvStore,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -64,10 +63,6 @@ pub struct RunningEdge {
 impl RunningEdge {
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn kv(&self) -> &KvStore {
-        &self.kv
     }
 
     /// Stop accepting, let in-flight requests finish (up to the grace period), stop the
@@ -191,7 +186,6 @@ impl EdgeHost {
         let task = tokio::spawn(serve(host, listener, shutdown.clone(), tasks));
         Ok(RunningEdge {
             addr,
-            kv,
             shutdown,
             task,
         })
