@@ -1,11 +1,13 @@
-//! A closed-loop load generator: `clients` tasks, each with its own keep-alive HTTP/1.1
-//! connection, send one hold at a time, as fast as answers come back, for a fixed
-//! duration. Latencies go to an HDR histogram (µs).
-//!
-//! It speaks hyper's connection API directly (no pooling, proxy or URL machinery): the
-//! generator shares the machine's cores with the ledger and PostgreSQL, so every cycle
-//! it spends is taken from what is being measured.
+//! The load generator: plain HTTP/1.1 keep-alive connections (hyper's connection API, no
+//! pooling or URL machinery: the generator shares two cores with what it measures), driven
+//! either closed-loop (N clients, each sending its next request when the last is answered:
+//! "N concurrent buyers") or open-loop (a fixed arrival rate, as in softwaremill/tb-perf:
+//! requests are due at fixed times whether or not earlier ones were answered; latency is
+//! measured from when a request was due, and requests that could not be sent on time are
+//! counted as late, so a stalled server cannot hide behind a stalled generator).
+//! Latencies go to HDR histograms (µs).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,165 +18,418 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use serde_json::json;
+use serde::Serialize;
+use tokio::sync::{Mutex, Semaphore};
 
-#[derive(Clone)]
-pub struct Target {
-    /// `host:port` of the ledger.
-    pub authority: String,
-    pub show_id: String,
-    pub zone_id: String,
+/// Highest latency the histograms track: 60 s in µs, 3 significant digits.
+const LATENCY_MAX_US: u64 = 60_000_000;
+/// An open-loop request dispatched later than this after it was due counts as late (the
+/// timer wakes up to ~1 ms late, and a loaded 2-core machine adds a few ms of jitter).
+const LATE_AFTER: Duration = Duration::from_millis(5);
+
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("constant, valid histogram bounds")
 }
 
-pub struct LoadResult {
-    /// Every 201, warm-up included: what the database must hold afterwards.
-    pub created_total: u64,
-    /// 201s inside the measured window: the throughput figure.
-    pub created: u64,
-    pub shed: u64,
+/// One request to send.
+pub struct Call {
+    /// Index into the runner's targets.
+    pub target: usize,
+    pub method: hyper::Method,
+    pub path_and_query: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Bytes>,
+    /// The workload's own note on the call (e.g. the quantity asked for).
+    pub tag: u64,
+}
+
+impl Call {
+    pub fn get(target: usize, path: impl Into<String>) -> Self {
+        Self {
+            target,
+            method: hyper::Method::GET,
+            path_and_query: path.into(),
+            headers: Vec::new(),
+            body: None,
+            tag: 0,
+        }
+    }
+
+    pub fn post_json(target: usize, path: impl Into<String>, body: &serde_json::Value) -> Self {
+        Self {
+            target,
+            method: hyper::Method::POST,
+            path_and_query: path.into(),
+            headers: vec![("content-type", "application/json".to_owned())],
+            body: Some(Bytes::from(body.to_string())),
+            tag: 0,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A response, read in full.
+pub struct Answer {
+    pub status: u16,
+    /// `Tessera-Served-By: edge` (the edge answered without the ledger).
+    pub served_by_edge: bool,
+    pub body: Bytes,
+}
+
+/// What a workload makes of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Counted as done work (throughput) and its latency recorded.
+    Ok,
+    /// An expected refusal (e.g. sold out): counted, latency recorded apart.
+    Refused,
+    /// Anything else (5xx, unexpected 4xx): counted as an error.
+    Failed,
+}
+
+/// What to send and how to judge answers. Implementations keep their own state (atomics).
+pub trait Workload: Send + Sync + 'static {
+    /// The `n`-th request of client `client` (closed loop) or of the run (open loop, client
+    /// 0). `None` ends that client (closed loop) or skips the slot (open loop).
+    fn next(&self, client: usize, n: u64) -> Option<Call>;
+    /// Judges an answer that took `latency`. `measured` is false during warm-up.
+    fn judge(&self, call: &Call, answer: &Answer, latency: Duration, measured: bool) -> Verdict;
+}
+
+/// Figures of one run (or several slices of the same configuration, absorbed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub ok: u64,
+    pub refused: u64,
     pub failed: u64,
-    pub elapsed: Duration,
+    /// Answered 409 by the edge itself (`Tessera-Served-By: edge`).
+    pub edge_answered: u64,
+    /// Open loop: requests sent more than 5 ms after they were due, or that had to wait for a
+    /// free connection.
+    pub late: u64,
+    /// Open loop: requests due in the window.
+    pub due: u64,
+    pub by_status: BTreeMap<u16, u64>,
+    pub elapsed_s: f64,
+    pub ok_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    #[serde(skip)]
     pub latency_us: Histogram<u64>,
 }
 
-impl LoadResult {
-    /// Adds another slice of the same strategy.
-    pub fn absorb(&mut self, other: LoadResult) -> anyhow::Result<()> {
-        self.latency_us
+impl Figures {
+    fn empty() -> Self {
+        Self {
+            ok: 0,
+            refused: 0,
+            failed: 0,
+            edge_answered: 0,
+            late: 0,
+            due: 0,
+            by_status: BTreeMap::new(),
+            elapsed_s: 0.0,
+            ok_per_s: 0.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            latency_us: histogram(),
+        }
+    }
+
+    fn finish(mut self) -> Self {
+        let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        (self.p50_ms, self.p99_ms, self.p999_ms) = (ms(0.5), ms(0.99), ms(0.999));
+        self.max_ms = self.latency_us.max() as f64 / 1000.0;
+        self.ok_per_s = if self.elapsed_s > 0.0 {
+            self.ok as f64 / self.elapsed_s
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// Adds another slice of the same configuration.
+    pub fn absorb(self, other: &Figures) -> anyhow::Result<Self> {
+        let mut merged = self;
+        merged
+            .latency_us
             .add(&other.latency_us)
             .context("merging histograms")?;
-        self.created_total += other.created_total;
-        self.created += other.created;
-        self.shed += other.shed;
-        self.failed += other.failed;
-        self.elapsed += other.elapsed;
-        Ok(())
-    }
-
-    pub fn holds_per_s(&self) -> f64 {
-        self.created as f64 / self.elapsed.as_secs_f64()
-    }
-    pub fn p50_ms(&self) -> f64 {
-        self.latency_us.value_at_quantile(0.50) as f64 / 1000.0
-    }
-    pub fn p99_ms(&self) -> f64 {
-        self.latency_us.value_at_quantile(0.99) as f64 / 1000.0
+        merged.ok += other.ok;
+        merged.refused += other.refused;
+        merged.failed += other.failed;
+        merged.edge_answered += other.edge_answered;
+        merged.late += other.late;
+        merged.due += other.due;
+        merged.elapsed_s += other.elapsed_s;
+        for (status, n) in &other.by_status {
+            *merged.by_status.entry(*status).or_default() += n;
+        }
+        Ok(merged.finish())
     }
 }
 
-/// Highest latency the histogram tracks: 60 s in µs, 3 significant digits.
-const LATENCY_MAX_US: u64 = 60_000_000;
+/// Where requests go: `host:port` per target.
+#[derive(Clone)]
+pub struct Targets(pub Arc<Vec<String>>);
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
-        .unwrap_or_else(|_| Histogram::new(3).expect("3 sigfigs"))
+impl Targets {
+    pub fn new(authorities: Vec<String>) -> Self {
+        Self(Arc::new(authorities))
+    }
 }
 
-async fn connect(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+type Sender = SendRequest<Full<Bytes>>;
+
+async fn connect(authority: &str) -> anyhow::Result<Sender> {
     let stream = tokio::net::TcpStream::connect(authority)
         .await
-        .with_context(|| format!("connect {authority}"))?;
+        .with_context(|| format!("connecting to {authority}"))?;
     stream.set_nodelay(true)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
 }
 
-/// One hold request; returns the status.
-async fn hold(
-    sender: &mut SendRequest<Full<Bytes>>,
-    target: &Target,
-    client_no: usize,
-    n: u64,
-) -> anyhow::Result<u16> {
-    let body = json!({"show_id": target.show_id, "zone_id": target.zone_id, "quantity": 1,
-                      "customer_id": format!("bench-{client_no}-{n}")});
-    let request = hyper::Request::post("/v1/holds")
-        .header(hyper::header::HOST, target.authority.as_str())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(
-            "idempotency-key",
-            format!("{client_no}-{n}-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .body(Full::new(Bytes::from(serde_json::to_vec(&body)?)))?;
+async fn send(sender: &mut Sender, authority: &str, call: &Call) -> anyhow::Result<Answer> {
+    let mut request = hyper::Request::builder()
+        .method(call.method.clone())
+        .uri(call.path_and_query.as_str())
+        .header(hyper::header::HOST, authority);
+    for (name, value) in &call.headers {
+        request = request.header(*name, value.as_str());
+    }
+    let request = request.body(Full::new(call.body.clone().unwrap_or_default()))?;
     sender.ready().await?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
+    let served_by_edge = response
+        .headers()
+        .get("tessera-served-by")
+        .is_some_and(|v| v.as_bytes() == b"edge");
     // Read the whole body so the connection can carry the next request.
-    response.into_body().collect().await?;
-    Ok(status)
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(Answer {
+        status,
+        served_by_edge,
+        body,
+    })
 }
 
-pub async fn run(
-    target: Target,
+/// One request on a connection of its own, for setup and probes.
+pub async fn once(authority: &str, call: &Call) -> anyhow::Result<Answer> {
+    let mut sender = connect(authority).await?;
+    send(&mut sender, authority, call).await
+}
+
+/// A connection that reconnects after a transport error.
+pub struct Client {
+    authority: String,
+    sender: Option<Sender>,
+}
+
+impl Client {
+    pub fn new(authority: &str) -> Self {
+        Self {
+            authority: authority.to_owned(),
+            sender: None,
+        }
+    }
+
+    pub async fn send(&mut self, call: &Call) -> anyhow::Result<Answer> {
+        let sender = match &mut self.sender {
+            Some(sender) => sender,
+            None => self.sender.insert(connect(&self.authority).await?),
+        };
+        let answer = send(sender, &self.authority, call).await;
+        if answer.is_err() {
+            self.sender = None;
+        }
+        answer
+    }
+}
+
+fn tally(figures: &mut Figures, verdict: Verdict, answer: &Answer, latency: Duration) {
+    *figures.by_status.entry(answer.status).or_default() += 1;
+    if answer.served_by_edge && answer.status == 409 {
+        figures.edge_answered += 1;
+    }
+    match verdict {
+        Verdict::Ok => {
+            figures.ok += 1;
+            let _ = figures.latency_us.record(latency.as_micros().max(1) as u64);
+        }
+        Verdict::Refused => figures.refused += 1,
+        Verdict::Failed => figures.failed += 1,
+    }
+}
+
+/// `clients` closed-loop clients (client `i` on target `i % targets`, unless the workload's
+/// calls say otherwise) for `warmup + measure`, or until every client's workload ends. The
+/// window closes early when all clients have ended; `elapsed_s` is then the time until the
+/// last answer.
+pub async fn closed_loop<W: Workload>(
+    targets: &Targets,
+    workload: Arc<W>,
     clients: usize,
     warmup: Duration,
     measure: Duration,
-) -> anyhow::Result<LoadResult> {
-    let measuring = Arc::new(AtomicBool::new(false));
+) -> anyhow::Result<Figures> {
+    let measuring = Arc::new(AtomicBool::new(warmup.is_zero()));
     let stop = Arc::new(AtomicBool::new(false));
-    let target = Arc::new(target);
     let mut tasks = Vec::with_capacity(clients);
-    for client_no in 0..clients {
-        let mut sender = connect(&target.authority).await?;
-        let (target, measuring, stop) = (target.clone(), measuring.clone(), stop.clone());
+    for client in 0..clients {
+        let mut conns: Vec<Client> = targets.0.iter().map(|a| Client::new(a)).collect();
+        let (workload, measuring, stop) = (workload.clone(), measuring.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let mut latency_us = histogram();
-            let (mut created_total, mut created, mut shed, mut failed) = (0u64, 0u64, 0u64, 0u64);
+            let mut figures = Figures::empty();
+            let mut last_answer: Option<Instant> = None;
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
+                let Some(call) = workload.next(client, n) else {
+                    break;
+                };
                 let started = Instant::now();
-                let status = hold(&mut sender, &target, client_no, n).await;
-                let counted = measuring.load(Ordering::Relaxed);
-                match status {
-                    Ok(201) => {
-                        created_total += 1;
-                        if counted {
-                            created += 1;
-                            let _ = latency_us.record(started.elapsed().as_micros() as u64);
+                let measured = measuring.load(Ordering::Relaxed);
+                let slot = call.target % conns.len();
+                match conns[slot].send(&call).await {
+                    Ok(answer) => {
+                        let latency = started.elapsed();
+                        let verdict = workload.judge(&call, &answer, latency, measured);
+                        if measured {
+                            tally(&mut figures, verdict, &answer, latency);
+                            last_answer = Some(Instant::now());
                         }
                     }
-                    Ok(503) => shed += u64::from(counted),
-                    Ok(_) => failed += 1,
                     Err(_) => {
-                        failed += 1;
-                        match connect(&target.authority).await {
-                            Ok(fresh) => sender = fresh,
-                            Err(_) => break,
-                        }
+                        figures.failed += u64::from(measured);
+                        // A refused connection would spin: back off briefly.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
             }
-            (latency_us, created_total, created, shed, failed)
+            (figures, last_answer)
         }));
     }
     tokio::time::sleep(warmup).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    tokio::time::sleep(measure).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-
-    let mut result = LoadResult {
-        created_total: 0,
-        created: 0,
-        shed: 0,
-        failed: 0,
-        elapsed,
-        latency_us: histogram(),
-    };
-    for task in tasks {
-        let (latency_us, created_total, created, shed, failed) = task.await?;
-        result
-            .latency_us
-            .add(&latency_us)
-            .context("merging histograms")?;
-        result.created_total += created_total;
-        result.created += created;
-        result.shed += shed;
-        result.failed += failed;
+    let deadline = started + measure;
+    // Stop at the deadline, or earlier once every client has ended on its own.
+    while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(2).min(deadline - Instant::now())).await;
     }
-    Ok(result)
+    stop.store(true, Ordering::Relaxed);
+    let mut figures = Figures::empty();
+    let mut last = None::<Instant>;
+    for task in tasks {
+        let (part, last_answer) = task.await?;
+        figures = figures.absorb(&part)?;
+        last = last.max(last_answer);
+    }
+    let window_end = if Instant::now() >= deadline {
+        deadline
+    } else {
+        last.unwrap_or(started)
+    };
+    figures.elapsed_s = window_end.saturating_duration_since(started).as_secs_f64();
+    Ok(figures.finish())
+}
+
+/// Open loop: `rate_per_s` requests due at fixed intervals for `duration`, each sent on
+/// an idle connection to its target (up to `connections_max` per target; a request that
+/// finds none waits, and is late). Latency runs from when the request was due.
+pub async fn open_loop<W: Workload>(
+    targets: &Targets,
+    workload: Arc<W>,
+    rate_per_s: f64,
+    duration: Duration,
+    connections_max: usize,
+) -> anyhow::Result<Figures> {
+    struct Pool {
+        idle: Mutex<Vec<Client>>,
+        permits: Semaphore,
+        authority: String,
+    }
+    let pools: Arc<Vec<Pool>> = Arc::new(
+        targets
+            .0
+            .iter()
+            .map(|authority| Pool {
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(connections_max),
+                authority: authority.clone(),
+            })
+            .collect(),
+    );
+    let figures = Arc::new(std::sync::Mutex::new(Figures::empty()));
+    let interval = Duration::from_secs_f64(1.0 / rate_per_s.max(0.001));
+    let due_total = (duration.as_secs_f64() * rate_per_s).round() as u64;
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..due_total {
+        let due_at = started + interval.mul_f64(n as f64);
+        if tokio::time::Instant::now() < due_at {
+            tokio::time::sleep_until(due_at).await;
+        }
+        let Some(call) = workload.next(0, n + 1) else {
+            continue;
+        };
+        let (pools, workload, figures) = (pools.clone(), workload.clone(), figures.clone());
+        tasks.spawn(async move {
+            let pool = &pools[call.target % pools.len()];
+            let mut late = due_at.elapsed() > LATE_AFTER;
+            let permit = match pool.permits.try_acquire() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    late = true;
+                    match pool.permits.acquire().await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    }
+                }
+            };
+            let mut client = pool
+                .idle
+                .lock()
+                .await
+                .pop()
+                .unwrap_or_else(|| Client::new(&pool.authority));
+            let answer = client.send(&call).await;
+            let latency = due_at.elapsed();
+            pool.idle.lock().await.push(client);
+            drop(permit);
+            let Ok(mut figures) = figures.lock() else {
+                return;
+            };
+            figures.due += 1;
+            figures.late += u64::from(late);
+            match answer {
+                Ok(answer) => {
+                    let verdict = workload.judge(&call, &answer, latency, true);
+                    tally(&mut figures, verdict, &answer, latency);
+                }
+                Err(_) => figures.failed += 1,
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed();
+    let mut figures = std::mem::replace(
+        &mut *figures
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a load task panicked"))?,
+        Figures::empty(),
+    );
+    figures.elapsed_s = elapsed.as_secs_f64();
+    Ok(figures.finish())
 }

@@ -3,7 +3,9 @@
 //! the default ports, or throwaway instances it starts and always stops), then:
 //!
 //! - `up`: builds the ledger, seeds demo data and serves it in the foreground;
-//! - `test`: `cargo fmt --check`, `cargo clippy -D warnings`, then every test;
+//! - `test`: `cargo fmt --check`, `cargo clippy -D warnings`, every test, then the quick
+//!   benchmark's correctness checks;
+//! - `bench`: the benchmarks (release builds) and their report;
 //! - `services`: keeps the services up and prints the variables to reach them.
 
 mod net;
@@ -25,7 +27,11 @@ commands:
   up                 start PostgreSQL/Redis, seed demo data, serve the ledger and an edge node
                      running spin.toml's wasm components (Ctrl-C stops all)
   build-edge         build the edge components (wasm32-wasip2, release), as `spin build` does
-  test [ARGS...]     fmt check, clippy, then `cargo test --workspace --all-targets ARGS...`
+  test [ARGS...]     fmt check, clippy, `cargo test --workspace --all-targets ARGS...`, then
+                     the quick benchmark's correctness checks (oversell, conservation)
+  bench [--quick] [--only 1,2,..]
+                     build release, start PostgreSQL/Redis, run the benchmark scenarios and
+                     write target/bench/report.{md,json} with SVG charts (--quick: < 3 min)
   services           start PostgreSQL/Redis and print DATABASE_URL/REDIS_URL until Ctrl-C
 
 environment:
@@ -63,6 +69,7 @@ fn run() -> Result<()> {
     match command.as_str() {
         "up" => no_args().and_then(|()| tasks::up(&paths)),
         "test" => tasks::test(&paths, rest),
+        "bench" => tasks::bench(&paths, rest),
         "build-edge" => no_args().and_then(|()| tasks::build_edge_components(&paths)),
         "services" => no_args().and_then(|()| tasks::services(&paths)),
         "help" | "-h" | "--help" => {

@@ -1,4 +1,4 @@
-//! The commands: `up`, `test` and `services`.
+//! The commands: `up`, `test`, `bench` and `services`.
 
 use std::env;
 use std::net::{IpAddr, SocketAddr};
@@ -237,8 +237,74 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
         .args(test_args);
     header(&describe(&test));
     run_checked(&mut test, CARGO_GRACE)?;
+    // The benchmark's correctness checks (oversell, conservation under load), on the debug
+    // builds just tested: its figures are not judged here.
+    run_bench(paths, &services, Profile::Debug, &["--quick".to_owned()])?;
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Release,
+    Debug,
+}
+
+/// `cargo xtask bench [--quick] [--only 1,3]`: release builds, then every scenario.
+pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => {}
+            "--only" if rest.next().is_some() => {}
+            other => bail!("`bench` takes --quick and --only N,M (got `{other}`)"),
+        }
+    }
+    let services = Services::ensure(&paths.target_dir)?;
+    bail_if_interrupted()?;
+    run_bench(paths, &services, Profile::Release, args)
+}
+
+fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[String]) -> Result<()> {
+    build_edge_components(paths)?;
+    let mut build = paths.cargo();
+    build.args([
+        "build",
+        "-p",
+        "tessera-ledger",
+        "-p",
+        "tessera-edge",
+        "-p",
+        "tessera-bench",
+    ]);
+    let (dir, out, label) = match profile {
+        Profile::Release => {
+            build.arg("--release");
+            ("release", "bench", "release")
+        }
+        Profile::Debug => ("debug", "bench-debug", "debug"),
+    };
+    header(&describe(&build));
+    run_checked(&mut build, CARGO_GRACE)?;
+    let bin = |name: &str| paths.target_dir.join(dir).join(name);
+    let mut run = Command::new(bin("tessera-bench"));
+    run.arg("run")
+        .arg("--out")
+        .arg(paths.target_dir.join(out))
+        .arg("--ledger-bin")
+        .arg(bin("tessera-ledger"))
+        .arg("--edge-bin")
+        .arg(bin("tessera-edge"))
+        .arg("--manifest")
+        .arg(paths.root.join("spin.toml"))
+        // In the environment, not the arguments: the command line is printed.
+        .env("DATABASE_URL", services.database_url("postgres"))
+        .env("REDIS_URL", &services.redis_url)
+        .args(["--build", label])
+        .args(args)
+        .current_dir(&paths.root);
+    header(&describe(&run));
+    run_checked(&mut run, CARGO_GRACE)
 }
 
 /// The edge components' own cargo workspace (wasm-only dependencies, a size-optimised

@@ -1,0 +1,369 @@
+//! The systems under test, each in its own process: ledgers (`tessera-ledger serve`, one
+//! fresh database each), edge nodes (`tessera-edge` running spin.toml's components) and the
+//! native read baseline (`tessera-bench serve-native`). Processes are killed when dropped;
+//! their output goes to `<out>/logs/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{PgPool, Postgres};
+use tokio::process::{Child, Command};
+
+/// How long a process gets to answer `/health` after starting.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every stand needs: binaries, servers, where to write.
+pub struct Env {
+    pub ledger_bin: PathBuf,
+    pub edge_bin: PathBuf,
+    pub manifest: PathBuf,
+    /// This binary (for `serve-native`).
+    pub bench_bin: PathBuf,
+    /// A PostgreSQL URL; stands use other databases on the same server.
+    pub database_url: String,
+    pub redis_url: String,
+    pub out_dir: PathBuf,
+    /// The secret edges present to ledgers.
+    pub edge_key: String,
+    pub http: reqwest::Client,
+}
+
+impl Env {
+    /// `name` on the same server as `database_url`.
+    pub fn database(&self, name: &str) -> String {
+        match self.database_url.rsplit_once('/') {
+            Some((server, _)) if server.contains("://") && !server.ends_with('/') => {
+                format!("{server}/{name}")
+            }
+            _ => format!("{}/{name}", self.database_url.trim_end_matches('/')),
+        }
+    }
+
+    fn log(&self, name: &str) -> anyhow::Result<(Stdio, Stdio)> {
+        let dir = self.out_dir.join("logs");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{name}.log"));
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
+    }
+}
+
+/// A free port on loopback (bound, read, released).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn spawn(env: &Env, name: &str, mut cmd: Command) -> anyhow::Result<Child> {
+    let (stdout, stderr) = env.log(name)?;
+    cmd.stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true);
+    cmd.spawn().with_context(|| format!("starting {name}"))
+}
+
+/// Polls `GET {base}/health` until `ready` accepts the JSON body, or the process exits.
+async fn wait_ready(
+    env: &Env,
+    child: &mut Child,
+    name: &str,
+    base: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{name} exited during start ({status}); see {}/logs/{name}.log",
+                env.out_dir.display()
+            );
+        }
+        if let Ok(response) = env.http.get(format!("{base}/health")).send().await {
+            if response.status().is_success()
+                && ready(&response.json().await.unwrap_or(Value::Null))
+            {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{name} did not become ready in {READY_TIMEOUT:?}; see {}/logs/{name}.log",
+                env.out_dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A ledger process on a fresh database, publishing on its own Redis channel.
+pub struct Ledger {
+    pub base: String,
+    pub authority: String,
+    pub channel: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    admin_token: String,
+    child: Child,
+}
+
+impl Ledger {
+    /// `settings` are extra environment variables (e.g. `HOLD_STRATEGY`).
+    pub async fn start(env: &Env, name: &str, settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let database_url = env.database(&format!("tessera_bench_{}", name.replace('-', "_")));
+        if Postgres::database_exists(&database_url).await? {
+            Postgres::force_drop_database(&database_url).await?;
+        }
+        let channel = format!("tessera.bench.{name}.{}", std::process::id());
+        Self::start_on(env, name, &database_url, &channel, settings).await
+    }
+
+    /// Another ledger process on `self`'s database and channel.
+    pub async fn start_on(
+        env: &Env,
+        name: &str,
+        database_url: &str,
+        channel: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let authority = format!("127.0.0.1:{}", free_port()?);
+        let mut cmd = Command::new(&env.ledger_bin);
+        cmd.arg("serve")
+            .env("LEDGER_ADDR", &authority)
+            .env("DATABASE_URL", database_url)
+            .env("REDIS_URL", &env.redis_url)
+            .env("OUTBOX_CHANNEL", channel)
+            .env("EDGE_KEY", &env.edge_key)
+            .env("RUST_LOG", "warn");
+        for (key, value) in settings {
+            cmd.env(key, value);
+        }
+        let mut child = spawn(env, name, cmd)?;
+        let base = format!("http://{authority}");
+        wait_ready(env, &mut child, name, &base, |_| true).await?;
+        let pool = PgPool::connect(database_url).await?;
+        let admin_token = {
+            let mut conn = pool.acquire().await?;
+            tessera_ledger::auth::create_tenant(&mut conn, &format!("Bench {name}"))
+                .await?
+                .1
+        };
+        Ok(Self {
+            base,
+            authority,
+            channel: channel.to_owned(),
+            database_url: database_url.to_owned(),
+            pool,
+            admin_token,
+            child,
+        })
+    }
+
+    /// A published event with one show of `zones` zones (`capacity` each, up to 4 per
+    /// order), created through the admin API as an organiser would.
+    pub async fn create_event(
+        &self,
+        env: &Env,
+        slug: &str,
+        zones: usize,
+        capacity: i32,
+    ) -> anyhow::Result<EventIds> {
+        let zone_specs: Vec<Value> = (0..zones)
+            .map(|i| {
+                json!({"name": format!("Zone {i}"), "price_minor": 5000, "currency": "EUR",
+                            "capacity": capacity, "max_per_order": 4})
+            })
+            .collect();
+        let body = json!({
+            "slug": slug, "title": format!("Bench {slug}"), "category": "concerts",
+            "venue": {"name": "Arena", "city": "Berlin", "country": "DE", "timezone": "Europe/Berlin"},
+            "shows": [{"starts_at": "2030-01-01T19:00:00Z", "zones": zone_specs}]
+        });
+        let created = env
+            .http
+            .post(format!("{}/admin/v1/events", self.base))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await?;
+        if !created.status().is_success() {
+            bail!(
+                "creating event {slug}: {} {}",
+                created.status(),
+                created.text().await.unwrap_or_default()
+            );
+        }
+        let created: Value = created.json().await?;
+        let event_id = created["event_id"].as_str().context("event_id")?.to_owned();
+        let published = env
+            .http
+            .post(format!("{}/admin/v1/events/{event_id}/publish", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?;
+        if !published.status().is_success() {
+            bail!("publishing {slug}: {}", published.status());
+        }
+        let show = &created["shows"][0];
+        let zone_ids = show["zones"]
+            .as_array()
+            .context("zones")?
+            .iter()
+            .map(|z| z["zone_id"].as_str().map(str::to_owned).context("zone_id"))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(EventIds {
+            event_id,
+            show_id: show["show_id"].as_str().context("show_id")?.to_owned(),
+            zone_ids,
+        })
+    }
+
+    /// A counter from the ledger's `/metrics` (summed over matching series): `name` and
+    /// label fragments such as `origin="edge"`.
+    pub async fn metric(&self, env: &Env, name: &str, labels: &[&str]) -> anyhow::Result<f64> {
+        let text = env
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(sum_metric(&text, name, labels))
+    }
+
+    /// Stops the process and drops its database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        let _ = self.child.kill().await;
+        Postgres::force_drop_database(&self.database_url)
+            .await
+            .with_context(|| format!("dropping {}", self.database_url))
+    }
+}
+
+/// Ids of an event created by [`Ledger::create_event`].
+#[derive(Debug, Clone)]
+pub struct EventIds {
+    pub event_id: String,
+    pub show_id: String,
+    pub zone_ids: Vec<String>,
+}
+
+/// Sums the samples of `name` whose label set contains every fragment in `labels`.
+pub fn sum_metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name && labels.iter().all(|l| rest.contains(l)))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// A `tessera-edge` process (one edge node) in front of `ledger`.
+pub struct Edge {
+    pub base: String,
+    pub authority: String,
+    child: Child,
+}
+
+impl Edge {
+    /// `settings`: extra environment (e.g. `EDGE_INSTANCE_REUSE_MAX`).
+    pub async fn start(
+        env: &Env,
+        name: &str,
+        ledger: &Ledger,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let authority = format!("127.0.0.1:{}", free_port()?);
+        let mut cmd = Command::new(&env.edge_bin);
+        cmd.env("EDGE_ADDR", &authority)
+            .env("EDGE_MANIFEST", &env.manifest)
+            .env("SPIN_VARIABLE_LEDGER_URL", &ledger.base)
+            .env("SPIN_VARIABLE_EDGE_KEY", &env.edge_key)
+            .env("SPIN_VARIABLE_REDIS_ADDRESS", &env.redis_url)
+            .env("SPIN_VARIABLE_INVALIDATION_CHANNEL", &ledger.channel)
+            .env("RUST_LOG", "warn");
+        for (key, value) in settings {
+            cmd.env(key, value);
+        }
+        let mut child = spawn(env, name, cmd)?;
+        let base = format!("http://{authority}");
+        // Ready once every Redis subscription is up: before that, pushes would be missed.
+        wait_ready(env, &mut child, name, &base, |health| {
+            health["redis"]
+                .as_array()
+                .is_some_and(|subs| subs.iter().all(|s| s["subscribed"] == true))
+        })
+        .await?;
+        Ok(Self {
+            base,
+            authority,
+            child,
+        })
+    }
+
+    pub async fn metrics(&self, env: &Env) -> anyhow::Result<String> {
+        Ok(env
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The native baseline server (`tessera-bench serve-native`).
+pub struct Native {
+    pub authority: String,
+    child: Child,
+}
+
+impl Native {
+    pub async fn start(
+        env: &Env,
+        ledger: &Ledger,
+        show_id: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Self> {
+        let authority = format!("127.0.0.1:{}", free_port()?);
+        let mut cmd = Command::new(&env.bench_bin);
+        cmd.args([
+            "serve-native",
+            "--addr",
+            &authority,
+            "--ledger",
+            &ledger.base,
+            "--show",
+            show_id,
+            "--event",
+            event_id,
+        ]);
+        let mut child = spawn(env, "native", cmd)?;
+        wait_ready(
+            env,
+            &mut child,
+            "native",
+            &format!("http://{authority}"),
+            |_| true,
+        )
+        .await?;
+        Ok(Self { authority, child })
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}

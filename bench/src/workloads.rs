@@ -1,0 +1,136 @@
+//! What the scenarios send: holds on one zone (buyers taking 1–4 tickets until it is sold
+//! out) and reads of one path.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::load::{Answer, Call, Verdict, Workload};
+
+/// A cheap, well-mixed hash (splitmix64): per-request choices that are random-looking but
+/// repeatable, without a shared RNG between client tasks.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The hold request body and headers for `(show, zone)`.
+pub fn hold_call(
+    target: usize,
+    show_id: &str,
+    zone_id: &str,
+    quantity: u64,
+    customer: &str,
+) -> Call {
+    let body = json!({"show_id": show_id, "zone_id": zone_id, "quantity": quantity, "customer_id": customer});
+    Call::post_json(target, "/v1/holds", &body)
+        .header("idempotency-key", uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Buyers holding 1–4 tickets (unless `quantity_max` is 1) on one zone. Every 201 is
+/// counted, warm-up included, since the database must hold exactly those afterwards. A
+/// client stops after a sold-out answer (`stop_when_sold_out`); later buyers would only be
+/// refused.
+pub struct Holds {
+    pub show_id: String,
+    pub zone_id: String,
+    pub targets: usize,
+    pub quantity_max: u64,
+    pub stop_when_sold_out: bool,
+    /// Distinguishes customers across runs on the same zone.
+    pub run: u64,
+    pub granted: AtomicU64,
+    pub tickets: AtomicU64,
+    pub sold_out: AtomicBool,
+    /// Microseconds after `started` when the last 201 arrived.
+    pub last_granted_us: AtomicU64,
+    pub started: Instant,
+}
+
+impl Holds {
+    pub fn new(show_id: &str, zone_id: &str, targets: usize, run: u64) -> Self {
+        Self {
+            show_id: show_id.to_owned(),
+            zone_id: zone_id.to_owned(),
+            targets,
+            quantity_max: 4,
+            stop_when_sold_out: true,
+            run,
+            granted: AtomicU64::new(0),
+            tickets: AtomicU64::new(0),
+            sold_out: AtomicBool::new(false),
+            last_granted_us: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn quantity(&self, client: usize, n: u64) -> u64 {
+        1 + mix((client as u64) << 40 ^ n ^ self.run << 56) % self.quantity_max
+    }
+}
+
+impl Workload for Holds {
+    fn next(&self, client: usize, n: u64) -> Option<Call> {
+        if self.stop_when_sold_out && self.sold_out.load(Ordering::Relaxed) {
+            return None;
+        }
+        let quantity = self.quantity(client, n);
+        let customer = format!("r{}-c{client}-{n}", self.run);
+        let target = (client + n as usize) % self.targets.max(1);
+        let mut call = hold_call(target, &self.show_id, &self.zone_id, quantity, &customer);
+        call.tag = quantity;
+        Some(call)
+    }
+
+    fn judge(&self, call: &Call, answer: &Answer, _latency: Duration, _measured: bool) -> Verdict {
+        match answer.status {
+            201 => {
+                self.granted.fetch_add(1, Ordering::Relaxed);
+                self.tickets.fetch_add(call.tag, Ordering::Relaxed);
+                self.last_granted_us
+                    .fetch_max(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                Verdict::Ok
+            }
+            409 => {
+                // `sold_out`: nothing left. `insufficient_stock`: fewer left than asked;
+                // smaller orders may still succeed, so keep going.
+                if answer.body.windows(8).any(|w| w == b"sold_out") {
+                    self.sold_out.store(true, Ordering::Relaxed);
+                }
+                Verdict::Refused
+            }
+            _ => Verdict::Failed,
+        }
+    }
+}
+
+/// `GET` of one of `paths` (chosen per request); 200 is success.
+pub struct Reads {
+    pub paths: Vec<String>,
+}
+
+impl Reads {
+    pub fn one(path: &str) -> Self {
+        Self {
+            paths: vec![path.to_owned()],
+        }
+    }
+}
+
+impl Workload for Reads {
+    fn next(&self, _client: usize, n: u64) -> Option<Call> {
+        let path = &self.paths[(mix(n) % self.paths.len().max(1) as u64) as usize];
+        Some(Call::get(0, path.clone()))
+    }
+
+    fn judge(&self, _call: &Call, answer: &Answer, _latency: Duration, _measured: bool) -> Verdict {
+        if answer.status == 200 {
+            Verdict::Ok
+        } else {
+            Verdict::Failed
+        }
+    }
+}
