@@ -3,6 +3,12 @@
 
 use tessera_edge::{EdgeHost, HostConfig};
 
+/// mimalloc instead of the system allocator: every request builds and drops a store, its
+/// resource table, headers and bodies; glibc malloc/free measured ~7% of the node's CPU
+/// under the edge read benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn usage() -> &'static str {
     "usage: tessera-edge [--manifest spin.toml] [--listen 127.0.0.1:3000]\n\
      Settings come from the environment (EDGE_*, SPIN_VARIABLE_*); see .env.example."

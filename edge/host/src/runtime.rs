@@ -28,6 +28,11 @@ use crate::variables::AppVariables;
 /// guest yields to other tasks this often.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Bytes of each linear memory / table kept resident across instances (see `engine`): our
+/// components touch well under this per request.
+const SLOT_KEEP_RESIDENT_BYTES: usize = 1 << 20;
+const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
+
 /// Wasmtime's engine configured for serving many short-lived instances.
 pub fn engine(limits: &GuestLimits) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
@@ -40,6 +45,14 @@ pub fn engine(limits: &GuestLimits) -> wasmtime::Result<Engine> {
         .total_tables(instances.saturating_mul(8))
         .total_stacks(instances)
         .max_memory_size(limits.memory_max_bytes);
+    // A slot is reset for the next instance by zeroing its dirty pages in place (found with
+    // PAGEMAP_SCAN where the kernel has it, ≥ 6.7) instead of unmapping them: unmapping
+    // cost a TLB shootdown on every core per request and refaulting the pages on the next
+    // one. Measured with `cargo xtask bench` (edge reads): +65% requests/s, instantiation
+    // 58 → 40 µs. Memory is still zeroed between instances; only the method differs.
+    pool.linear_memory_keep_resident(SLOT_KEEP_RESIDENT_BYTES)
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)

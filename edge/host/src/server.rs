@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -404,7 +405,7 @@ impl EdgeHost {
             result
         });
         match receiver.await {
-            Ok(Ok(response)) => response,
+            Ok(Ok(response)) => coalesce_small_body(component_id, response).await,
             Ok(Err(code)) => {
                 tracing::warn!(
                     component = component_id,
@@ -547,6 +548,56 @@ fn problem(mut problem: Problem) -> Response<HyperOutgoingBody> {
         );
     }
     response
+}
+
+/// Bodies up to this size are collected before the head is written.
+const COALESCE_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// A component sends its response head before it writes the body, so hyper would write the
+/// head, then each body chunk, in separate system calls: measured as ~14% of the node's CPU
+/// under the edge read benchmark. A small body (all of ours) is collected first, so head and
+/// body leave in one write with a Content-Length; a larger one streams on after the part
+/// collected. The guest's own deadline bounds the wait.
+async fn coalesce_small_body(
+    component_id: &str,
+    response: Response<HyperOutgoingBody>,
+) -> Response<HyperOutgoingBody> {
+    let (parts, mut body) = response.into_parts();
+    let mut collected = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Response::from_parts(parts, full(collected.freeze())),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if collected.len() + data.len() <= COALESCE_BODY_MAX_BYTES => {
+                    collected.extend_from_slice(&data);
+                }
+                // Too large to hold, or trailers: stream from here on.
+                Ok(data) => return streamed(parts, collected, Frame::data(data), body),
+                Err(trailers) => return streamed(parts, collected, trailers, body),
+            },
+            Some(Err(e)) => {
+                // Nothing was sent yet, so the client gets a clean error, not a cut body.
+                tracing::warn!(component = component_id, error = %e, "the component's response body failed");
+                guest_failure(component_id, "body");
+                return problem(
+                    Problem::new(ErrorCode::Internal).with_detail("the component failed"),
+                );
+            }
+        }
+    }
+}
+
+/// `collected`, then `next`, then the rest of `body`.
+fn streamed(
+    parts: hyper::http::response::Parts,
+    collected: bytes::BytesMut,
+    next: Frame<Bytes>,
+    body: HyperOutgoingBody,
+) -> Response<HyperOutgoingBody> {
+    use futures_util::StreamExt as _;
+    let head = [Frame::data(collected.freeze()), next].map(Ok);
+    let frames = futures_util::stream::iter(head).chain(http_body_util::BodyStream::new(body));
+    Response::from_parts(parts, StreamBody::new(frames).boxed_unsync())
 }
 
 fn full(bytes: Bytes) -> HyperOutgoingBody {
