@@ -405,6 +405,59 @@ async fn the_edge_keeps_serving_while_redis_is_down_and_then_catches_up(pool: Pg
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn a_spike_past_the_instance_slots_waits_for_one_then_is_shed(pool: PgPool) {
+    let ledger = ledger_for_edges(pool).await;
+    let node = |wait_ms: &str| {
+        let mut options = EdgeOptions::for_ledger(&ledger);
+        options.manifest = support::repo_root().join("tests/fixtures/runaway.toml");
+        options.redis_url = String::new();
+        options.env = vec![
+            ("EDGE_INSTANCES_MAX", "2".into()),
+            ("EDGE_REQUEST_TIMEOUT_MS", "300".into()),
+            ("EDGE_INSTANCE_WAIT_MS", wait_ms.into()),
+        ];
+        EdgeNode::start_with(&ledger, options)
+    };
+    // Four guests that each hold a slot for 300 ms, on two slots: with a long enough wait
+    // the last two queue and run; none is refused.
+    let patient = node("5000").await;
+    let loops = (0..4).map(|_| patient.get("/spin-loop"));
+    let statuses: Vec<u16> = futures::future::join_all(loops)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(statuses, [500; 4], "all ran to their deadline");
+    assert_eq!(
+        patient
+            .metric("edge_guest_failures_total", &[("reason", "instance_wait")])
+            .await,
+        0.0
+    );
+    // With a short wait, the two that find no slot are shed with 503 + Retry-After.
+    let hasty = node("50").await;
+    let loops = (0..4).map(|_| hasty.get("/spin-loop"));
+    let mut shed = 0;
+    for response in futures::future::join_all(loops).await {
+        match response.status().as_u16() {
+            500 => {}
+            503 => {
+                shed += 1;
+                assert_eq!(response.headers()["retry-after"], "1");
+                let problem: Value = response.json().await.expect("problem");
+                assert_eq!(problem["code"], "overloaded", "{problem}");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(shed, 2);
+    // Slots come back: the node serves normally afterwards.
+    let (status, body) = hasty.get_json("/v1/categories").await;
+    assert_eq!(status, 200, "{body}");
+    ledger.stop().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn a_runaway_guest_is_stopped_and_the_host_keeps_serving(pool: PgPool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _turn = serial().await;

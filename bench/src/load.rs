@@ -244,11 +244,18 @@ impl Client {
         }
     }
 
+    /// Sends `call`. A kept-alive connection the server has closed meanwhile (idle
+    /// timeout) fails before anything was answered; like any HTTP client, the call is then
+    /// sent once more on a fresh connection. That is safe for every call the scenarios
+    /// make: reads, holds and confirms carry an Idempotency-Key, releases are idempotent.
     pub async fn send(&mut self, call: &Call) -> anyhow::Result<Answer> {
-        let sender = match &mut self.sender {
-            Some(sender) => sender,
-            None => self.sender.insert(connect(&self.authority).await?),
-        };
+        if let Some(sender) = &mut self.sender {
+            match send(sender, &self.authority, call).await {
+                Ok(answer) => return Ok(answer),
+                Err(_) => self.sender = None,
+            }
+        }
+        let sender = self.sender.insert(connect(&self.authority).await?);
         let answer = send(sender, &self.authority, call).await;
         if answer.is_err() {
             self.sender = None;

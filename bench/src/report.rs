@@ -200,20 +200,19 @@ impl Report {
 
     /// The goals of every scenario in one table: the README's key table.
     pub fn goals_table(&self) -> String {
-        let mut md = String::from("| scenario | goal | measured | met |\n|---|---|---|---|\n");
+        let mut table = Table::new("", &["scenario", "goal", "measured", "met"]);
         for section in &self.sections {
             for goal in &section.goals {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} |",
-                    section.title,
-                    goal.goal,
-                    goal.measured,
-                    if goal.met { "yes" } else { "**no**" }
-                );
+                let met = if goal.met { "yes" } else { "**no**" };
+                table.row(vec![
+                    section.title.clone(),
+                    goal.goal.clone(),
+                    goal.measured.clone(),
+                    met.to_owned(),
+                ]);
             }
         }
-        md
+        table.markdown()
     }
 
     pub fn markdown(&self) -> String {
@@ -230,38 +229,45 @@ impl Report {
             let _ = writeln!(md, "**Debug build: the figures below only show that the scenarios run; the correctness checks are what counts.**\n");
         }
         let _ = writeln!(md, "## Goals\n\n{}", self.goals_table());
-        let _ = writeln!(
-            md,
-            "## Correctness checks\n\n| scenario | check | passed | detail |\n|---|---|---|---|"
-        );
+        let mut checks = Table::new("", &["scenario", "check", "passed", "detail"]);
         for section in &self.sections {
             for check in &section.checks {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} |",
-                    section.title,
-                    check.name,
-                    if check.passed { "yes" } else { "**NO**" },
-                    check.detail
-                );
+                let passed = if check.passed { "yes" } else { "**NO**" };
+                checks.row(vec![
+                    section.title.clone(),
+                    check.name.clone(),
+                    passed.to_owned(),
+                    check.detail.clone(),
+                ]);
             }
         }
+        let _ = writeln!(md, "## Correctness checks\n\n{}", checks.markdown());
         for section in &self.sections {
             let _ = writeln!(md, "\n## {}\n", section.title);
             for note in &section.notes {
                 let _ = writeln!(md, "- {note}");
             }
             for table in &section.tables {
-                let _ = writeln!(md, "\n**{}**\n", table.title);
-                let _ = writeln!(md, "| {} |", table.columns.join(" | "));
-                let _ = writeln!(md, "|{}", "---|".repeat(table.columns.len()));
-                for row in &table.rows {
-                    let _ = writeln!(md, "| {} |", row.join(" | "));
-                }
+                let _ = writeln!(md, "\n**{}**\n\n{}", table.title, table.markdown());
             }
             for chart in &section.charts {
                 let _ = writeln!(md, "\n![{}]({})", chart.title, chart.file);
             }
+        }
+        md
+    }
+}
+
+impl Table {
+    /// The rows as a Markdown table (the title is the caller's to place).
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "| {} |\n|{}\n",
+            self.columns.join(" | "),
+            "---|".repeat(self.columns.len())
+        );
+        for row in &self.rows {
+            let _ = writeln!(md, "| {} |", row.join(" | "));
         }
         md
     }

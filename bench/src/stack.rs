@@ -115,7 +115,12 @@ pub struct Ledger {
 impl Ledger {
     /// `settings` are extra environment variables (e.g. `HOLD_STRATEGY`).
     pub async fn start(env: &Env, name: &str, settings: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let database_url = env.database(&format!("tessera_bench_{}", name.replace('-', "_")));
+        // The pid keeps two runs on one server (a developer's and CI's) apart.
+        let database_url = env.database(&format!(
+            "tessera_bench_{}_{}",
+            name.replace('-', "_"),
+            std::process::id()
+        ));
         if Postgres::database_exists(&database_url).await? {
             Postgres::force_drop_database(&database_url).await?;
         }

@@ -15,6 +15,9 @@ pub struct HostConfig {
     /// request, as Spin does. Reuse skips instantiation but keeps guest memory between
     /// requests, so components must not keep request state in globals.
     pub instance_reuse_max: u32,
+    /// How long a request waits for a free instance slot (all `instances_max` busy) before
+    /// it is answered 503 + Retry-After: a spike queues briefly instead of failing at once.
+    pub instance_wait: Duration,
     /// Entries one node's key-value store holds before `set` fails (the guest treats that
     /// as "not cached").
     pub kv_entries_max: usize,
@@ -88,6 +91,7 @@ impl HostConfig {
                 instances_max: parse(&lookup, "EDGE_INSTANCES_MAX", "256")?,
             },
             instance_reuse_max: reuse.max(1),
+            instance_wait: Duration::from_millis(parse(&lookup, "EDGE_INSTANCE_WAIT_MS", "1000")?),
             kv_entries_max: parse(&lookup, "EDGE_KV_ENTRIES_MAX", "100000")?,
             request_body_max_bytes: parse(&lookup, "EDGE_REQUEST_BODY_MAX_BYTES", "1048576")?,
             shutdown_grace: Duration::from_secs(parse(

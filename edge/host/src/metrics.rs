@@ -5,7 +5,9 @@
 //!   fetched from the ledger (`miss`), as the component reports in `Tessera-Cache`
 //! - `edge_kv_gets_total{component,result}`, `edge_kv_entries`
 //! - `edge_instantiation_seconds{component}`, `edge_instance_reuses_total{component}`
-//! - `edge_guest_failures_total{component,reason}`: traps, deadlines, missing responses
+//! - `edge_guest_failures_total{component,reason}`: traps, deadlines, missing responses,
+//!   failed response bodies (`body`), requests that found no free instance slot in time
+//!   (`instance_wait`)
 //! - `edge_invalidations_total{component,outcome}`, `edge_redis_connected{channel}`,
 //!   `edge_redis_resubscriptions_total{channel}`, `edge_outbound_denied_total`
 

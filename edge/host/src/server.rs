@@ -50,6 +50,9 @@ pub struct EdgeHost {
     /// Idle instances kept per component: they hold pool slots, so one busy component's
     /// leftovers must not starve the others.
     idle_max: usize,
+    /// One permit per request running a guest; waiting for one is bounded by
+    /// `config.instance_wait`.
+    request_slots: Arc<tokio::sync::Semaphore>,
     subscriptions: Vec<Arc<Subscription>>,
     metrics: PrometheusHandle,
 }
@@ -140,12 +143,24 @@ impl EdgeHost {
             .collect::<std::collections::HashSet<_>>()
             .len();
         let idle_max = (config.limits.instances_max as usize / (2 * http_components.max(1))).max(1);
+        // Slots for requests: the pool, less what idle instances (when reused) and one
+        // message handler per subscription can hold, so a request with a permit always
+        // finds a free slot.
+        let idle_slots = if config.instance_reuse_max > 1 {
+            idle_max * http_components
+        } else {
+            0
+        };
+        let request_slots = (config.limits.instances_max as usize)
+            .saturating_sub(idle_slots + subscriptions.len())
+            .max(1);
         Ok(Self {
             app,
             router,
             config,
             idle,
             idle_max,
+            request_slots: Arc::new(tokio::sync::Semaphore::new(request_slots)),
             subscriptions,
             metrics: crate::metrics::recorder()?,
         })
@@ -310,6 +325,22 @@ impl EdgeHost {
         let Entry::Http(pre) = &component.entry else {
             return problem(Problem::new(ErrorCode::Internal));
         };
+        let slot = match tokio::time::timeout(
+            self.config.instance_wait,
+            self.request_slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(slot)) => slot,
+            // Every slot stayed busy for the whole wait (or the node is closing).
+            _ => {
+                guest_failure(component_id, "instance_wait");
+                return problem(
+                    Problem::new(ErrorCode::Overloaded)
+                        .with_detail("the edge node is at its instance limit; retry shortly"),
+                );
+            }
+        };
         let reused = self
             .idle
             .get(component_id)
@@ -337,7 +368,7 @@ impl EdgeHost {
                         }
                     }
                     Err(e) => {
-                        // Usually the pool is full: every slot is serving a request.
+                        // With a request slot in hand the pool has room: this is rare.
                         tracing::warn!(component = component_id, error = %e, "instantiation failed");
                         guest_failure(component_id, "instantiation");
                         return problem(
@@ -372,6 +403,8 @@ impl EdgeHost {
         // The guest may keep running after it sends the response head (streaming the body),
         // so it runs in its own task.
         let task = tokio::spawn(async move {
+            // The slot is free again when the guest is done (or back among the idle).
+            let _slot = slot;
             // The epoch deadline stops a guest that computes; this one stops a guest that
             // waits (on a slow client's body, on an upstream), which epochs never see.
             let result = tokio::time::timeout(
