@@ -133,8 +133,16 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         "every edge reports 0 available after the sell-out",
         all_zero && audit.available == 0,
         format!(
-            "zone available {} at the ledger; edges saw 0 at {:?}",
-            audit.available, zero_seen
+            "zone available {} at the ledger; the edges showed 0 at {} ms after the sale opened",
+            audit.available,
+            zero_seen
+                .iter()
+                .map(|seen| seen.map_or("never".to_owned(), |at| format!(
+                    "{:.0}",
+                    at.as_secs_f64() * 1000.0
+                )))
+                .collect::<Vec<_>>()
+                .join(" and ")
         ),
     );
 

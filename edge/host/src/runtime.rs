@@ -49,7 +49,7 @@ pub fn engine(limits: &GuestLimits) -> wasmtime::Result<Engine> {
     // PAGEMAP_SCAN where the kernel has it, ≥ 6.7) instead of unmapping them: unmapping
     // cost a TLB shootdown on every core per request and refaulting the pages on the next
     // one. Measured with `cargo xtask bench` (edge reads): +65% requests/s, instantiation
-    // 58 → 40 µs. Memory is still zeroed between instances; only the method differs.
+    // 58 → ~40 µs. Memory is still zeroed between instances; only the method differs.
     pool.linear_memory_keep_resident(SLOT_KEEP_RESIDENT_BYTES)
         .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
         .pagemap_scan(wasmtime::Enabled::Auto);
