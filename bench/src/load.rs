@@ -199,7 +199,20 @@ async fn connect(authority: &str) -> anyhow::Result<Sender> {
     Ok(sender)
 }
 
+/// No request may stall a run (and CI with it): one answered later than this is a failure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn send(sender: &mut Sender, authority: &str, call: &Call) -> anyhow::Result<Answer> {
+    tokio::time::timeout(REQUEST_TIMEOUT, send_unbounded(sender, authority, call))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {authority} within {REQUEST_TIMEOUT:?}"))?
+}
+
+async fn send_unbounded(
+    sender: &mut Sender,
+    authority: &str,
+    call: &Call,
+) -> anyhow::Result<Answer> {
     let mut request = hyper::Request::builder()
         .method(call.method.clone())
         .uri(call.path_and_query.as_str())
@@ -272,7 +285,9 @@ fn tally(figures: &mut Figures, verdict: Verdict, answer: &Answer, latency: Dura
     match verdict {
         Verdict::Ok => {
             figures.ok += 1;
-            let _ = figures.latency_us.record(latency.as_micros().max(1) as u64);
+            figures
+                .latency_us
+                .saturating_record(latency.as_micros().max(1) as u64);
         }
         Verdict::Refused => figures.refused += 1,
         Verdict::Failed => figures.failed += 1,
@@ -282,7 +297,7 @@ fn tally(figures: &mut Figures, verdict: Verdict, answer: &Answer, latency: Dura
 /// `clients` closed-loop clients (client `i` on target `i % targets`, unless the workload's
 /// calls say otherwise) for `warmup + measure`, or until every client's workload ends. The
 /// window closes early when all clients have ended; `elapsed_s` is then the time until the
-/// last answer.
+/// last successful answer.
 pub async fn closed_loop<W: Workload>(
     targets: &Targets,
     workload: Arc<W>,
@@ -298,7 +313,7 @@ pub async fn closed_loop<W: Workload>(
         let (workload, measuring, stop) = (workload.clone(), measuring.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut figures = Figures::empty();
-            let mut last_answer: Option<Instant> = None;
+            let mut last_ok: Option<Instant> = None;
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
@@ -314,7 +329,9 @@ pub async fn closed_loop<W: Workload>(
                         let verdict = workload.judge(&call, &answer, latency, measured);
                         if measured {
                             tally(&mut figures, verdict, &answer, latency);
-                            last_answer = Some(Instant::now());
+                            if verdict == Verdict::Ok {
+                                last_ok = Some(Instant::now());
+                            }
                         }
                     }
                     Err(_) => {
@@ -324,7 +341,7 @@ pub async fn closed_loop<W: Workload>(
                     }
                 }
             }
-            (figures, last_answer)
+            (figures, last_ok)
         }));
     }
     tokio::time::sleep(warmup).await;
@@ -339,9 +356,9 @@ pub async fn closed_loop<W: Workload>(
     let mut figures = Figures::empty();
     let mut last = None::<Instant>;
     for task in tasks {
-        let (part, last_answer) = task.await?;
+        let (part, last_ok) = task.await?;
         figures = figures.absorb(&part)?;
-        last = last.max(last_answer);
+        last = last.max(last_ok);
     }
     let window_end = if Instant::now() >= deadline {
         deadline

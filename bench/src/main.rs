@@ -196,7 +196,11 @@ fn parse_run(args: &[String]) -> anyhow::Result<RunArgs> {
         redis_url: std::env::var("REDIS_URL").context("REDIS_URL must name a Redis server")?,
         out_dir: out.clone(),
         edge_key: uuid::Uuid::new_v4().simple().to_string(),
-        http: reqwest::Client::new(),
+        // Setup and probes only; a stalled server must not hang the run.
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?,
     };
     let only = match values.remove("only") {
         Some(list) => Some(
@@ -280,38 +284,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let selected = |n: usize| args.only.as_ref().is_none_or(|only| only.contains(&n));
     let progress = Progress::new((1..=6).filter(|n| selected(*n)).count() as u64);
     let env = &args.env;
-    let mut sections = Vec::new();
-    for n in 1..=6 {
-        if !selected(n) {
-            continue;
-        }
-        let section = match n {
-            1 => scenarios::flash_sale::run(env, &plan, &progress).await,
-            2 => scenarios::sell_out::run(env, &plan, &progress).await,
-            3 => scenarios::edge_reads::run(env, &plan, &progress).await,
-            4 => scenarios::invalidation::run(env, &plan, &progress).await,
-            5 => scenarios::scale::run(env, &plan, &progress).await,
-            _ => scenarios::mixed_day::run(env, &plan, &progress).await,
-        }
-        .with_context(|| format!("scenario {n}"))?;
-        for goal in &section.goals {
-            progress.line(&format!(
-                "  goal: {} — measured {} ({})",
-                goal.goal,
-                goal.measured,
-                if goal.met { "met" } else { "NOT met" }
-            ));
-        }
-        for check in &section.checks {
-            progress.line(&format!(
-                "  check: {} — {}",
-                check.name,
-                if check.passed { "passed" } else { "FAILED" }
-            ));
-        }
-        sections.push(section);
-        progress.scenario_done();
+    let ran = run_scenarios(env, &plan, &progress, &selected).await;
+    // Stands drop their databases when they stop; after an error some may not have.
+    if let Err(e) = stack::drop_databases(env).await {
+        eprintln!("warning: leftover bench databases not dropped: {e:#}");
     }
+    let sections = ran?;
     progress.bar.finish_and_clear();
     let report = Report {
         date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -332,4 +310,38 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn run_scenarios(
+    env: &Env,
+    plan: &Plan,
+    progress: &Progress,
+    selected: &dyn Fn(usize) -> bool,
+) -> anyhow::Result<Vec<report::Section>> {
+    let mut sections = Vec::new();
+    for n in (1..=6).filter(|n| selected(*n)) {
+        let section = match n {
+            1 => scenarios::flash_sale::run(env, plan, progress).await,
+            2 => scenarios::sell_out::run(env, plan, progress).await,
+            3 => scenarios::edge_reads::run(env, plan, progress).await,
+            4 => scenarios::invalidation::run(env, plan, progress).await,
+            5 => scenarios::scale::run(env, plan, progress).await,
+            _ => scenarios::mixed_day::run(env, plan, progress).await,
+        }
+        .with_context(|| format!("scenario {n}"))?;
+        for goal in &section.goals {
+            let met = if goal.met { "met" } else { "NOT met" };
+            progress.line(&format!(
+                "  goal: {} — measured {} ({met})",
+                goal.goal, goal.measured
+            ));
+        }
+        for check in &section.checks {
+            let passed = if check.passed { "passed" } else { "FAILED" };
+            progress.line(&format!("  check: {} — {passed}", check.name));
+        }
+        sections.push(section);
+        progress.scenario_done();
+    }
+    Ok(sections)
 }

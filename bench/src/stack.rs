@@ -101,6 +101,22 @@ async fn wait_ready(
     }
 }
 
+/// Drops every database this run created (`tessera_bench_*_<pid>`) that is still there.
+pub async fn drop_databases(env: &Env) -> anyhow::Result<()> {
+    let pool = PgPool::connect(&env.database_url).await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "select datname from pg_database where datname like 'tessera\\_bench\\_%\\_' || $1",
+    )
+    .bind(std::process::id().to_string())
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    for name in names {
+        Postgres::force_drop_database(&env.database(&name)).await?;
+    }
+    Ok(())
+}
+
 /// A ledger process on a fresh database, publishing on its own Redis channel.
 pub struct Ledger {
     pub base: String,

@@ -131,7 +131,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         plan.read_latency_window.as_secs_f64()
     ));
     section.notes.push(format!(
-        "Edge cache during the run: {} hits, {} misses. Component instantiation: {} µs per request on average (edge_instantiation_seconds).",
+        "The fresh-instance edge's cache since it started (fill included): {} hits, {} misses. Component instantiation: {} µs per request on average (edge_instantiation_seconds).",
         count(hits),
         count(misses),
         instantiation_us.map_or("n/a".to_owned(), |us| format!("{us:.0}"))

@@ -403,8 +403,11 @@ impl EdgeHost {
         // The guest may keep running after it sends the response head (streaming the body),
         // so it runs in its own task.
         let task = tokio::spawn(async move {
-            // The slot is free again when the guest is done (or back among the idle).
+            // The slot is free again when the guest is done (or back among the idle). The
+            // store is rebound after it so that it drops first: its pool slot must be free
+            // before the permit is.
             let _slot = slot;
+            let (mut store, proxy) = (store, proxy);
             // The epoch deadline stops a guest that computes; this one stops a guest that
             // waits (on a slow client's body, on an upstream), which epochs never see.
             let result = tokio::time::timeout(
@@ -585,12 +588,15 @@ fn problem(mut problem: Problem) -> Response<HyperOutgoingBody> {
 
 /// Bodies up to this size are collected before the head is written.
 const COALESCE_BODY_MAX_BYTES: usize = 64 * 1024;
+/// How long to wait for the body's next frame before streaming instead: a component that
+/// writes its body at once is never this slow; one that streams or polls must not be held.
+const COALESCE_FRAME_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// A component sends its response head before it writes the body, so hyper would write the
 /// head, then each body chunk, in separate system calls: measured as ~14% of the node's CPU
-/// under the edge read benchmark. A small body (all of ours) is collected first, so head and
-/// body leave in one write with a Content-Length; a larger one streams on after the part
-/// collected. The guest's own deadline bounds the wait.
+/// under the edge read benchmark. A small body written at once (all of ours) is collected
+/// first, so head and body leave in one write with a Content-Length; anything larger or
+/// slower streams on after the part collected.
 async fn coalesce_small_body(
     component_id: &str,
     response: Response<HyperOutgoingBody>,
@@ -598,15 +604,18 @@ async fn coalesce_small_body(
     let (parts, mut body) = response.into_parts();
     let mut collected = bytes::BytesMut::new();
     loop {
-        match body.frame().await {
+        let Ok(frame) = tokio::time::timeout(COALESCE_FRAME_WAIT, body.frame()).await else {
+            return streamed(parts, collected, None, body);
+        };
+        match frame {
             None => return Response::from_parts(parts, full(collected.freeze())),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) if collected.len() + data.len() <= COALESCE_BODY_MAX_BYTES => {
                     collected.extend_from_slice(&data);
                 }
                 // Too large to hold, or trailers: stream from here on.
-                Ok(data) => return streamed(parts, collected, Frame::data(data), body),
-                Err(trailers) => return streamed(parts, collected, trailers, body),
+                Ok(data) => return streamed(parts, collected, Some(Frame::data(data)), body),
+                Err(trailers) => return streamed(parts, collected, Some(trailers), body),
             },
             Some(Err(e)) => {
                 // Nothing was sent yet, so the client gets a clean error, not a cut body.
@@ -624,11 +633,13 @@ async fn coalesce_small_body(
 fn streamed(
     parts: hyper::http::response::Parts,
     collected: bytes::BytesMut,
-    next: Frame<Bytes>,
+    next: Option<Frame<Bytes>>,
     body: HyperOutgoingBody,
 ) -> Response<HyperOutgoingBody> {
     use futures_util::StreamExt as _;
-    let head = [Frame::data(collected.freeze()), next].map(Ok);
+    let head = std::iter::once(Frame::data(collected.freeze()))
+        .chain(next)
+        .map(Ok);
     let frames = futures_util::stream::iter(head).chain(http_body_util::BodyStream::new(body));
     Response::from_parts(parts, StreamBody::new(frames).boxed_unsync())
 }
