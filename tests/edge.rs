@@ -407,20 +407,20 @@ async fn the_edge_keeps_serving_while_redis_is_down_and_then_catches_up(pool: Pg
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_spike_past_the_instance_slots_waits_for_one_then_is_shed(pool: PgPool) {
     let ledger = ledger_for_edges(pool).await;
-    let node = |wait_ms: &str| {
+    let node = |wait_ms: &str, deadline_ms: &str| {
         let mut options = EdgeOptions::for_ledger(&ledger);
         options.manifest = support::repo_root().join("tests/fixtures/runaway.toml");
         options.redis_url = String::new();
         options.env = vec![
             ("EDGE_INSTANCES_MAX", "2".into()),
-            ("EDGE_REQUEST_TIMEOUT_MS", "300".into()),
+            ("EDGE_REQUEST_TIMEOUT_MS", deadline_ms.into()),
             ("EDGE_INSTANCE_WAIT_MS", wait_ms.into()),
         ];
         EdgeNode::start_with(&ledger, options)
     };
     // Four guests that each hold a slot for 300 ms, on two slots: with a long enough wait
     // the last two queue and run; none is refused.
-    let patient = node("5000").await;
+    let patient = node("5000", "300").await;
     let loops = (0..4).map(|_| patient.get("/spin-loop"));
     let statuses: Vec<u16> = futures::future::join_all(loops)
         .await
@@ -434,8 +434,10 @@ async fn a_spike_past_the_instance_slots_waits_for_one_then_is_shed(pool: PgPool
             .await,
         0.0
     );
-    // With a short wait, the two that find no slot are shed with 503 + Retry-After.
-    let hasty = node("50").await;
+    // With a short wait, the two that find no slot are shed with 503 + Retry-After. The
+    // guests hold their slots for 3 s, so all four arrive while both are taken even on a
+    // loaded machine (with 300 ms, a late arrival under parallel tests found a free slot).
+    let hasty = node("50", "3000").await;
     let loops = (0..4).map(|_| hasty.get("/spin-loop"));
     let mut shed = 0;
     for response in futures::future::join_all(loops).await {
