@@ -54,16 +54,8 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         .error_for_status()?
         .text()
         .await?;
-    let version = serde_json::from_str::<serde_json::Value>(&event_body)?["version"]
-        .as_i64()
-        .context("event version")?;
-    let event = DocEntry::new(
-        event_path,
-        event_body,
-        etag::for_event_version(version),
-        now,
-        ENTRY_TTL_MS,
-    );
+    let event_etag = etag::for_event_body(event_body.as_bytes());
+    let event = DocEntry::new(event_path, event_body, event_etag, now, ENTRY_TTL_MS);
     let store: Store = Arc::new(HashMap::from([
         (
             keys::availability(args.show_id),
@@ -100,7 +92,12 @@ async fn availability_hit(
         return StatusCode::NOT_FOUND.into_response();
     };
     match serde_json::to_string(&entry.to_availability()) {
-        Ok(body) => answer(&entry.etag(), body, "public, max-age=1", &headers),
+        Ok(body) => answer(
+            &entry.etag(),
+            body,
+            etag::CACHE_CONTROL_AVAILABILITY,
+            &headers,
+        ),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -116,7 +113,7 @@ async fn event_hit(
         .and_then(|raw| serde_json::from_slice::<DocEntry>(raw).ok())
         .filter(|e| e.is_fresh(now_ms()) && e.source == path)
     {
-        Some(doc) => answer(&doc.etag, doc.body, "public, max-age=10", &headers),
+        Some(doc) => answer(&doc.etag, doc.body, etag::CACHE_CONTROL_EVENT, &headers),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -141,24 +141,13 @@ impl Ledger {
             Postgres::force_drop_database(&database_url).await?;
         }
         let channel = format!("tessera.bench.{name}.{}", std::process::id());
-        Self::start_on(env, name, &database_url, &channel, settings).await
-    }
-
-    /// Another ledger process on `self`'s database and channel.
-    pub async fn start_on(
-        env: &Env,
-        name: &str,
-        database_url: &str,
-        channel: &str,
-        settings: &[(&str, &str)],
-    ) -> anyhow::Result<Self> {
         let authority = format!("127.0.0.1:{}", free_port()?);
         let mut cmd = Command::new(&env.ledger_bin);
         cmd.arg("serve")
             .env("LEDGER_ADDR", &authority)
-            .env("DATABASE_URL", database_url)
+            .env("DATABASE_URL", &database_url)
             .env("REDIS_URL", &env.redis_url)
-            .env("OUTBOX_CHANNEL", channel)
+            .env("OUTBOX_CHANNEL", &channel)
             .env("EDGE_KEY", &env.edge_key)
             .env("RUST_LOG", "warn");
         for (key, value) in settings {
@@ -167,7 +156,7 @@ impl Ledger {
         let mut child = spawn(env, name, cmd)?;
         let base = format!("http://{authority}");
         wait_ready(env, &mut child, name, &base, |_| true).await?;
-        let pool = PgPool::connect(database_url).await?;
+        let pool = PgPool::connect(&database_url).await?;
         let admin_token = {
             let mut conn = pool.acquire().await?;
             tessera_ledger::auth::create_tenant(&mut conn, &format!("Bench {name}"))
@@ -177,8 +166,8 @@ impl Ledger {
         Ok(Self {
             base,
             authority,
-            channel: channel.to_owned(),
-            database_url: database_url.to_owned(),
+            channel,
+            database_url,
             pool,
             admin_token,
             child,
@@ -329,6 +318,20 @@ impl Edge {
             authority,
             child,
         })
+    }
+
+    /// `count` nodes in front of `ledger`, named `{name}-0`, `{name}-1`, …
+    pub async fn start_many(
+        env: &Env,
+        name: &str,
+        ledger: &Ledger,
+        count: usize,
+    ) -> anyhow::Result<Vec<Self>> {
+        let mut edges = Vec::with_capacity(count);
+        for i in 0..count {
+            edges.push(Self::start(env, &format!("{name}-{i}"), ledger, &[]).await?);
+        }
+        Ok(edges)
     }
 
     pub async fn metrics(&self, env: &Env) -> anyhow::Result<String> {

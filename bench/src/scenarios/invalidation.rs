@@ -25,10 +25,13 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     let mut section = Section::new("invalidation", "4. Invalidation latency");
     progress.step("invalidation: starting a ledger and 4 edges");
     let ledger = Ledger::start(env, "invalidation", &[]).await?;
-    let mut edges = Vec::new();
-    for i in 0..EDGE_COUNTS[EDGE_COUNTS.len() - 1] {
-        edges.push(Edge::start(env, &format!("invalidation-edge-{i}"), &ledger, &[]).await?);
-    }
+    let edges = Edge::start_many(
+        env,
+        "invalidation-edge",
+        &ledger,
+        EDGE_COUNTS[EDGE_COUNTS.len() - 1],
+    )
+    .await?;
     let reads_before = ledger_reads(env, &ledger).await?;
     let mut results = Vec::new();
     let mut table = Table::new(

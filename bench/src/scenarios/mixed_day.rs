@@ -130,10 +130,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     let mut section = Section::new("mixed-day", "6. Mixed day");
     progress.step("mixed day: starting a ledger and two edges");
     let ledger = Ledger::start(env, "mixed", &[]).await?;
-    let mut edges = Vec::new();
-    for i in 0..EDGES {
-        edges.push(Edge::start(env, &format!("mixed-edge-{i}"), &ledger, &[]).await?);
-    }
+    let edges = Edge::start_many(env, "mixed-edge", &ledger, EDGES).await?;
     let ids = ledger
         .create_event(env, "mixed-day", ZONES, ZONE_STOCK)
         .await?;

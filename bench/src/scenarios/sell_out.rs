@@ -28,10 +28,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     let mut section = Section::new("sell-out", "2. Sell-out behaviour");
     progress.step("sell-out: starting a ledger and two edges");
     let ledger = Ledger::start(env, "sellout", &[]).await?;
-    let mut edges = Vec::new();
-    for i in 0..EDGES {
-        edges.push(Edge::start(env, &format!("sellout-edge-{i}"), &ledger, &[]).await?);
-    }
+    let edges = Edge::start_many(env, "sellout-edge", &ledger, EDGES).await?;
     let ids = ledger.create_event(env, "sellout", 1, ZONE_STOCK).await?;
     let avail_path = format!("/v1/shows/{}/availability", ids.show_id);
     // Buyers look at the show first: every edge has it cached when the sale opens.

@@ -335,10 +335,7 @@ impl EdgeHost {
             // Every slot stayed busy for the whole wait (or the node is closing).
             _ => {
                 guest_failure(component_id, "instance_wait");
-                return problem(
-                    Problem::new(ErrorCode::Overloaded)
-                        .with_detail("the edge node is at its instance limit; retry shortly"),
-                );
+                return at_instance_limit();
             }
         };
         let reused = self
@@ -371,11 +368,7 @@ impl EdgeHost {
                         // With a request slot in hand the pool has room: this is rare.
                         tracing::warn!(component = component_id, error = %e, "instantiation failed");
                         guest_failure(component_id, "instantiation");
-                        return problem(
-                            Problem::new(ErrorCode::Overloaded).with_detail(
-                                "the edge node is at its instance limit; retry shortly",
-                            ),
-                        );
+                        return at_instance_limit();
                     }
                 }
             }
@@ -584,6 +577,14 @@ fn problem(mut problem: Problem) -> Response<HyperOutgoingBody> {
         );
     }
     response
+}
+
+/// 503 + Retry-After: every instance slot is busy.
+fn at_instance_limit() -> Response<HyperOutgoingBody> {
+    problem(
+        Problem::new(ErrorCode::Overloaded)
+            .with_detail("the edge node is at its instance limit; retry shortly"),
+    )
 }
 
 /// Bodies up to this size are collected before the head is written.

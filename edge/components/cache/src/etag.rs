@@ -1,7 +1,18 @@
-//! Entity tags (RFC 9110 §8.8.3) and `If-None-Match` (§13.1.2). All tags the edge makes are
-//! strong; `If-None-Match` uses the weak comparison, so `W/"x"` matches `"x"`.
+//! Entity tags (RFC 9110 §8.8.3), `If-None-Match` (§13.1.2) and the `Cache-Control` the
+//! edge sends with them. All tags the edge makes are strong; `If-None-Match` uses the weak
+//! comparison, so `W/"x"` matches `"x"`.
 
 use tessera_domain::catalog::ZoneAvailability;
+
+/// How long browsers and shared caches in front of the edge may reuse an answer. The edge
+/// itself stays current through invalidation; these only bound what it cannot reach.
+/// Availability moves every second during a sale, so barely cached; listings change with
+/// any edit or publication; an event detail changes only when edited; categories (names
+/// and counts) change least.
+pub const CACHE_CONTROL_AVAILABILITY: &str = "public, max-age=1";
+pub const CACHE_CONTROL_LIST: &str = "public, max-age=5";
+pub const CACHE_CONTROL_EVENT: &str = "public, max-age=10";
+pub const CACHE_CONTROL_CATEGORIES: &str = "public, max-age=60";
 
 /// 64-bit FNV-1a: a fast, dependency-free fingerprint for tags (not a security boundary).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -18,6 +29,20 @@ pub fn for_body(body: &[u8]) -> String {
 /// An event detail: its catalog `version`, bumped on every edit.
 pub fn for_event_version(version: i64) -> String {
     format!("\"e{version}\"")
+}
+
+/// An event detail's tag: its catalog `version`, or a body hash if it has none.
+pub fn for_event_body(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        version: Option<i64>,
+    }
+    match serde_json::from_slice::<VersionOnly>(body) {
+        Ok(VersionOnly {
+            version: Some(version),
+        }) => for_event_version(version),
+        _ => for_body(body),
+    }
 }
 
 /// Availability: the sum of the zone versions (each only grows, so any zone update raises
@@ -67,6 +92,13 @@ pub fn if_none_match(header: &str, etag: &str) -> bool {
 mod tests {
     use super::*;
     use tessera_domain::ZoneId;
+
+    #[test]
+    fn an_event_is_tagged_by_its_version_else_by_its_body() {
+        assert_eq!(for_event_body(br#"{"version": 7, "title": "x"}"#), "\"e7\"");
+        let unversioned = br#"{"title": "x"}"#;
+        assert_eq!(for_event_body(unversioned), for_body(unversioned));
+    }
 
     fn zone(n: u8, available: i32, version: i64) -> ZoneAvailability {
         ZoneAvailability {

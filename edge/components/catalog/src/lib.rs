@@ -16,21 +16,14 @@ use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use tessera_domain::{EventId, ShowId};
 use tessera_edge_cache::entry::DocEntry;
-use tessera_edge_cache::etag;
+use tessera_edge_cache::etag::{
+    self, CACHE_CONTROL_AVAILABILITY, CACHE_CONTROL_CATEGORIES, CACHE_CONTROL_EVENT,
+    CACHE_CONTROL_LIST,
+};
 use tessera_edge_cache::keys;
 use tessera_edge_cache::spin::reads::{self, Read};
 use tessera_edge_cache::spin::respond::{self, CACHE, SERVED_BY};
 use tessera_edge_cache::spin::{kv, vars};
-
-/// How long browsers and shared caches in front of the edge may reuse an answer. The edge
-/// itself stays current through invalidation; these only bound what it cannot reach.
-/// Availability moves every second during a sale, so barely cached; listings change with
-/// any edit or publication; an event detail changes only when edited; categories (names
-/// and counts) change least.
-const CACHE_CONTROL_AVAILABILITY: &str = "public, max-age=1";
-const CACHE_CONTROL_LIST: &str = "public, max-age=5";
-const CACHE_CONTROL_EVENT: &str = "public, max-age=10";
-const CACHE_CONTROL_CATEGORIES: &str = "public, max-age=60";
 
 enum Route {
     Events,

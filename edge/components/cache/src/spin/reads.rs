@@ -237,20 +237,6 @@ pub async fn document(
     })
 }
 
-/// An event detail's ETag: its catalog `version`, or a body hash if it has none.
-pub fn event_etag(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct VersionOnly {
-        version: Option<i64>,
-    }
-    match serde_json::from_slice::<VersionOnly>(body) {
-        Ok(VersionOnly {
-            version: Some(version),
-        }) => etag::for_event_version(version),
-        _ => etag::for_body(body),
-    }
-}
-
 /// `GET /v1/events/{event_id}` through the cache.
 pub async fn event_document(
     store: &Store,
@@ -263,7 +249,7 @@ pub async fn event_document(
         settings,
         Some(&key),
         &format!("/v1/events/{event_id}"),
-        event_etag,
+        etag::for_event_body,
     )
     .await
 }
