@@ -1,29 +1,59 @@
 //! End-to-end tests of the edge: the real wasm components of `spin.toml`, run by the real
 //! `tessera-edge` host in separate processes, in front of a real ledger on PostgreSQL, with
 //! invalidations over real Redis.
+//!
+//! The tests run in parallel: each has its own database, Redis channel, ledger and nodes.
+//! What a node caused at the ledger is read from the node's own counter
+//! (`edge_outbound_requests_total`), never from the ledger's process-wide metrics.
 
-#[path = "../ledger/tests/support/mod.rs"]
-mod ledger;
-mod support;
-
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use wasmtime::component::types::ComponentItem;
 
-use ledger::own_redis::OwnRedis;
-use ledger::{spawn_app_with, TestApp};
-use support::{ledger_requests, serial, EdgeNode, EdgeOptions, EDGE_KEY};
+use tessera_testkit::edge::{fixture_manifest, EdgeNode, EdgeOptions, EDGE_KEY};
+use tessera_testkit::ledger::{spawn_app_with, Fixture, TestApp};
+use tessera_testkit::metrics::sum_metric;
+use tessera_testkit::services::own_redis::OwnRedis;
+use tessera_testkit::wait_until;
 
-const AVAILABILITY: &str = "/v1/shows/{show_id}/availability";
-const HOLDS: &str = "/v1/holds";
+const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
+/// A cache lifetime no test outlives: only a pushed message can change what is cached.
+const LONG_TTL_MS: &str = "3600000";
+/// How long a change may take to reach a node by its pushed message.
+const PUSH_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a node may take to see a change after Redis came back (it refetches).
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a node may take to subscribe again after Redis came back.
+const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(20);
 
 async fn ledger_for_edges(pool: PgPool) -> TestApp {
     spawn_app_with(pool, &[("EDGE_KEY", EDGE_KEY.to_owned())]).await
 }
 
-fn hold_body(fixture: &ledger::Fixture, quantity: i64) -> Value {
+/// A ledger publishing on a Redis of the test's own, which the test may stop and restart
+/// (the nodes started with [`options`] follow the ledger's Redis).
+async fn ledger_on_own_redis(pool: PgPool, redis: &OwnRedis) -> TestApp {
+    spawn_app_with(
+        pool,
+        &[
+            ("EDGE_KEY", EDGE_KEY.to_owned()),
+            ("REDIS_URL", redis.url()),
+        ],
+    )
+    .await
+}
+
+fn options(ledger: &TestApp) -> EdgeOptions {
+    EdgeOptions::for_app(EDGE_BIN, ledger)
+}
+
+async fn start(options: EdgeOptions) -> EdgeNode {
+    EdgeNode::start_for_test(options).await
+}
+
+fn hold_body(fixture: &Fixture, quantity: i64) -> Value {
     json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": quantity, "customer_id": "alice"})
 }
 
@@ -31,24 +61,60 @@ fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Holds the ledger has stored, in this test's own database.
+async fn holds_stored(ledger: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from holds")
+        .fetch_one(&ledger.pool)
+        .await
+        .expect("count holds")
+}
+
+/// `POST /v1/holds` the ledger counted as edge traffic: process-wide (parallel tests add
+/// to it), so only its growth says anything.
+async fn ledger_edge_holds(ledger: &TestApp) -> f64 {
+    sum_metric(
+        &ledger.metrics_text().await,
+        "http_requests_total",
+        &[
+            ("method", "POST"),
+            ("route", "/v1/holds"),
+            ("origin", "edge"),
+        ],
+    )
+}
+
+/// The first message a node sees tells it where the sequence stands; until then it cannot
+/// rule out a missed message and drops its cache once (see the invalidator), so its next
+/// read refetches. Tests that measure pushes make one change first and wait for it.
+async fn reach_steady_state(ledger: &TestApp, fixture: &Fixture, nodes: &[&EdgeNode]) {
+    let zone = &fixture.zone_ids[0];
+    let before = nodes[0].available(&fixture.show_id, zone).await;
+    let (status, body) = ledger.hold(fixture, 1, "steady", &key()).await;
+    assert_eq!(status, 201, "{body}");
+    for node in nodes {
+        node.wait_available(&fixture.show_id, zone, before - 1, PUSH_DEADLINE)
+            .await;
+    }
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn cached_reads_do_not_reach_the_ledger(pool: PgPool) {
-    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(50).await;
     // Created before the node starts, so their catalog messages are not in the way.
     let other = ledger.event_with_zone(70).await;
-    let edge = EdgeNode::start(&ledger).await;
+    let edge = start(options(&ledger)).await;
     let path = format!("/v1/shows/{}/availability", fixture.show_id);
-    let before = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await;
+    let before = edge.outbound(None, "GET").await;
 
     // One read fills the cache; 999 more, 20 at a time, are answered from it.
     let first = edge.get(&path).await;
     assert_eq!(first.status(), 200);
-    assert_eq!(
-        first.headers().get("tessera-cache").map(|v| v.as_bytes()),
-        Some(&b"miss"[..])
-    );
+    assert_eq!(header(first.headers(), "tessera-cache"), Some("miss"));
     let mut etag = first.headers().get("etag").cloned();
     let mut served = 1;
     while served < 1000 {
@@ -56,24 +122,17 @@ async fn cached_reads_do_not_reach_the_ledger(pool: PgPool) {
         let requests = (0..batch).map(|_| edge.get(&path));
         for response in futures::future::join_all(requests).await {
             assert_eq!(response.status(), 200, "read {served}");
-            assert_eq!(
-                response
-                    .headers()
-                    .get("tessera-cache")
-                    .map(|v| v.as_bytes()),
-                Some(&b"hit"[..])
-            );
+            assert_eq!(header(response.headers(), "tessera-cache"), Some("hit"));
             etag = response.headers().get("etag").cloned();
             let body: Value = response.json().await.expect("json");
             assert_eq!(body["zones"][0]["available"], 50);
         }
         served += batch;
     }
-    let after = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await;
+    let fetched = edge.outbound(None, "GET").await - before;
     assert!(
-        after - before <= 1.0,
-        "1,000 edge reads cost {} ledger reads",
-        after - before
+        fetched <= 1.0,
+        "1,000 edge reads cost {fetched} ledger reads"
     );
     let hits = edge.metric("edge_cache_total", &[("result", "hit")]).await;
     assert!(hits >= 999.0, "cache hits: {hits}");
@@ -94,14 +153,14 @@ async fn cached_reads_do_not_reach_the_ledger(pool: PgPool) {
     // mid-sale): one fetches, the others wait for its entry instead of all asking the
     // ledger. (The store has no compare-and-set, so a few may still fetch.)
     let path = format!("/v1/shows/{}/availability", other.show_id);
-    let before = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await;
+    let before = edge.outbound(None, "GET").await;
     let requests = (0..50).map(|_| edge.get(&path));
     for response in futures::future::join_all(requests).await {
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["zones"][0]["available"], 70);
     }
-    let fetched = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await - before;
+    let fetched = edge.outbound(None, "GET").await - before;
     println!("50 concurrent cold reads cost {fetched} ledger reads");
     assert!(
         (1.0..=10.0).contains(&fetched),
@@ -112,89 +171,85 @@ async fn cached_reads_do_not_reach_the_ledger(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_hold_through_the_edge_is_pushed_back_to_its_cache(pool: PgPool) {
-    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(40).await;
-    let mut options = EdgeOptions::for_ledger(&ledger);
-    // Long TTL: only the pushed message can make the new count visible.
-    options.env = vec![("SPIN_VARIABLE_AVAILABILITY_TTL_MS", "3600000".into())];
-    let edge = EdgeNode::start_with(&ledger, options).await;
-    assert_eq!(
-        edge.available(&fixture.show_id, &fixture.zone_ids[0]).await,
-        40
-    );
-    // The first message a node sees tells it where the sequence stands; until then it
-    // cannot rule out a missed message and drops its cache once (see the invalidator).
-    // Measure the steady state: one change first.
-    let (status, body) = ledger.hold(&fixture, 1, "bob", &key()).await;
-    assert_eq!(status, 201, "{body}");
-    edge.wait_available(
-        &fixture.show_id,
-        &fixture.zone_ids[0],
-        39,
-        Duration::from_secs(5),
-    )
-    .await;
-    let reads_before = ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await;
-    let holds_before = ledger_requests(&ledger, "POST", HOLDS, "edge").await;
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_AVAILABILITY_TTL_MS", LONG_TTL_MS)).await;
+    reach_steady_state(&ledger, &fixture, &[&edge]).await;
+    // The event detail cached too: the hold's checks need nothing from the ledger.
+    let (status, body) = edge
+        .get_json(&format!("/v1/events/{}", fixture.event_id))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reads_before = edge.outbound(None, "GET").await;
+    let holds_before = edge.outbound(None, "POST").await;
+    let ledger_edge_holds_before = ledger_edge_holds(&ledger).await;
 
     let (status, body, headers) = edge.post_hold(&hold_body(&fixture, 3), Some(&key())).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["quantity"], 3);
-    assert_eq!(
-        headers
-            .get("tessera-served-by")
-            .and_then(|v| v.to_str().ok()),
-        Some("ledger")
-    );
+    assert_eq!(header(&headers, "tessera-served-by"), Some("ledger"));
     let took = edge
-        .wait_available(
-            &fixture.show_id,
-            &fixture.zone_ids[0],
-            36,
-            Duration::from_secs(5),
-        )
+        .wait_available(&fixture.show_id, &fixture.zone_ids[0], 36, PUSH_DEADLINE)
         .await;
     println!("hold visible at the edge after {took:?}");
     assert_eq!(
-        ledger_requests(&ledger, "GET", AVAILABILITY, "edge").await,
+        edge.outbound(None, "GET").await,
         reads_before,
         "the new count came from the pushed message, not a refetch"
     );
     assert_eq!(
-        ledger_requests(&ledger, "POST", HOLDS, "edge").await,
+        edge.outbound(None, "POST").await,
         holds_before + 1.0,
-        "the hold reached the ledger once, marked as edge traffic"
+        "the hold reached the ledger once"
+    );
+    assert_eq!(
+        holds_stored(&ledger).await,
+        2,
+        "the steady-state hold and this one"
+    );
+    assert!(
+        ledger_edge_holds(&ledger).await > ledger_edge_holds_before,
+        "the ledger counted the hold as edge traffic"
     );
     ledger.stop().await;
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_edge_processes_converge_after_a_change(pool: PgPool) {
-    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(30).await;
     // Node b reuses instances (EDGE_INSTANCE_REUSE_MAX); a creates one per request, as Spin.
-    let mut reusing = EdgeOptions::for_ledger(&ledger);
-    reusing.env = vec![("EDGE_INSTANCE_REUSE_MAX", "50".into())];
+    let long_ttl =
+        |options: EdgeOptions| options.env("SPIN_VARIABLE_AVAILABILITY_TTL_MS", LONG_TTL_MS);
     let (a, b) = tokio::join!(
-        EdgeNode::start(&ledger),
-        EdgeNode::start_with(&ledger, reusing)
+        start(long_ttl(options(&ledger))),
+        start(long_ttl(options(&ledger)).env("EDGE_INSTANCE_REUSE_MAX", "50"))
     );
     let zone = &fixture.zone_ids[0];
     assert_eq!(a.available(&fixture.show_id, zone).await, 30);
     assert_eq!(b.available(&fixture.show_id, zone).await, 30);
+    reach_steady_state(&ledger, &fixture, &[&a, &b]).await;
+    let reads_before = [
+        a.outbound(Some("catalog"), "GET").await,
+        b.outbound(Some("catalog"), "GET").await,
+    ];
 
-    // Changes made directly at the ledger and through either edge reach both.
+    // Changes made directly at the ledger and through either edge reach both, pushed.
     let (status, body) = ledger.hold(&fixture, 4, "bob", &key()).await;
     assert_eq!(status, 201, "{body}");
     let (status, body, _) = a.post_hold(&hold_body(&fixture, 2), Some(&key())).await;
     assert_eq!(status, 201, "{body}");
     let (status, body, _) = b.post_hold(&hold_body(&fixture, 1), Some(&key())).await;
     assert_eq!(status, 201, "{body}");
-    for node in [&a, &b] {
-        node.wait_available(&fixture.show_id, zone, 23, Duration::from_secs(5))
+    for (node, before) in [&a, &b].into_iter().zip(reads_before) {
+        node.wait_available(&fixture.show_id, zone, 22, PUSH_DEADLINE)
             .await;
+        assert_eq!(
+            node.outbound(Some("catalog"), "GET").await,
+            before,
+            "{} converged by refetching, not by the pushed messages",
+            node.base
+        );
     }
     assert!(b.metric("edge_instance_reuses_total", &[]).await > 0.0);
     assert_eq!(a.metric("edge_instance_reuses_total", &[]).await, 0.0);
@@ -203,12 +258,10 @@ async fn two_edge_processes_converge_after_a_change(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn invalid_holds_are_answered_by_the_edge(pool: PgPool) {
-    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(20).await;
-    let edge = EdgeNode::start(&ledger).await;
-    let before = ledger_requests(&ledger, "POST", HOLDS, "edge").await
-        + ledger_requests(&ledger, "POST", HOLDS, "direct").await;
+    let edge = start(options(&ledger)).await;
+    let before = edge.outbound(None, "POST").await;
 
     let raw = |body: &'static str| {
         edge.client
@@ -273,7 +326,7 @@ async fn invalid_holds_are_answered_by_the_edge(pool: PgPool) {
         );
         assert_eq!(problem["served_by"], "edge", "{problem}");
         assert_eq!(
-            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            header(&headers, "content-type"),
             Some("application/problem+json")
         );
     }
@@ -295,22 +348,22 @@ async fn invalid_holds_are_answered_by_the_edge(pool: PgPool) {
         (422, Some("validation_failed"))
     );
 
-    let after = ledger_requests(&ledger, "POST", HOLDS, "edge").await
-        + ledger_requests(&ledger, "POST", HOLDS, "direct").await;
-    assert_eq!(after, before, "no invalid hold reached the ledger");
+    assert_eq!(
+        edge.outbound(None, "POST").await,
+        before,
+        "no invalid hold was sent to the ledger"
+    );
+    assert_eq!(holds_stored(&ledger).await, 0, "no hold reached the ledger");
     ledger.stop().await;
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
-    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
     let fixture = ledger.event_with_zone(5).await;
     // A wide shed window: this test is about shedding, not about the window (unit-tested),
     // and a loaded machine may take more than the default second between two requests.
-    let mut options = EdgeOptions::for_ledger(&ledger);
-    options.env = vec![("SPIN_VARIABLE_SOLD_OUT_SHED_WINDOW_MS", "60000".into())];
-    let edge = EdgeNode::start_with(&ledger, options).await;
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_SOLD_OUT_SHED_WINDOW_MS", "60000")).await;
     let zone = &fixture.zone_ids[0];
     assert_eq!(edge.available(&fixture.show_id, zone).await, 5);
     let last_key = key();
@@ -319,10 +372,10 @@ async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
         .await;
     assert_eq!(status, 201, "{body}");
     let hold_id = body["hold_id"].clone();
-    edge.wait_available(&fixture.show_id, zone, 0, Duration::from_secs(5))
+    edge.wait_available(&fixture.show_id, zone, 0, PUSH_DEADLINE)
         .await;
 
-    let before = ledger_requests(&ledger, "POST", HOLDS, "edge").await;
+    let before = edge.outbound(None, "POST").await;
     let (status, problem, headers) = edge.post_hold(&hold_body(&fixture, 1), Some(&key())).await;
     assert_eq!(
         (status, problem["code"].as_str()),
@@ -330,14 +383,9 @@ async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
         "{problem}"
     );
     assert_eq!(problem["served_by"], "edge");
+    assert_eq!(header(&headers, "tessera-served-by"), Some("edge"));
     assert_eq!(
-        headers
-            .get("tessera-served-by")
-            .and_then(|v| v.to_str().ok()),
-        Some("edge")
-    );
-    assert_eq!(
-        ledger_requests(&ledger, "POST", HOLDS, "edge").await,
+        edge.outbound(None, "POST").await,
         before,
         "the shed hold never reached the ledger"
     );
@@ -347,76 +395,197 @@ async fn a_sold_out_zone_is_shed_at_the_edge(pool: PgPool) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["hold_id"], hold_id);
-    assert_eq!(
-        headers
-            .get("idempotent-replayed")
-            .and_then(|v| v.to_str().ok()),
-        Some("true")
-    );
+    assert_eq!(header(&headers, "idempotent-replayed"), Some("true"));
     ledger.stop().await;
+}
+
+/// Waits until the node has subscribed again after losing Redis: its subscription count
+/// reached `count` and every subscription is live.
+async fn wait_resubscribed(edge: &EdgeNode, count: f64) {
+    wait_until(
+        "the node subscribed again",
+        RESUBSCRIBE_DEADLINE,
+        || async {
+            let subscriptions = edge.metric("edge_redis_resubscriptions_total", &[]).await;
+            let health = edge.health().await.unwrap_or(Value::Null);
+            subscriptions >= count && EdgeNode::all_subscribed(&health)
+        },
+    )
+    .await;
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_edge_keeps_serving_while_redis_is_down_and_then_catches_up(pool: PgPool) {
-    let _turn = serial().await;
     let mut redis = OwnRedis::start().await;
-    let ledger = spawn_app_with(
-        pool,
-        &[
-            ("EDGE_KEY", EDGE_KEY.to_owned()),
-            ("REDIS_URL", redis.url()),
-        ],
-    )
-    .await;
+    let ledger = ledger_on_own_redis(pool, &redis).await;
     let fixture = ledger.event_with_zone(60).await;
     let zone = &fixture.zone_ids[0];
-    let mut options = EdgeOptions::for_ledger(&ledger);
-    options.redis_url = redis.url();
-    options.env = vec![("SPIN_VARIABLE_AVAILABILITY_TTL_MS", "3600000".into())];
-    let edge = EdgeNode::start_with(&ledger, options).await;
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_AVAILABILITY_TTL_MS", LONG_TTL_MS)).await;
     assert_eq!(edge.available(&fixture.show_id, zone).await, 60);
 
     redis.stop();
     let (status, body) = ledger.hold(&fixture, 6, "carol", &key()).await;
     assert_eq!(status, 201, "{body}");
-    // Redis is down: the node still answers, from its cache.
+    // Redis is down: the node still answers, from its cache, without asking the ledger.
+    let reads_before = edge.outbound(None, "GET").await;
     for _ in 0..20 {
-        let (status, body) = edge
-            .get_json(&format!("/v1/shows/{}/availability", fixture.show_id))
+        let response = edge
+            .get(&format!("/v1/shows/{}/availability", fixture.show_id))
             .await;
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(response.headers(), "tessera-cache"), Some("hit"));
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["zones"][0]["available"], 60, "the cached count");
     }
+    assert_eq!(
+        edge.outbound(None, "GET").await,
+        reads_before,
+        "no ledger read while Redis was down"
+    );
 
     redis.restart_locked().await;
     redis.unlock().await;
-    edge.wait_subscribed(Duration::from_secs(20)).await;
+    wait_resubscribed(&edge, 2.0).await;
     // The message published while the node was away may be lost; the node dropped its
     // cache on resubscribing, so it serves the new count either way.
-    edge.wait_available(&fixture.show_id, zone, 54, Duration::from_secs(10))
+    edge.wait_available(&fixture.show_id, zone, 54, CATCH_UP_DEADLINE)
         .await;
-    let resubscribed = edge.metric("edge_redis_resubscriptions_total", &[]).await;
-    assert!(resubscribed >= 2.0, "resubscriptions: {resubscribed}");
     // And pushes work again after the reconnect.
     let (status, body) = ledger.hold(&fixture, 4, "carol", &key()).await;
     assert_eq!(status, 201, "{body}");
-    edge.wait_available(&fixture.show_id, zone, 50, Duration::from_secs(5))
+    edge.wait_available(&fixture.show_id, zone, 50, PUSH_DEADLINE)
         .await;
     ledger.stop().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_hold_retried_after_a_redis_restart_is_replayed_not_shed(pool: PgPool) {
+    let mut redis = OwnRedis::start().await;
+    let ledger = ledger_on_own_redis(pool, &redis).await;
+    let fixture = ledger.event_with_zone(5).await;
+    let zone = &fixture.zone_ids[0];
+    // A wide shed window, as in the shedding test: the zone must still be shed when the
+    // retry comes.
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_SOLD_OUT_SHED_WINDOW_MS", "60000")).await;
+    assert_eq!(edge.available(&fixture.show_id, zone).await, 5);
+    let granted_key = key();
+    let (status, granted, _) = edge
+        .post_hold(&hold_body(&fixture, 2), Some(&granted_key))
+        .await;
+    assert_eq!(status, 201, "{granted}");
+
+    // A Redis blip: the node loses its subscription and makes it again.
+    redis.restart().await;
+    wait_resubscribed(&edge, 2.0).await;
+    // Meanwhile the zone sells out to others, and the node knows it: a new hold is shed.
+    let (status, body) = ledger.hold(&fixture, 3, "bob", &key()).await;
+    assert_eq!(status, 201, "{body}");
+    edge.wait_available(&fixture.show_id, zone, 0, CATCH_UP_DEADLINE)
+        .await;
+    let (status, problem, _) = edge.post_hold(&hold_body(&fixture, 2), Some(&key())).await;
+    assert_eq!(
+        (
+            status,
+            problem["code"].as_str(),
+            problem["served_by"].as_str()
+        ),
+        (409, Some("sold_out"), Some("edge")),
+        "{problem}"
+    );
+
+    // The customer's retry of the granted hold: the node still knows it forwarded that key
+    // (the resubscription dropped only cache entries), so the ledger replays its 201.
+    let (status, body, headers) = edge
+        .post_hold(&hold_body(&fixture, 2), Some(&granted_key))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["hold_id"], granted["hold_id"]);
+    assert_eq!(header(&headers, "idempotent-replayed"), Some("true"));
+    ledger.stop().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_event_edit_evicts_the_edges_copy(pool: PgPool) {
+    let ledger = ledger_for_edges(pool).await;
+    let fixture = ledger.event_with_zone(10).await;
+    // Long TTL: only the pushed eviction can make the new title visible.
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_CATALOG_TTL_MS", LONG_TTL_MS)).await;
+    reach_steady_state(&ledger, &fixture, &[&edge]).await;
+    let path = format!("/v1/events/{}", fixture.event_id);
+    let (status, body) = edge.get_json(&path).await;
+    assert_eq!(status, 200, "{body}");
+    let old_title = body["title"].as_str().expect("title").to_owned();
+    let cached = edge.get(&path).await;
+    assert_eq!(header(cached.headers(), "tessera-cache"), Some("hit"));
+
+    let new_title = format!("Renamed {}", key());
+    let edited = ledger
+        .admin_patch(
+            &format!("/admin/v1/events/{}", fixture.event_id),
+            &json!({"title": new_title}),
+        )
+        .await;
+    assert_eq!(
+        edited.status(),
+        200,
+        "{}",
+        edited.text().await.unwrap_or_default()
+    );
+    wait_until("the edge serves the new title", PUSH_DEADLINE, || async {
+        let (status, body) = edge.get_json(&path).await;
+        assert_eq!(status, 200, "{body}");
+        if body["title"] == new_title.as_str() {
+            return true;
+        }
+        assert_eq!(body["title"], old_title.as_str(), "{body}");
+        false
+    })
+    .await;
+    ledger.stop().await;
+}
+
+/// Paths no route matches answer problem+json 404 `not_found`, whatever the method (the
+/// catch-all component), as under Spin.
+#[tokio::test]
+async fn every_unknown_path_is_a_problem_json_404() {
+    // No ledger needed: nothing here is forwarded.
+    let channel = tessera_testkit::services::unique_channel();
+    let edge = start(EdgeOptions::new(EDGE_BIN, "http://127.0.0.1:9", &channel)).await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/"),
+        (reqwest::Method::GET, "/v1/nothing"),
+        (reqwest::Method::GET, "/nope/deeper"),
+        (reqwest::Method::POST, "/nope/deeper"),
+    ] {
+        let response = edge
+            .client
+            .request(method.clone(), edge.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_eq!(
+            header(response.headers(), "content-type"),
+            Some("application/problem+json"),
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.expect("problem json");
+        assert_eq!(problem["code"], "not_found", "{method} {path}: {problem}");
+    }
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_spike_past_the_instance_slots_waits_for_one_then_is_shed(pool: PgPool) {
     let ledger = ledger_for_edges(pool).await;
     let node = |wait_ms: &str, deadline_ms: &str| {
-        let mut options = EdgeOptions::for_ledger(&ledger);
-        options.manifest = support::repo_root().join("tests/fixtures/runaway.toml");
-        options.redis_url = String::new();
-        options.env = vec![
-            ("EDGE_INSTANCES_MAX", "2".into()),
-            ("EDGE_REQUEST_TIMEOUT_MS", deadline_ms.into()),
-            ("EDGE_INSTANCE_WAIT_MS", wait_ms.into()),
-        ];
-        EdgeNode::start_with(&ledger, options)
+        start(
+            options(&ledger)
+                .manifest(fixture_manifest("runaway.toml"))
+                .without_redis()
+                .env("EDGE_INSTANCES_MAX", "2")
+                .env("EDGE_REQUEST_TIMEOUT_MS", deadline_ms)
+                .env("EDGE_INSTANCE_WAIT_MS", wait_ms),
+        )
     };
     // Four guests that each hold a slot for 300 ms, on two slots: with a long enough wait
     // the last two queue and run; none is refused.
@@ -462,15 +631,16 @@ async fn a_spike_past_the_instance_slots_waits_for_one_then_is_shed(pool: PgPool
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_runaway_guest_is_stopped_and_the_host_keeps_serving(pool: PgPool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _turn = serial().await;
     let ledger = ledger_for_edges(pool).await;
-    let mut options = EdgeOptions::for_ledger(&ledger);
-    options.manifest = support::repo_root().join("tests/fixtures/runaway.toml");
-    options.redis_url = String::new();
-    options.env = vec![("EDGE_REQUEST_TIMEOUT_MS", "300".into())];
-    let edge = EdgeNode::start_with(&ledger, options).await;
+    let edge = start(
+        options(&ledger)
+            .manifest(fixture_manifest("runaway.toml"))
+            .without_redis()
+            .env("EDGE_REQUEST_TIMEOUT_MS", "300"),
+    )
+    .await;
 
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (status, problem) = edge.get_json("/spin-loop").await;
     assert_eq!(
         (status, problem["code"].as_str()),
@@ -490,7 +660,7 @@ async fn a_runaway_guest_is_stopped_and_the_host_keeps_serving(pool: PgPool) {
     let (status, body) = edge.get_json("/v1/categories").await;
     assert_eq!(status, 200, "{body}");
     // A guest waiting for a body the client never finishes is stopped by the wall clock.
-    let mut slow = tokio::net::TcpStream::connect(edge.base.trim_start_matches("http://"))
+    let mut slow = tokio::net::TcpStream::connect(&edge.authority)
         .await
         .expect("connect");
     slow.write_all(
@@ -515,11 +685,12 @@ async fn a_runaway_guest_is_stopped_and_the_host_keeps_serving(pool: PgPool) {
     assert!(stopped >= 6.0, "deadline stops: {stopped}");
 
     // A component calling a host its manifest entry does not list is refused by the host.
-    let mut options = EdgeOptions::for_ledger(&ledger);
-    options.manifest = support::repo_root().join("tests/fixtures/denied.toml");
-    options.redis_url = String::new();
-    let denied = EdgeNode::start_with(&ledger, options).await;
-    let before = ledger_requests(&ledger, "GET", "/v1/categories", "edge").await;
+    let denied = start(
+        options(&ledger)
+            .manifest(fixture_manifest("denied.toml"))
+            .without_redis(),
+    )
+    .await;
     let (status, problem) = denied.get_json("/v1/categories").await;
     assert_eq!(
         (status, problem["code"].as_str()),
@@ -528,8 +699,9 @@ async fn a_runaway_guest_is_stopped_and_the_host_keeps_serving(pool: PgPool) {
     );
     assert!(denied.metric("edge_outbound_denied_total", &[]).await >= 1.0);
     assert_eq!(
-        ledger_requests(&ledger, "GET", "/v1/categories", "edge").await,
-        before
+        denied.metric("edge_outbound_requests_total", &[]).await,
+        0.0,
+        "nothing from the denied node reached the ledger"
     );
     ledger.stop().await;
 }
@@ -541,13 +713,12 @@ fn components_import_only_what_the_host_provides() {
     use tessera_edge::manifest::Manifest;
     use tessera_edge::runtime::Compiled;
 
-    let root = support::repo_root();
     for manifest in [
-        "spin.toml",
-        "tests/fixtures/runaway.toml",
-        "tests/fixtures/denied.toml",
+        tessera_testkit::repo_root().join("spin.toml"),
+        fixture_manifest("runaway.toml"),
+        fixture_manifest("denied.toml"),
     ] {
-        let manifest = Manifest::load(&root.join(manifest)).expect("manifest");
+        let manifest = Manifest::load(&manifest).expect("manifest");
         let compiled =
             Compiled::compile(&manifest, Default::default()).expect("components compile");
         for (id, component) in compiled.components() {

@@ -1,7 +1,8 @@
 //! The systems under test, each in its own process: ledgers (`tessera-ledger serve`, one
-//! fresh database each), edge nodes (`tessera-edge` running spin.toml's components) and the
-//! native read baseline (`tessera-bench serve-native`). Processes are killed when dropped;
-//! their output goes to `<out>/logs/`.
+//! fresh database each), edge nodes (`tessera-edge` running spin.toml's components, started
+//! by the test kit's launcher) and the native read baseline (`tessera-bench serve-native`).
+//! Processes are killed when dropped; their output goes to `<out>/logs/`. What is
+//! bench-only stays here: log files, databases named by this run's pid, the baseline.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -11,7 +12,12 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
+use tessera_testkit::edge::{EdgeNode, EdgeOptions};
+use tessera_testkit::metrics::{scrape, sum_metric};
 use tokio::process::{Child, Command};
+
+/// An edge node: the test kit's `tessera-edge` launcher, shared with the end-to-end tests.
+pub type Edge = EdgeNode;
 
 /// How long a process gets to answer `/health` after starting.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,10 +49,15 @@ impl Env {
         }
     }
 
-    fn log(&self, name: &str) -> anyhow::Result<(Stdio, Stdio)> {
+    /// `<out>/logs/{name}.log` (the folder created).
+    fn log_path(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.out_dir.join("logs");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{name}.log"));
+        Ok(dir.join(format!("{name}.log")))
+    }
+
+    fn log(&self, name: &str) -> anyhow::Result<(Stdio, Stdio)> {
+        let path = self.log_path(name)?;
         let file =
             std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
@@ -121,6 +132,8 @@ pub async fn drop_databases(env: &Env) -> anyhow::Result<()> {
 pub struct Ledger {
     pub base: String,
     pub authority: String,
+    /// `http://` + the operations listener (`METRICS_ADDR`: `/metrics`).
+    pub metrics_base: String,
     pub channel: String,
     pub database_url: String,
     pub pool: PgPool,
@@ -142,9 +155,12 @@ impl Ledger {
         }
         let channel = format!("tessera.bench.{name}.{}", std::process::id());
         let authority = format!("127.0.0.1:{}", free_port()?);
+        // A port of its own: scenarios run two ledgers at once.
+        let metrics_authority = format!("127.0.0.1:{}", free_port()?);
         let mut cmd = Command::new(&env.ledger_bin);
         cmd.arg("serve")
             .env("LEDGER_ADDR", &authority)
+            .env("METRICS_ADDR", &metrics_authority)
             .env("DATABASE_URL", &database_url)
             .env("REDIS_URL", &env.redis_url)
             .env("OUTBOX_CHANNEL", &channel)
@@ -166,6 +182,7 @@ impl Ledger {
         Ok(Self {
             base,
             authority,
+            metrics_base: format!("http://{metrics_authority}"),
             channel,
             database_url,
             pool,
@@ -233,16 +250,15 @@ impl Ledger {
         })
     }
 
-    /// A counter from the ledger's `/metrics` (summed over matching series): `name` and
-    /// label fragments such as `origin="edge"`.
-    pub async fn metric(&self, env: &Env, name: &str, labels: &[&str]) -> anyhow::Result<f64> {
-        let text = env
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await?
-            .text()
-            .await?;
+    /// A counter from the ledger's `/metrics` (summed over the series that have every
+    /// pair of `labels`, e.g. `("origin", "edge")`).
+    pub async fn metric(
+        &self,
+        env: &Env,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<f64> {
+        let text = scrape(&env.http, &self.metrics_base).await?;
         Ok(sum_metric(&text, name, labels))
     }
 
@@ -264,89 +280,41 @@ pub struct EventIds {
     pub zone_ids: Vec<String>,
 }
 
-/// Sums the samples of `name` whose label set contains every fragment in `labels`.
-pub fn sum_metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            (metric == name && labels.iter().all(|l| rest.contains(l)))
-                .then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
+/// An edge node (`tessera-edge`) in front of `ledger`, its output in `<out>/logs/{name}.log`.
+/// `settings`: extra environment (e.g. `EDGE_INSTANCE_REUSE_MAX`). Ready once every Redis
+/// subscription is up: before that, pushes would be missed.
+pub async fn start_edge(
+    env: &Env,
+    name: &str,
+    ledger: &Ledger,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Edge> {
+    let log = env.log_path(name)?;
+    let options = settings.iter().fold(
+        EdgeOptions::new(&env.edge_bin, &ledger.base, &ledger.channel)
+            .manifest(&env.manifest)
+            .edge_key(&env.edge_key)
+            .redis(&env.redis_url)
+            .log_to(&log),
+        |options, (key, value)| options.env(key, value),
+    );
+    EdgeNode::start(options)
+        .await
+        .with_context(|| format!("starting {name}; see {}", log.display()))
 }
 
-/// A `tessera-edge` process (one edge node) in front of `ledger`.
-pub struct Edge {
-    pub base: String,
-    pub authority: String,
-    child: Child,
-}
-
-impl Edge {
-    /// `settings`: extra environment (e.g. `EDGE_INSTANCE_REUSE_MAX`).
-    pub async fn start(
-        env: &Env,
-        name: &str,
-        ledger: &Ledger,
-        settings: &[(&str, &str)],
-    ) -> anyhow::Result<Self> {
-        let authority = format!("127.0.0.1:{}", free_port()?);
-        let mut cmd = Command::new(&env.edge_bin);
-        cmd.env("EDGE_ADDR", &authority)
-            .env("EDGE_MANIFEST", &env.manifest)
-            .env("SPIN_VARIABLE_LEDGER_URL", &ledger.base)
-            .env("SPIN_VARIABLE_EDGE_KEY", &env.edge_key)
-            .env("SPIN_VARIABLE_REDIS_ADDRESS", &env.redis_url)
-            .env("SPIN_VARIABLE_INVALIDATION_CHANNEL", &ledger.channel)
-            .env("RUST_LOG", "warn");
-        for (key, value) in settings {
-            cmd.env(key, value);
-        }
-        let mut child = spawn(env, name, cmd)?;
-        let base = format!("http://{authority}");
-        // Ready once every Redis subscription is up: before that, pushes would be missed.
-        wait_ready(env, &mut child, name, &base, |health| {
-            health["redis"]
-                .as_array()
-                .is_some_and(|subs| subs.iter().all(|s| s["subscribed"] == true))
-        })
-        .await?;
-        Ok(Self {
-            base,
-            authority,
-            child,
-        })
+/// `count` nodes in front of `ledger`, named `{name}-0`, `{name}-1`, …
+pub async fn start_edges(
+    env: &Env,
+    name: &str,
+    ledger: &Ledger,
+    count: usize,
+) -> anyhow::Result<Vec<Edge>> {
+    let mut edges = Vec::with_capacity(count);
+    for i in 0..count {
+        edges.push(start_edge(env, &format!("{name}-{i}"), ledger, &[]).await?);
     }
-
-    /// `count` nodes in front of `ledger`, named `{name}-0`, `{name}-1`, …
-    pub async fn start_many(
-        env: &Env,
-        name: &str,
-        ledger: &Ledger,
-        count: usize,
-    ) -> anyhow::Result<Vec<Self>> {
-        let mut edges = Vec::with_capacity(count);
-        for i in 0..count {
-            edges.push(Self::start(env, &format!("{name}-{i}"), ledger, &[]).await?);
-        }
-        Ok(edges)
-    }
-
-    pub async fn metrics(&self, env: &Env) -> anyhow::Result<String> {
-        Ok(env
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await?
-            .text()
-            .await?)
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
+    Ok(edges)
 }
 
 /// The native baseline server (`tessera-bench serve-native`).

@@ -1,5 +1,10 @@
 //! The public catalog as the API returns it. The edge caches these documents verbatim
 //! and derives its validation context from them ([`EventDetail::hold_context`]).
+//!
+//! The enums here are also stored by the ledger as `text` columns restricted by a `CHECK`
+//! to the same spellings. With the `sqlx` feature they decode from those columns in one
+//! place ([`stored_as_text`]): a value this version does not know is a decode error
+//! ([`UnknownStoredValue`]), never a default.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +21,63 @@ pub enum EventStatus {
     Published,
     Cancelled,
 }
+
+/// A stored enum column held a spelling this version does not know: the row was written
+/// by something else (a newer version, a hand edit), so the read fails instead of guessing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored {what} {value:?} is not one this version knows")]
+pub struct UnknownStoredValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// Implements `sqlx::Type`, `Decode` and `Encode` for PostgreSQL `text` (and `char(n)`)
+/// columns for a type with `as_str` and a parser (`|text| -> Option<Self>`). Only with the
+/// `sqlx` feature; the edge (wasm32) builds without it.
+macro_rules! stored_as_text {
+    ($ty:ty, $what:literal, |$text:ident| $parse:expr) => {
+        #[cfg(feature = "sqlx")]
+        impl sqlx::Type<sqlx::Postgres> for $ty {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $ty {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let $text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                let parsed: Option<$ty> = $parse;
+                parsed.ok_or_else(|| {
+                    $crate::catalog::UnknownStoredValue {
+                        what: $what,
+                        value: $text.to_owned(),
+                    }
+                    .into()
+                })
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl sqlx::Encode<'_, sqlx::Postgres> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
+
+stored_as_text!(EventStatus, "event status", |text| EventStatus::parse(text));
+stored_as_text!(SeatingKind, "seating kind", |text| SeatingKind::parse(text));
 
 impl EventStatus {
     pub fn as_str(self) -> &'static str {
@@ -44,6 +106,23 @@ impl EventStatus {
 pub enum SeatingKind {
     GeneralAdmission,
     Assigned,
+}
+
+impl SeatingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GeneralAdmission => "general_admission",
+            Self::Assigned => "assigned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "general_admission" => Self::GeneralAdmission,
+            "assigned" => Self::Assigned,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,4 +258,30 @@ pub struct Availability {
     pub show_id: ShowId,
     pub event_id: EventId,
     pub zones: Vec<ZoneAvailability>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored spellings (`as_str`/`parse`, the columns' `CHECK`s) are the JSON ones.
+    #[test]
+    fn stored_spellings_round_trip_and_match_the_json() {
+        for status in [
+            EventStatus::Draft,
+            EventStatus::Published,
+            EventStatus::Cancelled,
+        ] {
+            assert_eq!(EventStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_value(status).expect("serialize");
+            assert_eq!(json.as_str(), Some(status.as_str()));
+        }
+        for seating in [SeatingKind::GeneralAdmission, SeatingKind::Assigned] {
+            assert_eq!(SeatingKind::parse(seating.as_str()), Some(seating));
+            let json = serde_json::to_value(seating).expect("serialize");
+            assert_eq!(json.as_str(), Some(seating.as_str()));
+        }
+        assert_eq!(EventStatus::parse("Published"), None);
+        assert_eq!(SeatingKind::parse("standing"), None);
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`catalog`]: the public read models (events, shows, zones, availability).
 //! - [`problem`]: RFC 9457 problem details with Tessera's stable error codes.
 //! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
+//! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
 //!
 //! Nothing here does I/O, so the crate builds for `wasm32-wasip2` unchanged.
 
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod invalidation;
 pub mod money;
 pub mod problem;
+pub mod settings;
 
 pub use ids::{
     CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, VenueId, ZoneId,

@@ -53,9 +53,31 @@ impl fmt::Display for Currency {
     }
 }
 
+crate::catalog::stored_as_text!(Currency, "currency", |text| text.parse().ok());
+
 /// Largest price of one ticket we accept, in minor units: 10 million major units. Bounds
-/// `price × quantity` far below `i64::MAX`.
+/// `price × quantity` far below `i64::MAX`. The database holds the same bound as a `CHECK`
+/// (`zone_price_max`, `hold_unit_price_max`); a ledger test keeps the two equal.
 pub const PRICE_MINOR_MAX: i64 = 1_000_000_000;
+
+/// An amount that does not fit in `i64` minor units. Unreachable with prices within
+/// [`PRICE_MINOR_MAX`], so meeting it means a stored price broke that bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{unit_minor} × {quantity} minor units overflows an amount")]
+pub struct AmountOverflow {
+    pub unit_minor: i64,
+    pub quantity: i32,
+}
+
+/// The price of `quantity` tickets at `unit_minor` each, checked: never a wrapped total.
+pub fn line_total_minor(unit_minor: i64, quantity: i32) -> Result<i64, AmountOverflow> {
+    unit_minor
+        .checked_mul(i64::from(quantity))
+        .ok_or(AmountOverflow {
+            unit_minor,
+            quantity,
+        })
+}
 
 #[cfg(test)]
 mod tests {
@@ -72,5 +94,22 @@ mod tests {
         }
         let json = serde_json::to_string(&"GBP".parse::<Currency>().expect("valid")).expect("ser");
         assert_eq!(json, "\"GBP\"");
+    }
+
+    #[test]
+    fn line_totals_are_checked() {
+        let most = crate::holds::QUANTITY_PER_ORDER_MAX;
+        assert_eq!(
+            line_total_minor(PRICE_MINOR_MAX, most),
+            Ok(PRICE_MINOR_MAX * i64::from(most))
+        );
+        assert_eq!(line_total_minor(2500, 4), Ok(10_000));
+        assert_eq!(
+            line_total_minor(i64::MAX / 2 + 1, 2),
+            Err(AmountOverflow {
+                unit_minor: i64::MAX / 2 + 1,
+                quantity: 2
+            })
+        );
     }
 }

@@ -61,7 +61,55 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// Seconds a client told to come back (`Retry-After`, RFC 9110 §10.2.3) should wait.
+/// One second: shedding and outages here are brief by design (bounded queues, reconnects
+/// with backoff), and a client that retries sooner only lands in the same queue again.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
 impl ErrorCode {
+    /// Every code, for exhaustive tests and documentation.
+    pub const ALL: [ErrorCode; 25] = {
+        use ErrorCode::*;
+        [
+            ValidationFailed,
+            MalformedJson,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            IdempotencyKeyRequired,
+            IdempotencyConflict,
+            IdempotencyInProgress,
+            NotFound,
+            MethodNotAllowed,
+            SoldOut,
+            InsufficientStock,
+            QuantityOutOfRange,
+            CustomerLimitExceeded,
+            SaleNotStarted,
+            SaleEnded,
+            EventNotOnSale,
+            HoldExpired,
+            HoldNotActive,
+            Conflict,
+            Unauthorized,
+            Forbidden,
+            RateLimited,
+            Overloaded,
+            Unavailable,
+            Internal,
+        ]
+    };
+
+    /// `Retry-After` seconds for the answers a client should simply retry: shed load (503
+    /// `overloaded`), a dependency down (503 `unavailable`) and rate limits (429). Every
+    /// tier renders problems through [`Problem::headers`], so the rule lives here once.
+    pub fn retry_after_seconds(self) -> Option<u32> {
+        use ErrorCode::*;
+        match self {
+            Overloaded | Unavailable | RateLimited => Some(RETRY_AFTER_SECONDS),
+            _ => None,
+        }
+    }
+
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
@@ -232,6 +280,20 @@ impl Problem {
         self.served_by = Some(tier.to_owned());
         self
     }
+
+    /// The headers every rendering of this problem carries, edge or ledger: the media type
+    /// (RFC 9457 §3), `Retry-After` for answers worth retrying, and the
+    /// `WWW-Authenticate` challenge a 401 must send (RFC 9110 §11.6.1).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("content-type", PROBLEM_CONTENT_TYPE.to_owned())];
+        if let Some(seconds) = self.code.retry_after_seconds() {
+            headers.push(("retry-after", seconds.to_string()));
+        }
+        if self.code == ErrorCode::Unauthorized {
+            headers.push(("www-authenticate", "Bearer".to_owned()));
+        }
+        headers
+    }
 }
 
 #[cfg(test)]
@@ -240,14 +302,45 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_stable_strings() {
-        for code in [
-            ErrorCode::SoldOut,
-            ErrorCode::IdempotencyConflict,
-            ErrorCode::ValidationFailed,
-        ] {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
             let json = serde_json::to_value(code).expect("ser");
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+            let back: ErrorCode = serde_json::from_value(json).expect("de");
+            assert_eq!(back, code, "{code:?} round-trips");
+            assert!(seen.insert(code.as_str()), "{code:?}: duplicate string");
+            assert!((400..600).contains(&code.status()), "{code:?}: status");
         }
+        // The published API: these strings never change.
+        let published = [
+            "validation_failed",
+            "malformed_json",
+            "payload_too_large",
+            "unsupported_media_type",
+            "idempotency_key_required",
+            "idempotency_conflict",
+            "idempotency_in_progress",
+            "not_found",
+            "method_not_allowed",
+            "sold_out",
+            "insufficient_stock",
+            "quantity_out_of_range",
+            "customer_limit_exceeded",
+            "sale_not_started",
+            "sale_ended",
+            "event_not_on_sale",
+            "hold_expired",
+            "hold_not_active",
+            "conflict",
+            "unauthorized",
+            "forbidden",
+            "rate_limited",
+            "overloaded",
+            "unavailable",
+            "internal",
+        ];
+        let strings: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(strings, published);
         let p = Problem::new(ErrorCode::InsufficientStock).with_detail("2 left");
         let json = serde_json::to_value(&p).expect("ser");
         assert_eq!(json["status"], 409);
@@ -257,5 +350,60 @@ mod tests {
             "https://tessera.dev/problems/insufficient-stock"
         );
         assert!(json.get("errors").is_none());
+    }
+
+    /// `ALL` must list every variant: a match with no wildcard fails to compile when a
+    /// variant is added, and the count pins the array to it.
+    #[test]
+    fn all_lists_every_code() {
+        fn ordinal(code: ErrorCode) -> usize {
+            use ErrorCode::*;
+            match code {
+                ValidationFailed => 0,
+                MalformedJson => 1,
+                PayloadTooLarge => 2,
+                UnsupportedMediaType => 3,
+                IdempotencyKeyRequired => 4,
+                IdempotencyConflict => 5,
+                IdempotencyInProgress => 6,
+                NotFound => 7,
+                MethodNotAllowed => 8,
+                SoldOut => 9,
+                InsufficientStock => 10,
+                QuantityOutOfRange => 11,
+                CustomerLimitExceeded => 12,
+                SaleNotStarted => 13,
+                SaleEnded => 14,
+                EventNotOnSale => 15,
+                HoldExpired => 16,
+                HoldNotActive => 17,
+                Conflict => 18,
+                Unauthorized => 19,
+                Forbidden => 20,
+                RateLimited => 21,
+                Overloaded => 22,
+                Unavailable => 23,
+                Internal => 24,
+            }
+        }
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(ordinal(code), i, "{code:?} out of place in ALL");
+        }
+    }
+
+    #[test]
+    fn retry_after_goes_with_shedding_outages_and_rate_limits_only() {
+        for code in ErrorCode::ALL {
+            let headers = Problem::new(code).headers();
+            let retry = headers.iter().find(|(name, _)| *name == "retry-after");
+            let expected = matches!(code.status(), 429 | 503);
+            assert_eq!(retry.is_some(), expected, "{code:?}");
+            assert_eq!(
+                headers[0],
+                ("content-type", PROBLEM_CONTENT_TYPE.to_owned())
+            );
+            let challenge = headers.iter().any(|(name, _)| *name == "www-authenticate");
+            assert_eq!(challenge, code == ErrorCode::Unauthorized, "{code:?}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Startup: `Ledger::build` connects and binds, `run_until_stopped` serves until the
 //! shutdown signal, then finishes in-flight requests and commits before returning.
-//! Tests bind port 0 and pass their own pool and shutdown future.
+//! Two listeners: the public API (`LEDGER_ADDR`) and operations (`METRICS_ADDR`,
+//! `/metrics`). Tests bind port 0 for both and pass their own pool and shutdown future.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,15 +14,18 @@ use axum::response::Response;
 use axum::{BoxError, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
+use tessera_domain::settings::redact_url;
 use tessera_domain::ErrorCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::health::RedisProbe;
 use crate::holds::engine::HoldEngine;
 use crate::holds::sweeper::Sweeper;
 use crate::outbox::{OutboxWake, Relay};
@@ -31,14 +35,18 @@ use crate::outbox::{OutboxWake, Relay};
 pub struct AppState {
     pub pool: PgPool,
     pub redis: redis::Client,
+    /// Readiness's one shared Redis connection.
+    pub redis_probe: RedisProbe,
     pub engine: HoldEngine,
     pub outbox_wake: OutboxWake,
-    pub metrics: PrometheusHandle,
     pub config: Arc<Config>,
 }
 
 pub struct Ledger {
     listener: TcpListener,
+    /// The operations listener (`/metrics`), apart from the public one.
+    metrics_listener: TcpListener,
+    metrics: PrometheusHandle,
     state: AppState,
 }
 
@@ -49,90 +57,63 @@ impl Ledger {
         Self::build_with_pool(config, pool).await
     }
 
-    /// Binds `config.addr` with an already migrated pool.
+    /// Binds `config.addr` and `config.metrics_addr` with an already migrated pool.
     pub async fn build_with_pool(config: Config, pool: PgPool) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.addr)
             .await
-            .with_context(|| format!("failed to bind {}", config.addr))?;
+            .with_context(|| format!("failed to bind LEDGER_ADDR {}", config.addr))?;
+        let metrics_listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("failed to bind METRICS_ADDR {}", config.metrics_addr))?;
         let redis = redis::Client::open(config.redis_url.as_str())
-            .with_context(|| format!("invalid REDIS_URL {:?}", config.redis_url))?;
+            .with_context(|| format!("invalid REDIS_URL {:?}", redact_url(&config.redis_url)))?;
         let outbox_wake = OutboxWake::default();
         let engine = HoldEngine::new(pool.clone(), config.holds.clone(), outbox_wake.clone());
-        let metrics = crate::metrics::recorder()?;
         let state = AppState {
             pool,
+            redis_probe: RedisProbe::new(redis.clone()),
             redis,
             engine,
             outbox_wake,
-            metrics,
             config: Arc::new(config),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            metrics: crate::metrics::recorder()?,
+            state,
+        })
     }
 
+    /// The public API's bound address (port 0 in tests becomes the real port).
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
     }
 
+    /// The operations listener's bound address: `GET /metrics` is served there.
+    pub fn metrics_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.metrics_listener.local_addr()?)
+    }
+
     /// Serves until `shutdown` resolves, then: stops accepting, lets in-flight requests
-    /// (and the hold batches they wait for) finish, stops the relay and sweeper after a
-    /// last round, and returns: all within one `shutdown_grace` from the request.
+    /// (and the hold batches they wait for) finish, stops the relay, sweeper and
+    /// operations listener after a last round, and returns: all within one
+    /// `shutdown_grace` from the request.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { listener, state } = self;
-        let config = state.config.clone();
+        let Self {
+            listener,
+            metrics_listener,
+            metrics,
+            state,
+        } = self;
         let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn(
-            Relay {
-                pool: state.pool.clone(),
-                redis: state.redis.clone(),
-                config: config.outbox.clone(),
-                wake: state.outbox_wake.clone(),
-            }
-            .run(cancel.clone()),
-        );
-        tasks.spawn(
-            Sweeper {
-                pool: state.pool.clone(),
-                interval: config.holds.sweep_interval,
-                batch_size_max: config.holds.sweep_batch_size_max,
-                idempotency_retention: config.idempotency_retention,
-                outbox_wake: state.outbox_wake.clone(),
-            }
-            .run(cancel.clone()),
-        );
-        tasks.spawn(crate::metrics::upkeep(
-            state.metrics.clone(),
-            cancel.clone(),
-        ));
-        tasks.close();
-
+        let tasks = spawn_background(&state, metrics_listener, metrics, &cancel);
         let engine = state.engine.clone();
-        let app = router(state);
-        let grace = config.shutdown_grace;
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            // One deadline for the whole shutdown, from the moment it is requested.
-            let _ = stopping_tx.send(tokio::time::Instant::now() + grace);
-        });
-        let mut serve = tokio::spawn(async move { serve.await });
-        let deadline = tokio::select! {
-            result = &mut serve => {
-                result.context("server task failed")?.context("server failed")?;
-                tokio::time::Instant::now() + grace
-            }
-            Ok(deadline) = stopping_rx => {
-                match tokio::time::timeout_at(deadline, &mut serve).await {
-                    Ok(result) => result.context("server task failed")?.context("server failed")?,
-                    Err(_) => tracing::warn!("shutdown grace elapsed with requests still in flight"),
-                }
-                deadline
-            }
-        };
+        let grace = state.config.shutdown_grace;
+        let deadline = serve_public(listener, router(state), grace, shutdown).await?;
         // The writers commit what is queued (those requests were answered or abandoned);
         // then the relay and sweeper stop after a last round.
         if tokio::time::timeout_at(deadline, engine.shutdown())
@@ -151,6 +132,76 @@ impl Ledger {
         tracing::info!("ledger stopped");
         Ok(())
     }
+}
+
+/// The relay, the sweeper, metrics upkeep and the operations listener, until `cancel`.
+fn spawn_background(
+    state: &AppState,
+    metrics_listener: TcpListener,
+    metrics: PrometheusHandle,
+    cancel: &CancellationToken,
+) -> TaskTracker {
+    let config = &state.config;
+    let tasks = TaskTracker::new();
+    tasks.spawn(
+        Relay {
+            pool: state.pool.clone(),
+            redis: state.redis.clone(),
+            config: config.outbox.clone(),
+            wake: state.outbox_wake.clone(),
+        }
+        .run(cancel.clone()),
+    );
+    tasks.spawn(
+        Sweeper {
+            pool: state.pool.clone(),
+            interval: config.holds.sweep_interval,
+            batch_size_max: config.holds.sweep_batch_size_max,
+            idempotency_retention: config.idempotency_retention,
+            outbox_wake: state.outbox_wake.clone(),
+        }
+        .run(cancel.clone()),
+    );
+    tasks.spawn(crate::metrics::upkeep(metrics.clone(), cancel.clone()));
+    let operations = axum::serve(metrics_listener, crate::metrics::router(metrics))
+        .with_graceful_shutdown(cancel.clone().cancelled_owned());
+    tasks.spawn(async move {
+        if let Err(e) = operations.await {
+            tracing::error!(error = %e, "operations listener failed");
+        }
+    });
+    tasks.close();
+    tasks
+}
+
+/// Serves the public API until `shutdown`, then waits for in-flight requests until the
+/// shutdown deadline (`grace` from the request), which it returns for the steps after.
+async fn serve_public(
+    listener: TcpListener,
+    app: Router,
+    grace: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::time::Instant> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        // One deadline for the whole shutdown, from the moment it is requested.
+        let _ = stopping_tx.send(tokio::time::Instant::now() + grace);
+    });
+    let mut serve = tokio::spawn(async move { serve.await });
+    Ok(tokio::select! {
+        result = &mut serve => {
+            result.context("server task failed")?.context("server failed")?;
+            tokio::time::Instant::now() + grace
+        }
+        Ok(deadline) = stopping_rx => {
+            match tokio::time::timeout_at(deadline, &mut serve).await {
+                Ok(result) => result.context("server task failed")?.context("server failed")?,
+                Err(_) => tracing::warn!("shutdown grace elapsed with requests still in flight"),
+            }
+            deadline
+        }
+    })
 }
 
 /// The whole HTTP surface with its middleware.
@@ -172,7 +223,11 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(middleware_error))
                 .load_shed()
-                .concurrency_limit(config.requests_in_flight_max)
+                // Global, not `concurrency_limit`: axum applies a layer to each route
+                // separately, and a per-layer semaphore would allow the limit per route.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    config.requests_in_flight_max.get(),
+                ))
                 .timeout(config.request_timeout),
         )
         .layer(DefaultBodyLimit::max(config.request_body_max_bytes))
@@ -189,10 +244,9 @@ pub fn router(state: AppState) -> Router {
 async fn middleware_error(error: BoxError) -> Response {
     use axum::response::IntoResponse;
     if error.is::<tower::timeout::error::Elapsed>() {
-        ApiError::client(
-            ErrorCode::Unavailable,
-            "the request took too long; retry (holds are idempotent)",
-        )
+        // Shed like a full queue: the ledger is too busy to answer in time (what already
+        // committed stays, and a retry with the same key replays it).
+        ApiError::Overloaded("the request took too long; retry (holds are idempotent)")
     } else if error.is::<tower::load_shed::error::Overloaded>() {
         ApiError::Overloaded("too many requests in flight")
     } else {

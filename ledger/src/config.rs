@@ -1,9 +1,17 @@
-//! Configuration from the environment. Every variable is documented in `.env.example`;
-//! every default is what a single-machine deployment wants.
+//! Configuration from the environment, read once through the shared
+//! [`Settings`] parser. Every variable is documented in `.env.example`; every default is
+//! stated once, here where it is read, and is what a single-machine deployment wants.
+//! Values are parsed into the types the ledger uses (a hold TTL that cannot be zero, a
+//! queue depth that cannot be zero), so nothing downstream re-checks or falls back.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::time::Duration;
+
+use tessera_domain::settings::{ConfigError, Settings};
+
+use crate::origin::EdgeKeys;
 
 /// How holds reach the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,20 +24,77 @@ pub enum HoldStrategy {
     Naive,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("expected `batched` or `naive`, got {0:?}")]
+pub struct UnknownStrategy(String);
+
 impl FromStr for HoldStrategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStrategy;
+    fn from_str(s: &str) -> Result<Self, UnknownStrategy> {
         match s {
             "batched" => Ok(Self::Batched),
             "naive" => Ok(Self::Naive),
-            other => Err(format!("expected `batched` or `naive`, got {other:?}")),
+            other => Err(UnknownStrategy(other.to_owned())),
         }
+    }
+}
+
+/// How long a hold lasts: between one second and [`HoldTtl::MAX_SECONDS`], so adding it
+/// to a timestamp cannot overflow and no hold is born expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldTtl(chrono::TimeDelta);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HoldTtlError {
+    #[error("not a whole number of seconds")]
+    NotANumber,
+    #[error("a hold must last at least one second")]
+    Zero,
+    #[error("at most {} seconds (one day)", HoldTtl::MAX_SECONDS)]
+    TooLong,
+}
+
+impl HoldTtl {
+    /// A day: a hold is a checkout's reservation; anything longer is a mistake, and the
+    /// bound keeps `now + ttl` far from chrono's limits.
+    pub const MAX_SECONDS: u64 = 86_400;
+
+    pub fn from_secs(seconds: u64) -> Result<Self, HoldTtlError> {
+        match seconds {
+            0 => Err(HoldTtlError::Zero),
+            s if s > Self::MAX_SECONDS => Err(HoldTtlError::TooLong),
+            // In range by the arms above, so `try_seconds` cannot refuse it.
+            s => chrono::TimeDelta::try_seconds(s as i64)
+                .map(Self)
+                .ok_or(HoldTtlError::TooLong),
+        }
+    }
+
+    /// The TTL to add to a database timestamp.
+    pub fn as_delta(self) -> chrono::TimeDelta {
+        self.0
+    }
+
+    pub fn as_secs(self) -> u64 {
+        self.0.num_seconds().unsigned_abs()
+    }
+}
+
+impl FromStr for HoldTtl {
+    type Err = HoldTtlError;
+    fn from_str(s: &str) -> Result<Self, HoldTtlError> {
+        let seconds: u64 = s.parse().map_err(|_| HoldTtlError::NotANumber)?;
+        Self::from_secs(seconds)
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The public API.
     pub addr: SocketAddr,
+    /// The operations listener (`GET /metrics`): loopback by default, so metrics are not
+    /// on the public port; a scraper on the host (or a sidecar) reads them.
+    pub metrics_addr: SocketAddr,
     pub database_url: String,
     pub database_pool_max: u32,
     pub redis_url: String,
@@ -40,25 +105,26 @@ pub struct Config {
     /// Requests still running after this are answered 503 (the work already committed stays).
     pub request_timeout: Duration,
     /// Requests in flight at once before new ones are shed with 503.
-    pub requests_in_flight_max: usize,
+    pub requests_in_flight_max: NonZeroUsize,
     /// How long shutdown waits for in-flight requests and commits.
     pub shutdown_grace: Duration,
     /// Stored idempotent results are kept this long, then pruned.
     pub idempotency_retention: Duration,
     pub log_json: bool,
-    /// SHA-256 of `EDGE_KEY`, the secret edge nodes present; unset = no edge is trusted.
-    pub edge_key_sha256: Option<[u8; 32]>,
+    /// Digests of the edge keys accepted (`EDGE_KEY`, and `EDGE_KEY_PREVIOUS` during a
+    /// rotation); `None` = no edge is trusted.
+    pub edge_keys: Option<EdgeKeys>,
 }
 
 #[derive(Debug, Clone)]
 pub struct HoldsConfig {
     pub strategy: HoldStrategy,
     /// How long a hold lasts before the sweeper returns its stock.
-    pub hold_ttl: Duration,
+    pub hold_ttl: HoldTtl,
     /// Most holds committed in one transaction.
-    pub batch_size_max: usize,
+    pub batch_size_max: NonZeroUsize,
     /// Requests waiting per zone; beyond it, 503 + Retry-After.
-    pub zone_queue_depth_max: usize,
+    pub zone_queue_depth_max: NonZeroUsize,
     /// Zones with a live writer task at once; beyond it, holds commit one per transaction.
     pub zone_writers_max: usize,
     /// A zone writer with nothing to do for this long exits (a new one starts on demand).
@@ -81,16 +147,18 @@ pub struct OutboxConfig {
     pub channel: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid environment variable {name}={value:?}: {reason}")]
-pub struct ConfigError {
-    name: &'static str,
-    value: String,
-    reason: String,
+/// `n` as a non-zero count; only for the literal defaults below.
+const fn nonzero(n: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(n) {
+        Some(n) => n,
+        None => panic!("a default count must not be zero"),
+    }
 }
 
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tessera";
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// `127.0.0.1:port`: both listeners default to loopback.
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
 
 impl Config {
     /// Reads the process environment.
@@ -100,76 +168,53 @@ impl Config {
 
     /// Reads configuration through `lookup`, so tests can pass their own values.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str, default: &str| -> String {
-            lookup(name).unwrap_or_else(|| default.to_owned())
-        };
-        fn parse<T: FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError {
-                name,
-                value,
-                reason: e.to_string(),
-            })
-        }
-        let ms = |name: &'static str, default: &str| -> Result<Duration, ConfigError> {
-            parse::<u64>(name, get(name, default)).map(Duration::from_millis)
-        };
-        let secs = |name: &'static str, default: &str| -> Result<Duration, ConfigError> {
-            parse::<u64>(name, get(name, default)).map(Duration::from_secs)
-        };
+        let s = Settings::new(lookup);
         Ok(Self {
-            addr: parse("LEDGER_ADDR", get("LEDGER_ADDR", "127.0.0.1:4000"))?,
-            database_url: get("DATABASE_URL", DEFAULT_DATABASE_URL),
-            database_pool_max: parse("DATABASE_POOL_MAX", get("DATABASE_POOL_MAX", "16"))?,
-            redis_url: get("REDIS_URL", DEFAULT_REDIS_URL),
-            holds: HoldsConfig {
-                strategy: parse("HOLD_STRATEGY", get("HOLD_STRATEGY", "batched"))?,
-                hold_ttl: secs("HOLD_TTL_SECONDS", "600")?,
-                batch_size_max: parse("HOLD_BATCH_SIZE_MAX", get("HOLD_BATCH_SIZE_MAX", "256"))?,
-                zone_queue_depth_max: parse(
-                    "HOLD_ZONE_QUEUE_DEPTH_MAX",
-                    get("HOLD_ZONE_QUEUE_DEPTH_MAX", "4096"),
-                )?,
-                zone_writers_max: parse(
-                    "HOLD_ZONE_WRITERS_MAX",
-                    get("HOLD_ZONE_WRITERS_MAX", "1024"),
-                )?,
-                zone_writer_idle: secs("HOLD_ZONE_WRITER_IDLE_SECONDS", "30")?,
-                sweep_interval: ms("SWEEP_INTERVAL_MS", "1000")?,
-                sweep_batch_size_max: parse(
-                    "SWEEP_BATCH_SIZE_MAX",
-                    get("SWEEP_BATCH_SIZE_MAX", "500"),
-                )?,
-            },
-            outbox: OutboxConfig {
-                poll_interval: ms("OUTBOX_POLL_INTERVAL_MS", "100")?,
-                batch_size_max: parse(
-                    "OUTBOX_BATCH_SIZE_MAX",
-                    get("OUTBOX_BATCH_SIZE_MAX", "500"),
-                )?,
-                retention: secs("OUTBOX_RETENTION_SECONDS", "3600")?,
-                channel: get(
-                    "OUTBOX_CHANNEL",
-                    tessera_domain::invalidation::INVALIDATION_CHANNEL,
-                ),
-            },
-            request_body_max_bytes: parse(
-                "REQUEST_BODY_MAX_BYTES",
-                get("REQUEST_BODY_MAX_BYTES", "65536"),
-            )?,
-            request_timeout: ms("REQUEST_TIMEOUT_MS", "10000")?,
-            requests_in_flight_max: parse(
-                "REQUESTS_IN_FLIGHT_MAX",
-                get("REQUESTS_IN_FLIGHT_MAX", "8192"),
-            )?,
-            shutdown_grace: secs("SHUTDOWN_GRACE_SECONDS", "30")?,
-            idempotency_retention: secs("IDEMPOTENCY_RETENTION_SECONDS", "86400")?,
-            log_json: get("LOG_FORMAT", "text") == "json",
-            edge_key_sha256: lookup("EDGE_KEY")
-                .filter(|k| !k.is_empty())
-                .map(|k| crate::origin::edge_key_digest(&k)),
+            addr: s.parse("LEDGER_ADDR", loopback(4000))?,
+            metrics_addr: s.parse("METRICS_ADDR", loopback(4001))?,
+            database_url: s.string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tessera"),
+            database_pool_max: s.parse("DATABASE_POOL_MAX", 16)?,
+            redis_url: s.string("REDIS_URL", "redis://127.0.0.1:6379"),
+            holds: HoldsConfig::read(&s)?,
+            outbox: OutboxConfig::read(&s)?,
+            request_body_max_bytes: s.parse("REQUEST_BODY_MAX_BYTES", 65_536)?,
+            request_timeout: s.millis("REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
+            requests_in_flight_max: s.parse("REQUESTS_IN_FLIGHT_MAX", nonzero(8192))?,
+            shutdown_grace: s.seconds("SHUTDOWN_GRACE_SECONDS", Duration::from_secs(30))?,
+            idempotency_retention: s
+                .seconds("IDEMPOTENCY_RETENTION_SECONDS", Duration::from_secs(86_400))?,
+            log_json: s.choice("LOG_FORMAT", "text", &["text", "json"])? == "json",
+            edge_keys: EdgeKeys::read(&s)?,
+        })
+    }
+}
+
+impl HoldsConfig {
+    fn read<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            strategy: s.parse("HOLD_STRATEGY", HoldStrategy::Batched)?,
+            hold_ttl: s.parse("HOLD_TTL_SECONDS", HoldTtl(chrono::TimeDelta::minutes(10)))?,
+            batch_size_max: s.parse("HOLD_BATCH_SIZE_MAX", nonzero(256))?,
+            zone_queue_depth_max: s.parse("HOLD_ZONE_QUEUE_DEPTH_MAX", nonzero(4096))?,
+            zone_writers_max: s.parse("HOLD_ZONE_WRITERS_MAX", 1024)?,
+            zone_writer_idle: s
+                .seconds("HOLD_ZONE_WRITER_IDLE_SECONDS", Duration::from_secs(30))?,
+            sweep_interval: s.millis("SWEEP_INTERVAL_MS", Duration::from_secs(1))?,
+            sweep_batch_size_max: s.parse("SWEEP_BATCH_SIZE_MAX", 500)?,
+        })
+    }
+}
+
+impl OutboxConfig {
+    fn read<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            poll_interval: s.millis("OUTBOX_POLL_INTERVAL_MS", Duration::from_millis(100))?,
+            batch_size_max: s.parse("OUTBOX_BATCH_SIZE_MAX", 500)?,
+            retention: s.seconds("OUTBOX_RETENTION_SECONDS", Duration::from_secs(3600))?,
+            channel: s.string(
+                "OUTBOX_CHANNEL",
+                tessera_domain::invalidation::INVALIDATION_CHANNEL,
+            ),
         })
     }
 }
@@ -178,22 +223,65 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
     #[test]
     fn defaults_match_the_design() {
         let config = Config::from_lookup(|_| None).expect("defaults parse");
         assert_eq!(config.addr.to_string(), "127.0.0.1:4000");
-        assert_eq!(config.holds.hold_ttl, Duration::from_secs(600));
+        assert_eq!(config.metrics_addr.to_string(), "127.0.0.1:4001");
+        assert_eq!(config.holds.hold_ttl.as_secs(), 600);
         assert_eq!(config.holds.strategy, HoldStrategy::Batched);
         assert_eq!(config.outbox.channel, "tessera.invalidate");
+        assert!(config.edge_keys.is_none());
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = Config::from_lookup(|n| (n == "HOLD_TTL_SECONDS").then(|| "ten".to_owned()))
-            .expect_err("invalid");
+        let err = config(&[("HOLD_TTL_SECONDS", "ten")]).expect_err("invalid");
         assert!(err.to_string().contains("HOLD_TTL_SECONDS"), "{err}");
-        let err = Config::from_lookup(|n| (n == "HOLD_STRATEGY").then(|| "fast".to_owned()))
-            .expect_err("invalid");
+        let err = config(&[("HOLD_STRATEGY", "fast")]).expect_err("invalid");
         assert!(err.to_string().contains("batched"), "{err}");
+        let err = config(&[("LOG_FORMAT", "xml")]).expect_err("invalid");
+        assert!(err.to_string().contains("LOG_FORMAT"), "{err}");
+        let err = config(&[("HOLD_ZONE_QUEUE_DEPTH_MAX", "0")]).expect_err("zero");
+        assert!(
+            err.to_string().contains("HOLD_ZONE_QUEUE_DEPTH_MAX"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_hold_ttl_of_zero_or_over_a_day_is_refused_by_name() {
+        for (value, reason) in [
+            ("0", HoldTtlError::Zero),
+            ("86401", HoldTtlError::TooLong),
+            ("18446744073709551615", HoldTtlError::TooLong),
+        ] {
+            let err = config(&[("HOLD_TTL_SECONDS", value)]).expect_err(value);
+            assert_eq!(err.name, "HOLD_TTL_SECONDS");
+            assert_eq!(err.reason, reason.to_string(), "{value}");
+        }
+        let longest = config(&[("HOLD_TTL_SECONDS", "86400")]).expect("a day is allowed");
+        assert_eq!(
+            longest.holds.hold_ttl.as_delta(),
+            chrono::TimeDelta::days(1)
+        );
+    }
+
+    #[test]
+    fn a_previous_edge_key_needs_a_current_one() {
+        let err = config(&[("EDGE_KEY_PREVIOUS", "old")]).expect_err("no current key");
+        assert_eq!(err.name, "EDGE_KEY_PREVIOUS");
+        assert!(!err.to_string().contains("old"), "secrets are not echoed");
+        let both = config(&[("EDGE_KEY", "new"), ("EDGE_KEY_PREVIOUS", "old")]).expect("both");
+        assert!(both.edge_keys.is_some());
     }
 }

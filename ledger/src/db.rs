@@ -6,6 +6,7 @@ use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
+use tessera_domain::settings::redact_url;
 
 use crate::config::Config;
 
@@ -18,21 +19,23 @@ const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Creates the database if it does not exist, connects, and applies migrations.
 pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     let url = config.database_url.as_str();
+    // The URL may carry a password: messages and logs get it redacted.
+    let shown = redact_url(url);
     if !Postgres::database_exists(url)
         .await
-        .with_context(|| format!("failed to reach PostgreSQL at {url}"))?
+        .with_context(|| format!("failed to reach PostgreSQL at {shown}"))?
     {
         Postgres::create_database(url)
             .await
-            .with_context(|| format!("failed to create the database {url}"))?;
-        tracing::info!(url, "created database");
+            .with_context(|| format!("failed to create the database {shown}"))?;
+        tracing::info!(url = %shown, "created database");
     }
     let pool = PgPoolOptions::new()
         .max_connections(config.database_pool_max)
         .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
         .connect(url)
         .await
-        .with_context(|| format!("failed to connect to {url}"))?;
+        .with_context(|| format!("failed to connect to {shown}"))?;
     MIGRATOR
         .run(&pool)
         .await

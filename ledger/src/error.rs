@@ -2,10 +2,9 @@
 //! stable `code`; unexpected failures become a generic 500 whose detail goes to the log,
 //! never to the client.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tessera_domain::holds::Rejection;
-use tessera_domain::problem::PROBLEM_CONTENT_TYPE;
 use tessera_domain::{ErrorCode, FieldError, Problem};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +21,6 @@ pub enum ApiError {
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
-
-/// Seconds a shed client should wait before retrying.
-const RETRY_AFTER_SECONDS: &str = "1";
 
 impl ApiError {
     pub fn client(code: ErrorCode, detail: impl Into<String>) -> Self {
@@ -94,27 +90,24 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     )
 }
 
-/// Renders a problem with the right status and media type.
+/// Renders a problem with its status and the headers every tier sends with it.
 pub fn problem_response(problem: &Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(problem).unwrap_or_default();
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-    );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECONDS),
-        );
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
+    insert_problem_headers(response.headers_mut(), problem);
     response
+}
+
+/// [`Problem::headers`] (media type, `Retry-After`, `WWW-Authenticate`): the one rule for
+/// which headers a problem carries, shared with the edge.
+pub fn insert_problem_headers(headers: &mut HeaderMap, problem: &Problem) {
+    for (name, value) in problem.headers() {
+        // Static lower-case names; values are a media type, digits or a scheme.
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -12,6 +12,8 @@ use sqlx::PgConnection;
 use tessera_domain::problem::PROBLEM_CONTENT_TYPE;
 use tessera_domain::{ErrorCode, IdempotencyKey, Problem};
 
+use crate::error::insert_problem_headers;
+
 /// The response header marking a replayed result.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
@@ -58,15 +60,28 @@ impl Reply {
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let code = (!status.is_success())
+            .then(|| serde_json::from_value::<ErrorCode>(self.body.get("code")?.clone()).ok())
+            .flatten();
         let body = serde_json::to_vec(&self.body).unwrap_or_default();
         let mut response = (status, body).into_response();
-        let content_type = if status.is_success() {
-            "application/json"
-        } else {
-            PROBLEM_CONTENT_TYPE
-        };
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        match code {
+            // A problem: the same headers as every other problem rendering.
+            Some(code) => insert_problem_headers(headers, &Problem::new(code)),
+            None if status.is_success() => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            None => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+                );
+            }
+        }
         if self.replayed {
             headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
         }

@@ -10,7 +10,8 @@
 //! - [`outbox`]: every change's message, written in its transaction and relayed to Redis.
 //! - [`app`]: startup, routing, middleware and graceful shutdown; [`config`] reads the
 //!   environment; [`db`] connects and migrates; [`error`] and [`extract`] make every
-//!   failure RFC 9457 problem+json; [`metrics`], [`health`] and [`openapi`] are operations.
+//!   failure RFC 9457 problem+json; [`metrics`] (served on its own operations listener,
+//!   `METRICS_ADDR`), [`health`] and [`openapi`] are operations.
 //! - [`origin`]: tells edge traffic (it presents the edge key) from direct clients.
 //! - [`seed`]: demo data for `cargo xtask up`.
 //!

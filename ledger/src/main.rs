@@ -6,6 +6,7 @@ use anyhow::Context;
 /// glibc malloc/free measured ~10% of the ledger's CPU under the hold benchmark.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use tessera_domain::settings::redact_url;
 use tessera_ledger::{Config, Ledger};
 use tracing_subscriber::EnvFilter;
 
@@ -26,7 +27,8 @@ async fn main() -> anyhow::Result<()> {
         "serve" => serve(config).await,
         "migrate" => {
             tessera_ledger::db::connect(&config).await?;
-            println!("migrations applied to {}", config.database_url);
+            // The URL may carry a password: never print it.
+            println!("migrations applied to {}", redact_url(&config.database_url));
             Ok(())
         }
         "seed" => {
@@ -48,8 +50,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let database = redact_url(&config.database_url);
     let ledger = Ledger::build(config).await?;
-    tracing::info!(addr = %ledger.local_addr()?, "ledger listening");
+    tracing::info!(
+        addr = %ledger.local_addr()?,
+        metrics_addr = %ledger.metrics_addr()?,
+        %database,
+        "ledger listening"
+    );
     ledger.run_until_stopped(shutdown_signal()).await
 }
 

@@ -1,5 +1,9 @@
 //! Prometheus metrics: the recorder, the per-route HTTP middleware, and the `/metrics`
 //! handler. Domain metrics (holds, batches, outbox) are recorded where they happen.
+//!
+//! `/metrics` is served by the operations listener ([`router`] on `METRICS_ADDR`,
+//! loopback by default), never the public one: route names, volumes and shed counts are
+//! for operators, not for whoever can reach the API.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -7,9 +11,12 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tessera_domain::ErrorCode;
 
-use crate::app::AppState;
+use crate::error::ApiError;
 
 /// Latency buckets in seconds: sub-millisecond to the request timeout.
 const LATENCY_BUCKETS_S: &[f64] = &[
@@ -80,15 +87,22 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "text/plain")))]
-pub(crate) async fn render(State(state): State<AppState>) -> Response {
+/// The operations listener's routes: `GET /metrics`, and problem+json for anything else.
+pub fn router(handle: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .fallback(|| async { ApiError::client(ErrorCode::NotFound, "no such route") })
+        .with_state(handle)
+}
+
+/// `GET /metrics`: Prometheus text format (on the operations listener, `METRICS_ADDR`).
+pub(crate) async fn render(State(handle): State<PrometheusHandle>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(),
+        handle.render(),
     )
         .into_response()
 }

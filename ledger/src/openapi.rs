@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::app::AppState;
-use crate::{catalog, health, holds, metrics};
+use crate::{catalog, health, holds};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,14 +18,14 @@ use crate::{catalog, health, holds, metrics};
         catalog::admin::create_event, catalog::admin::get_owned_event, catalog::admin::publish_event,
         catalog::admin::cancel_event, catalog::admin::patch_event, catalog::admin::patch_show,
         catalog::admin::patch_zone,
-        health::live, health::ready, metrics::render,
+        health::live, health::ready,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "catalog", description = "Public catalog and live availability"),
         (name = "holds", description = "Holding, confirming and releasing tickets"),
         (name = "admin", description = "Tenant-scoped event management (bearer token)"),
-        (name = "operations", description = "Health and metrics"),
+        (name = "operations", description = "Health and readiness (metrics are on the operations listener, METRICS_ADDR)"),
     )
 )]
 pub struct ApiDoc;

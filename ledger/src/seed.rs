@@ -6,6 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tessera_domain::catalog::EventStatus;
 use tessera_domain::TenantId;
 
 use crate::auth::{self, AdminTenant};
@@ -134,9 +135,14 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<Seeded> {
         let event_id = insert_event(&mut tx, tenant_id, &new)
             .await
             .map_err(|e| anyhow::anyhow!("demo event {slug}: {e}"))?;
-        change_status(&mut tx, AdminTenant(tenant_id), event_id, "published")
-            .await
-            .map_err(|e| anyhow::anyhow!("publishing {slug}: {e}"))?;
+        change_status(
+            &mut tx,
+            AdminTenant(tenant_id),
+            event_id,
+            EventStatus::Published,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("publishing {slug}: {e}"))?;
         events_created += 1;
     }
     tx.commit().await?;
@@ -155,7 +161,7 @@ mod tests {
     fn demo_events_parse_and_validate() {
         for event in demo_events() {
             let new: NewEvent = serde_json::from_value(event).expect("demo event parses");
-            new.validate().expect("demo event is valid");
+            new.parse().expect("demo event is valid");
         }
     }
 }

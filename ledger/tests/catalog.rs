@@ -1,11 +1,11 @@
 //! Catalog reads and admin writes over HTTP: auth per tenant, listing, search,
-//! pagination, capacity edits, and bad input answered with problem+json.
-
-mod support;
+//! pagination, capacity edits, bad input answered with problem+json, stored values this
+//! version does not know, and the price cap held by the database too.
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use support::{event_body, spawn_app, zone, zone_counters};
+use tessera_domain::money::PRICE_MINOR_MAX;
+use tessera_testkit::ledger::{event_body, spawn_app, zone, zone_counters, TestApp};
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn admin_needs_a_token_of_the_owning_tenant(pool: PgPool) {
@@ -351,5 +351,205 @@ async fn availability_versions_increase_on_every_change(pool: PgPool) {
     let (_, after_release) = app.get_json(&path).await;
     assert!(version(&after_release) > version(&after_hold));
     assert_eq!(after_release["zones"][0]["available"], 10);
+    app.stop().await;
+}
+
+/// `GET` with the admin token; returns status and body.
+async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts a generic 500 `internal` that does not show the stored value.
+fn assert_internal(what: &str, (status, problem): (u16, Value), stored: &str) {
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (500, Some("internal")),
+        "{what}: {problem}"
+    );
+    assert!(
+        !problem.to_string().contains(stored),
+        "{what} leaks the stored value: {problem}"
+    );
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn unknown_stored_status_or_seating_is_an_error_not_a_default(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let (status, hold) = app.hold(&fixture, 1, "a", "k1").await;
+    assert_eq!(status, 201, "{hold}");
+    let hold_id = hold["hold_id"].as_str().expect("hold_id");
+    let event = format!("/v1/events/{}", fixture.event_id);
+    let admin_event = format!("/admin{event}");
+    // A value written by something other than this version: drop the CHECKs that would
+    // refuse it (this test's own database).
+    for sql in [
+        "alter table events drop constraint events_status_check",
+        "alter table zones drop constraint zones_seating_check",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    sqlx::query("update events set status = 'archived' where id = $1::uuid")
+        .bind(&fixture.event_id)
+        .execute(&pool)
+        .await
+        .expect("unknown status");
+    // Read as a draft it would be a 404, as published a 200: neither is a guess we make.
+    assert_internal("public read", app.get_json(&event).await, "archived");
+    assert_internal(
+        "admin read",
+        admin_get(&app, &admin_event).await,
+        "archived",
+    );
+    let publish = app
+        .admin_post(&format!("{admin_event}/publish"), &json!({}))
+        .await;
+    let publish = (
+        publish.status().as_u16(),
+        publish.json().await.expect("json"),
+    );
+    assert_internal("publish", publish, "archived");
+    let confirm = app
+        .post_json(
+            &format!("/v1/holds/{hold_id}/confirm"),
+            &json!({"payment_ref": "pay_1"}),
+            Some("c1"),
+        )
+        .await;
+    assert_internal("confirm", confirm, "archived");
+    assert_internal("hold", app.hold(&fixture, 1, "b", "k2").await, "archived");
+
+    sqlx::query("update events set status = 'published' where id = $1::uuid")
+        .bind(&fixture.event_id)
+        .execute(&pool)
+        .await
+        .expect("known status");
+    assert_eq!(app.get_json(&event).await.0, 200);
+    sqlx::query("update zones set seating = 'boxes' where id = $1::uuid")
+        .bind(&fixture.zone_ids[0])
+        .execute(&pool)
+        .await
+        .expect("unknown seating");
+    // Read as general admission it would be a 200 that sells; as assigned, a refusal.
+    assert_internal("public read", app.get_json(&event).await, "boxes");
+    assert_internal("hold", app.hold(&fixture, 1, "c", "k3").await, "boxes");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn the_database_holds_the_same_price_cap_as_the_ledger(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let (status, hold) = app.hold(&fixture, 1, "a", "k1").await;
+    assert_eq!(status, 201, "{hold}");
+    let path = format!(
+        "/admin/v1/events/{}/zones/{}",
+        fixture.event_id, fixture.zone_ids[0]
+    );
+    let patch = |price: i64| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&app.token)
+            .json(&json!({ "price_minor": price }))
+            .send()
+    };
+    // The API takes the cap (so the database must too) and refuses one more.
+    assert_eq!(patch(PRICE_MINOR_MAX).await.expect("request").status(), 200);
+    let above = patch(PRICE_MINOR_MAX + 1).await.expect("request");
+    assert_eq!(above.status(), 422);
+    let problem: Value = above.json().await.expect("json");
+    assert_eq!(problem["errors"][0]["field"], "zone.price_minor");
+
+    // Written around the API, one more than the cap is refused by a CHECK.
+    let cases = [
+        (
+            "update zones set price_minor = $1 where id = $2::uuid",
+            fixture.zone_ids[0].as_str(),
+            "zone_price_max",
+        ),
+        (
+            "update holds set unit_price_minor = $1 where id = $2::uuid",
+            hold["hold_id"].as_str().expect("hold_id"),
+            "hold_unit_price_max",
+        ),
+    ];
+    for (sql, id, constraint) in cases {
+        let write = |price: i64| sqlx::query(sql).bind(price).bind(id).execute(&pool);
+        write(PRICE_MINOR_MAX)
+            .await
+            .expect("the cap itself is allowed");
+        let refused = write(PRICE_MINOR_MAX + 1).await.expect_err("above the cap");
+        assert_eq!(
+            refused.as_database_error().and_then(|e| e.constraint()),
+            Some(constraint),
+            "{refused}"
+        );
+    }
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn edits_are_checked_like_creates_and_change_nothing_when_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let fixture = app.event_with_zone(10).await;
+    let event = format!("/admin/v1/events/{}", fixture.event_id);
+    let (_, before) = admin_get(&app, &event).await;
+    let cases = [
+        (
+            event.clone(),
+            json!({"title": " ", "description": "x".repeat(10_001), "max_tickets_per_customer": 0,
+                   "booking_opens_at": "2030-01-02T00:00:00Z", "booking_closes_at": "2030-01-01T00:00:00Z"}),
+            vec![
+                "title",
+                "description",
+                "max_tickets_per_customer",
+                "booking_closes_at",
+            ],
+        ),
+        (
+            format!("{event}/shows/{}", fixture.show_id),
+            json!({"sale_starts_at": "2030-01-02T00:00:00Z", "sale_ends_at": "2030-01-01T00:00:00Z"}),
+            vec!["sale_ends_at"],
+        ),
+        (
+            format!("{event}/zones/{}", fixture.zone_ids[0]),
+            json!({"name": "", "price_minor": -1, "capacity": -1, "min_per_order": 5, "max_per_order": 2}),
+            vec![
+                "zone.name",
+                "zone.price_minor",
+                "zone.capacity",
+                "zone.max_per_order",
+            ],
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let response = app
+            .client
+            .patch(app.url(&path))
+            .bearer_auth(&app.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 422, "{path}");
+        let problem: Value = response.json().await.expect("json");
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert_eq!(fields, expected, "{path}");
+    }
+    let (_, after) = admin_get(&app, &event).await;
+    assert_eq!(after, before, "a refused edit changes nothing");
     app.stop().await;
 }

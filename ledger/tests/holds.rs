@@ -1,15 +1,40 @@
 //! The inventory engine against real PostgreSQL: no oversell under concurrency,
 //! conservation under a random mixed workload, idempotency, confirm/release, expiry.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use support::{assert_conservation, spawn_app, spawn_app_with, zone_counters, TestApp};
+use tessera_testkit::ledger::{
+    assert_conservation, event_body, spawn_app, spawn_app_with, zone, zone_counters, TestApp,
+};
+use tessera_testkit::wait_until;
+
+/// `(transaction id, holds)` for each transaction that wrote holds of `zone_id`: holds
+/// inserted by one transaction share its `xmin`.
+async fn holds_per_transaction(pool: &PgPool, zone_id: &str) -> Vec<(i64, i64)> {
+    let zone: uuid::Uuid = zone_id.parse().expect("uuid");
+    sqlx::query_as(
+        "select xmin::text::bigint, count(*) from holds where zone_id = $1 group by 1 order by 1",
+    )
+    .bind(zone)
+    .fetch_all(pool)
+    .await
+    .expect("holds by transaction")
+}
+
+/// Backends of this test's database waiting for a lock (the sqlx test database is ours).
+async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity")
+}
 
 /// Awaits hold requests that must all be answered 201; returns the distinct hold ids.
 async fn created_hold_ids(
@@ -214,7 +239,7 @@ async fn confirm_issues_tickets_and_release_returns_stock(pool: PgPool) {
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn rules_are_enforced_by_the_ledger(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let mut body = support::event_body(
+    let mut body = event_body(
         "limits",
         vec![json!({"name": "A", "price_minor": 1000, "currency": "EUR",
         "capacity": 100, "min_per_order": 2, "max_per_order": 4})],
@@ -296,19 +321,15 @@ async fn expiry_releases_each_hold_once_with_two_sweepers(pool: PgPool) {
         (920, 80, 0, 1000)
     );
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (available, held, _, _) = zone_counters(&pool, &fixture.zone_ids[0]).await;
-        if held == 0 {
-            assert_eq!(
-                available, 1000,
-                "every expired hold returned its stock exactly once"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "holds did not expire in time");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("every hold expired", Duration::from_secs(15), || async {
+        zone_counters(&pool, &fixture.zone_ids[0]).await.1 == 0
+    })
+    .await;
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await.0,
+        1000,
+        "every expired hold returned its stock exactly once"
+    );
     let expired: i64 = sqlx::query_scalar("select count(*) from holds where status = 'expired'")
         .fetch_one(&pool)
         .await
@@ -348,8 +369,16 @@ async fn confirm_after_expiry_fails_even_before_the_sweeper_runs(pool: PgPool) {
     .await;
     let fixture = app.event_with_zone(5).await;
     let (_, hold) = app.hold(&fixture, 1, "a", "x").await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
     let hold_id = hold["hold_id"].as_str().expect("hold_id");
+    let id: uuid::Uuid = hold_id.parse().expect("uuid");
+    wait_until("the hold lapsed", Duration::from_secs(5), || async {
+        sqlx::query_scalar::<_, bool>("select now() >= expires_at from holds where id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("hold")
+    })
+    .await;
     let (status, problem) = app
         .post_json(
             &format!("/v1/holds/{hold_id}/confirm"),
@@ -382,8 +411,8 @@ async fn confirm_after_expiry_fails_even_before_the_sweeper_runs(pool: PgPool) {
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn mixed_random_workload_conserves_every_ticket(pool: PgPool) {
     let app = Arc::new(spawn_app_with(pool.clone(), &[("HOLD_TTL_SECONDS", "1".to_owned())]).await);
-    let zones = vec![support::zone(40), support::zone(25), support::zone(60)];
-    let fixture = Arc::new(app.publish_event(support::event_body("mixed", zones)).await);
+    let zones = vec![zone(40), zone(25), zone(60)];
+    let fixture = Arc::new(app.publish_event(event_body("mixed", zones)).await);
     let run_for = Duration::from_secs(4);
     let mut workers = Vec::new();
     for worker in 0..16 {
@@ -446,7 +475,16 @@ async fn mixed_random_workload_conserves_every_ticket(pool: PgPool) {
     assert!(total_ops > 100, "the workload ran ({total_ops} operations)");
     assert_conservation(&pool).await;
     // After every hold has lapsed and been swept, only sold tickets remain out.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_until("every hold lapsed", Duration::from_secs(5), || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from holds where status = 'held' and expires_at > now()",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count")
+            == 0
+    })
+    .await;
     tessera_ledger::holds::sweeper::sweep_once(&pool, 10_000)
         .await
         .expect("sweep");
@@ -568,24 +606,47 @@ async fn a_confirm_retried_while_the_first_runs_gets_the_same_tickets(pool: PgPo
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn more_busy_zones_than_writers_are_served_unbatched(pool: PgPool) {
-    let app = spawn_app_with(pool, &[("HOLD_ZONE_WRITERS_MAX", "1".to_owned())]).await;
+    let app = spawn_app_with(pool.clone(), &[("HOLD_ZONE_WRITERS_MAX", "1".to_owned())]).await;
     let fixture = app
-        .publish_event(support::event_body(
-            "two-zones",
-            vec![support::zone(5), support::zone(7)],
-        ))
+        .publish_event(event_body("two-zones", vec![zone(5), zone(7)]))
         .await;
     let app = Arc::new(app);
-    let tasks: Vec<_> = (0..20)
-        .map(|i| {
-            let app = app.clone();
-            let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[i % 2], "quantity": 1,
-                              "customer_id": format!("c{i}")});
-            tokio::spawn(async move { app.post_json("/v1/holds", &body, Some(&format!("k{i}"))).await.0 })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
+    let (show_id, zone_ids) = (fixture.show_id.clone(), fixture.zone_ids.clone());
+    let request = move |i: usize| {
+        let app = app.clone();
+        let body = json!({"show_id": show_id, "zone_id": zone_ids[i % 2], "quantity": 1,
+                          "customer_id": format!("c{i}")});
+        async move {
+            app.post_json("/v1/holds", &body, Some(&format!("k{i}")))
+                .await
+                .0
+        }
+    };
+    // Zone 0 takes the only writer slot (its writer then idles far longer than this test).
+    let mut statuses = vec![request(0).await];
+    // Zone 0's writer stays blocked on the zone's row lock while the rest arrive, so its
+    // requests queue; zone 1, with no slot left, commits each request alone meanwhile.
+    let mut lock = pool.begin().await.expect("begin");
+    let zone0: uuid::Uuid = fixture.zone_ids[0].parse().expect("uuid");
+    sqlx::query("select 1 from zones where id = $1 for update")
+        .bind(zone0)
+        .execute(&mut *lock)
+        .await
+        .expect("lock zone 0");
+    let (zone0_tasks, zone1_tasks): (Vec<_>, Vec<_>) = (1..20)
+        .map(|i| (i, tokio::spawn(request(i))))
+        .partition(|(i, _)| i % 2 == 0);
+    for (_, task) in zone1_tasks {
+        statuses.push(task.await.expect("task"));
+    }
+    wait_until(
+        "zone 0's writer waits for the lock",
+        Duration::from_secs(10),
+        || async { lock_waiters(&pool).await >= 1 },
+    )
+    .await;
+    lock.commit().await.expect("unlock zone 0");
+    for (_, task) in zone0_tasks {
         statuses.push(task.await.expect("task"));
     }
     assert_eq!(
@@ -598,13 +659,74 @@ async fn more_busy_zones_than_writers_are_served_unbatched(pool: PgPool) {
         "{statuses:?}"
     );
     assert_eq!(
-        zone_counters(&app.pool, &fixture.zone_ids[0]).await,
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
         (0, 5, 0, 5)
     );
     assert_eq!(
-        zone_counters(&app.pool, &fixture.zone_ids[1]).await,
+        zone_counters(&pool, &fixture.zone_ids[1]).await,
         (0, 7, 0, 7)
     );
+
+    let unbatched = holds_per_transaction(&pool, &fixture.zone_ids[1]).await;
+    assert_eq!(
+        unbatched.len(),
+        7,
+        "one transaction per hold: {unbatched:?}"
+    );
+    let batched = holds_per_transaction(&pool, &fixture.zone_ids[0]).await;
+    assert!(
+        batched.iter().any(|&(_, holds)| holds > 1),
+        "the writer committed queued holds together: {batched:?}"
+    );
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_batch_whose_counters_disagree_is_rolled_back(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    // A foreign writer that skims one ticket off every hold update: the counters stay
+    // conserved and in range, so only the engine's own check after the update sees it.
+    sqlx::raw_sql(
+        "create function skim() returns trigger language plpgsql as $$
+         begin
+             if new.held > old.held then
+                 new.available := new.available + 1;
+                 new.held := new.held - 1;
+             end if;
+             return new;
+         end $$;
+         create trigger skim before update on zones for each row execute function skim();",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    let (status, problem) = app.hold(&fixture, 2, "alice", "skimmed").await;
+    assert_eq!((status, problem["code"].as_str()), (500, Some("internal")));
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (10, 0, 0, 10),
+        "nothing was granted"
+    );
+    let holds: i64 = sqlx::query_scalar("select count(*) from holds")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(holds, 0);
+
+    sqlx::raw_sql("drop trigger skim on zones")
+        .execute(&pool)
+        .await
+        .expect("drop trigger");
+    let (status, hold) = app.hold(&fixture, 2, "alice", "skimmed").await;
+    assert_eq!(
+        status, 201,
+        "a failed batch stores nothing to replay: {hold}"
+    );
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (8, 2, 0, 10)
+    );
+    app.stop().await;
 }
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]

@@ -1,10 +1,26 @@
-//! Health, readiness, metrics and the generated OpenAPI document.
+//! Health, readiness, metrics (on the operations listener), the edge key, and the
+//! generated OpenAPI document.
 
-mod support;
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgPool;
-use support::{spawn_app, spawn_app_with};
+use tessera_testkit::ledger::{spawn_app, spawn_app_with, zone_counters, TestApp};
+use tessera_testkit::metrics::sum_metric;
+use tessera_testkit::services::own_redis::OwnRedis;
+use tessera_testkit::wait_until_every;
+
+/// How often the shutdown test looks at the counters: often, so it stops mid-flight.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(2);
+
+/// `GET path` on the public port, with an edge key if given.
+async fn get(app: &TestApp, path: &str, edge_key: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(app.url(path));
+    if let Some(key) = edge_key {
+        request = request.header(tessera_domain::EDGE_KEY_HEADER, key);
+    }
+    request.send().await.expect("request")
+}
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn health_and_readiness(pool: PgPool) {
@@ -30,20 +46,48 @@ async fn health_and_readiness(pool: PgPool) {
     app.stop().await;
 }
 
+/// A field of `INFO` (e.g. `total_connections_received`).
+async fn redis_info(conn: &mut redis::aio::MultiplexedConnection, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").query_async(conn).await.expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|value| value.trim().parse().expect("a number"))
+        .unwrap_or_else(|| panic!("{field} missing from INFO"))
+}
+
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
-async fn metrics_expose_routes_and_holds(pool: PgPool) {
+async fn readiness_reuses_one_redis_connection(pool: PgPool) {
+    // A Redis of our own: on the shared one, other tests open connections all the time.
+    let redis = OwnRedis::start().await;
+    let app = spawn_app_with(pool, &[("REDIS_URL", redis.url())]).await;
+    let mut counter = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    assert_eq!(app.get_json("/health/ready").await.0, 200, "first probe");
+    let accepted = redis_info(&mut counter, "total_connections_received").await;
+    let clients = redis_info(&mut counter, "connected_clients").await;
+    for _ in 0..20 {
+        assert_eq!(app.get_json("/health/ready").await.0, 200);
+    }
+    // A margin of one for the relay connecting on its own; a connection per probe is 20.
+    let opened = redis_info(&mut counter, "total_connections_received").await - accepted;
+    assert!(opened <= 1, "20 probes opened {opened} Redis connections");
+    let now_connected = redis_info(&mut counter, "connected_clients").await;
+    assert!(
+        now_connected <= clients + 1,
+        "clients grew from {clients} to {now_connected}"
+    );
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn metrics_are_served_on_the_operations_listener_only(pool: PgPool) {
     let app = spawn_app(pool).await;
     let fixture = app.event_with_zone(5).await;
     assert_eq!(app.hold(&fixture, 1, "a", "k").await.0, 201);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     for needle in [
         "http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/holds\",status=\"201\"",
         "holds_created_total",
@@ -52,6 +96,64 @@ async fn metrics_expose_routes_and_holds(pool: PgPool) {
     ] {
         assert!(text.contains(needle), "{needle} missing from /metrics");
     }
+
+    let public = get(&app, "/metrics", None).await;
+    assert_eq!(public.status(), 404, "no metrics on the public port");
+    assert_eq!(public.headers()["content-type"], "application/problem+json");
+    let problem: Value = public.json().await.expect("problem");
+    assert_eq!(problem["code"], "not_found");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn the_edge_key_and_its_predecessor_mark_edge_traffic(pool: PgPool) {
+    let app = spawn_app_with(
+        pool,
+        &[
+            ("EDGE_KEY", "key-2".to_owned()),
+            ("EDGE_KEY_PREVIOUS", "key-1".to_owned()),
+        ],
+    )
+    .await;
+    // Only this test sends edge keys in this binary, so the edge series counts only ours.
+    let requests = |text: &str, origin: &str| {
+        sum_metric(
+            text,
+            "http_requests_total",
+            &[("route", "/v1/categories"), ("origin", origin)],
+        )
+    };
+
+    let wrong = get(&app, "/v1/categories", Some("key-0")).await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.headers()["content-type"], "application/problem+json");
+    assert_eq!(wrong.headers()["www-authenticate"], "Bearer");
+    let problem: Value = wrong.json().await.expect("problem");
+    assert_eq!(problem["code"], "unauthorized");
+
+    let before = app.metrics_text().await;
+    for key in ["key-1", "key-2"] {
+        let response = get(&app, "/v1/categories", Some(key)).await;
+        assert_eq!(response.status(), 200, "{key} is accepted");
+    }
+    let after = app.metrics_text().await;
+    assert_eq!(
+        requests(&after, "edge") - requests(&before, "edge"),
+        2.0,
+        "the previous and the current key count as edge traffic"
+    );
+
+    assert_eq!(get(&app, "/v1/categories", None).await.status(), 200);
+    let last = app.metrics_text().await;
+    assert_eq!(
+        requests(&last, "edge"),
+        requests(&after, "edge"),
+        "no key is not edge traffic"
+    );
+    assert!(
+        requests(&last, "direct") > requests(&after, "direct"),
+        "no key is direct traffic"
+    );
     app.stop().await;
 }
 
@@ -83,6 +185,11 @@ async fn openapi_documents_every_route(pool: PgPool) {
     ] {
         assert!(paths.contains_key(path), "{path} missing from openapi.json");
     }
+    // The public document describes the public port: /metrics lives on the operations listener.
+    assert!(
+        !paths.contains_key("/metrics"),
+        "/metrics is not a public route"
+    );
     let schemas: &Value = &doc["components"]["schemas"];
     assert!(schemas["HoldRequest"].is_object() && schemas["Problem"].is_object());
     app.stop().await;
@@ -101,7 +208,7 @@ async fn shutdown_finishes_in_flight_holds(pool: PgPool) {
     let requests: Vec<_> = (0..300)
         .map(|i| {
             let (client, base) = (client.clone(), base.clone());
-            let body = serde_json::json!({"show_id": show_id, "zone_id": zone_id, "quantity": 1, "customer_id": format!("c{i}")});
+            let body = json!({"show_id": show_id, "zone_id": zone_id, "quantity": 1, "customer_id": format!("c{i}")});
             tokio::spawn(async move {
                 let response = client.post(format!("{base}/v1/holds")).header("Idempotency-Key", format!("s{i}")).json(&body).send().await;
                 response.map(|r| r.status().as_u16()).ok()
@@ -109,11 +216,13 @@ async fn shutdown_finishes_in_flight_holds(pool: PgPool) {
         })
         .collect();
     // Stop while requests are being committed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while support::zone_counters(&pool, &fixture.zone_ids[0]).await.1 < 10 {
-        assert!(std::time::Instant::now() < deadline, "no hold committed");
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    wait_until_every(
+        SHUTDOWN_POLL,
+        "holds are committing",
+        Duration::from_secs(10),
+        || async { zone_counters(&pool, &fixture.zone_ids[0]).await.1 >= 10 },
+    )
+    .await;
     app.stop().await; // asserts the ledger stopped cleanly within its grace period
     let mut answered = 0;
     for request in requests {
@@ -123,7 +232,7 @@ async fn shutdown_finishes_in_flight_holds(pool: PgPool) {
             None => {} // not accepted: the listener had closed
         }
     }
-    let (_, held, _, _) = support::zone_counters(&pool, &fixture.zone_ids[0]).await;
+    let (_, held, _, _) = zone_counters(&pool, &fixture.zone_ids[0]).await;
     assert_eq!(
         held, answered,
         "every committed hold was answered, every answered hold committed"

@@ -1,15 +1,15 @@
 //! The outbox relay against real Redis: the documented message reaches a subscriber, and
-//! with Redis stopped, changes wait in the outbox and arrive in order once it is back.
-
-mod support;
+//! while Redis refuses the relay, changes wait in the outbox and arrive in order once it
+//! is back.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
 use sqlx::PgPool;
-use support::own_redis::OwnRedis;
-use support::{spawn_app_with, TestApp};
+use tessera_testkit::ledger::{spawn_app_with, TestApp};
+use tessera_testkit::services::own_redis::OwnRedis;
+use tessera_testkit::wait_until;
 
 /// Subscribes to `channel` and returns a stream of parsed messages.
 async fn subscribe(redis_url: &str, channel: &str) -> impl futures::Stream<Item = Value> {
@@ -82,29 +82,75 @@ async fn backlog(app: &TestApp) -> i64 {
         .expect("count")
 }
 
+/// Unpublished rows the relay has already numbered: it numbers, then publishes, in one round.
+async fn numbered_unpublished(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where published_at is null and seq is not null")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+/// Commands Redis refused for want of a password (`INFO errorstats`): the relay's attempts
+/// while Redis is locked.
+async fn refused_for_auth(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query_async(admin)
+        .await
+        .expect("INFO errorstats");
+    info.lines()
+        .find_map(|line| line.strip_prefix("errorstat_NOAUTH:count="))
+        .map_or(0, |count| count.trim().parse().expect("a count"))
+}
+
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn changes_wait_for_redis_and_arrive_in_order(pool: PgPool) {
     let mut redis = OwnRedis::start().await;
     let app = spawn_app_with(pool, &[("REDIS_URL", redis.url())]).await;
     let fixture = app.event_with_zone(100).await;
     // Let the setup's catalog message drain while Redis is up.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while backlog(&app).await > 0 {
-        assert!(Instant::now() < deadline, "initial outbox did not drain");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the initial outbox drained",
+        Duration::from_secs(5),
+        || async { backlog(&app).await == 0 },
+    )
+    .await;
 
-    redis.stop();
+    // Redis goes down and comes back refusing the relay (it has no password), so the
+    // relay's attempts show up in Redis's error counts.
+    redis.restart_locked().await;
+    let mut admin = redis::Client::open(redis.locked_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin connection");
     for i in 0..5 {
         let (status, body) = app
             .hold(&fixture, 1, &format!("c{i}"), &format!("down-{i}"))
             .await;
         assert_eq!(status, 201, "holds keep working without Redis: {body}");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The relay had its chance: it numbered the five rows, and an attempt after that
+    // (which includes them) was refused.
+    wait_until(
+        "the relay numbered the rows",
+        Duration::from_secs(10),
+        || async { numbered_unpublished(&app).await == 5 },
+    )
+    .await;
+    let refused = refused_for_auth(&mut admin).await;
+    wait_until(
+        "the relay tried again and was refused",
+        Duration::from_secs(10),
+        || {
+            // Multiplexed: a clone shares the one connection.
+            let mut admin = admin.clone();
+            async move { refused_for_auth(&mut admin).await > refused }
+        },
+    )
+    .await;
     assert_eq!(backlog(&app).await, 5, "the changes wait in the outbox");
 
-    redis.restart_locked().await;
     let mut messages = Box::pin(subscribe(&redis.locked_url(), &app.channel).await);
     redis.unlock().await;
     // The relay retries with backoff (at most 5 s); the subscriber is already listening.
@@ -134,11 +180,12 @@ async fn changes_wait_for_redis_and_arrive_in_order(pool: PgPool) {
         "seq is gap-free: {seqs:?}"
     );
     // Rows are marked in the transaction that commits after the PUBLISH.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while backlog(&app).await > 0 {
-        assert!(Instant::now() < deadline, "published rows were not marked");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        "published rows are marked",
+        Duration::from_secs(5),
+        || async { backlog(&app).await == 0 },
+    )
+    .await;
     app.stop().await;
 }
 
@@ -152,21 +199,18 @@ async fn published_rows_are_pruned_after_retention(pool: PgPool) {
     let fixture = app.event_with_zone(5).await;
     assert_eq!(app.hold(&fixture, 1, "a", "k").await.0, 201);
     // Published, marked, then deleted by the leader's housekeeping (every second).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows: i64 = sqlx::query_scalar("select count(*) from outbox")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        if rows == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{rows} outbox rows were not pruned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the outbox rows were pruned",
+        Duration::from_secs(10),
+        || async {
+            sqlx::query_scalar::<_, i64>("select count(*) from outbox")
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+                == 0
+        },
+    )
+    .await;
     let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay")
         .fetch_one(&pool)
         .await

@@ -141,20 +141,8 @@ pub fn url_endpoint(url: &str, default_port: u16) -> Result<Option<HostPort>> {
     })
 }
 
-/// The URL with any password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, _)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{}", &rest[userinfo.len() + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
+/// The URL with any password replaced, for messages (one rule, shared with the ledger).
+pub use tessera_domain::settings::redact_url as redact;
 
 #[cfg(test)]
 mod tests {
@@ -207,13 +195,6 @@ mod tests {
             want("cache", 6379)
         );
         assert_eq!(endpoint("redis+unix:///run/redis.sock", 6379), None);
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(redact("postgres://u:pw@h:1/db"), "postgres://u:***@h:1/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("redis://:pw@h"), "redis://:***@h");
     }
 
     #[test]

@@ -18,6 +18,10 @@ use crate::Paths;
 
 const DEFAULT_LEDGER_ADDR: &str = "127.0.0.1:4000";
 const DEFAULT_EDGE_ADDR: &str = "127.0.0.1:3000";
+/// Where the ledger and the edge serve `/metrics` by default (their operations listeners,
+/// `METRICS_ADDR` / `EDGE_METRICS_ADDR`: loopback, not the public ports).
+const DEFAULT_LEDGER_METRICS: &str = "http://127.0.0.1:4001";
+const DEFAULT_EDGE_METRICS: &str = "http://127.0.0.1:3001";
 /// Time the ledger gets for a graceful shutdown after Ctrl-C before it is killed.
 const LEDGER_GRACE: Duration = Duration::from_secs(30);
 /// Time cargo gets to exit after Ctrl-C (it stops at once on SIGINT).
@@ -30,10 +34,6 @@ const LEDGER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn up(paths: &Paths) -> Result<()> {
     let services = Services::ensure(&paths.target_dir)?;
     bail_if_interrupted()?;
-    let database_url = services.database_url("tessera");
-    let addr = env::var("LEDGER_ADDR").unwrap_or_else(|_| DEFAULT_LEDGER_ADDR.to_owned());
-    let edge_addr = env::var("EDGE_ADDR").unwrap_or_else(|_| DEFAULT_EDGE_ADDR.to_owned());
-
     build_edge_components(paths)?;
     header("cargo build -p tessera-ledger -p tessera-edge");
     run_checked(
@@ -42,46 +42,112 @@ pub fn up(paths: &Paths) -> Result<()> {
             .args(["build", "-p", "tessera-ledger", "-p", "tessera-edge"]),
         CARGO_GRACE,
     )?;
-
-    // A fresh secret per run: the edge presents it, the ledger recognises edge traffic by it.
-    let edge_key = random_hex(16)?;
-    let binary = paths.target_dir.join("debug").join("tessera-ledger");
-    let ledger = |subcommand: &str| {
-        let mut cmd = Command::new(&binary);
-        cmd.arg(subcommand)
-            .env("DATABASE_URL", &database_url)
-            .env("REDIS_URL", &services.redis_url)
-            .env("LEDGER_ADDR", &addr)
-            .env("EDGE_KEY", &edge_key)
-            .current_dir(&paths.root);
-        cmd
-    };
+    let stack = Stack::new(paths, &services)?;
     header("tessera-ledger seed");
-    run_checked(&mut ledger("seed"), LEDGER_GRACE)?;
-
+    run_checked(&mut stack.ledger("seed"), LEDGER_GRACE)?;
     header("tessera-ledger serve");
-    let mut serve = Supervised::spawn(&mut ledger("serve"), LEDGER_GRACE)?;
-    let (base_url, probe) = ledger_base_url(&addr);
-    let (edge_url, edge_probe) = ledger_base_url(&edge_addr);
+    let ledger = Supervised::spawn(&mut stack.ledger("serve"), LEDGER_GRACE)?;
     header("tessera-edge (spin.toml)");
-    let mut edge = Supervised::spawn(
-        Command::new(paths.target_dir.join("debug").join("tessera-edge"))
-            .env("EDGE_ADDR", &edge_addr)
-            .env("EDGE_MANIFEST", paths.root.join("spin.toml"))
-            .env("SPIN_VARIABLE_LEDGER_URL", &base_url)
-            .env("SPIN_VARIABLE_EDGE_KEY", &edge_key)
-            .env("SPIN_VARIABLE_REDIS_ADDRESS", &services.redis_url)
-            .current_dir(&paths.root),
-        LEDGER_GRACE,
-    )?;
+    let edge = Supervised::spawn(&mut stack.edge(), LEDGER_GRACE)?;
+    supervise(&stack, ledger, edge)
+    // `services` drops here: throwaway PostgreSQL/Redis stop after the ledger is gone.
+}
+
+/// What `up` runs: where the binaries are, their addresses, and the secret they share.
+struct Stack<'a> {
+    paths: &'a Paths,
+    services: &'a Services,
+    database_url: String,
+    ledger_addr: String,
+    edge_addr: String,
+    /// A fresh secret per run: the edge presents it, the ledger recognises edge traffic by it.
+    edge_key: String,
+}
+
+impl<'a> Stack<'a> {
+    fn new(paths: &'a Paths, services: &'a Services) -> Result<Self> {
+        Ok(Self {
+            paths,
+            services,
+            database_url: services.database_url("tessera"),
+            ledger_addr: env::var("LEDGER_ADDR").unwrap_or_else(|_| DEFAULT_LEDGER_ADDR.to_owned()),
+            edge_addr: env::var("EDGE_ADDR").unwrap_or_else(|_| DEFAULT_EDGE_ADDR.to_owned()),
+            edge_key: random_hex(16)?,
+        })
+    }
+
+    fn binary(&self, name: &str) -> std::path::PathBuf {
+        self.paths.target_dir.join("debug").join(name)
+    }
+
+    /// `tessera-ledger <subcommand>` with the services and the edge key.
+    fn ledger(&self, subcommand: &str) -> Command {
+        let mut cmd = Command::new(self.binary("tessera-ledger"));
+        cmd.arg(subcommand)
+            .env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", &self.services.redis_url)
+            .env("LEDGER_ADDR", &self.ledger_addr)
+            .env("EDGE_KEY", &self.edge_key)
+            .current_dir(&self.paths.root);
+        cmd
+    }
+
+    /// One edge node running spin.toml in front of the ledger.
+    fn edge(&self) -> Command {
+        let mut cmd = Command::new(self.binary("tessera-edge"));
+        cmd.env("EDGE_ADDR", &self.edge_addr)
+            .env("EDGE_MANIFEST", self.paths.root.join("spin.toml"))
+            .env(
+                "SPIN_VARIABLE_LEDGER_URL",
+                ledger_base_url(&self.ledger_addr).0,
+            )
+            .env("SPIN_VARIABLE_EDGE_KEY", &self.edge_key)
+            .env("SPIN_VARIABLE_REDIS_ADDRESS", &self.services.redis_url)
+            .current_dir(&self.paths.root);
+        cmd
+    }
+
+    /// The URLs, once both listen (or after a while, if the probe can't tell).
+    fn announce(&self) {
+        let (ledger_url, _) = ledger_base_url(&self.ledger_addr);
+        let (edge_url, _) = ledger_base_url(&self.edge_addr);
+        println!();
+        println!("edge:     {edge_url}  (the storefront API from the wasm components; try: curl {edge_url}/v1/events)");
+        println!("ledger:   {ledger_url}  (try: curl {ledger_url}/v1/events)");
+        println!("openapi:  {ledger_url}/openapi.json");
+        let metrics = |var: &str, default: &str| {
+            env::var(var).map_or_else(|_| default.to_owned(), |addr| ledger_base_url(&addr).0)
+        };
+        println!(
+            "metrics:  {}/metrics (ledger)  {}/metrics (edge): operations listeners, not the public ports",
+            metrics("METRICS_ADDR", DEFAULT_LEDGER_METRICS),
+            metrics("EDGE_METRICS_ADDR", DEFAULT_EDGE_METRICS),
+        );
+        println!("postgres: {}", redact(&self.database_url));
+        println!("redis:    {}", redact(&self.services.redis_url));
+        println!("Ctrl-C stops the edge, the ledger and the services xtask started.");
+    }
+
+    fn ready(&self) -> bool {
+        let reachable = |addr: &str| {
+            ledger_base_url(addr)
+                .1
+                .as_ref()
+                .is_none_or(HostPort::reachable)
+        };
+        reachable(&self.ledger_addr) && reachable(&self.edge_addr)
+    }
+}
+
+/// Runs until one process exits (then the other is killed) or, after Ctrl-C, until both
+/// have finished their graceful shutdown.
+fn supervise(stack: &Stack, mut ledger: Supervised, mut edge: Supervised) -> Result<()> {
     let announce_by = Instant::now() + LEDGER_READY_TIMEOUT;
     let mut announced = false;
     let (mut ledger_exit, mut edge_exit) = (None, None);
     let (status, which) = loop {
-        // After Ctrl-C both got SIGINT: wait for both to finish their graceful shutdown.
-        // Otherwise the first to exit ends the run (dropping the other kills it).
         if ledger_exit.is_none() {
-            ledger_exit = serve.poll()?;
+            ledger_exit = ledger.poll()?;
         }
         if edge_exit.is_none() {
             edge_exit = edge.poll()?;
@@ -92,28 +158,17 @@ pub fn up(paths: &Paths) -> Result<()> {
             (_, Some(e)) if !interrupted() => break (e, "tessera-edge"),
             _ => {}
         }
-        // The URLs are printed once they work (or after a while, if the probe can't tell).
-        let ready = probe.as_ref().is_none_or(HostPort::reachable)
-            && edge_probe.as_ref().is_none_or(HostPort::reachable);
-        if !announced && !interrupted() && (ready || Instant::now() >= announce_by) {
-            println!();
-            println!("edge:     {edge_url}  (the storefront API from the wasm components; try: curl {edge_url}/v1/events)");
-            println!("ledger:   {base_url}  (try: curl {base_url}/v1/events)");
-            println!("openapi:  {base_url}/openapi.json");
-            println!("metrics:  {base_url}/metrics  {edge_url}/metrics");
-            println!("postgres: {}", redact(&database_url));
-            println!("redis:    {}", redact(&services.redis_url));
-            println!("Ctrl-C stops the edge, the ledger and the services xtask started.");
+        if !announced && !interrupted() && (stack.ready() || Instant::now() >= announce_by) {
+            stack.announce();
             announced = true;
         }
         sleep(POLL);
     };
-    drop((serve, edge));
+    drop((ledger, edge));
     if !interrupted() && !status.success() {
         bail!("{which} exited ({status})");
     }
     Ok(())
-    // `services` drops here: throwaway PostgreSQL/Redis stop after the ledger is gone.
 }
 
 /// `n` random bytes as hex, from the kernel.
@@ -158,78 +213,29 @@ fn ledger_base_url(addr: &str) -> (String, Option<HostPort>) {
 pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     let services = Services::ensure(&paths.target_dir)?;
     bail_if_interrupted()?;
-    let database_url = services.database_url("postgres");
     let with_services = |mut cmd: Command| {
-        cmd.env("DATABASE_URL", &database_url)
+        cmd.env("DATABASE_URL", services.database_url("postgres"))
             .env("REDIS_URL", &services.redis_url);
         cmd
     };
     let tools = Components::check(paths);
-
     if tools.rustfmt {
-        for manifest in [None, Some(COMPONENTS_MANIFEST)] {
-            let mut fmt = paths.cargo();
-            fmt.arg("fmt");
-            if let Some(manifest) = manifest {
-                fmt.args(["--manifest-path", manifest]);
-            }
-            fmt.args(["--all", "--", "--check"]);
-            header(&describe(&fmt));
-            run_checked(&mut fmt, CARGO_GRACE)?;
-        }
+        check_format(paths)?;
     } else {
         eprintln!(
             "xtask: warning: rustfmt is not installed; skipping `cargo fmt --all -- --check`"
         );
     }
     if tools.clippy {
-        let mut clippy = with_services(paths.cargo());
-        clippy.args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]);
-        header(&describe(&clippy));
-        run_checked(&mut clippy, CARGO_GRACE)?;
-        add_wasm_target();
-        let mut clippy = paths.cargo();
-        clippy.args([
-            "clippy",
-            "--manifest-path",
-            COMPONENTS_MANIFEST,
-            "--workspace",
-        ]);
-        clippy.args(["--target", WASM_TARGET, "--", "-D", "warnings"]);
-        header(&describe(&clippy));
-        run_checked(&mut clippy, CARGO_GRACE)?;
-        // The shared cache crate's unit tests run natively; lint them too.
-        let mut clippy = paths.cargo();
-        clippy.args([
-            "clippy",
-            "--manifest-path",
-            COMPONENTS_MANIFEST,
-            "-p",
-            "tessera-edge-cache",
-        ]);
-        clippy.args(["--all-targets", "--", "-D", "warnings"]);
-        header(&describe(&clippy));
-        run_checked(&mut clippy, CARGO_GRACE)?;
+        lint(paths, with_services(paths.cargo()))?;
     } else {
         eprintln!("xtask: warning: clippy is not installed; skipping `cargo clippy`");
     }
     // The end-to-end tests run the built components.
     build_edge_components(paths)?;
     let mut unit = paths.cargo();
-    unit.args([
-        "test",
-        "--manifest-path",
-        COMPONENTS_MANIFEST,
-        "-p",
-        "tessera-edge-cache",
-    ]);
+    unit.args(["test", "--manifest-path", COMPONENTS_MANIFEST]);
+    unit.args(["-p", "tessera-edge-cache"]);
     header(&describe(&unit));
     run_checked(&mut unit, CARGO_GRACE)?;
     let mut test = with_services(paths.cargo());
@@ -242,6 +248,52 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     run_bench(paths, &services, Profile::Debug, &["--quick".to_owned()])?;
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+/// `cargo fmt --check` over both workspaces.
+fn check_format(paths: &Paths) -> Result<()> {
+    for manifest in [
+        None,
+        Some(COMPONENTS_MANIFEST),
+        Some(FIXTURE_COMPONENTS_MANIFEST),
+    ] {
+        let mut fmt = paths.cargo();
+        fmt.arg("fmt");
+        if let Some(manifest) = manifest {
+            fmt.args(["--manifest-path", manifest]);
+        }
+        fmt.args(["--all", "--", "--check"]);
+        header(&describe(&fmt));
+        run_checked(&mut fmt, CARGO_GRACE)?;
+    }
+    Ok(())
+}
+
+/// Clippy with warnings denied: the native workspace (`root`: a cargo command with the
+/// services in its environment, for sqlx), the components and the test fixtures for wasm32,
+/// and the shared cache crate's native tests.
+fn lint(paths: &Paths, mut root: Command) -> Result<()> {
+    const DENY_WARNINGS: [&str; 3] = ["--", "-D", "warnings"];
+    root.args(["clippy", "--workspace", "--all-targets"])
+        .args(DENY_WARNINGS);
+    header(&describe(&root));
+    run_checked(&mut root, CARGO_GRACE)?;
+    add_wasm_target();
+    for manifest in [COMPONENTS_MANIFEST, FIXTURE_COMPONENTS_MANIFEST] {
+        let mut wasm = paths.cargo();
+        wasm.args(["clippy", "--manifest-path", manifest, "--workspace"])
+            .args(["--target", WASM_TARGET])
+            .args(DENY_WARNINGS);
+        header(&describe(&wasm));
+        run_checked(&mut wasm, CARGO_GRACE)?;
+    }
+    let mut cache = paths.cargo();
+    cache
+        .args(["clippy", "--manifest-path", COMPONENTS_MANIFEST])
+        .args(["-p", "tessera-edge-cache", "--all-targets"])
+        .args(DENY_WARNINGS);
+    header(&describe(&cache));
+    run_checked(&mut cache, CARGO_GRACE)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -310,6 +362,9 @@ fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[Strin
 /// The edge components' own cargo workspace (wasm-only dependencies, a size-optimised
 /// release profile); it shares `target/` with the main workspace.
 const COMPONENTS_MANIFEST: &str = "edge/components/Cargo.toml";
+/// The test-only components (the host's fixtures), a workspace of their own so the
+/// production one and `spin build` never see them; also built into the shared `target/`.
+const FIXTURE_COMPONENTS_MANIFEST: &str = "tests/fixtures/components/Cargo.toml";
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn add_wasm_target() {
@@ -319,23 +374,27 @@ fn add_wasm_target() {
     }
 }
 
-/// Builds every component `spin.toml` (and the tests' fixture manifest) names, exactly as
-/// `spin build` would: release, wasm32-wasip2. The shared domain crate is compiled into
-/// them, so this also proves it still builds for the edge.
+/// Builds every component `spin.toml` names, exactly as `spin build` would: release,
+/// wasm32-wasip2; then the test fixtures the tests' manifests (tests/fixtures/*.toml) add.
+/// The shared domain crate is compiled into them, so this also proves it still builds for
+/// the edge.
 pub fn build_edge_components(paths: &Paths) -> Result<()> {
     add_wasm_target();
-    let mut build = paths.cargo();
-    build.args([
-        "build",
-        "--manifest-path",
-        COMPONENTS_MANIFEST,
-        "--workspace",
-        "--release",
-        "--target",
-        WASM_TARGET,
-    ]);
-    header(&describe(&build));
-    run_checked(&mut build, CARGO_GRACE)
+    for manifest in [COMPONENTS_MANIFEST, FIXTURE_COMPONENTS_MANIFEST] {
+        let mut build = paths.cargo();
+        build.args([
+            "build",
+            "--manifest-path",
+            manifest,
+            "--workspace",
+            "--release",
+            "--target",
+            WASM_TARGET,
+        ]);
+        header(&describe(&build));
+        run_checked(&mut build, CARGO_GRACE)?;
+    }
+    Ok(())
 }
 
 /// `cargo xtask services`: services up until Ctrl-C, with the variables to reach them.

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tessera_testkit::metrics::sum_metric;
 
 use crate::load::{self, Call, Figures, Targets};
 use crate::report::{count, ms, Chart, ChartKind, Section, Series, Table};
-use crate::stack::{sum_metric, Edge, Env, Ledger, Native};
+use crate::stack::{start_edge, Edge, Env, Ledger, Native};
 use crate::workloads::Reads;
 use crate::{Plan, Progress};
 
@@ -33,8 +34,8 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     progress.step("edge reads: starting ledger, edge, native baseline");
     let ledger = Ledger::start(env, "reads", &[]).await?;
     let ids = ledger.create_event(env, "reads", 8, 10_000).await?;
-    let edge = Edge::start(env, "reads-edge", &ledger, &[]).await?;
-    let reusing = Edge::start(
+    let edge = start_edge(env, "reads-edge", &ledger, &[]).await?;
+    let reusing = start_edge(
         env,
         "reads-edge-reuse",
         &ledger,
@@ -61,7 +62,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
             load::once(authority, &Call::get(0, path.clone())).await?;
         }
     }
-    let instantiation_before = instantiation(env, &edge).await?;
+    let instantiation_before = instantiation(&edge).await?;
 
     let mut throughput: Vec<Vec<Option<Figures>>> = vec![vec![None; SERVERS.len()]; paths.len()];
     for slice in 0..plan.slices {
@@ -112,12 +113,12 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         }
         latency.push(row);
     }
-    let (inst_sum, inst_count) = instantiation(env, &edge).await?;
+    let (inst_sum, inst_count) = instantiation(&edge).await?;
     let instantiation_us = (inst_count > instantiation_before.1)
         .then(|| (inst_sum - instantiation_before.0) / (inst_count - instantiation_before.1) * 1e6);
-    let edge_metrics = edge.metrics(env).await?;
-    let hits = sum_metric(&edge_metrics, "edge_cache_total", &["result=\"hit\""]);
-    let misses = sum_metric(&edge_metrics, "edge_cache_total", &["result=\"miss\""]);
+    let edge_metrics = edge.scrape().await?;
+    let hits = sum_metric(&edge_metrics, "edge_cache_total", &[("result", "hit")]);
+    let misses = sum_metric(&edge_metrics, "edge_cache_total", &[("result", "miss")]);
 
     section.notes.push(format!(
         "Throughput: {CLIENTS} closed-loop connections per server, the servers taking turns in {} slices of {:.1} s per path. \
@@ -232,9 +233,9 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
 }
 
 /// `edge_instantiation_seconds` of the catalog component: (sum in s, count).
-async fn instantiation(env: &Env, edge: &Edge) -> anyhow::Result<(f64, f64)> {
-    let text = edge.metrics(env).await?;
-    let labels = ["component=\"catalog\""];
+async fn instantiation(edge: &Edge) -> anyhow::Result<(f64, f64)> {
+    let text = edge.scrape().await?;
+    let labels = [("component", "catalog")];
     Ok((
         sum_metric(&text, "edge_instantiation_seconds_sum", &labels),
         sum_metric(&text, "edge_instantiation_seconds_count", &labels),

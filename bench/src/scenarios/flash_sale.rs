@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::audit::ZoneAudit;
 use crate::load::{self, Figures, Targets};
 use crate::report::{count, ms, Chart, ChartKind, Section, Series, Table};
-use crate::stack::{Edge, Env, Ledger};
+use crate::stack::{start_edge, Env, Ledger};
 use crate::workloads::Holds;
 use crate::{Plan, Progress};
 
@@ -49,7 +49,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
             &[("HOLD_STRATEGY", "batched")],
         )
         .await?;
-        let edge = Edge::start(env, &format!("flash-edge-{clients}"), &batched, &[]).await?;
+        let edge = start_edge(env, &format!("flash-edge-{clients}"), &batched, &[]).await?;
         let stands: [(&Ledger, String); 3] = [
             (&naive, naive.authority.clone()),
             (&batched, batched.authority.clone()),

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::load::{self, histogram, Call};
 use crate::report::{count, ms, Chart, ChartKind, Section, Series, Table};
 use crate::scenarios::sell_out::zone_available;
-use crate::stack::{Edge, Env, Ledger};
+use crate::stack::{start_edges, Env, Ledger};
 use crate::workloads::hold_call;
 use crate::{Plan, Progress};
 
@@ -25,7 +25,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     let mut section = Section::new("invalidation", "4. Invalidation latency");
     progress.step("invalidation: starting a ledger and 4 edges");
     let ledger = Ledger::start(env, "invalidation", &[]).await?;
-    let edges = Edge::start_many(
+    let edges = start_edges(
         env,
         "invalidation-edge",
         &ledger,
@@ -168,8 +168,8 @@ async fn ledger_reads(env: &Env, ledger: &Ledger) -> anyhow::Result<f64> {
             env,
             "http_requests_total",
             &[
-                "route=\"/v1/shows/{show_id}/availability\"",
-                "origin=\"edge\"",
+                ("route", "/v1/shows/{show_id}/availability"),
+                ("origin", "edge"),
             ],
         )
         .await

@@ -15,7 +15,7 @@ use crate::audit::ZoneAudit;
 use crate::load::{self, histogram, Answer, Call, Targets, Verdict, Workload};
 use crate::report::{count, ms, Section, Table};
 use crate::scenarios::sell_out::zone_available;
-use crate::stack::{Edge, Env, Ledger};
+use crate::stack::{start_edges, Env, Ledger};
 use crate::workloads::{hold_call, mix};
 use crate::{Plan, Progress};
 
@@ -130,7 +130,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     let mut section = Section::new("mixed-day", "6. Mixed day");
     progress.step("mixed day: starting a ledger and two edges");
     let ledger = Ledger::start(env, "mixed", &[]).await?;
-    let edges = Edge::start_many(env, "mixed-edge", &ledger, EDGES).await?;
+    let edges = start_edges(env, "mixed-edge", &ledger, EDGES).await?;
     let ids = ledger
         .create_event(env, "mixed-day", ZONES, ZONE_STOCK)
         .await?;

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::audit::ZoneAudit;
 use crate::load::{self, Call, Targets};
 use crate::report::{count, ms, Section, Table};
-use crate::stack::{Edge, Env, Ledger};
+use crate::stack::{start_edges, Env, Ledger};
 use crate::workloads::Holds;
 use crate::{Plan, Progress};
 
@@ -28,7 +28,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     let mut section = Section::new("sell-out", "2. Sell-out behaviour");
     progress.step("sell-out: starting a ledger and two edges");
     let ledger = Ledger::start(env, "sellout", &[]).await?;
-    let edges = Edge::start_many(env, "sellout-edge", &ledger, EDGES).await?;
+    let edges = start_edges(env, "sellout-edge", &ledger, EDGES).await?;
     let ids = ledger.create_event(env, "sellout", 1, ZONE_STOCK).await?;
     let avail_path = format!("/v1/shows/{}/availability", ids.show_id);
     // Buyers look at the show first: every edge has it cached when the sale opens.
@@ -39,7 +39,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         .metric(
             env,
             "http_requests_total",
-            &["route=\"/v1/holds\"", "origin=\"edge\""],
+            &[("route", "/v1/holds"), ("origin", "edge")],
         )
         .await?;
 
@@ -101,7 +101,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         .metric(
             env,
             "http_requests_total",
-            &["route=\"/v1/holds\"", "origin=\"edge\""],
+            &[("route", "/v1/holds"), ("origin", "edge")],
         )
         .await?
         - ledger_holds_before;

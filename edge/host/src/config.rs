@@ -1,14 +1,33 @@
 //! The host's own settings, from the environment (the application's settings are Spin
-//! variables in `spin.toml`). Every variable is listed in `.env.example`.
+//! variables in `spin.toml`), read with the workspace's one settings parser. Every variable
+//! is listed in `.env.example`; every default is a named constant here.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
+
+use tessera_domain::settings::{ConfigError, Settings};
+
+/// Where the node serves the application: `spin up`'s default.
+pub const ADDR_DEFAULT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
+/// Where the operations listener serves `/metrics` (and `/health`): loopback, next to the
+/// public port, so metrics are not published with the API.
+pub const METRICS_ADDR_DEFAULT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3001);
+pub const MANIFEST_DEFAULT: &str = "spin.toml";
+/// A fresh instance per request, as Spin does.
+pub const INSTANCE_REUSE_MAX_DEFAULT: u32 = 1;
+pub const INSTANCE_WAIT_DEFAULT: Duration = Duration::from_millis(1000);
+pub const KV_ENTRIES_MAX_DEFAULT: usize = 100_000;
+/// 1 MiB: well above what any component accepts (they apply their own, smaller limit).
+pub const REQUEST_BODY_MAX_BYTES_DEFAULT: u64 = 1 << 20;
+pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     pub addr: SocketAddr,
+    /// The operations listener (`/metrics`, `/health`); never the public port.
+    pub metrics_addr: SocketAddr,
     pub manifest: PathBuf,
     pub limits: GuestLimits,
     /// Requests one instance may serve before it is dropped; 1 = a fresh instance per
@@ -21,7 +40,8 @@ pub struct HostConfig {
     /// Entries one node's key-value store holds before `set` fails (the guest treats that
     /// as "not cached").
     pub kv_entries_max: usize,
-    /// Request bodies larger than this are refused with 413 before a guest runs.
+    /// Request bodies larger than this are refused with 413: at once when the
+    /// Content-Length says so, as they stream in otherwise (chunked).
     pub request_body_max_bytes: u64,
     pub shutdown_grace: Duration,
     pub log_json: bool,
@@ -38,22 +58,50 @@ pub struct GuestLimits {
     pub instances_max: u32,
 }
 
-impl Default for GuestLimits {
-    fn default() -> Self {
-        Self {
-            request_timeout: Duration::from_secs(10),
-            memory_max_bytes: 64 << 20,
-            instances_max: 256,
-        }
+impl GuestLimits {
+    pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+    pub const MEMORY_MAX_MIB_DEFAULT: usize = 64;
+    pub const INSTANCES_MAX_DEFAULT: u32 = 256;
+    const BYTES_PER_MIB: usize = 1 << 20;
+
+    fn from_settings<F>(settings: &Settings<F>) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let memory_max_mib = settings.parse(
+            "EDGE_MEMORY_MAX_MIB",
+            non_zero_usize(Self::MEMORY_MAX_MIB_DEFAULT),
+        )?;
+        let memory_max_bytes = memory_max_mib
+            .get()
+            .checked_mul(Self::BYTES_PER_MIB)
+            .ok_or_else(|| ConfigError {
+                name: "EDGE_MEMORY_MAX_MIB".to_owned(),
+                value: memory_max_mib.to_string(),
+                reason: "too large for this machine's address space".to_owned(),
+            })?;
+        Ok(Self {
+            request_timeout: settings
+                .millis("EDGE_REQUEST_TIMEOUT_MS", Self::REQUEST_TIMEOUT_DEFAULT)?,
+            memory_max_bytes,
+            instances_max: settings
+                .parse(
+                    "EDGE_INSTANCES_MAX",
+                    non_zero_u32(Self::INSTANCES_MAX_DEFAULT),
+                )?
+                .get(),
+        })
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid environment variable {name}={value:?}: {reason}")]
-pub struct ConfigError {
-    name: &'static str,
-    value: String,
-    reason: String,
+impl Default for GuestLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Self::REQUEST_TIMEOUT_DEFAULT,
+            memory_max_bytes: Self::MEMORY_MAX_MIB_DEFAULT * Self::BYTES_PER_MIB,
+            instances_max: Self::INSTANCES_MAX_DEFAULT,
+        }
+    }
 }
 
 impl HostConfig {
@@ -62,46 +110,38 @@ impl HostConfig {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        fn parse<T: FromStr>(
-            lookup: &impl Fn(&str) -> Option<String>,
-            name: &'static str,
-            default: &str,
-        ) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            let value = lookup(name).unwrap_or_else(|| default.to_owned());
-            value.parse().map_err(|e: T::Err| ConfigError {
-                name,
-                value,
-                reason: e.to_string(),
-            })
-        }
-        let reuse: u32 = parse(&lookup, "EDGE_INSTANCE_REUSE_MAX", "1")?;
+        let settings = Settings::new(lookup);
         Ok(Self {
-            addr: parse(&lookup, "EDGE_ADDR", "127.0.0.1:3000")?,
-            manifest: parse(&lookup, "EDGE_MANIFEST", "spin.toml")?,
-            limits: GuestLimits {
-                request_timeout: Duration::from_millis(parse(
-                    &lookup,
-                    "EDGE_REQUEST_TIMEOUT_MS",
-                    "10000",
-                )?),
-                memory_max_bytes: parse::<usize>(&lookup, "EDGE_MEMORY_MAX_MIB", "64")? << 20,
-                instances_max: parse(&lookup, "EDGE_INSTANCES_MAX", "256")?,
-            },
-            instance_reuse_max: reuse.max(1),
-            instance_wait: Duration::from_millis(parse(&lookup, "EDGE_INSTANCE_WAIT_MS", "1000")?),
-            kv_entries_max: parse(&lookup, "EDGE_KV_ENTRIES_MAX", "100000")?,
-            request_body_max_bytes: parse(&lookup, "EDGE_REQUEST_BODY_MAX_BYTES", "1048576")?,
-            shutdown_grace: Duration::from_secs(parse(
-                &lookup,
-                "EDGE_SHUTDOWN_GRACE_SECONDS",
-                "10",
-            )?),
-            log_json: lookup("LOG_FORMAT").as_deref() == Some("json"),
+            addr: settings.parse("EDGE_ADDR", ADDR_DEFAULT)?,
+            metrics_addr: settings.parse("EDGE_METRICS_ADDR", METRICS_ADDR_DEFAULT)?,
+            manifest: settings.string("EDGE_MANIFEST", MANIFEST_DEFAULT).into(),
+            limits: GuestLimits::from_settings(&settings)?,
+            instance_reuse_max: settings
+                .parse(
+                    "EDGE_INSTANCE_REUSE_MAX",
+                    non_zero_u32(INSTANCE_REUSE_MAX_DEFAULT),
+                )?
+                .get(),
+            instance_wait: settings.millis("EDGE_INSTANCE_WAIT_MS", INSTANCE_WAIT_DEFAULT)?,
+            kv_entries_max: settings.parse("EDGE_KV_ENTRIES_MAX", KV_ENTRIES_MAX_DEFAULT)?,
+            request_body_max_bytes: settings.parse(
+                "EDGE_REQUEST_BODY_MAX_BYTES",
+                REQUEST_BODY_MAX_BYTES_DEFAULT,
+            )?,
+            shutdown_grace: settings
+                .seconds("EDGE_SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_DEFAULT)?,
+            log_json: settings.choice("LOG_FORMAT", "text", &["text", "json"])? == "json",
         })
     }
+}
+
+/// The defaults above are non-zero; the fallback only satisfies the type.
+fn non_zero_u32(default: u32) -> NonZeroU32 {
+    NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN)
+}
+
+fn non_zero_usize(default: usize) -> NonZeroUsize {
+    NonZeroUsize::new(default).unwrap_or(NonZeroUsize::MIN)
 }
 
 #[cfg(test)]
@@ -112,17 +152,61 @@ mod tests {
     fn defaults_are_spin_like() {
         let c = HostConfig::from_lookup(|_| None).expect("defaults");
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:3001");
         assert_eq!(
             c.instance_reuse_max, 1,
             "fresh instance per request by default"
         );
         assert_eq!(c.limits.memory_max_bytes, 64 << 20);
+        assert_eq!(c.request_body_max_bytes, 1 << 20);
+        assert!(!c.log_json);
+    }
+
+    #[test]
+    fn the_environment_defaults_are_the_guest_limits_defaults() {
+        let from_env = HostConfig::from_lookup(|_| None).expect("defaults").limits;
+        let default = GuestLimits::default();
+        assert_eq!(from_env.request_timeout, default.request_timeout);
+        assert_eq!(from_env.memory_max_bytes, default.memory_max_bytes);
+        assert_eq!(from_env.instances_max, default.instances_max);
+    }
+
+    #[test]
+    fn values_are_read_in_their_units() {
+        let c = HostConfig::from_lookup(|n| {
+            Some(
+                match n {
+                    "EDGE_METRICS_ADDR" => "127.0.0.1:0",
+                    "EDGE_MEMORY_MAX_MIB" => "8",
+                    "EDGE_REQUEST_TIMEOUT_MS" => "250",
+                    "EDGE_SHUTDOWN_GRACE_SECONDS" => "3",
+                    "LOG_FORMAT" => "json",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        })
+        .expect("valid");
+        assert_eq!(c.metrics_addr.port(), 0);
+        assert_eq!(c.limits.memory_max_bytes, 8 << 20);
+        assert_eq!(c.limits.request_timeout, Duration::from_millis(250));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(3));
+        assert!(c.log_json);
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = HostConfig::from_lookup(|n| (n == "EDGE_INSTANCES_MAX").then(|| "many".into()))
-            .expect_err("invalid");
-        assert!(err.to_string().contains("EDGE_INSTANCES_MAX"), "{err}");
+        for (name, value) in [
+            ("EDGE_INSTANCES_MAX", "many"),
+            ("EDGE_INSTANCES_MAX", "0"),
+            ("EDGE_INSTANCE_REUSE_MAX", "0"),
+            ("EDGE_MEMORY_MAX_MIB", "0"),
+            ("EDGE_METRICS_ADDR", "localhost"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let err = HostConfig::from_lookup(|n| (n == name).then(|| value.into()))
+                .expect_err("invalid");
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use tessera_edge_cache::keys;
 use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin2_0_0::key_value::{self, Error};
@@ -57,9 +58,23 @@ impl KvStore {
         self.len() == 0
     }
 
-    /// Drop everything: after a missed invalidation nothing cached can be trusted.
-    pub fn clear(&self) {
-        self.write().clear();
+    /// Keep only the entries `keep` accepts; returns how many were dropped.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) -> usize {
+        let mut entries = self.write();
+        let before = entries.len();
+        entries.retain(|key, _| keep(key));
+        before - entries.len()
+    }
+
+    /// After a possibly missed invalidation no cached entry can be trusted: drop them all
+    /// (what is a cache entry is the components' rule, `keys::is_cache_entry`). The
+    /// components' bookkeeping stays, above all the `forwarded/` holds, so a retry of a hold
+    /// this node forwarded still reaches the ledger and gets its replayed answer. The
+    /// catalog epoch goes too: a read that was fetching meanwhile finds it moved (an absent
+    /// epoch counts as moved) and does not store what it read before the gap.
+    /// Returns how many entries were dropped.
+    pub fn drop_cache_entries(&self) -> usize {
+        self.retain(|key| !keys::is_cache_entry(key) && key != keys::CATALOG_EPOCH)
     }
 
     // A poisoned lock only means a holder panicked mid-operation on a HashMap, which
@@ -153,7 +168,40 @@ mod tests {
         assert_eq!(kv.get("a"), Some(vec![9]));
         kv.delete("b");
         kv.set("c".into(), vec![3]).expect("room again");
-        kv.clear();
+        assert_eq!(kv.retain(|_| false), 2);
         assert!(kv.is_empty());
+    }
+
+    #[test]
+    fn dropping_cache_entries_keeps_forwarded_holds_and_bookkeeping() {
+        let kv = KvStore::new(64);
+        let forwarded = keys::forwarded("hold-key-1");
+        let show = tessera_domain::ShowId(Default::default());
+        let avail_epoch = keys::availability_epoch(show);
+        let cached = [
+            keys::availability(show),
+            keys::event(tessera_domain::EventId(Default::default())),
+            keys::CATEGORIES.to_owned(),
+            keys::fill_lease(keys::CATEGORIES),
+        ];
+        let kept = [forwarded.clone(), keys::LAST_SEQ.to_owned(), avail_epoch];
+        for key in cached.iter().chain(&kept) {
+            kv.set(key.clone(), b"x".to_vec()).expect("room");
+        }
+        kv.set(keys::CATALOG_EPOCH.to_owned(), b"7".to_vec())
+            .expect("room");
+
+        assert_eq!(kv.drop_cache_entries(), cached.len() + 1);
+        let mut left = kv.keys();
+        left.sort();
+        let mut expected = kept.to_vec();
+        expected.sort();
+        assert_eq!(left, expected);
+        assert_eq!(
+            kv.get(&forwarded),
+            Some(b"x".to_vec()),
+            "forwarded holds survive"
+        );
+        assert_eq!(kv.get(keys::CATALOG_EPOCH), None, "the epoch moved");
     }
 }

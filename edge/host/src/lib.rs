@@ -4,14 +4,23 @@
 //! fed from a pub/sub subscription, an in-process key-value store per node, Spin variables
 //! and `allowed_outbound_hosts`. Production hygiene follows `wasmtime serve`: pooling
 //! allocator, epoch deadlines for runaway guests, memory limits, graceful shutdown, health
-//! and Prometheus metrics.
+//! and Prometheus metrics (on an operations listener of their own).
+//!
+//! Layout: [`server`] accepts and routes, [`guest`] runs one request through an instance,
+//! [`body`] limits request bodies and coalesces small responses, [`respond`] writes the
+//! host's own answers, [`ops`] serves `/metrics` and `/health`, [`runtime`] is the wasmtime
+//! side, [`redis_trigger`], [`kv`], [`variables`] and [`outbound`] the Spin features.
 
+pub mod body;
 pub mod config;
+mod guest;
 pub mod kv;
 pub mod manifest;
 pub mod metrics;
+pub mod ops;
 pub mod outbound;
 pub mod redis_trigger;
+pub mod respond;
 pub mod routes;
 pub mod runtime;
 pub mod server;

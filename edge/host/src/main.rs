@@ -1,5 +1,6 @@
 //! `tessera-edge`: serve the Spin application in `spin.toml` (or `EDGE_MANIFEST`) on
-//! `EDGE_ADDR` (default 127.0.0.1:3000, like `spin up`) until SIGTERM or Ctrl-C.
+//! `EDGE_ADDR` (default 127.0.0.1:3000, like `spin up`), and `/metrics` on `EDGE_METRICS_ADDR`
+//! (default 127.0.0.1:3001), until SIGTERM or Ctrl-C.
 
 use tessera_edge::{EdgeHost, HostConfig};
 
@@ -39,8 +40,9 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(config.log_json);
     let host = EdgeHost::load(config)?;
     let running = host.start().await?;
-    // One line on stdout that scripts and tests wait for.
+    // Two lines on stdout that scripts and tests wait for, in this order and format.
     println!("tessera-edge listening on http://{}", running.addr());
+    println!("tessera-edge metrics on http://{}", running.metrics_addr());
     running.run_until(shutdown_signal()).await;
     tracing::info!("tessera-edge stopped");
     Ok(())

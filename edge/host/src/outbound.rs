@@ -78,6 +78,8 @@ impl AllowedHost {
 /// The hooks a component's outgoing requests pass through.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicy {
+    /// The component whose requests these are (the metrics' `component` label).
+    pub component: String,
     pub allowed: Vec<AllowedHost>,
     /// Connect, first-byte and between-bytes timeouts when the guest sets none, so a dead
     /// upstream cannot hold an instance (and its pool slot) for wasi-http's default of ten
@@ -121,6 +123,12 @@ impl WasiHttpHooks for OutboundPolicy {
             metrics::counter!("edge_outbound_denied_total").increment(1);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        metrics::counter!(
+            "edge_outbound_requests_total",
+            "component" => self.component.clone(),
+            "method" => method_label(request.method()),
+        )
+        .increment(1);
         let mut options = options.unwrap_or_default();
         options.connect_timeout.get_or_insert(self.timeout);
         options.first_byte_timeout.get_or_insert(self.timeout);
@@ -137,12 +145,31 @@ impl WasiHttpHooks for OutboundPolicy {
     }
 }
 
+/// The method as a metrics label: the standard ones by name, anything else as `OTHER`, so
+/// a guest cannot grow the label set without bound.
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn policy(entries: &[&str]) -> OutboundPolicy {
         OutboundPolicy {
+            component: "test".into(),
             allowed: entries
                 .iter()
                 .map(|e| AllowedHost::parse(e).expect("entry"))
@@ -170,6 +197,14 @@ mod tests {
         assert!(!allows(&p, "http://a.example.com/x"));
         assert!(allows(&p, "http://api.test:9/x"));
         assert!(!allows(&policy(&[]), "http://127.0.0.1:4000/"));
+    }
+
+    #[test]
+    fn methods_label_by_name_and_extensions_share_one_label() {
+        assert_eq!(method_label(&http::Method::GET), "GET");
+        assert_eq!(method_label(&http::Method::POST), "POST");
+        let custom = http::Method::from_bytes(b"PURGE").expect("extension method");
+        assert_eq!(method_label(&custom), "OTHER");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The Redis trigger: subscribe to the channel, hand each message to a fresh instance of
 //! the component, in order. If Redis goes away the subscription is re-established with
-//! backoff; on every (re)subscription the node's key-value store is emptied, because
+//! backoff; on every (re)subscription the node's cache entries are dropped, because
 //! messages published while it was not listening are lost (pub/sub keeps nothing) and a
-//! cache that missed one cannot know what is stale. The components also check the
-//! messages' `seq` for gaps, which covers a gap this host cannot see.
+//! cache that missed one cannot know what is stale. What is not cache stays (the
+//! components' bookkeeping and the holds this node forwarded: see
+//! [`crate::kv::KvStore::drop_cache_entries`]). The components also check the messages'
+//! `seq` for gaps, which covers a gap this host cannot see.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,12 +41,12 @@ pub async fn run(app: Arc<App>, subscription: Arc<Subscription>, shutdown: Cance
         match subscribe(&subscription).await {
             Ok(pubsub) => {
                 backoff = BACKOFF_MIN;
-                app.kv.clear();
+                let dropped = app.kv.drop_cache_entries();
                 subscription.connected.store(true, Ordering::Relaxed);
                 metrics::gauge!("edge_redis_connected", "channel" => channel.clone()).set(1.0);
                 metrics::counter!("edge_redis_resubscriptions_total", "channel" => channel.clone())
                     .increment(1);
-                tracing::info!(channel = %channel, "subscribed; node cache emptied");
+                tracing::info!(channel = %channel, dropped, "subscribed; node cache entries dropped");
                 let (mut sink, mut messages) = pubsub.split();
                 let mut ping = tokio::time::interval_at(
                     tokio::time::Instant::now() + PING_INTERVAL,

@@ -20,13 +20,17 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::{fermyon, RedisComponentPre};
 use crate::config::GuestLimits;
 use crate::kv::KvStore;
-use crate::manifest::Manifest;
+use crate::manifest::{ComponentSpec, Manifest};
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::variables::AppVariables;
 
 /// How often the epoch advances; deadlines are checked at this granularity, and a busy
 /// guest yields to other tasks this often.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Outbound timeouts are this share of the guest's deadline: shorter, so a slow upstream
+/// surfaces as an error the component can answer, not as the guest being stopped.
+const OUTBOUND_TIMEOUT_SHARE: f64 = 0.75;
 
 /// Bytes of each linear memory / table kept resident across instances (see `engine`): our
 /// components touch well under this per request.
@@ -245,32 +249,7 @@ impl Compiled {
                 .components
                 .get(id)
                 .with_context(|| format!("component `{id}` was not compiled"))?;
-            let allowed = spec
-                .allowed_outbound_hosts
-                .iter()
-                .map(|entry| {
-                    let entry = variables.expand(entry)?;
-                    AllowedHost::parse(&entry).map_err(wasmtime::Error::msg)
-                })
-                .collect::<wasmtime::Result<Vec<_>>>()
-                .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
-            let env = Arc::new(ComponentEnv {
-                id: id.clone(),
-                variables: variables
-                    .for_component(&spec.variables)
-                    .with_context(|| format!("component `{id}`: variables"))?,
-                kv: spec
-                    .key_value_stores
-                    .iter()
-                    .any(|s| s == "default")
-                    .then(|| kv.clone()),
-                outbound: OutboundPolicy {
-                    allowed,
-                    // Shorter than the guest's own deadline, so a slow upstream surfaces as
-                    // an error the component can answer, not as the guest being stopped.
-                    timeout: self.limits.request_timeout.mul_f64(0.75),
-                },
-            });
+            let env = self.component_env(id, spec, &variables, &kv)?;
             let pre = linker.instantiate_pre(component).with_context(|| {
                 format!("component `{id}` imports something this host does not provide")
             })?;
@@ -293,6 +272,42 @@ impl Compiled {
             limits: self.limits,
             kv,
         })
+    }
+
+    /// What instances of component `id` see of the node: its variables, the store if it
+    /// declared one, and its outbound policy.
+    fn component_env(
+        &self,
+        id: &str,
+        spec: &ComponentSpec,
+        variables: &AppVariables,
+        kv: &KvStore,
+    ) -> wasmtime::Result<Arc<ComponentEnv>> {
+        let allowed = spec
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| {
+                let entry = variables.expand(entry)?;
+                AllowedHost::parse(&entry).map_err(wasmtime::Error::msg)
+            })
+            .collect::<wasmtime::Result<Vec<_>>>()
+            .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
+        Ok(Arc::new(ComponentEnv {
+            id: id.to_owned(),
+            variables: variables
+                .for_component(&spec.variables)
+                .with_context(|| format!("component `{id}`: variables"))?,
+            kv: spec
+                .key_value_stores
+                .iter()
+                .any(|s| s == "default")
+                .then(|| kv.clone()),
+            outbound: OutboundPolicy {
+                component: id.to_owned(),
+                allowed,
+                timeout: self.limits.request_timeout.mul_f64(OUTBOUND_TIMEOUT_SHARE),
+            },
+        }))
     }
 }
 

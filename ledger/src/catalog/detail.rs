@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use tessera_domain::catalog::{
     EventDetail, EventStatus, SeatingKind, ShowView, VenueView, ZoneView,
 };
-use tessera_domain::{EventId, ShowId, TenantId, VenueId, ZoneId};
+use tessera_domain::{Currency, EventId, ShowId, TenantId, VenueId, ZoneId};
 use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
@@ -17,7 +17,7 @@ struct EventRow {
     title: String,
     description: String,
     category_slug: String,
-    status: String,
+    status: EventStatus,
     featured: bool,
     booking_opens_at: Option<DateTime<Utc>>,
     booking_closes_at: Option<DateTime<Utc>>,
@@ -44,19 +44,16 @@ struct ZoneRow {
     show_id: Uuid,
     name: String,
     price_minor: i64,
-    currency: String,
+    currency: Currency,
     capacity: i32,
     min_per_order: i32,
     max_per_order: i32,
     sort_order: i32,
-    seating: String,
-}
-
-fn decode_err(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("stored {what} {value:?} is invalid").into())
+    seating: SeatingKind,
 }
 
 /// The event with everything under it, and its owning tenant; `None` if it doesn't exist.
+/// A stored status, seating or currency this version does not know is a decode error.
 pub async fn load_event_detail(
     conn: &mut PgConnection,
     event_id: EventId,
@@ -85,59 +82,66 @@ pub async fn load_event_detail(
     .bind(event.id)
     .fetch_all(&mut *conn)
     .await?;
+    let tenant = TenantId(event.tenant_id);
+    Ok(Some((tenant, event.into_detail(show_views(shows, &zones)))))
+}
 
-    let mut show_views = Vec::with_capacity(shows.len());
-    for show in shows {
-        let mut zone_views = Vec::new();
-        for zone in zones.iter().filter(|z| z.show_id == show.id) {
-            zone_views.push(ZoneView {
-                zone_id: ZoneId(zone.id),
-                name: zone.name.clone(),
-                price_minor: zone.price_minor,
-                currency: zone
-                    .currency
-                    .parse()
-                    .map_err(|_| decode_err("currency", &zone.currency))?,
-                capacity: zone.capacity,
-                min_per_order: zone.min_per_order,
-                max_per_order: zone.max_per_order,
-                sort_order: zone.sort_order,
-                seating: if zone.seating == "assigned" {
-                    SeatingKind::Assigned
-                } else {
-                    SeatingKind::GeneralAdmission
-                },
-            });
-        }
-        show_views.push(ShowView {
+/// The shows in their order, each with its zones (in the zones' order).
+fn show_views(shows: Vec<ShowRow>, zones: &[ZoneRow]) -> Vec<ShowView> {
+    shows
+        .into_iter()
+        .map(|show| ShowView {
             show_id: ShowId(show.id),
             starts_at: show.starts_at,
             sale_starts_at: show.sale_starts_at,
             sale_ends_at: show.sale_ends_at,
-            zones: zone_views,
-        });
+            zones: zones
+                .iter()
+                .filter(|z| z.show_id == show.id)
+                .map(ZoneRow::view)
+                .collect(),
+        })
+        .collect()
+}
+
+impl ZoneRow {
+    fn view(&self) -> ZoneView {
+        ZoneView {
+            zone_id: ZoneId(self.id),
+            name: self.name.clone(),
+            price_minor: self.price_minor,
+            currency: self.currency,
+            capacity: self.capacity,
+            min_per_order: self.min_per_order,
+            max_per_order: self.max_per_order,
+            sort_order: self.sort_order,
+            seating: self.seating,
+        }
     }
-    let detail = EventDetail {
-        event_id: EventId(event.id),
-        slug: event.slug,
-        title: event.title,
-        description: event.description,
-        category: event.category_slug,
-        status: EventStatus::parse(&event.status)
-            .ok_or_else(|| decode_err("status", &event.status))?,
-        featured: event.featured,
-        booking_opens_at: event.booking_opens_at,
-        booking_closes_at: event.booking_closes_at,
-        max_tickets_per_customer: event.max_tickets_per_customer,
-        venue: VenueView {
-            venue_id: VenueId(event.venue_id),
-            name: event.venue_name,
-            city: event.city,
-            country: event.country,
-            timezone: event.timezone,
-        },
-        shows: show_views,
-        version: event.version,
-    };
-    Ok(Some((TenantId(event.tenant_id), detail)))
+}
+
+impl EventRow {
+    fn into_detail(self, shows: Vec<ShowView>) -> EventDetail {
+        EventDetail {
+            event_id: EventId(self.id),
+            slug: self.slug,
+            title: self.title,
+            description: self.description,
+            category: self.category_slug,
+            status: self.status,
+            featured: self.featured,
+            booking_opens_at: self.booking_opens_at,
+            booking_closes_at: self.booking_closes_at,
+            max_tickets_per_customer: self.max_tickets_per_customer,
+            venue: VenueView {
+                venue_id: VenueId(self.venue_id),
+                name: self.venue_name,
+                city: self.city,
+                country: self.country,
+                timezone: self.timezone,
+            },
+            shows,
+            version: self.version,
+        }
+    }
 }

@@ -1,5 +1,9 @@
 //! Public catalog reads. Drafts are invisible; cancelled events stay visible (marked) so
 //! ticket holders can find out.
+//!
+//! The status filters are SQL literals (`e.status = 'published'`), not bound values: they
+//! match the partial indexes' predicates, which a generic plan with a parameter could not
+//! use. Statuses read back decode into `EventStatus` (an unknown one is an error).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -11,7 +15,7 @@ use serde::Deserialize;
 use tessera_domain::catalog::{
     Availability, Category, EventDetail, EventPage, EventStatus, EventSummary, ZoneAvailability,
 };
-use tessera_domain::{EventId, Problem, ShowId, ZoneId};
+use tessera_domain::{Currency, EventId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -80,6 +84,50 @@ fn prefix_tsquery(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" & "))
 }
 
+/// A [`ListQuery`], checked: what the listing query binds.
+struct Listing<'q> {
+    /// Trimmed, non-empty, at most `QUERY_LEN_MAX` characters.
+    text: Option<&'q str>,
+    /// `text` as a prefix `tsquery`; `None` if it has no words.
+    tsquery: Option<String>,
+    /// The position of the previous page's last item.
+    after: Option<(DateTime<Utc>, Uuid)>,
+    /// `1..=PAGE_SIZE_MAX`.
+    limit: i64,
+}
+
+impl ListQuery {
+    fn parse(&self) -> Result<Listing<'_>, ApiError> {
+        let limit = self.limit.unwrap_or(PAGE_SIZE_DEFAULT);
+        if !(1..=PAGE_SIZE_MAX).contains(&limit) {
+            return Err(ApiError::field(
+                "limit",
+                format!("must be between 1 and {PAGE_SIZE_MAX}"),
+            ));
+        }
+        let text = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if text.is_some_and(|q| q.chars().count() > QUERY_LEN_MAX) {
+            return Err(ApiError::field(
+                "q",
+                format!("must be at most {QUERY_LEN_MAX} characters"),
+            ));
+        }
+        let after = match &self.cursor {
+            Some(c) => Some(
+                decode_cursor(c)
+                    .ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?,
+            ),
+            None => None,
+        };
+        Ok(Listing {
+            text,
+            tsquery: text.and_then(prefix_tsquery),
+            after,
+            limit,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct SummaryRow {
     id: Uuid,
@@ -89,10 +137,28 @@ struct SummaryRow {
     city: String,
     venue_name: String,
     featured: bool,
-    status: String,
+    status: EventStatus,
     starts_at: DateTime<Utc>,
     price_minor: Option<i64>,
-    currency: Option<String>,
+    currency: Option<Currency>,
+}
+
+impl SummaryRow {
+    fn summary(self) -> EventSummary {
+        EventSummary {
+            event_id: EventId(self.id),
+            slug: self.slug,
+            title: self.title,
+            category: self.category_slug,
+            city: self.city,
+            venue_name: self.venue_name,
+            featured: self.featured,
+            status: self.status,
+            starts_at: Some(self.starts_at),
+            price_from_minor: self.price_minor,
+            currency: self.currency,
+        }
+    }
 }
 
 /// Published events, filtered, ordered by their first show.
@@ -104,29 +170,19 @@ pub(crate) async fn list_events(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<EventPage>> {
-    let limit = query.limit.unwrap_or(PAGE_SIZE_DEFAULT);
-    if !(1..=PAGE_SIZE_MAX).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("must be between 1 and {PAGE_SIZE_MAX}"),
-        ));
-    }
-    let text = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if text.is_some_and(|q| q.chars().count() > QUERY_LEN_MAX) {
-        return Err(ApiError::field(
-            "q",
-            format!("must be at most {QUERY_LEN_MAX} characters"),
-        ));
-    }
-    let tsquery = text.and_then(prefix_tsquery);
-    let after = match &query.cursor {
-        Some(c) => Some(
-            decode_cursor(c)
-                .ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?,
-        ),
-        None => None,
-    };
-    let rows: Vec<SummaryRow> = sqlx::query_as(
+    let listing = query.parse()?;
+    let rows = fetch_summaries(&state.pool, &query, &listing).await?;
+    Ok(Json(page_of(rows, listing.limit)))
+}
+
+/// Up to `limit + 1` published events after the cursor (the extra one says whether
+/// another page follows).
+async fn fetch_summaries(
+    pool: &sqlx::PgPool,
+    query: &ListQuery,
+    listing: &Listing<'_>,
+) -> Result<Vec<SummaryRow>, sqlx::Error> {
+    sqlx::query_as(
         "select e.id, e.slug, e.title, e.category_slug, v.city, v.name as venue_name, e.featured, e.status,
                 e.starts_at, p.price_minor, p.currency
          from events e
@@ -147,46 +203,38 @@ pub(crate) async fn list_events(
          order by e.starts_at, e.id
          limit $10",
     )
-    .bind(tsquery)
-    .bind(text)
+    .bind(&listing.tsquery)
+    .bind(listing.text)
     .bind(&query.category)
     .bind(&query.city)
     .bind(query.featured)
     .bind(query.from)
     .bind(query.to)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit + 1)
+    .bind(listing.after.map(|a| a.0))
+    .bind(listing.after.map(|a| a.1))
+    .bind(listing.limit + 1)
     // Planned per call for the filters actually given: a generic plan for all the
     // `$n is null or …` branches cannot use the search indexes.
     .persistent(false)
-    .fetch_all(&state.pool)
-    .await?;
+    .fetch_all(pool)
+    .await
+}
 
+/// The first `limit` rows as a page, with a cursor if more rows followed.
+fn page_of(rows: Vec<SummaryRow>, limit: i64) -> EventPage {
     let has_more = rows.len() as i64 > limit;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows.into_iter().take(limit as usize) {
-        items.push(EventSummary {
-            event_id: EventId(row.id),
-            slug: row.slug,
-            title: row.title,
-            category: row.category_slug,
-            city: row.city,
-            venue_name: row.venue_name,
-            featured: row.featured,
-            status: EventStatus::parse(&row.status).unwrap_or(EventStatus::Published),
-            starts_at: Some(row.starts_at),
-            price_from_minor: row.price_minor,
-            currency: row.currency.and_then(|c| c.parse().ok()),
-        });
-    }
+    let items: Vec<EventSummary> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(SummaryRow::summary)
+        .collect();
     let next_cursor = match items.last() {
         Some(last) if has_more => last
             .starts_at
             .map(|at| encode_cursor(at, last.event_id.as_uuid())),
         _ => None,
     };
-    Ok(Json(EventPage { items, next_cursor }))
+    EventPage { items, next_cursor }
 }
 
 /// One event with its venue, shows and zones (prices, capacities, per-order limits).

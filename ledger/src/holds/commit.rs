@@ -4,19 +4,20 @@
 //! `Idempotency-Key`), or checked against the shared hold rules, the customer's limit and
 //! the stock, and granted or rejected. Then one `UPDATE` moves the summed quantity from
 //! `available` to `held`, one multi-row `INSERT` writes the holds, one outbox row
-//! announces the new counters, and every result is stored for replay. The CHECK
-//! constraints on `zones` back all of this: a bug here aborts the commit instead of
-//! overselling.
+//! announces the new counters, and every result is stored for replay. The counter read
+//! back after the `UPDATE` must be what the allocation left ([`InvariantBreach`]
+//! otherwise), and the CHECK constraints on `zones` back all of this: a bug here aborts
+//! the commit instead of overselling.
 //!
 //! The naive strategy is this same function called with a batch of one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
-use tessera_domain::catalog::EventStatus;
+use tessera_domain::catalog::{EventStatus, SeatingKind};
 use tessera_domain::holds::{
     check_customer_limit, check_hold, check_stock, zone_not_in_show, HoldContext, HoldStatus,
     HoldView, NewHold, Rejection,
@@ -28,6 +29,7 @@ use uuid::Uuid;
 use super::engine::Job;
 use super::settle::StoredHold;
 use super::stock::{move_stock, Movement};
+use crate::config::HoldTtl;
 use crate::error::{is_unavailable, ApiError};
 use crate::idempotency::{self, NewRecord, Reply};
 use crate::outbox::{self, OutboxWake};
@@ -41,7 +43,7 @@ const COMMIT_ATTEMPTS_MAX: u32 = 3;
 #[derive(Clone)]
 pub struct CommitContext {
     pub pool: PgPool,
-    pub hold_ttl: Duration,
+    pub hold_ttl: HoldTtl,
     pub outbox_wake: OutboxWake,
 }
 
@@ -49,6 +51,8 @@ pub struct CommitContext {
 enum CommitError {
     #[error("retryable: {0}")]
     Retry(&'static str),
+    #[error(transparent)]
+    Invariant(#[from] InvariantBreach),
     #[error(transparent)]
     Database(sqlx::Error),
 }
@@ -68,6 +72,37 @@ impl From<sqlx::Error> for CommitError {
             _ => Self::Database(e),
         }
     }
+}
+
+/// The zone's counters after the batch's update are not what was granted under its row
+/// lock: a bug here, or a writer that ignores the lock. The batch rolls back, nothing is
+/// granted, and the requests get a 500 (the detail goes to the log).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("zone {zone_id}: available {after} after granting {granted} of {before}")]
+pub struct InvariantBreach {
+    zone_id: ZoneId,
+    before: i32,
+    granted: i32,
+    after: i32,
+}
+
+/// Asserts the other side of the allocation: the stored counter moved by exactly the
+/// granted quantity (the CHECK constraints cannot see a wrong but in-range value).
+fn check_available_after(
+    zone_id: ZoneId,
+    before: i32,
+    granted: i32,
+    after: i32,
+) -> Result<(), InvariantBreach> {
+    if before.checked_sub(granted) == Some(after) {
+        return Ok(());
+    }
+    Err(InvariantBreach {
+        zone_id,
+        before,
+        granted,
+        after,
+    })
 }
 
 /// Commits `jobs` (all for `zone_id`) and answers each one. Returns `false` if the zone
@@ -91,30 +126,36 @@ pub async fn commit_batch(ctx: &CommitContext, zone_id: ZoneId, jobs: Vec<Job>) 
     };
     metrics::histogram!("hold_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok((replies, zone_found)) => {
+        Ok(committed) => {
             ctx.outbox_wake.notify();
-            for (job, reply) in jobs.into_iter().zip(replies) {
+            for (job, reply) in jobs.into_iter().zip(committed.replies) {
                 let _ = job.reply.send(Ok(reply));
             }
-            zone_found
+            committed.zone_found
         }
         Err(e) => {
-            // Transient: the client should retry (with the same key), not report a bug.
-            let unavailable = match &e {
-                CommitError::Retry(_) => true,
-                CommitError::Database(d) => is_unavailable(d),
-            };
-            tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
-            for job in jobs {
-                let err = if unavailable {
-                    ApiError::database_unavailable()
-                } else {
-                    ApiError::Unexpected(anyhow::anyhow!("hold batch failed"))
-                };
-                let _ = job.reply.send(Err(err));
-            }
+            answer_failure(zone_id, jobs, &e);
             true
         }
+    }
+}
+
+/// Answers every job of a batch that did not commit.
+fn answer_failure(zone_id: ZoneId, jobs: Vec<Job>, e: &CommitError) {
+    // Transient: the client should retry (with the same key), not report a bug.
+    let unavailable = match e {
+        CommitError::Retry(_) => true,
+        CommitError::Database(d) => is_unavailable(d),
+        CommitError::Invariant(_) => false,
+    };
+    tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
+    for job in jobs {
+        let err = if unavailable {
+            ApiError::database_unavailable()
+        } else {
+            ApiError::Unexpected(anyhow::anyhow!("hold batch failed"))
+        };
+        let _ = job.reply.send(Err(err));
     }
 }
 
@@ -124,14 +165,14 @@ struct LockedZone {
     show_id: Uuid,
     event_id: Uuid,
     price_minor: i64,
-    currency: String,
-    seating: String,
+    currency: Currency,
+    seating: SeatingKind,
     available: i32,
     min_per_order: i32,
     max_per_order: i32,
     sale_starts_at: Option<DateTime<Utc>>,
     sale_ends_at: Option<DateTime<Utc>>,
-    event_status: String,
+    event_status: EventStatus,
     booking_opens_at: Option<DateTime<Utc>>,
     booking_closes_at: Option<DateTime<Utc>>,
     max_tickets_per_customer: Option<i32>,
@@ -139,16 +180,42 @@ struct LockedZone {
 }
 
 impl LockedZone {
+    /// Locks `zone_id`'s row until commit and reads it with its show and event.
+    async fn lock(conn: &mut PgConnection, zone_id: ZoneId) -> Result<Option<Self>, sqlx::Error> {
+        sqlx::query_as(
+            "select z.show_id, s.event_id, z.price_minor, z.currency, z.seating, z.available,
+                    z.min_per_order, z.max_per_order, s.sale_starts_at, s.sale_ends_at,
+                    e.status as event_status, e.booking_opens_at, e.booking_closes_at,
+                    e.max_tickets_per_customer, now() as now
+             from zones z join shows s on s.id = z.show_id join events e on e.id = s.event_id
+             where z.id = $1
+             for update of z",
+        )
+        .bind(zone_id.as_uuid())
+        .fetch_optional(conn)
+        .await
+    }
+
     fn hold_context(&self) -> HoldContext {
         HoldContext {
-            event_status: EventStatus::parse(&self.event_status).unwrap_or(EventStatus::Draft),
+            event_status: self.event_status,
             booking_opens_at: self.booking_opens_at,
             booking_closes_at: self.booking_closes_at,
             sale_starts_at: self.sale_starts_at,
             sale_ends_at: self.sale_ends_at,
             min_per_order: self.min_per_order,
             max_per_order: self.max_per_order,
-            assigned_seating: self.seating != "general_admission",
+            assigned_seating: self.seating == SeatingKind::Assigned,
+        }
+    }
+
+    fn snapshot(&self) -> ZoneSnapshot {
+        ZoneSnapshot {
+            show_id: self.show_id,
+            rules: self.hold_context(),
+            available: self.available,
+            max_tickets_per_customer: self.max_tickets_per_customer,
+            now: self.now,
         }
     }
 }
@@ -160,18 +227,6 @@ struct ZoneSnapshot {
     available: i32,
     max_tickets_per_customer: Option<i32>,
     now: DateTime<Utc>,
-}
-
-impl LockedZone {
-    fn snapshot(&self) -> ZoneSnapshot {
-        ZoneSnapshot {
-            show_id: self.show_id,
-            rules: self.hold_context(),
-            available: self.available,
-            max_tickets_per_customer: self.max_tickets_per_customer,
-            now: self.now,
-        }
-    }
 }
 
 /// Decides a batch in arrival order: each request is granted if it passes the shared hold
@@ -203,64 +258,92 @@ fn allocate<'a>(
         .collect()
 }
 
+/// What one batch transaction produced.
+struct Committed {
+    /// One reply per job, in the jobs' order.
+    replies: Vec<Reply>,
+    /// Whether the zone exists (a writer for a missing zone retires at once).
+    zone_found: bool,
+}
+
+/// One transaction: lock the zone, replay known keys, decide the rest, store refusals,
+/// announce the new counters, commit; then answer in-batch duplicates of a key.
 async fn try_commit(
     ctx: &CommitContext,
     zone_id: ZoneId,
     jobs: &[Job],
-) -> Result<(Vec<Reply>, bool), CommitError> {
+) -> Result<Committed, CommitError> {
     let mut tx = ctx.pool.begin().await?;
-    let zone: Option<LockedZone> = sqlx::query_as(
-        "select z.show_id, s.event_id, z.price_minor, z.currency, z.seating, z.available,
-                z.min_per_order, z.max_per_order, s.sale_starts_at, s.sale_ends_at,
-                e.status as event_status, e.booking_opens_at, e.booking_closes_at,
-                e.max_tickets_per_customer, now() as now
-         from zones z join shows s on s.id = z.show_id join events e on e.id = s.event_id
-         where z.id = $1
-         for update of z",
-    )
-    .bind(zone_id.as_uuid())
-    .fetch_optional(&mut *tx)
-    .await?;
-
+    let zone = LockedZone::lock(&mut tx, zone_id).await?;
     let mut replies: Vec<Option<Reply>> = vec![None; jobs.len()];
     let (fresh, duplicates) = replay_stored(&mut tx, jobs, &mut replies).await?;
-
-    let mut change = None;
     if !fresh.is_empty() {
-        match &zone {
+        let change = match &zone {
             Some(zone) => {
-                change = decide(&mut tx, ctx, zone_id, zone, jobs, &fresh, &mut replies).await?
+                let batch = Batch {
+                    zone_id,
+                    zone,
+                    jobs,
+                    fresh: &fresh,
+                };
+                decide(&mut tx, ctx, &batch, &mut replies).await?
             }
             None => {
+                let missing = Reply::problem(
+                    &Problem::new(ErrorCode::NotFound).with_detail("zone not found"),
+                );
                 for &i in &fresh {
-                    replies[i] = Some(Reply::problem(
-                        &Problem::new(ErrorCode::NotFound).with_detail("zone not found"),
-                    ));
+                    replies[i] = Some(missing.clone());
                 }
+                None
             }
+        };
+        store_refusals(&mut tx, jobs, &fresh, &replies).await?;
+        if let Some(change) = &change {
+            outbox::enqueue(&mut tx, change).await?;
         }
-        // Granted holds are their own record; only refusals are stored separately.
-        let records: Vec<NewRecord<'_>> = fresh
-            .iter()
-            .filter_map(|&i| {
-                let reply = replies[i].as_ref().filter(|r| r.status != CREATED)?;
-                Some(NewRecord {
-                    key: &jobs[i].key,
-                    request_sha256: &jobs[i].request_sha256,
-                    reply,
-                })
-            })
-            .collect();
-        if idempotency::store(&mut tx, HOLD_SCOPE, &records).await? < records.len() {
-            return Err(CommitError::Retry("idempotency key stored concurrently"));
-        }
-    }
-    if let Some(change) = &change {
-        outbox::enqueue(&mut tx, change).await?;
     }
     tx.commit().await?;
+    answer_duplicates(jobs, &duplicates, &mut replies);
+    let replies = replies
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Reply::problem(&Problem::new(ErrorCode::Internal))))
+        .collect();
+    Ok(Committed {
+        replies,
+        zone_found: zone.is_some(),
+    })
+}
 
-    for (i, first) in duplicates {
+/// Stores the refusals among the fresh requests' replies for replay. Granted holds are
+/// their own record (found by key in `holds`).
+async fn store_refusals(
+    conn: &mut PgConnection,
+    jobs: &[Job],
+    fresh: &[usize],
+    replies: &[Option<Reply>],
+) -> Result<(), CommitError> {
+    let records: Vec<NewRecord<'_>> = fresh
+        .iter()
+        .filter_map(|&i| {
+            let reply = replies[i].as_ref().filter(|r| r.status != CREATED)?;
+            Some(NewRecord {
+                key: &jobs[i].key,
+                request_sha256: &jobs[i].request_sha256,
+                reply,
+            })
+        })
+        .collect();
+    if idempotency::store(conn, HOLD_SCOPE, &records).await? < records.len() {
+        return Err(CommitError::Retry("idempotency key stored concurrently"));
+    }
+    Ok(())
+}
+
+/// A key sent twice in one batch: the later copy gets the first's reply (replayed), or
+/// the 422 conflict if its body differs.
+fn answer_duplicates(jobs: &[Job], duplicates: &[(usize, usize)], replies: &mut [Option<Reply>]) {
+    for &(i, first) in duplicates {
         let same_request = jobs[i].request_sha256 == jobs[first].request_sha256;
         replies[i] = match (&replies[first], same_request) {
             (Some(reply), true) => Some(Reply {
@@ -270,11 +353,6 @@ async fn try_commit(
             _ => Some(Reply::conflict()),
         };
     }
-    let replies = replies
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Reply::problem(&Problem::new(ErrorCode::Internal))))
-        .collect();
-    Ok((replies, zone.is_some()))
 }
 
 const CREATED: u16 = 201;
@@ -351,86 +429,119 @@ async fn replay_stored(
     Ok((fresh, duplicates))
 }
 
+/// A batch's requests to decide now, against the locked zone.
+struct Batch<'a> {
+    zone_id: ZoneId,
+    zone: &'a LockedZone,
+    jobs: &'a [Job],
+    /// Indexes into `jobs` of the first use of each key not seen before.
+    fresh: &'a [usize],
+}
+
+impl Batch<'_> {
+    fn requests(&self) -> impl Iterator<Item = &NewHold> {
+        self.fresh.iter().map(|&i| &self.jobs[i].hold)
+    }
+}
+
+/// The holds a batch grants, as the columns of one multi-row `INSERT`.
+#[derive(Default)]
+struct Grants<'a> {
+    ids: Vec<Uuid>,
+    customers: Vec<&'a str>,
+    quantities: Vec<i32>,
+    keys: Vec<&'a str>,
+    hashes: Vec<&'a [u8]>,
+}
+
+impl<'a> Grants<'a> {
+    /// Records the grant of `job` and returns its 201.
+    fn grant(&mut self, batch: &Batch<'_>, job: &'a Job, expires_at: DateTime<Utc>) -> Reply {
+        let hold_id = Uuid::now_v7();
+        self.ids.push(hold_id);
+        self.customers.push(job.hold.customer_id.as_str());
+        self.quantities.push(job.hold.quantity);
+        self.keys.push(job.key.as_str());
+        self.hashes.push(job.request_sha256.as_slice());
+        let view = HoldView {
+            hold_id: HoldId(hold_id),
+            status: HoldStatus::Held,
+            show_id: ShowId(batch.zone.show_id),
+            zone_id: batch.zone_id,
+            customer_id: job.hold.customer_id.clone(),
+            quantity: job.hold.quantity,
+            unit_price_minor: batch.zone.price_minor,
+            currency: batch.zone.currency,
+            created_at: batch.zone.now,
+            expires_at,
+        };
+        Reply::ok(axum::http::StatusCode::CREATED, &view)
+    }
+
+    /// Tickets granted in total (at most the zone's `available`, an `i32`).
+    fn quantity(&self) -> i32 {
+        self.quantities.iter().sum()
+    }
+}
+
+fn refusal(rejection: Rejection) -> Reply {
+    metrics::counter!("holds_rejected_total", "code" => rejection.code.as_str()).increment(1);
+    Reply::problem(&Problem::new(rejection.code).with_detail(rejection.detail))
+}
+
 /// Decides each fresh request in arrival order and writes the granted holds. Returns the
 /// outbox change if the counters moved.
-async fn decide(
+async fn decide<'a>(
     conn: &mut PgConnection,
     ctx: &CommitContext,
-    zone_id: ZoneId,
-    zone: &LockedZone,
-    jobs: &[Job],
-    fresh: &[usize],
+    batch: &Batch<'a>,
     replies: &mut [Option<Reply>],
-) -> Result<Option<Change>, sqlx::Error> {
-    let event_id = EventId(zone.event_id);
-    let mut live_per_customer = match zone.max_tickets_per_customer {
+) -> Result<Option<Change>, CommitError> {
+    let mut live_per_customer = match batch.zone.max_tickets_per_customer {
         Some(_) => {
-            lock_and_count_customers(
-                conn,
-                event_id,
-                fresh.iter().map(|&i| &jobs[i].hold.customer_id),
-            )
-            .await?
+            let customers = batch.requests().map(|hold| &hold.customer_id);
+            lock_and_count_customers(conn, EventId(batch.zone.event_id), customers).await?
         }
         None => HashMap::new(),
     };
-    let currency: Currency = zone
-        .currency
-        .parse()
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    let expires_at = zone.now
-        + chrono::Duration::from_std(ctx.hold_ttl).unwrap_or(chrono::Duration::minutes(10));
+    // `HoldTtl` is at most a day, so this cannot leave chrono's range.
+    let expires_at = batch.zone.now + ctx.hold_ttl.as_delta();
     let verdicts = allocate(
-        &zone.snapshot(),
-        fresh.iter().map(|&i| &jobs[i].hold),
+        &batch.zone.snapshot(),
+        batch.requests(),
         &mut live_per_customer,
     );
-    let (mut ids, mut customers, mut quantities) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut keys, mut hashes) = (Vec::new(), Vec::new());
-
-    for (&i, verdict) in fresh.iter().zip(verdicts) {
-        let hold = &jobs[i].hold;
+    let mut grants = Grants::default();
+    for (&i, verdict) in batch.fresh.iter().zip(verdicts) {
         replies[i] = Some(match verdict {
-            Ok(()) => {
-                let hold_id = Uuid::now_v7();
-                ids.push(hold_id);
-                customers.push(hold.customer_id.as_str());
-                quantities.push(hold.quantity);
-                keys.push(jobs[i].key.as_str());
-                hashes.push(jobs[i].request_sha256.as_slice());
-                let view = HoldView {
-                    hold_id: HoldId(hold_id),
-                    status: HoldStatus::Held,
-                    show_id: ShowId(zone.show_id),
-                    zone_id,
-                    customer_id: hold.customer_id.clone(),
-                    quantity: hold.quantity,
-                    unit_price_minor: zone.price_minor,
-                    currency,
-                    created_at: zone.now,
-                    expires_at,
-                };
-                Reply::ok(axum::http::StatusCode::CREATED, &view)
-            }
-            Err(rejection) => {
-                metrics::counter!("holds_rejected_total", "code" => rejection.code.as_str())
-                    .increment(1);
-                Reply::problem(&Problem::new(rejection.code).with_detail(rejection.detail))
-            }
+            Ok(()) => grants.grant(batch, &batch.jobs[i], expires_at),
+            Err(rejection) => refusal(rejection),
         });
     }
-    if ids.is_empty() {
+    if grants.ids.is_empty() {
         return Ok(None);
     }
-    let granted: i32 = quantities.iter().sum();
-    let counters = move_stock(&mut *conn, zone_id, granted, Movement::Hold).await?;
-    // Assert both sides: under our row lock nothing else can have moved the counters.
-    if counters.available != zone.available - granted {
-        return Err(sqlx::Error::Protocol(format!(
-            "zone {zone_id}: available {} after granting {granted} of {}",
-            counters.available, zone.available
-        )));
-    }
+    let granted = grants.quantity();
+    let counters = move_stock(&mut *conn, batch.zone_id, granted, Movement::Hold).await?;
+    // Both sides: under our row lock nothing else can have moved the counters.
+    check_available_after(
+        batch.zone_id,
+        batch.zone.available,
+        granted,
+        counters.available,
+    )?;
+    insert_holds(conn, batch, &grants, expires_at).await?;
+    metrics::counter!("holds_created_total").increment(grants.ids.len() as u64);
+    Ok(Some(counters.change(batch.zone_id)))
+}
+
+/// Writes the granted holds in one statement.
+async fn insert_holds(
+    conn: &mut PgConnection,
+    batch: &Batch<'_>,
+    grants: &Grants<'_>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into holds (id, zone_id, show_id, event_id, customer_id, quantity, unit_price_minor, currency,
                             created_at, expires_at, idempotency_key, request_sha256)
@@ -438,22 +549,21 @@ async fn decide(
          from unnest($1::uuid[], $9::text[], $10::int4[], $11::text[], $12::bytea[])
               as t(id, customer_id, quantity, key, sha)",
     )
-    .bind(&ids)
-    .bind(zone_id.as_uuid())
-    .bind(zone.show_id)
-    .bind(zone.event_id)
-    .bind(zone.price_minor)
-    .bind(&zone.currency)
-    .bind(zone.now)
+    .bind(&grants.ids)
+    .bind(batch.zone_id.as_uuid())
+    .bind(batch.zone.show_id)
+    .bind(batch.zone.event_id)
+    .bind(batch.zone.price_minor)
+    .bind(batch.zone.currency)
+    .bind(batch.zone.now)
     .bind(expires_at)
-    .bind(&customers)
-    .bind(&quantities)
-    .bind(&keys)
-    .bind(&hashes)
-    .execute(&mut *conn)
+    .bind(&grants.customers)
+    .bind(&grants.quantities)
+    .bind(&grants.keys)
+    .bind(&grants.hashes)
+    .execute(conn)
     .await?;
-    metrics::counter!("holds_created_total").increment(ids.len() as u64);
-    Ok(Some(counters.change(zone_id)))
+    Ok(())
 }
 
 /// Serialises concurrent holds of the same customers for this event (in any zone) until

@@ -128,7 +128,7 @@ impl HoldEngine {
         if writers.len() >= self.inner.config.zone_writers_max {
             return Ok(Some(job));
         }
-        let (sender, receiver) = mpsc::channel(self.inner.config.zone_queue_depth_max);
+        let (sender, receiver) = mpsc::channel(self.inner.config.zone_queue_depth_max.get());
         // A fresh channel has room for one job.
         if sender.try_send(job).is_err() {
             return Err(ApiError::Overloaded("zone queue unavailable"));
@@ -156,9 +156,10 @@ impl HoldEngine {
                     continue;
                 }
             };
-            let mut batch = Vec::with_capacity(config.batch_size_max.min(receiver.len() + 1));
+            let batch_size_max = config.batch_size_max.get();
+            let mut batch = Vec::with_capacity(batch_size_max.min(receiver.len() + 1));
             batch.push(first);
-            while batch.len() < config.batch_size_max {
+            while batch.len() < batch_size_max {
                 match receiver.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,

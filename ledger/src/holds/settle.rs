@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use sqlx::PgConnection;
+use tessera_domain::catalog::EventStatus;
 use tessera_domain::holds::{ConfirmedHold, HoldStatus, HoldView, TicketView};
+use tessera_domain::money::line_total_minor;
 use tessera_domain::{CustomerId, ErrorCode, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId};
 use uuid::Uuid;
 
@@ -53,13 +55,31 @@ impl StoredHold {
     }
 }
 
+/// A hold's stored status, decoded once when the row is read: a value this version does
+/// not know fails the read (a 500, logged) instead of passing for one it knows.
+struct StoredStatus(HoldStatus);
+
+#[derive(Debug, thiserror::Error)]
+#[error("stored hold status {0:?} is not one this version knows")]
+struct UnknownHoldStatus(String);
+
+impl TryFrom<String> for StoredStatus {
+    type Error = UnknownHoldStatus;
+    fn try_from(text: String) -> Result<Self, UnknownHoldStatus> {
+        HoldStatus::parse(&text)
+            .map(Self)
+            .ok_or(UnknownHoldStatus(text))
+    }
+}
+
 /// A hold with its state, as confirm, release and reads see it.
 #[derive(sqlx::FromRow)]
 struct HoldRow {
     #[sqlx(flatten)]
     core: StoredHold,
-    status: String,
-    event_status: String,
+    #[sqlx(try_from = "String")]
+    status: StoredStatus,
+    event_status: EventStatus,
     now: DateTime<Utc>,
 }
 
@@ -67,10 +87,9 @@ impl HoldRow {
     /// The status a client should see: a live hold past its expiry is expired, even if
     /// the sweeper has not returned its stock yet.
     fn effective_status(&self) -> HoldStatus {
-        match HoldStatus::parse(&self.status) {
-            Some(HoldStatus::Held) if self.now >= self.core.expires_at => HoldStatus::Expired,
-            Some(status) => status,
-            None => HoldStatus::Expired,
+        match self.status.0 {
+            HoldStatus::Held if self.now >= self.core.expires_at => HoldStatus::Expired,
+            status => status,
         }
     }
 
@@ -143,7 +162,7 @@ pub async fn confirm(
     if status != HoldStatus::Held {
         return Err(not_live(status));
     }
-    if hold.event_status != "published" {
+    if hold.event_status != EventStatus::Published {
         return Err(ApiError::client(
             ErrorCode::EventNotOnSale,
             "the event is no longer on sale",
@@ -169,7 +188,8 @@ pub async fn confirm(
     let confirmed = ConfirmedHold {
         hold: hold.view(HoldStatus::Confirmed)?,
         payment_ref: payment_ref.to_owned(),
-        total_minor: hold.core.unit_price_minor * i64::from(hold.core.quantity),
+        total_minor: line_total_minor(hold.core.unit_price_minor, hold.core.quantity)
+            .map_err(anyhow::Error::new)?,
         tickets,
     };
     let reply = Reply::ok(axum::http::StatusCode::OK, &confirmed);
@@ -232,10 +252,10 @@ pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult
     let hold = fetch_hold(&mut tx, hold_id, true)
         .await?
         .ok_or_else(|| ApiError::not_found("hold"))?;
-    match HoldStatus::parse(&hold.status) {
+    match hold.status.0 {
         // Also a lapsed hold the sweeper has not reached: its stock returns exactly once.
-        Some(HoldStatus::Held) => {}
-        Some(HoldStatus::Confirmed) => {
+        HoldStatus::Held => {}
+        HoldStatus::Confirmed => {
             return Err(ApiError::client(
                 ErrorCode::HoldNotActive,
                 "a confirmed hold cannot be released",

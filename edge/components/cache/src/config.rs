@@ -1,13 +1,22 @@
 //! The component variables. Numbers are validated here so a misconfiguration becomes a
 //! logged 500 `internal`, never a trap.
 
-/// Every variable, its name in `spin.toml` and its default (`None`: required).
+/// Every variable, its name in `spin.toml` and its default. The required ones have none.
 pub const LEDGER_URL: &str = "ledger_url";
 pub const EDGE_KEY: &str = "edge_key";
-pub const AVAILABILITY_TTL_MS: (&str, u64) = ("availability_ttl_ms", 2_000);
-pub const CATALOG_TTL_MS: (&str, u64) = ("catalog_ttl_ms", 60_000);
+/// The defaults are `spin.toml`'s (a test holds them equal, and `.env.example` with them),
+/// so a component run without that manifest's variables behaves as with them.
+pub const AVAILABILITY_TTL_MS: (&str, u64) = ("availability_ttl_ms", 30_000);
+pub const CATALOG_TTL_MS: (&str, u64) = ("catalog_ttl_ms", 300_000);
 pub const SOLD_OUT_SHED_WINDOW_MS: (&str, u64) = ("sold_out_shed_window_ms", 1_000);
 pub const REQUEST_BODY_MAX_BYTES: (&str, u64) = ("request_body_max_bytes", 65_536);
+/// Every number variable with a default.
+pub const NUMBERS: [(&str, u64); 4] = [
+    AVAILABILITY_TTL_MS,
+    CATALOG_TTL_MS,
+    SOLD_OUT_SHED_WINDOW_MS,
+    REQUEST_BODY_MAX_BYTES,
+];
 
 /// A number variable: `None` (undefined) → the default; anything but a non-negative
 /// decimal integer → an error naming the variable.
@@ -48,6 +57,57 @@ mod tests {
         assert!(err.contains("availability_ttl_ms"), "{err}");
         assert!(parse_number("x", Some("-1"), 5).is_err());
         assert!(parse_number("x", Some(""), 5).is_err());
+    }
+
+    /// `name = { default = "value" … }` lines of `spin.toml`'s `[variables]` table.
+    fn spin_toml_defaults() -> Vec<(String, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../spin.toml");
+        let manifest = std::fs::read_to_string(path).expect("spin.toml at the repository root");
+        let mut in_variables = false;
+        let mut defaults = Vec::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_variables = line == "[variables]";
+                continue;
+            }
+            let Some((name, value)) = line.split_once('=') else {
+                continue;
+            };
+            let default = value
+                .split_once("default")
+                .and_then(|(_, rest)| rest.trim_start().strip_prefix('='))
+                .and_then(|rest| rest.trim_start().strip_prefix('"'))
+                .and_then(|rest| rest.split_once('"'))
+                .map(|(default, _)| default.to_owned());
+            if let (true, Some(default)) = (in_variables, default) {
+                defaults.push((name.trim().to_owned(), default));
+            }
+        }
+        defaults
+    }
+
+    #[test]
+    fn defaults_are_the_manifests_and_the_env_examples() {
+        let defaults = spin_toml_defaults();
+        assert!(
+            defaults.iter().any(|(name, _)| name == "ledger_url"),
+            "the [variables] table was read: {defaults:?}"
+        );
+        let env_example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../.env.example");
+        let env_example = std::fs::read_to_string(env_example).expect(".env.example");
+        for (name, default) in NUMBERS {
+            let in_manifest = defaults.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            assert_eq!(
+                in_manifest,
+                Some(&default.to_string()),
+                "spin.toml's default for {name}"
+            );
+            let documented = format!("SPIN_VARIABLE_{}={default}", name.to_uppercase());
+            assert!(
+                env_example.lines().any(|line| line.trim() == documented),
+                ".env.example must document {documented}"
+            );
+        }
     }
 
     #[test]

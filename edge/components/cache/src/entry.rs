@@ -21,6 +21,11 @@ pub struct DocEntry {
     /// only for the request they were fetched for.
     #[serde(default)]
     pub source: String,
+    /// The catalog epoch this entry was fetched under, for entries a catalog message
+    /// evicts by moving the epoch rather than by deleting them (listings, categories:
+    /// [`crate::keys::evicted_by_epoch`]). `None` for entries evicted by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_epoch: Option<String>,
 }
 
 impl DocEntry {
@@ -31,11 +36,29 @@ impl DocEntry {
             etag,
             body,
             source,
+            catalog_epoch: None,
         }
+    }
+
+    /// Stamps the entry with the catalog epoch it was fetched under (see `catalog_epoch`).
+    pub fn under_epoch(mut self, epoch: String) -> Self {
+        self.catalog_epoch = Some(epoch);
+        self
     }
 
     pub fn is_fresh(&self, now_ms: i64) -> bool {
         ttl::is_fresh(self.stored_at_ms, self.expires_at_ms, now_ms)
+    }
+
+    /// The epoch rule: an entry evicted by epoch serves only while the catalog epoch is the
+    /// one it was fetched under. A catalog message (or a flush) moves the epoch, so every
+    /// listing and the categories become misses at once without the invalidator finding
+    /// them; an absent epoch (the store was emptied) or an unstamped entry is a miss too.
+    pub fn is_current(&self, epoch_now: Option<&[u8]>) -> bool {
+        match (&self.catalog_epoch, epoch_now) {
+            (Some(stamp), Some(now)) => stamp.as_bytes() == now,
+            _ => false,
+        }
     }
 }
 
@@ -338,6 +361,26 @@ mod tests {
         // A sold_out answer from the ledger does too.
         assert!(entry.record_sold_out(id(2).zone(), 7, 9_000));
         assert!(entry.should_shed(id(2).zone(), 9_100, 1_000));
+    }
+
+    #[test]
+    fn entries_under_an_epoch_serve_only_while_it_holds() {
+        let doc = DocEntry::new("/v1/categories".into(), "[]".into(), "\"b1\"".into(), 0, 1);
+        assert!(!doc.is_current(Some(b"7-100")), "unstamped");
+        let doc = doc.under_epoch("7-100".into());
+        assert!(doc.is_current(Some(b"7-100")));
+        assert!(
+            !doc.is_current(Some(b"8-200")),
+            "a catalog message moved it"
+        );
+        assert!(!doc.is_current(None), "the store was emptied");
+        let json = serde_json::to_string(&doc).expect("serialises");
+        let back: DocEntry = serde_json::from_str(&json).expect("parses");
+        assert!(back.is_current(Some(b"7-100")), "the stamp is stored");
+        let old: DocEntry =
+            serde_json::from_str(r#"{"stored_at_ms":0,"expires_at_ms":1,"etag":"x","body":"[]"}"#)
+                .expect("entries stored before stamps still parse");
+        assert!(!old.is_current(Some(b"7-100")));
     }
 
     #[test]

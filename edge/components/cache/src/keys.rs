@@ -3,14 +3,20 @@
 //! | key | value |
 //! | --- | --- |
 //! | `avail/{show_id}` | [`crate::entry::AvailEntry`]: the show's availability, merged per zone |
+//! | `event_shows/{event_id}` | [`crate::show_index::ShowIndex`]: the shows of the event with an `avail/` entry, written before the entry |
 //! | `event/{event_id}` | [`crate::entry::DocEntry`]: `GET /v1/events/{id}` verbatim |
-//! | `events/{slot}` | [`crate::entry::DocEntry`]: one `GET /v1/events` page (slot: a hash of the normalised query) |
-//! | `categories` | [`crate::entry::DocEntry`]: `GET /v1/categories` |
+//! | `events/{slot}` | [`crate::entry::DocEntry`]: one `GET /v1/events` page (slot: a hash of the normalised query), stamped with the catalog epoch |
+//! | `categories` | [`crate::entry::DocEntry`]: `GET /v1/categories`, stamped with the catalog epoch |
 //! | `invalidation/last_seq` | highest `seq` applied, decimal text |
-//! | `invalidation/catalog_epoch` | changes on every catalog eviction or flush (decimal text) |
+//! | `invalidation/catalog_epoch` | changes on every catalog eviction or flush (`{seq}-{ms}` text) |
 //! | `invalidation/avail_epoch/{slot}` | moved by a message for a show that is not cached ([`availability_epoch`]) |
 //! | `fill/{key}` | an instance is fetching the missing entry `key` (lease deadline) |
 //! | `forwarded/{slot}` | the `Idempotency-Key` of a hold this node forwarded ([`forwarded`]) |
+//!
+//! A catalog message finds what it evicts without scanning the store: the event detail by
+//! its key, the shows' availability through `event_shows/`, and listings and categories by
+//! the epoch rule ([`evicted_by_epoch`], [`crate::entry::DocEntry::is_current`]). Only a
+//! flush (a missed message: rare) lists every key, since the store has no prefix delete.
 //!
 //! Everything outside `invalidation/` and `forwarded/` is a cache entry and may be dropped at
 //! any time.
@@ -20,6 +26,7 @@ use tessera_domain::{EventId, ShowId};
 pub const AVAIL_PREFIX: &str = "avail/";
 pub const EVENT_PREFIX: &str = "event/";
 pub const EVENT_LIST_PREFIX: &str = "events/";
+const EVENT_SHOWS_PREFIX: &str = "event_shows/";
 pub const CATEGORIES: &str = "categories";
 pub const LAST_SEQ: &str = "invalidation/last_seq";
 /// Readers note this before fetching from the ledger and store what they fetched only if
@@ -63,6 +70,19 @@ pub fn fill_lease(key: &str) -> String {
 
 pub fn event(event_id: EventId) -> String {
     format!("{EVENT_PREFIX}{event_id}")
+}
+
+/// The index of the event's cached shows ([`crate::show_index`]).
+pub fn event_shows(event_id: EventId) -> String {
+    format!("{EVENT_SHOWS_PREFIX}{event_id}")
+}
+
+/// Whether the entry at `key` is evicted by moving the catalog epoch rather than by
+/// deleting it: listings (up to [`EVENT_LIST_SLOTS`] keys, any of which a change may touch)
+/// and the categories. Their stale copies stay in the store, bounded by those slots, until
+/// the next fetch of the slot overwrites them.
+pub fn evicted_by_epoch(key: &str) -> bool {
+    key == CATEGORIES || key.starts_with(EVENT_LIST_PREFIX)
 }
 
 /// The key of the listing for `normalised_query` ([`normalize_query`]), or `None` if the
@@ -142,6 +162,22 @@ mod tests {
         assert_ne!(normalize_query("q=a&q=b"), normalize_query("q=a"));
         assert_eq!(normalize_query("q=b&q=a"), normalize_query("q=a&q=b"));
         assert_eq!(event_list(&"q=x".repeat(300)), None);
+    }
+
+    #[test]
+    fn listings_and_categories_go_by_the_epoch_the_rest_by_key() {
+        assert!(evicted_by_epoch(CATEGORIES));
+        assert!(evicted_by_epoch(
+            &event_list("q=jazz").expect("short query")
+        ));
+        let event_id = EventId(Default::default());
+        assert!(!evicted_by_epoch(&event(event_id)));
+        assert!(!evicted_by_epoch(&event_shows(event_id)));
+        assert!(!evicted_by_epoch(&availability(ShowId(Default::default()))));
+        assert!(
+            is_cache_entry(&event_shows(event_id)),
+            "a flush drops the index with the entries it lists"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   zone by `version`, with the "confirmed at" times that sold-out shedding needs).
 //! - [`etag`]: ETags and `If-None-Match` matching.
 //! - [`seq`]: what an invalidation message's `seq` says about missed messages.
+//! - [`show_index`]: the per-event index of cached shows that catalog messages evict.
 //! - [`hold`]: the edge's checks before a hold is forwarded (shared domain rules + shedding).
 //! - [`config`]: parsing the component variables.
 //! - [`problem`]: problem+json bodies marked `served_by: "edge"`.
@@ -27,6 +28,7 @@ pub mod hold;
 pub mod keys;
 pub mod problem;
 pub mod seq;
+pub mod show_index;
 pub mod ttl;
 
 #[cfg(target_arch = "wasm32")]

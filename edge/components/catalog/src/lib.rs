@@ -3,7 +3,7 @@
 //!
 //! | route | cache key | `Cache-Control` |
 //! | --- | --- | --- |
-//! | `GET /v1/events?…` | `events/{sorted query}` | `public, max-age=5` |
+//! | `GET /v1/events?…` | `events/{slot of the sorted query}` | `public, max-age=5` |
 //! | `GET /v1/events/{event_id}` | `event/{event_id}` | `public, max-age=10` |
 //! | `GET /v1/categories` | `categories` | `public, max-age=60` |
 //! | `GET /v1/shows/{show_id}/availability` | `avail/{show_id}` | `public, max-age=1` |
@@ -14,6 +14,7 @@
 
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
 use tessera_domain::{EventId, ShowId};
 use tessera_edge_cache::entry::DocEntry;
 use tessera_edge_cache::etag::{
@@ -21,9 +22,10 @@ use tessera_edge_cache::etag::{
     CACHE_CONTROL_LIST,
 };
 use tessera_edge_cache::keys;
+use tessera_edge_cache::spin::kv;
 use tessera_edge_cache::spin::reads::{self, Read};
 use tessera_edge_cache::spin::respond::{self, CACHE, SERVED_BY};
-use tessera_edge_cache::spin::{kv, vars};
+use tessera_edge_cache::spin::vars::{self, Settings};
 
 enum Route {
     Events,
@@ -75,43 +77,39 @@ async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
         .join(", ");
     let settings = vars::load()?;
     let store = kv::open()?;
+    let (read, cache_control) = read_route(route, query, &store, &settings).await?;
+    Ok(answer(read, cache_control, &if_none_match, head))
+}
 
-    let (read, cache_control) = match route {
+/// The route's document, from the cache or the ledger, and its `Cache-Control`.
+async fn read_route(
+    route: Route,
+    query: &str,
+    store: &Store,
+    settings: &Settings,
+) -> Result<(Read<DocEntry>, &'static str), Response> {
+    match route {
         Route::Availability(raw) => {
             let show_id: ShowId = respond::path_id("show_id", &raw)?;
-            let read = reads::availability(&store, &settings, show_id).await?;
-            let body = serde_json::to_string(&read.value.to_availability())
-                .map_err(|e| respond::internal(&format!("serialising availability: {e}")))?;
-            let doc = DocEntry {
-                stored_at_ms: read.value.stored_at_ms,
-                expires_at_ms: read.value.expires_at_ms,
-                etag: read.value.etag(),
-                body,
-                source: String::new(),
-            };
-            (
-                Read {
-                    value: doc,
-                    hit: read.hit,
-                },
-                CACHE_CONTROL_AVAILABILITY,
-            )
+            let read = availability_document(store, settings, show_id).await?;
+            Ok((read, CACHE_CONTROL_AVAILABILITY))
         }
         Route::Event(raw) => {
             let event_id: EventId = respond::path_id("event_id", &raw)?;
-            let read = reads::event_document(&store, &settings, event_id).await?;
-            (read, CACHE_CONTROL_EVENT)
+            let read = reads::event_document(store, settings, event_id).await?;
+            Ok((read, CACHE_CONTROL_EVENT))
         }
         Route::Categories => {
+            let categories = Some(keys::CATEGORIES);
             let read = reads::document(
-                &store,
-                &settings,
-                Some(keys::CATEGORIES),
+                store,
+                settings,
+                categories,
                 "/v1/categories",
                 etag::for_body,
             )
             .await?;
-            (read, CACHE_CONTROL_CATEGORIES)
+            Ok((read, CACHE_CONTROL_CATEGORIES))
         }
         Route::Events => {
             // Parameter order means nothing to the ledger: fetch and cache the normalised
@@ -124,12 +122,33 @@ async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
                 format!("/v1/events?{query}")
             };
             let read =
-                reads::document(&store, &settings, key.as_deref(), &upstream, etag::for_body)
-                    .await?;
-            (read, CACHE_CONTROL_LIST)
+                reads::document(store, settings, key.as_deref(), &upstream, etag::for_body).await?;
+            Ok((read, CACHE_CONTROL_LIST))
         }
+    }
+}
+
+/// The show's structured availability entry, rendered as the public document.
+async fn availability_document(
+    store: &Store,
+    settings: &Settings,
+    show_id: ShowId,
+) -> Result<Read<DocEntry>, Response> {
+    let read = reads::availability(store, settings, show_id).await?;
+    let body = serde_json::to_string(&read.value.to_availability())
+        .map_err(|e| respond::internal(&format!("serialising availability: {e}")))?;
+    let doc = DocEntry {
+        stored_at_ms: read.value.stored_at_ms,
+        expires_at_ms: read.value.expires_at_ms,
+        etag: read.value.etag(),
+        body,
+        source: String::new(),
+        catalog_epoch: None,
     };
-    Ok(answer(read, cache_control, &if_none_match, head))
+    Ok(Read {
+        value: doc,
+        hit: read.hit,
+    })
 }
 
 /// 200 with the document, or 304 when `If-None-Match` matches.

@@ -219,12 +219,18 @@ fn not_found_as_zone(response: Response, detail: &str) -> Response {
 
 /// The ledger says the zone is sold out: note it, if the zone is still at the version this
 /// hold was checked against, so the next holds are shed for a while. Re-read just before
-/// writing so a message applied meanwhile is not lost.
+/// writing so a message applied meanwhile is not lost; a catalog eviction landing between
+/// the read and the write took the show's index listing with it, so the rewritten entry is
+/// deleted again rather than left where no catalog message would find it.
 fn record_sold_out(store: &spin_sdk::key_value::Store, hold: &NewHold, seen_version: i64) {
     let key = keys::availability(hold.show_id);
-    if let Some(mut entry) = kv::get_json::<AvailEntry>(store, &key) {
-        if entry.record_sold_out(hold.zone_id, seen_version, now_ms()) {
-            kv::set_json(store, &key, &entry);
-        }
+    let Some(mut entry) = kv::get_json::<AvailEntry>(store, &key) else {
+        return;
+    };
+    if entry.record_sold_out(hold.zone_id, seen_version, now_ms())
+        && kv::set_json(store, &key, &entry)
+        && !reads::is_indexed(store, entry.event_id, hold.show_id)
+    {
+        kv::delete(store, &key);
     }
 }

@@ -5,12 +5,18 @@
 //!   `version` is newer (and refreshes its "confirmed at" time for shedding); for a show
 //!   that is not cached it moves the show's availability epoch, so a fetch in flight (which
 //!   may have read older counters) does not keep what it read.
-//! - `catalog`: evicts the event detail, every event listing, the categories and the
-//!   availability of the event's shows; moves the catalog epoch so in-flight fetches do not
-//!   store what they read before the change.
+//! - `catalog`: moves the catalog epoch, which evicts every event listing and the categories
+//!   (they serve only under the epoch they were fetched under) and stops in-flight fetches
+//!   from storing what they read before the change; deletes the event detail and the
+//!   availability of the event's shows, found in the event's show index and its cached
+//!   detail. No key listing: a catalog message costs a bounded number of KV calls (at most
+//!   `SHOWS_PER_EVENT_MAX` plus the detail's shows), however full the store is.
 //! - `seq`: a jump past last+1 means a message was missed, so every cached entry is
 //!   dropped; `invalidation/last_seq` never moves backwards; duplicates are harmless. A
-//!   message of an unknown `kind` is skipped but still counts in the sequence.
+//!   message of an unknown `kind` is skipped but still counts in the sequence. The flush is
+//!   the one operation that lists every key (Spin's KV has no prefix delete); it happens
+//!   only when messages were missed (a node's first message, a Redis outage), not per
+//!   message.
 //!
 //! A malformed payload or a failing store returns `Err` (the host counts it); nothing here
 //! traps. When applying fails, `last_seq` is not advanced, so the next message sees a gap
@@ -25,6 +31,7 @@ use tessera_domain::{EventId, ShowId};
 use tessera_edge_cache::entry::{AvailEntry, DocEntry};
 use tessera_edge_cache::keys;
 use tessera_edge_cache::seq;
+use tessera_edge_cache::show_index::ShowIndex;
 use tessera_edge_cache::spin::now_ms;
 
 #[redis_component]
@@ -124,40 +131,24 @@ fn flush(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Deletes the event detail, the event's cached availability and its show index. The
+/// listings and categories were evicted by the epoch move that precedes this.
 fn evict_event(store: &Store, event_id: EventId) -> anyhow::Result<()> {
     let event_key = keys::event(event_id);
-    // The event's shows, from its cached detail; without one, find them by scanning the
-    // cached availability entries for this event.
-    let shows: Option<Vec<ShowId>> = get_json::<DocEntry>(store, &event_key)?
+    let index_key = keys::event_shows(event_id);
+    // The detail's shows too: they cover a show whose index write a concurrent writer lost.
+    let detail_shows: Vec<ShowId> = get_json::<DocEntry>(store, &event_key)?
         .and_then(|doc| serde_json::from_str::<EventDetail>(&doc.body).ok())
-        .map(|detail| detail.shows.iter().map(|s| s.show_id).collect());
-    let all_keys = store.get_keys()?;
-    match shows {
-        Some(shows) => {
-            for show_id in shows {
-                store.delete(&keys::availability(show_id))?;
-            }
-        }
-        None => {
-            for key in all_keys
-                .iter()
-                .filter(|k| k.starts_with(keys::AVAIL_PREFIX))
-            {
-                let belongs = get_json::<AvailEntry>(store, key)?
-                    .is_some_and(|entry| entry.event_id == event_id);
-                if belongs {
-                    store.delete(key)?;
-                }
-            }
-        }
+        .map(|detail| detail.shows.iter().map(|s| s.show_id).collect())
+        .unwrap_or_default();
+    let index = ShowIndex::decode(store.get(&index_key)?.as_deref()).unwrap_or_else(|e| {
+        eprintln!("tessera invalidator: {index_key}: {e}; evicting the detail's shows only");
+        ShowIndex::default()
+    });
+    for show_id in index.union(detail_shows) {
+        store.delete(&keys::availability(show_id))?;
     }
+    store.delete(&index_key)?;
     store.delete(&event_key)?;
-    store.delete(keys::CATEGORIES)?;
-    for key in all_keys
-        .iter()
-        .filter(|k| k.starts_with(keys::EVENT_LIST_PREFIX))
-    {
-        store.delete(key)?;
-    }
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! and the holds component (which validates against them): a fresh entry is a hit; a miss
 //! or an expired entry is fetched from the ledger, stored, and returned. Ledger answers
 //! other than 200 are relayed unchanged and never cached (see `README.md` on 404s).
+//!
+//! What is stored is findable by the invalidator without a scan: an availability entry is
+//! listed in its event's show index before it is stored; listings and the categories are
+//! stamped with the catalog epoch they were fetched under and serve only under it.
 
 use spin_sdk::http::Response;
 use spin_sdk::key_value::Store;
@@ -11,6 +15,7 @@ use tessera_domain::{EventId, ShowId};
 use super::vars::Settings;
 use super::{kv, ledger, now_ms, respond};
 use crate::entry::{AvailEntry, DocEntry};
+use crate::show_index::{Insert, ShowIndex};
 use crate::{etag, keys};
 
 /// A value and whether it came from the cache.
@@ -38,22 +43,88 @@ fn epoch(store: &Store) -> Option<Vec<u8>> {
 
 /// Stores `value` under `key` unless one of the `epochs` moved since `before`; checks again
 /// after writing, because an eviction may land between the check and the write — then the
-/// entry just written is deleted (the next read refetches).
+/// entry just written is deleted (the next read refetches). Returns whether it stayed.
 fn store_unless_moved<T: serde::Serialize>(
     store: &Store,
     key: &str,
     value: &T,
     epochs: &[&str],
     before: &[Option<Vec<u8>>],
-) {
+) -> bool {
     let unmoved = || {
         epochs
             .iter()
             .zip(before)
             .all(|(epoch, before)| kv::get_raw(store, epoch) == *before)
     };
-    if unmoved() && kv::set_json(store, key, value) && !unmoved() {
-        kv::delete(store, key);
+    if !(unmoved() && kv::set_json(store, key, value)) {
+        return false;
+    }
+    if unmoved() {
+        return true;
+    }
+    kv::delete(store, key);
+    false
+}
+
+/// Writes of one show into its event's index before giving up (each a read, a write, a
+/// pause and a read-back); a writer losing this often to others is not caching that show.
+const INDEX_WRITE_ATTEMPTS_MAX: u32 = 3;
+
+/// Whether `show_id` is listed in `event_id`'s show index, adding it if not. The store has
+/// no compare-and-set: two writers adding different shows can both read the old list and
+/// the later write drops the earlier one's show, so each writer reads the index back after
+/// a pause (as the fill lease does) and tries again. `false`: the index is full, corrupt
+/// beyond a rewrite, or kept losing; the caller must not cache the show.
+fn index_show(store: &Store, event_id: EventId, show_id: ShowId) -> bool {
+    let key = keys::event_shows(event_id);
+    let read = || {
+        ShowIndex::decode(kv::get_raw(store, &key).as_deref()).unwrap_or_else(|e| {
+            // Rewritten from scratch: the shows it listed stay findable through the
+            // event detail, or expire with the availability TTL.
+            eprintln!("tessera edge: rewriting {key}: {e}");
+            ShowIndex::default()
+        })
+    };
+    for _ in 0..INDEX_WRITE_ATTEMPTS_MAX {
+        let added = match read().insert(show_id) {
+            Insert::Present => return true,
+            Insert::Full => return false,
+            Insert::Added(index) => index,
+        };
+        if !kv::set_raw(store, &key, &added.encode()) {
+            return false;
+        }
+        std::thread::sleep(FILL_CLAIM_SETTLE);
+    }
+    read().contains(show_id)
+}
+
+/// Whether `show_id` is listed in `event_id`'s show index (read only). A writer updating an
+/// `avail/` entry in place checks it after writing: if a catalog message evicted the entry
+/// between the writer's read and write, the index is gone too, and the resurrected copy
+/// must go (no later catalog message would find it).
+pub fn is_indexed(store: &Store, event_id: EventId, show_id: ShowId) -> bool {
+    let stored = kv::get_raw(store, &keys::event_shows(event_id));
+    ShowIndex::decode(stored.as_deref()).is_ok_and(|index| index.contains(show_id))
+}
+
+/// Stores a fetched availability entry where a catalog message will find it: listed in its
+/// event's index first, stored unless an epoch moved, and checked in the index again after
+/// storing — a concurrent index write may have dropped its listing meanwhile; then it is
+/// listed again, or, if that fails, the entry is dropped (the next read refetches).
+fn store_availability(
+    store: &Store,
+    entry: &AvailEntry,
+    epoch_keys: &[&str],
+    before: &[Option<Vec<u8>>],
+) {
+    let key = keys::availability(entry.show_id);
+    if index_show(store, entry.event_id, entry.show_id)
+        && store_unless_moved(store, &key, entry, epoch_keys, before)
+        && !index_show(store, entry.event_id, entry.show_id)
+    {
+        kv::delete(store, &key);
     }
 }
 
@@ -176,7 +247,7 @@ pub async fn availability(
     // start (conservative for shedding).
     let cached = kv::get_json::<AvailEntry>(store, &key);
     let entry = AvailEntry::merge_fetch(cached.as_ref(), fresh, now, settings.availability_ttl_ms);
-    store_unless_moved(store, &key, &entry, &epoch_keys, &before);
+    store_availability(store, &entry, &epoch_keys, &before);
     Ok(Read {
         value: entry,
         hit: false,
@@ -191,10 +262,7 @@ pub async fn document(
     path_and_query: &str,
     etag_of: fn(&[u8]) -> String,
 ) -> Result<Read<DocEntry>, Response> {
-    let fresh = || {
-        key.and_then(|k| kv::get_json::<DocEntry>(store, k))
-            .filter(|e| e.is_fresh(now_ms()) && e.source == path_and_query)
-    };
+    let fresh = || key.and_then(|k| cached_document(store, k, path_and_query));
     if let Some(entry) = fresh() {
         return Ok(Read {
             value: entry,
@@ -229,12 +297,41 @@ pub async fn document(
         settings.catalog_ttl_ms,
     );
     if let Some(key) = key {
-        store_unless_moved(store, key, &entry, &[keys::CATALOG_EPOCH], &[before]);
+        store_document(store, key, &entry, before);
     }
     Ok(Read {
         value: entry,
         hit: false,
     })
+}
+
+/// The entry under `key` if it may answer `path_and_query`: fresh, fetched for that very
+/// request (listing slots are shared by hash), and for entries evicted by epoch, fetched
+/// under the current catalog epoch.
+fn cached_document(store: &Store, key: &str, path_and_query: &str) -> Option<DocEntry> {
+    let entry = kv::get_json::<DocEntry>(store, key)
+        .filter(|e| e.is_fresh(now_ms()) && e.source == path_and_query)?;
+    if keys::evicted_by_epoch(key)
+        && !entry.is_current(kv::get_raw(store, keys::CATALOG_EPOCH).as_deref())
+    {
+        return None;
+    }
+    Some(entry)
+}
+
+/// Stores a fetched document unless the catalog epoch moved during the fetch, stamped with
+/// that epoch if a catalog message evicts it by epoch (an epoch that is not text, which
+/// the components never write, leaves it uncached).
+fn store_document(store: &Store, key: &str, entry: &DocEntry, before: Option<Vec<u8>>) {
+    if !keys::evicted_by_epoch(key) {
+        store_unless_moved(store, key, entry, &[keys::CATALOG_EPOCH], &[before]);
+        return;
+    }
+    let Some(stamp) = before.clone().and_then(|b| String::from_utf8(b).ok()) else {
+        return;
+    };
+    let stamped = entry.clone().under_epoch(stamp);
+    store_unless_moved(store, key, &stamped, &[keys::CATALOG_EPOCH], &[before]);
 }
 
 /// `GET /v1/events/{event_id}` through the cache.

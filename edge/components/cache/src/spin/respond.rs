@@ -2,7 +2,6 @@
 //! relayed from the ledger carry `ledger`.
 
 use spin_sdk::http::Response;
-use tessera_domain::problem::PROBLEM_CONTENT_TYPE;
 use tessera_domain::{ErrorCode, Problem};
 
 use crate::problem;
@@ -10,15 +9,13 @@ use crate::problem;
 pub const SERVED_BY: &str = "tessera-served-by";
 pub const CACHE: &str = "tessera-cache";
 
-/// A problem answered by the edge. 503s say when to retry, like the ledger's.
+/// A problem answered by the edge, with the headers every tier's problems carry
+/// ([`Problem::headers`]: media type, `Retry-After`, the 401 challenge).
 pub fn problem(problem: &Problem) -> Response {
     let mut builder = Response::builder();
-    builder
-        .status(problem.status)
-        .header("content-type", PROBLEM_CONTENT_TYPE)
-        .header(SERVED_BY, "edge");
-    if problem.status == 503 {
-        builder.header("retry-after", "1");
+    builder.status(problem.status).header(SERVED_BY, "edge");
+    for (name, value) in problem.headers() {
+        builder.header(name, value);
     }
     builder.body(problem::body(problem)).build()
 }

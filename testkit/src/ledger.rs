@@ -1,9 +1,7 @@
-//! Test support: start a real ledger (real PostgreSQL database from `sqlx::test`, real
-//! Redis) on port 0 with its own Redis channel, and talk to it over HTTP.
-
-#![allow(dead_code)] // each test binary uses a different part of this module
-
-pub mod own_redis;
+//! A real ledger in the test's process: on the test's own database (from `sqlx::test`), its
+//! own Redis channel and its own ports (public and operations, both port 0), talked to over
+//! HTTP. Plus the fixtures tests build on (a published event with zones) and the
+//! conservation check on the rows.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,31 +13,43 @@ use tessera_ledger::{Config, Ledger};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::services::{redis_url, unique_channel};
+
+/// How long a stopping ledger gets (its own grace is `SHUTDOWN_GRACE_SECONDS`, 5 here).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Idle connections kept per host: the tests' bursts reuse them instead of reconnecting.
+const CLIENT_IDLE_PER_HOST: usize = 64;
+
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `http://` + the public listener.
     pub base: String,
+    /// `http://` + the operations listener (`/metrics`).
+    pub metrics_base: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    /// A tenant admin's bearer token.
     pub token: String,
+    /// The Redis channel this ledger publishes invalidations on.
     pub channel: String,
     pub redis_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+/// A published event with one show whose zones are described by `zones`.
+pub struct Fixture {
+    pub event_id: String,
+    pub show_id: String,
+    pub zone_ids: Vec<String>,
 }
 
-/// A fresh channel name so parallel tests never hear each other.
-pub fn unique_channel() -> String {
-    format!("tessera.invalidate.test.{}", uuid::Uuid::new_v4())
-}
-
-/// Starts a ledger on `pool` with `overrides` on top of test defaults, and a tenant token.
-pub async fn spawn_app_with(pool: PgPool, overrides: &[(&str, String)]) -> TestApp {
+/// Test defaults: port 0 for both listeners, a fresh channel, short relay and sweep
+/// periods so tests see their effects quickly.
+fn test_env(overrides: &[(&str, String)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = HashMap::from([
         ("LEDGER_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("REDIS_URL".to_owned(), redis_url()),
         ("OUTBOX_CHANNEL".to_owned(), unique_channel()),
         ("OUTBOX_POLL_INTERVAL_MS".to_owned(), "50".to_owned()),
@@ -49,6 +59,12 @@ pub async fn spawn_app_with(pool: PgPool, overrides: &[(&str, String)]) -> TestA
     for (k, v) in overrides {
         env.insert((*k).to_owned(), v.clone());
     }
+    env
+}
+
+/// Starts a ledger on `pool` with `overrides` on top of test defaults, and a tenant token.
+pub async fn spawn_app_with(pool: PgPool, overrides: &[(&str, String)]) -> TestApp {
+    let env = test_env(overrides);
     let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
     let channel = config.outbox.channel.clone();
     let redis_url = config.redis_url.clone();
@@ -56,6 +72,7 @@ pub async fn spawn_app_with(pool: PgPool, overrides: &[(&str, String)]) -> TestA
         .await
         .expect("ledger builds");
     let addr = ledger.local_addr().expect("bound");
+    let metrics_addr = ledger.metrics_addr().expect("operations listener bound");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(ledger.run_until_stopped(async move {
         let _ = stopped.await;
@@ -67,8 +84,9 @@ pub async fn spawn_app_with(pool: PgPool, overrides: &[(&str, String)]) -> TestA
     TestApp {
         addr,
         base: format!("http://{addr}"),
+        metrics_base: format!("http://{metrics_addr}"),
         client: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(CLIENT_IDLE_PER_HOST)
             .build()
             .expect("client"),
         pool,
@@ -82,13 +100,6 @@ pub async fn spawn_app_with(pool: PgPool, overrides: &[(&str, String)]) -> TestA
 
 pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool, &[]).await
-}
-
-/// A published event with one show whose zones are described by `zones`.
-pub struct Fixture {
-    pub event_id: String,
-    pub show_id: String,
-    pub zone_ids: Vec<String>,
 }
 
 pub fn zone(capacity: i32) -> Value {
@@ -109,9 +120,31 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The operations listener's `/metrics` text. The recorder is process-wide: tests
+    /// running in parallel in one binary add to the same counters.
+    pub async fn metrics_text(&self) -> String {
+        crate::metrics::scrape(&self.client, &self.metrics_base)
+            .await
+            .expect("ledger metrics")
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.admin(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn admin_patch(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.admin(reqwest::Method::PATCH, path, body).await
+    }
+
+    /// `method path` with a JSON `body`, as the tenant's admin.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::Response {
         self.client
-            .post(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(&self.token)
             .json(body)
             .send()
@@ -192,7 +225,7 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            let result = tokio::time::timeout(Duration::from_secs(15), task).await;
+            let result = tokio::time::timeout(STOP_TIMEOUT, task).await;
             assert!(
                 matches!(result, Ok(Ok(Ok(())))),
                 "ledger did not stop cleanly"
@@ -201,7 +234,7 @@ impl TestApp {
     }
 }
 
-/// Counters of a zone as stored.
+/// Counters of a zone as stored: (available, held, sold, capacity).
 pub async fn zone_counters(pool: &PgPool, zone_id: &str) -> (i32, i32, i32, i32) {
     let zone: uuid::Uuid = zone_id.parse().expect("uuid");
     sqlx::query_as("select available, held, sold, capacity from zones where id = $1")
@@ -211,21 +244,22 @@ pub async fn zone_counters(pool: &PgPool, zone_id: &str) -> (i32, i32, i32, i32)
         .expect("zone")
 }
 
+#[derive(sqlx::FromRow)]
+struct ConservationRow {
+    id: uuid::Uuid,
+    available: i32,
+    held: i32,
+    sold: i32,
+    capacity: i32,
+    live_held: i64,
+    confirmed: i64,
+    tickets: i64,
+}
+
 /// Invariant 1 and 2 checked against the rows: the counters equal what the holds and
 /// tickets say, for every zone in the database.
 pub async fn assert_conservation(pool: &PgPool) {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: uuid::Uuid,
-        available: i32,
-        held: i32,
-        sold: i32,
-        capacity: i32,
-        live_held: i64,
-        confirmed: i64,
-        tickets: i64,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<ConservationRow> = sqlx::query_as(
         "select z.id, z.available, z.held, z.sold, z.capacity,
                 coalesce((select sum(quantity) from holds h where h.zone_id = z.id and h.status = 'held'), 0)::bigint
                     as live_held,
@@ -237,40 +271,33 @@ pub async fn assert_conservation(pool: &PgPool) {
     .fetch_all(pool)
     .await
     .expect("conservation query");
-    for Row {
-        id: zone,
-        available,
-        held,
-        sold,
-        capacity,
-        live_held,
-        confirmed,
-        tickets,
-    } in rows
-    {
-        assert!(
-            available >= 0 && held >= 0 && sold >= 0,
-            "zone {zone}: negative counter"
-        );
-        assert_eq!(
-            available + held + sold,
-            capacity,
-            "zone {zone}: available + held + sold != capacity"
-        );
-        assert_eq!(
-            i64::from(held),
-            live_held,
-            "zone {zone}: held counter != live holds"
-        );
-        assert_eq!(
-            i64::from(sold),
-            confirmed,
-            "zone {zone}: sold counter != confirmed holds"
-        );
-        assert_eq!(
-            i64::from(sold),
-            tickets,
-            "zone {zone}: sold counter != tickets issued"
-        );
-    }
+    rows.iter().for_each(assert_zone_conserved);
+}
+
+fn assert_zone_conserved(row: &ConservationRow) {
+    let zone = row.id;
+    assert!(
+        row.available >= 0 && row.held >= 0 && row.sold >= 0,
+        "zone {zone}: negative counter"
+    );
+    assert_eq!(
+        row.available + row.held + row.sold,
+        row.capacity,
+        "zone {zone}: available + held + sold != capacity"
+    );
+    assert_eq!(
+        i64::from(row.held),
+        row.live_held,
+        "zone {zone}: held counter != live holds"
+    );
+    assert_eq!(
+        i64::from(row.sold),
+        row.confirmed,
+        "zone {zone}: sold counter != confirmed holds"
+    );
+    assert_eq!(
+        i64::from(row.sold),
+        row.tickets,
+        "zone {zone}: sold counter != tickets issued"
+    );
 }

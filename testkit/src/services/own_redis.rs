@@ -1,12 +1,17 @@
-//! A throwaway redis-server on its own port, for tests that stop and restart Redis.
+//! A throwaway `redis-server` on its own port, for tests that stop and restart Redis (the
+//! shared server must stay up for every other test).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The password [`OwnRedis::restart_locked`] sets.
 const LOCK_PASSWORD: &str = "tessera-test-lock";
+/// How long a starting `redis-server` gets to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// A throwaway redis-server on its own port, so this test can stop and restart it.
+/// A `redis-server` on a free port, without persistence; killed when dropped.
 pub struct OwnRedis {
     port: u16,
     child: Option<Child>,
@@ -50,10 +55,10 @@ impl OwnRedis {
     }
 
     pub async fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + START_TIMEOUT;
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
 
@@ -62,6 +67,14 @@ impl OwnRedis {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops Redis and starts it again on the same port, empty: every client's
+    /// connection and subscription is lost and has to be made again.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.child = Some(Self::start_on(self.port, ""));
+        self.wait_until_up().await;
     }
 
     /// Restarts Redis locked behind a password: the ledger's relay (no password) keeps

@@ -1,0 +1,127 @@
+//! The node's operations side: a listener of its own (`EDGE_METRICS_ADDR`, loopback by
+//! default) for `/metrics` and `/health`, so Prometheus text is never published on the
+//! application's port; `/health` is answered on the public port too (load balancers probe
+//! it there). Plus the periodic upkeep of the metrics.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tessera_domain::{ErrorCode, Problem};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::redis_trigger::Subscription;
+use crate::respond::{problem, text};
+use crate::runtime::App;
+
+/// How often histograms are compacted and the store's size is sampled.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// A scraper that trickles its request head must not hold a connection for ever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Back-off after a failed accept (out of file descriptors and the like).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// What the operations endpoints report on.
+pub struct Ops {
+    pub app: Arc<App>,
+    pub subscriptions: Vec<Arc<Subscription>>,
+    pub metrics: PrometheusHandle,
+}
+
+impl Ops {
+    /// `GET /health`: the application, its size and each Redis subscription's state.
+    pub fn health(&self) -> Response<HyperOutgoingBody> {
+        let redis: Vec<_> = self
+            .subscriptions
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "channel": s.channel,
+                    "component": s.component,
+                    "subscribed": s.connected.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "status": "ok",
+            "application": self.app.manifest.application.name,
+            "components": self.app.components.len(),
+            "kv_entries": self.app.kv.len(),
+            "redis": redis,
+        });
+        text(StatusCode::OK, "application/json", body.to_string())
+    }
+
+    fn handle(&self, req: &Request<Incoming>) -> Response<HyperOutgoingBody> {
+        match req.uri().path() {
+            "/metrics" => text(
+                StatusCode::OK,
+                PROMETHEUS_CONTENT_TYPE,
+                self.metrics.render(),
+            ),
+            "/health" => self.health(),
+            path => problem(
+                Problem::new(ErrorCode::NotFound)
+                    .with_detail(format!("the operations listener has no {path}")),
+            ),
+        }
+    }
+}
+
+/// Serve the operations endpoints on `listener` until `shutdown`. Connections are not
+/// drained on shutdown: a scrape cut short is simply retried by the scraper.
+pub async fn serve(ops: Arc<Ops>, listener: TcpListener, shutdown: CancellationToken) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "operations listener: accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let ops = ops.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let response = ops.handle(&req);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                result = conn => if let Err(e) = result {
+                    tracing::debug!(error = %e, "operations connection closed with an error");
+                },
+            }
+        });
+    }
+}
+
+/// Every [`UPKEEP_INTERVAL`]: compact the histograms and sample the store's size.
+pub async fn upkeep(ops: Arc<Ops>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(UPKEEP_INTERVAL) => {
+                ops.metrics.run_upkeep();
+                metrics::gauge!("edge_kv_entries").set(ops.app.kv.len() as f64);
+            }
+        }
+    }
+}

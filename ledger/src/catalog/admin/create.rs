@@ -1,0 +1,390 @@
+//! `POST /admin/v1/events`: a [`NewEvent`] request is parsed once into a [`ValidEvent`]
+//! and inserted, with its venue, shows and zones, as a draft. The demo seed uses the same
+//! path ([`insert_event`]).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sqlx::PgConnection;
+use tessera_domain::catalog::EventDetail;
+use tessera_domain::invalidation::Change;
+use tessera_domain::{Currency, EventId, FieldError, Problem, TenantId};
+use uuid::Uuid;
+
+use super::fields::{text, EventFields, EventInput, FieldErrors, Window, ZoneFields, ZoneInput};
+use super::{constraint_error, detail_of};
+use crate::app::AppState;
+use crate::auth::AdminTenant;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
+use crate::outbox;
+
+/// Bounds on one event, so one request cannot create unbounded work.
+const SHOWS_PER_EVENT_MAX: usize = 200;
+const ZONES_PER_SHOW_MAX: usize = 50;
+const SLUG_LEN_MAX: usize = 100;
+const VENUE_NAME_LEN_MAX: usize = 200;
+const VENUE_CITY_LEN_MAX: usize = 100;
+const VENUE_TIMEZONE_LEN_MAX: usize = 64;
+/// Per-order limits of a zone that names none (the columns' defaults too).
+const MIN_PER_ORDER_DEFAULT: i32 = 1;
+const MAX_PER_ORDER_DEFAULT: i32 = 10;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// URL name, unique per tenant: lower-case words joined by `-`.
+    slug: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    /// A category slug (see `GET /v1/categories`).
+    category: String,
+    #[serde(default)]
+    featured: bool,
+    booking_opens_at: Option<DateTime<Utc>>,
+    booking_closes_at: Option<DateTime<Utc>>,
+    max_tickets_per_customer: Option<i32>,
+    venue: NewVenue,
+    shows: Vec<NewShow>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVenue {
+    name: String,
+    city: String,
+    /// ISO 3166-1 alpha-2, e.g. `DE`.
+    country: String,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    timezone: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewShow {
+    starts_at: DateTime<Utc>,
+    sale_starts_at: Option<DateTime<Utc>>,
+    sale_ends_at: Option<DateTime<Utc>>,
+    zones: Vec<NewZone>,
+}
+
+fn min_per_order_default() -> i32 {
+    MIN_PER_ORDER_DEFAULT
+}
+fn max_per_order_default() -> i32 {
+    MAX_PER_ORDER_DEFAULT
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewZone {
+    name: String,
+    price_minor: i64,
+    currency: Currency,
+    capacity: i32,
+    #[serde(default = "min_per_order_default")]
+    min_per_order: i32,
+    #[serde(default = "max_per_order_default")]
+    max_per_order: i32,
+    #[serde(default)]
+    sort_order: i32,
+}
+
+/// A [`NewEvent`] that passed every check: what [`insert_event`] writes.
+pub struct ValidEvent {
+    slug: String,
+    fields: EventFields,
+    category: String,
+    featured: bool,
+    venue: ValidVenue,
+    shows: Vec<ValidShow>,
+    /// The one currency of all zones.
+    currency: Currency,
+}
+
+struct ValidVenue {
+    name: String,
+    city: String,
+    /// ISO 3166-1 alpha-2.
+    country: String,
+    timezone: String,
+}
+
+struct ValidShow {
+    starts_at: DateTime<Utc>,
+    sale: Window,
+    zones: Vec<ZoneFields>,
+}
+
+impl NewEvent {
+    /// Every check of a new event, all problems reported at once.
+    pub(crate) fn parse(&self) -> Result<ValidEvent, ApiError> {
+        let mut errors = FieldErrors::default();
+        let slug = errors.check(slug(&self.slug));
+        let fields = EventInput {
+            title: &self.title,
+            description: &self.description,
+            booking_opens_at: self.booking_opens_at,
+            booking_closes_at: self.booking_closes_at,
+            max_tickets_per_customer: self.max_tickets_per_customer,
+        }
+        .parse(&mut errors);
+        let venue = self.venue.parse(&mut errors);
+        let shows = parse_shows(&self.shows, &mut errors);
+        let currency = one_currency(&self.shows, &mut errors);
+        errors.finish(|| {
+            Some(ValidEvent {
+                slug: slug?,
+                fields: fields?,
+                category: self.category.clone(),
+                featured: self.featured,
+                venue: venue?,
+                shows: shows?,
+                currency: currency?,
+            })
+        })
+    }
+}
+
+fn slug(value: &str) -> Result<String, FieldError> {
+    let words_ok = value.split('-').all(|w| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if value.is_empty() || value.len() > SLUG_LEN_MAX || !words_ok {
+        return Err(FieldError::new(
+            "slug",
+            format!("lower-case letters and digits in words joined by '-', at most {SLUG_LEN_MAX}"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+impl NewVenue {
+    fn parse(&self, errors: &mut FieldErrors) -> Option<ValidVenue> {
+        let name = errors.check(text("venue.name", &self.name, VENUE_NAME_LEN_MAX));
+        let city = errors.check(text("venue.city", &self.city, VENUE_CITY_LEN_MAX));
+        let country = errors.check(country(&self.country));
+        let timezone = errors.check(text(
+            "venue.timezone",
+            &self.timezone,
+            VENUE_TIMEZONE_LEN_MAX,
+        ));
+        Some(ValidVenue {
+            name: name?,
+            city: city?,
+            country: country?,
+            timezone: timezone?,
+        })
+    }
+}
+
+fn country(value: &str) -> Result<String, FieldError> {
+    if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(FieldError::new(
+            "venue.country",
+            "must be an ISO 3166-1 alpha-2 code, e.g. DE",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Every show parsed (so each reports its problems), then `None` if any failed.
+fn parse_shows(shows: &[NewShow], errors: &mut FieldErrors) -> Option<Vec<ValidShow>> {
+    if shows.is_empty() || shows.len() > SHOWS_PER_EVENT_MAX {
+        errors.push("shows", format!("need 1 to {SHOWS_PER_EVENT_MAX} shows"));
+    }
+    let parsed: Vec<Option<ValidShow>> = shows
+        .iter()
+        .enumerate()
+        .map(|(i, show)| show.parse(&format!("shows[{i}]"), errors))
+        .collect();
+    parsed.into_iter().collect()
+}
+
+impl NewShow {
+    fn parse(&self, at: &str, errors: &mut FieldErrors) -> Option<ValidShow> {
+        let sale = errors.check(Window::parse(
+            &format!("{at}.sale_ends_at"),
+            self.sale_starts_at,
+            self.sale_ends_at,
+        ));
+        if self.zones.is_empty() || self.zones.len() > ZONES_PER_SHOW_MAX {
+            errors.push(
+                format!("{at}.zones"),
+                format!("need 1 to {ZONES_PER_SHOW_MAX} zones"),
+            );
+        }
+        let zones: Vec<Option<ZoneFields>> = self
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(j, zone)| zone.input().parse(&format!("{at}.zones[{j}]"), errors))
+            .collect();
+        Some(ValidShow {
+            starts_at: self.starts_at,
+            sale: sale?,
+            zones: zones.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl NewZone {
+    fn input(&self) -> ZoneInput<'_> {
+        ZoneInput {
+            name: &self.name,
+            price_minor: self.price_minor,
+            capacity: self.capacity,
+            min_per_order: self.min_per_order,
+            max_per_order: self.max_per_order,
+            sort_order: self.sort_order,
+        }
+    }
+}
+
+/// The currency every zone shares (the first zone's); each zone with another one is an
+/// error. `None` without an error when there are no zones (reported as such).
+fn one_currency(shows: &[NewShow], errors: &mut FieldErrors) -> Option<Currency> {
+    let currency = shows.iter().flat_map(|s| &s.zones).next()?.currency;
+    for (i, show) in shows.iter().enumerate() {
+        for (j, zone) in show.zones.iter().enumerate() {
+            if zone.currency != currency {
+                errors.push(
+                    format!("shows[{i}].zones[{j}].currency"),
+                    "all zones of an event share one currency",
+                );
+            }
+        }
+    }
+    Some(currency)
+}
+
+/// Create an event with its venue, shows and zones, as a draft.
+#[utoipa::path(
+    post, path = "/admin/v1/events", tag = "admin", request_body = NewEvent,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = EventDetail),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "slug taken"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_event(
+    State(state): State<AppState>,
+    tenant: AdminTenant,
+    JsonBody(new): JsonBody<NewEvent>,
+) -> ApiResult<(StatusCode, Json<EventDetail>)> {
+    let mut tx = state.pool.begin().await?;
+    let event_id = insert_event(&mut tx, tenant.0, &new).await?;
+    let detail = detail_of(&mut tx, event_id).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify();
+    Ok((StatusCode::CREATED, Json(detail)))
+}
+
+/// Parses `new` and inserts it, with its venue, shows and zones, as a draft owned by
+/// `tenant`, in the caller's transaction. The admin API and the demo seed both use it.
+pub async fn insert_event(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    new: &NewEvent,
+) -> ApiResult<EventId> {
+    let event = new.parse()?;
+    let venue_id = insert_venue(conn, tenant, &event.venue).await?;
+    let event_id = insert_event_row(conn, tenant, venue_id, &event).await?;
+    for show in &event.shows {
+        insert_show(conn, event_id, show, event.currency).await?;
+    }
+    outbox::enqueue(conn, &Change::Catalog { event_id }).await?;
+    Ok(event_id)
+}
+
+async fn insert_venue(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    venue: &ValidVenue,
+) -> ApiResult<Uuid> {
+    let venue_id = Uuid::now_v7();
+    sqlx::query("insert into venues (id, tenant_id, name, city, country, timezone) values ($1, $2, $3, $4, $5, $6)")
+        .bind(venue_id)
+        .bind(tenant.as_uuid())
+        .bind(&venue.name)
+        .bind(&venue.city)
+        .bind(&venue.country)
+        .bind(&venue.timezone)
+        .execute(conn)
+        .await?;
+    Ok(venue_id)
+}
+
+async fn insert_event_row(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    venue_id: Uuid,
+    event: &ValidEvent,
+) -> ApiResult<EventId> {
+    let event_id = EventId(Uuid::now_v7());
+    let starts_at = event.shows.iter().map(|s| s.starts_at).min();
+    sqlx::query(
+        "insert into events (id, tenant_id, venue_id, category_slug, slug, title, description, featured,
+                             booking_opens_at, booking_closes_at, max_tickets_per_customer, starts_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(event_id.as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(venue_id)
+    .bind(&event.category)
+    .bind(&event.slug)
+    .bind(&event.fields.title)
+    .bind(&event.fields.description)
+    .bind(event.featured)
+    .bind(event.fields.booking.opens)
+    .bind(event.fields.booking.closes)
+    .bind(event.fields.max_tickets_per_customer)
+    .bind(starts_at)
+    .execute(conn)
+    .await
+    .map_err(constraint_error)?;
+    Ok(event_id)
+}
+
+async fn insert_show(
+    conn: &mut PgConnection,
+    event_id: EventId,
+    show: &ValidShow,
+    currency: Currency,
+) -> ApiResult<()> {
+    let show_id = Uuid::now_v7();
+    sqlx::query("insert into shows (id, event_id, starts_at, sale_starts_at, sale_ends_at) values ($1, $2, $3, $4, $5)")
+        .bind(show_id)
+        .bind(event_id.as_uuid())
+        .bind(show.starts_at)
+        .bind(show.sale.opens)
+        .bind(show.sale.closes)
+        .execute(&mut *conn)
+        .await?;
+    for zone in &show.zones {
+        sqlx::query(
+            "insert into zones (id, show_id, name, price_minor, currency, capacity, available,
+                                min_per_order, max_per_order, sort_order)
+             values ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(show_id)
+        .bind(&zone.name)
+        .bind(zone.price_minor)
+        .bind(currency)
+        .bind(zone.capacity)
+        .bind(zone.limits.min)
+        .bind(zone.limits.max)
+        .bind(zone.sort_order)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

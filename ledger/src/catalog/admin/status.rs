@@ -1,0 +1,78 @@
+//! Publishing and cancelling an event: `draft → published`, `draft | published →
+//! cancelled`; repeating a move is a no-op, and a cancelled event stays cancelled.
+
+use axum::extract::State;
+use axum::Json;
+use sqlx::PgConnection;
+use tessera_domain::catalog::{EventDetail, EventStatus};
+use tessera_domain::{ErrorCode, EventId, Problem};
+
+use super::{detail_of, finish_edit, lock_owned_event};
+use crate::app::AppState;
+use crate::auth::AdminTenant;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{path_id, PathParams};
+
+/// Make a draft event visible and on sale (idempotent).
+#[utoipa::path(post, path = "/admin/v1/events/{event_id}/publish", tag = "admin", security(("bearer" = [])),
+    params(("event_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = EventDetail), (status = 409, body = Problem, content_type = "application/problem+json", description = "cancelled")))]
+pub(crate) async fn publish_event(
+    State(state): State<AppState>,
+    tenant: AdminTenant,
+    PathParams(event_id): PathParams<String>,
+) -> ApiResult<Json<EventDetail>> {
+    set_status(&state, tenant, &event_id, EventStatus::Published).await
+}
+
+/// Cancel an event: no new holds or confirms (idempotent).
+#[utoipa::path(post, path = "/admin/v1/events/{event_id}/cancel", tag = "admin", security(("bearer" = [])),
+    params(("event_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = EventDetail), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn cancel_event(
+    State(state): State<AppState>,
+    tenant: AdminTenant,
+    PathParams(event_id): PathParams<String>,
+) -> ApiResult<Json<EventDetail>> {
+    set_status(&state, tenant, &event_id, EventStatus::Cancelled).await
+}
+
+async fn set_status(
+    state: &AppState,
+    tenant: AdminTenant,
+    event_id: &str,
+    to: EventStatus,
+) -> ApiResult<Json<EventDetail>> {
+    let event_id: EventId = path_id("event_id", event_id)?;
+    let mut tx = state.pool.begin().await?;
+    let detail = change_status(&mut tx, tenant, event_id, to).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify();
+    Ok(Json(detail))
+}
+
+/// Moves an event to `to` in the caller's transaction. Idempotent; a cancelled event
+/// stays cancelled.
+pub async fn change_status(
+    conn: &mut PgConnection,
+    tenant: AdminTenant,
+    event_id: EventId,
+    to: EventStatus,
+) -> ApiResult<EventDetail> {
+    let status = lock_owned_event(conn, tenant, event_id).await?;
+    if status == to {
+        return detail_of(conn, event_id).await;
+    }
+    if status == EventStatus::Cancelled {
+        return Err(ApiError::client(
+            ErrorCode::Conflict,
+            "a cancelled event cannot change status",
+        ));
+    }
+    sqlx::query("update events set status = $2 where id = $1")
+        .bind(event_id.as_uuid())
+        .bind(to)
+        .execute(&mut *conn)
+        .await?;
+    finish_edit(conn, event_id).await
+}

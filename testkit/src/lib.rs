@@ -1,0 +1,56 @@
+//! `tessera-testkit`: what Tessera's tests and benchmarks run against, in one place.
+//!
+//! - [`services`]: the PostgreSQL and Redis URLs (`DATABASE_URL`, `REDIS_URL`, with the
+//!   local defaults), fresh Redis channels, and [`services::own_redis`], a throwaway
+//!   `redis-server` for tests that stop and restart Redis.
+//! - [`ledger`]: a real ledger in the test's process ([`ledger::TestApp`]) on the test's own
+//!   `sqlx::test` database, Redis channel and ports (public and operations), plus fixtures
+//!   (events, zones) and the conservation check.
+//! - [`edge`]: an edge node ([`edge::EdgeNode`]), a `tessera-edge` process running a Spin
+//!   manifest's components. The binary is an argument: `CARGO_BIN_EXE_tessera-edge` exists
+//!   only in the host package's tests, and the bench passes its `--edge-bin`.
+//! - [`metrics`]: fetching a Prometheus scrape and summing its series.
+//! - [`wait_until`]: waiting on a condition with a deadline, the one way tests wait.
+//!
+//! Used by the ledger's tests, the end-to-end tests (`tests/`) and the bench. The
+//! [`ledger`] helpers and the edge node's request helpers panic on failure, as an assertion
+//! would; starting a node and scraping return errors, since the bench reports those.
+
+pub mod edge;
+pub mod ledger;
+pub mod metrics;
+pub mod services;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often [`wait_until`] looks again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The repository's root (where `spin.toml` and `tests/fixtures/` are).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Polls `condition` every [`POLL_INTERVAL`] until it holds; fails the test after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_until_every(POLL_INTERVAL, what, limit, condition).await;
+}
+
+/// [`wait_until`], looking again every `poll`.
+pub async fn wait_until_every<F, Fut>(poll: Duration, what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(poll).await;
+    }
+}

@@ -1,0 +1,265 @@
+//! The edge host's own limits and lifecycle, end to end: a real `tessera-edge` process
+//! serving the test-only fixture components of `tests/fixtures/host.toml` (no ledger, no
+//! Redis): the body limit on chunked bodies, the per-instance memory cap, the operations
+//! listener, the outbound metrics, and graceful shutdown on SIGTERM.
+//!
+//! The fixtures are built with
+//! `cargo build --manifest-path tests/fixtures/components/Cargo.toml --workspace --release --target wasm32-wasip2`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tessera_testkit::edge::{fixture_manifest, EdgeNode, EdgeOptions};
+use tessera_testkit::services::unique_channel;
+
+const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
+/// The fixture's one allowed outbound host (port 9, discard: nothing listens there).
+const NO_LEDGER: &str = "http://127.0.0.1:9";
+/// Longest any single request in these tests may take.
+const REQUEST_LIMIT: Duration = Duration::from_secs(20);
+/// The host's default body limit (EDGE_REQUEST_BODY_MAX_BYTES).
+const BODY_MAX_BYTES: usize = 1 << 20;
+/// What the fixture's slow answer writes before and after its pause.
+const SLOW_FIRST: &str = "started\n";
+const SLOW_LAST: &str = "finished\n";
+
+/// A `tessera-edge` process on the host fixture manifest (no ledger, no Redis), with `env`
+/// on top of the kit's settings.
+async fn start_node(env: &[(&str, &str)]) -> EdgeNode {
+    let options = env.iter().fold(
+        EdgeOptions::new(EDGE_BIN, NO_LEDGER, &unique_channel())
+            .manifest(fixture_manifest("host.toml"))
+            .without_redis(),
+        |options, (name, value)| options.env(name, value),
+    );
+    EdgeNode::start_for_test(options).await
+}
+
+/// Status and body text of `GET path`.
+async fn get_text(node: &EdgeNode, path: &str) -> (u16, String) {
+    let response = node.get(path).await;
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+/// `GET path` answered with a problem: its status and document.
+async fn get_problem(node: &EdgeNode, path: &str) -> (u16, Value) {
+    let response = node.get(path).await;
+    let status = response.status().as_u16();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "{path}"
+    );
+    (status, response.json().await.expect("problem json"))
+}
+
+/// `POST path` with a chunked body of `len` bytes over a raw connection (no client library
+/// that might add a Content-Length), written while the answer is read; returns the status
+/// code and the body of the answer.
+async fn post_chunked(authority: &str, path: &str, len: usize) -> (u16, String) {
+    const CHUNK_BYTES: usize = 64 << 10;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: edge\r\nTransfer-Encoding: chunked\r\n\
+         Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+    );
+    let stream = TcpStream::connect(authority).expect("connect");
+    stream
+        .set_read_timeout(Some(REQUEST_LIMIT))
+        .expect("read timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    // The host may answer and close before the whole body is written: errors writing are
+    // expected then, and only the answer counts.
+    std::thread::spawn(move || -> std::io::Result<()> {
+        writer.write_all(head.as_bytes())?;
+        let chunk = vec![b'x'; CHUNK_BYTES];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(CHUNK_BYTES);
+            write!(writer, "{n:x}\r\n")?;
+            writer.write_all(&chunk[..n])?;
+            writer.write_all(b"\r\n")?;
+            left -= n;
+        }
+        writer.write_all(b"0\r\n\r\n")
+    });
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut answer = Vec::new();
+        let mut reader = stream;
+        // Until the host closes (or resets) the connection: whatever arrived is the answer.
+        let _ = reader.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("reader");
+    let status = answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_chunked_body_past_the_limit_is_refused_and_the_node_keeps_serving() {
+    let node = start_node(&[]).await;
+    // Under the limit the fixture reads a chunked body to the end (the limit is not a
+    // refusal of chunked bodies).
+    let half = BODY_MAX_BYTES / 2;
+    let (status, body) = post_chunked(&node.authority, "/runaway/count-body", half).await;
+    assert_eq!((status, body.trim()), (200, half.to_string().as_str()));
+
+    // 2 MB with no Content-Length: the fixture would read it all; the host cuts it.
+    let (status, body) = post_chunked(&node.authority, "/runaway/count-body", 2_000_000).await;
+    assert_eq!(status, 413, "{body}");
+    let problem: Value = serde_json::from_str(&body).expect("problem json");
+    assert_eq!(problem["code"], "payload_too_large", "{problem}");
+
+    let (status, body) = get_text(&node, "/runaway/after?sleep_ms=0").await;
+    assert_eq!((status, body.as_str()), (200, "started\nfinished\n"));
+    assert_eq!(
+        node.metric("edge_requests_total", &[("status", "413")])
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_guest_past_its_memory_cap_fails_alone() {
+    let node = start_node(&[("EDGE_MEMORY_MAX_MIB", "16")]).await;
+    // The hog and a normal request run at the same time: the normal one is in flight (its
+    // head sent) before the hog starts, and finishes after the hog failed.
+    let normal = node.get("/runaway/normal?sleep_ms=500").await;
+    assert_eq!(normal.status(), 200);
+    let (status, problem) = get_problem(&node, "/hog").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (500, Some("internal")),
+        "{problem}"
+    );
+    assert_eq!(
+        normal.text().await.expect("normal body"),
+        format!("{SLOW_FIRST}{SLOW_LAST}")
+    );
+    assert_eq!(
+        node.metric(
+            "edge_guest_failures_total",
+            &[("component", "memory-hog"), ("reason", "trap")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        node.metric("edge_guest_failures_total", &[("component", "runaway")])
+            .await,
+        0.0
+    );
+    // And the node goes on serving normal requests.
+    let (status, body) = get_text(&node, "/runaway/following?sleep_ms=0").await;
+    assert_eq!((status, body.as_str()), (200, "started\nfinished\n"));
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_operations_listener_only() {
+    let node = start_node(&[]).await;
+    let (status, _) = get_text(&node, "/runaway/warm?sleep_ms=0").await;
+    assert_eq!(status, 200);
+
+    let (status, problem) = get_problem(&node, "/metrics").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (404, Some("not_found")),
+        "{problem}"
+    );
+    assert_eq!(
+        node.metric("edge_requests_total", &[("component", "runaway")])
+            .await,
+        1.0,
+        "the operations listener serves the metrics"
+    );
+    assert_ne!(node.metrics_base, node.base);
+    // Health answers on both.
+    for base in [&node.base, &node.metrics_base] {
+        let health: Value = node
+            .client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("health json");
+        assert_eq!(health["status"], "ok", "{base}: {health}");
+    }
+}
+
+#[tokio::test]
+async fn outbound_requests_are_counted_by_component_and_method_and_refusals_apart() {
+    let node = start_node(&[]).await;
+    let requests = [("component", "runaway"), ("method", "GET")];
+    assert_eq!(
+        node.metric("edge_outbound_requests_total", &requests).await,
+        0.0
+    );
+
+    // Allowed by the manifest, so sent (nothing listens there: the fixture answers 502).
+    let (status, body) = get_text(&node, "/runaway/fetch?url=http://127.0.0.1:9/probe").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        node.metric("edge_outbound_requests_total", &requests).await,
+        1.0
+    );
+    assert_eq!(node.metric("edge_outbound_denied_total", &[]).await, 0.0);
+
+    // Not in allowed_outbound_hosts: refused by the host, counted as denied only.
+    let (status, body) = get_text(&node, "/runaway/fetch?url=http://127.0.0.1:10/probe").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        node.metric("edge_outbound_requests_total", &requests).await,
+        1.0
+    );
+    assert_eq!(node.metric("edge_outbound_denied_total", &[]).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_request_in_flight_at_sigterm_finishes_and_the_host_exits_cleanly() {
+    const GRACE_SECONDS: u64 = 10;
+    let grace = GRACE_SECONDS.to_string();
+    let mut node = start_node(&[("EDGE_SHUTDOWN_GRACE_SECONDS", grace.as_str())]).await;
+    // In flight for certain: its head and first line arrived, its last line is 1.5 s away.
+    let mut response = node.get("/runaway/slow?sleep_ms=1500").await;
+    assert_eq!(response.status(), 200);
+    let mut received = Vec::new();
+    while received.len() < SLOW_FIRST.len() {
+        let chunk = response.chunk().await.expect("first chunk");
+        received.extend_from_slice(&chunk.expect("the answer is not over yet"));
+    }
+    assert_eq!(received, SLOW_FIRST.as_bytes());
+
+    let terminated = Instant::now();
+    node.terminate().expect("SIGTERM sent");
+    while let Some(chunk) = response.chunk().await.expect("the rest of the answer") {
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&received),
+        format!("{SLOW_FIRST}{SLOW_LAST}"),
+        "the in-flight answer arrived whole"
+    );
+    let status = node
+        .exited_within(Duration::from_secs(GRACE_SECONDS))
+        .await
+        .expect("exited within its grace");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        terminated.elapsed() < Duration::from_secs(GRACE_SECONDS),
+        "stopped within its grace: {:?}",
+        terminated.elapsed()
+    );
+}
