@@ -6,6 +6,9 @@
 //! The fixtures are built with
 //! `cargo build --manifest-path tests/fixtures/components/Cargo.toml --workspace --release --target wasm32-wasip2`.
 
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

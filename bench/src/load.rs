@@ -27,6 +27,10 @@ const LATENCY_MAX_US: u64 = 60_000_000;
 /// timer wakes up to ~1 ms late, and a loaded 2-core machine adds a few ms of jitter).
 const LATE_AFTER: Duration = Duration::from_millis(5);
 
+#[allow(
+    clippy::expect_used,
+    reason = "constant bounds, checked by every test that records"
+)]
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("constant, valid histogram bounds")
 }

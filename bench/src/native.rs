@@ -139,7 +139,10 @@ fn answer(etag: &str, body: String, cache_control: &'static str, headers: &Heade
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    h.insert("tessera-cache", HeaderValue::from_static("hit"));
+    h.insert(
+        tessera_domain::CACHE_HEADER,
+        HeaderValue::from_static("hit"),
+    );
     h.insert("tessera-served-by", HeaderValue::from_static("edge"));
     response
 }

@@ -259,6 +259,8 @@ impl HoldStatus {
     }
 }
 
+crate::catalog::stored_as_text!(HoldStatus, "hold status", |text| HoldStatus::parse(text));
+
 /// A hold as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

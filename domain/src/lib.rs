@@ -30,4 +30,9 @@ pub use money::Currency;
 /// The header an edge node presents its credential in (the `edge_key` Spin variable); the
 /// ledger recognises edge traffic by it (`EDGE_KEY`).
 pub const EDGE_KEY_HEADER: &str = "tessera-edge-key";
+/// Which tier made an answer: `edge` (cache hits, edge refusals, sheds) or `ledger`
+/// (relayed). Set by the components and the host, counted by the host's metrics.
+pub const SERVED_BY_HEADER: &str = "tessera-served-by";
+/// `hit` or `miss` on every catalog read the edge answers.
+pub const CACHE_HEADER: &str = "tessera-cache";
 pub use problem::{ErrorCode, FieldError, Problem};

@@ -113,20 +113,41 @@ fn duration_u64(ms: u128) -> u64 {
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`: a URL fit for logs.
-/// Anything without a password comes back unchanged.
+/// A `password=` query parameter (libpq and sqlx accept one) is masked too. Anything
+/// without a password comes back unchanged.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_owned(),
-    }
+    format!("{scheme}://{authority}{}", redact_query_password(tail))
+}
+
+/// `/db?sslmode=require&password=x` → `/db?sslmode=require&password=***`.
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let (query, fragment) = query
+        .split_once('#')
+        .map_or((query, None), |(q, f)| (q, Some(f)));
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+    format!("{path}?{}{fragment}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -202,5 +223,13 @@ mod tests {
             "redis://:***@127.0.0.1:6379"
         );
         assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(
+            redact_url("postgres://app@db/tessera?sslmode=require&password=s3cret&x=1"),
+            "postgres://app@db/tessera?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(
+            redact_url("postgres://app:pw@db/tessera?PASSWORD=two#frag"),
+            "postgres://app:***@db/tessera?PASSWORD=***#frag"
+        );
     }
 }

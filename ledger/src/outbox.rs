@@ -68,6 +68,9 @@ enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A stored change that does not serialise: a bug, not a transient failure.
+    #[error("serialising message {seq}: {source}")]
+    Serialise { seq: i64, source: serde_json::Error },
 }
 
 /// The relay: runs until `cancel`, publishing to `config.channel` on `redis`.
@@ -160,8 +163,8 @@ impl Relay {
                 seq: *seq,
                 change: payload.0.clone(),
             };
-            let text =
-                serde_json::to_string(&message).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let text = serde_json::to_string(&message)
+                .map_err(|source| RelayError::Serialise { seq: *seq, source })?;
             pipe.publish(&self.config.channel, text).ignore();
         }
         let redis = match connection {

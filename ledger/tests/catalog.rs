@@ -2,6 +2,9 @@
 //! pagination, capacity edits, bad input answered with problem+json, stored values this
 //! version does not know, and the price cap held by the database too.
 
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_domain::money::PRICE_MINOR_MAX;

@@ -1,6 +1,9 @@
 //! The inventory engine against real PostgreSQL: no oversell under concurrency,
 //! conservation under a random mixed workload, idempotency, confirm/release, expiry.
 
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,33 +11,11 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_testkit::ledger::{
-    assert_conservation, event_body, spawn_app, spawn_app_with, zone, zone_counters, TestApp,
+    assert_conservation, event_body, holds_per_transaction, lock_waiters, lock_zone, spawn_app,
+    spawn_app_with, zone, zone_counters, TestApp,
 };
+use tessera_testkit::metrics::sum_metric;
 use tessera_testkit::wait_until;
-
-/// `(transaction id, holds)` for each transaction that wrote holds of `zone_id`: holds
-/// inserted by one transaction share its `xmin`.
-async fn holds_per_transaction(pool: &PgPool, zone_id: &str) -> Vec<(i64, i64)> {
-    let zone: uuid::Uuid = zone_id.parse().expect("uuid");
-    sqlx::query_as(
-        "select xmin::text::bigint, count(*) from holds where zone_id = $1 group by 1 order by 1",
-    )
-    .bind(zone)
-    .fetch_all(pool)
-    .await
-    .expect("holds by transaction")
-}
-
-/// Backends of this test's database waiting for a lock (the sqlx test database is ours).
-async fn lock_waiters(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from pg_stat_activity
-         where datname = current_database() and wait_event_type = 'Lock'",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("pg_stat_activity")
-}
 
 /// Awaits hold requests that must all be answered 201; returns the distinct hold ids.
 async fn created_hold_ids(
@@ -610,8 +591,12 @@ async fn more_busy_zones_than_writers_are_served_unbatched(pool: PgPool) {
     let fixture = app
         .publish_event(event_body("two-zones", vec![zone(5), zone(7)]))
         .await;
+    // Process-wide, so other tests may add to it; a delta below 7 still means this test's
+    // unbatched holds were not counted.
+    let unbatched_before = unbatched_total(&app).await;
     let app = Arc::new(app);
     let (show_id, zone_ids) = (fixture.show_id.clone(), fixture.zone_ids.clone());
+    let metrics_app = app.clone();
     let request = move |i: usize| {
         let app = app.clone();
         let body = json!({"show_id": show_id, "zone_id": zone_ids[i % 2], "quantity": 1,
@@ -626,13 +611,7 @@ async fn more_busy_zones_than_writers_are_served_unbatched(pool: PgPool) {
     let mut statuses = vec![request(0).await];
     // Zone 0's writer stays blocked on the zone's row lock while the rest arrive, so its
     // requests queue; zone 1, with no slot left, commits each request alone meanwhile.
-    let mut lock = pool.begin().await.expect("begin");
-    let zone0: uuid::Uuid = fixture.zone_ids[0].parse().expect("uuid");
-    sqlx::query("select 1 from zones where id = $1 for update")
-        .bind(zone0)
-        .execute(&mut *lock)
-        .await
-        .expect("lock zone 0");
+    let lock = lock_zone(&pool, &fixture.zone_ids[0]).await;
     let (zone0_tasks, zone1_tasks): (Vec<_>, Vec<_>) = (1..20)
         .map(|i| (i, tokio::spawn(request(i))))
         .partition(|(i, _)| i % 2 == 0);
@@ -678,6 +657,12 @@ async fn more_busy_zones_than_writers_are_served_unbatched(pool: PgPool) {
         batched.iter().any(|&(_, holds)| holds > 1),
         "the writer committed queued holds together: {batched:?}"
     );
+    let counted = unbatched_total(&metrics_app).await - unbatched_before;
+    assert!(counted >= 7.0, "holds_unbatched_total rose by {counted}");
+}
+
+async fn unbatched_total(app: &TestApp) -> f64 {
+    sum_metric(&app.metrics_text().await, "holds_unbatched_total", &[])
 }
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]

@@ -3,39 +3,21 @@
 //! deterministically by holding the zone's row lock from the test, so the engine's
 //! writer (or a naive commit) cannot finish until the test lets it.
 
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::{PgPool, Postgres, Transaction};
-use tessera_testkit::ledger::{spawn_app_with, zone_counters, Fixture, TestApp};
+use sqlx::PgPool;
+use tessera_testkit::ledger::{
+    holds_per_transaction, lock_waiters, lock_zone, spawn_app_with, zone_counters, Fixture, TestApp,
+};
 use tessera_testkit::wait_until;
 
 /// Longest wait for a condition the test set up.
 const WAIT_MAX: Duration = Duration::from_secs(10);
-
-/// Locks the fixture's zone row until the returned transaction ends.
-async fn lock_zone(pool: &PgPool, fixture: &Fixture) -> Transaction<'static, Postgres> {
-    let zone: uuid::Uuid = fixture.zone_ids[0].parse().expect("uuid");
-    let mut lock = pool.begin().await.expect("begin");
-    sqlx::query("select 1 from zones where id = $1 for update")
-        .bind(zone)
-        .execute(&mut *lock)
-        .await
-        .expect("lock the zone");
-    lock
-}
-
-/// Backends of this test's database waiting for a lock (the sqlx test database is ours).
-async fn lock_waiters(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from pg_stat_activity
-         where datname = current_database() and wait_event_type = 'Lock'",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("pg_stat_activity")
-}
 
 /// An answer with the headers the shedding rules are about.
 #[derive(Debug)]
@@ -112,7 +94,7 @@ async fn a_full_zone_queue_sheds_and_what_queued_commits_together(pool: PgPool) 
     .await;
     let app = Arc::new(app);
     let fixture = Arc::new(app.event_with_zone(10).await);
-    let lock = lock_zone(&pool, &fixture).await;
+    let lock = lock_zone(&pool, &fixture.zone_ids[0]).await;
     let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..8 {
         let (app, fixture, answers_tx) = (app.clone(), fixture.clone(), answers_tx.clone());
@@ -147,15 +129,13 @@ async fn a_full_zone_queue_sheds_and_what_queued_commits_together(pool: PgPool) 
     let (_, held, _, _) = zone_counters(&pool, &fixture.zone_ids[0]).await;
     assert_eq!(held as usize, created, "every answered hold committed");
     assert!(created >= 3, "the writer's batch and the queue ({created})");
-    let zone: uuid::Uuid = fixture.zone_ids[0].parse().expect("uuid");
-    let largest: i64 = sqlx::query_scalar(
-        "select max(n) from (select count(*) as n from holds where zone_id = $1 group by xmin::text) t",
-    )
-    .bind(zone)
-    .fetch_one(&pool)
-    .await
-    .expect("holds per transaction");
-    assert_eq!(largest, 2, "the queued holds committed in one transaction");
+    let batches = holds_per_transaction(&pool, &fixture.zone_ids[0]).await;
+    let largest = batches.iter().map(|&(_, holds)| holds).max();
+    assert_eq!(
+        largest,
+        Some(2),
+        "the queued holds committed in one transaction: {batches:?}"
+    );
 }
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
@@ -171,7 +151,7 @@ async fn the_in_flight_limit_sheds_with_retry_after(pool: PgPool) {
     .await;
     let app = Arc::new(app);
     let fixture = Arc::new(app.event_with_zone(10).await);
-    let lock = lock_zone(&pool, &fixture).await;
+    let lock = lock_zone(&pool, &fixture.zone_ids[0]).await;
     let in_flight: Vec<_> = (0..2)
         .map(|i| {
             let (app, fixture) = (app.clone(), fixture.clone());
@@ -211,7 +191,7 @@ async fn a_request_past_its_timeout_is_shed_and_its_hold_still_commits(pool: PgP
     let patient = spawn_app_with(pool.clone(), &[]).await;
     let hasty = spawn_app_with(pool.clone(), &[("REQUEST_TIMEOUT_MS", "100".to_owned())]).await;
     let fixture = patient.event_with_zone(10).await;
-    let lock = lock_zone(&pool, &fixture).await;
+    let lock = lock_zone(&pool, &fixture.zone_ids[0]).await;
     post_hold(&hasty, &fixture, "slow")
         .await
         .assert_shed("took too long");

@@ -1,6 +1,9 @@
 //! Health, readiness, metrics (on the operations listener), the edge key, and the
 //! generated OpenAPI document.
 
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
 use std::time::Duration;
 
 use serde_json::{json, Value};

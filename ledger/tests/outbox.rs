@@ -2,6 +2,9 @@
 //! while Redis refuses the relay, changes wait in the outbox and arrive in order once it
 //! is back.
 
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;

@@ -301,3 +301,42 @@ fn assert_zone_conserved(row: &ConservationRow) {
         "zone {zone}: sold counter != tickets issued"
     );
 }
+
+/// Locks zone `zone_id`'s row until the returned transaction ends: the engine's writer (or a
+/// naive commit) for that zone cannot finish meanwhile, so a test can fill queues and
+/// in-flight slots deterministically.
+pub async fn lock_zone(pool: &PgPool, zone_id: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let zone: uuid::Uuid = zone_id.parse().expect("zone id is a uuid");
+    let mut lock = pool.begin().await.expect("begin");
+    sqlx::query("select 1 from zones where id = $1 for update")
+        .bind(zone)
+        .execute(&mut *lock)
+        .await
+        .expect("lock the zone");
+    lock
+}
+
+/// Backends of this test's database waiting for a lock (the `sqlx::test` database is the
+/// test's own, so nothing else counts here).
+pub async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// `(transaction id, holds)` for each transaction that wrote holds of `zone_id`: holds
+/// inserted by one transaction share its `xmin`, so this shows how holds were batched.
+pub async fn holds_per_transaction(pool: &PgPool, zone_id: &str) -> Vec<(i64, i64)> {
+    let zone: uuid::Uuid = zone_id.parse().expect("zone id is a uuid");
+    sqlx::query_as(
+        "select xmin::text::bigint, count(*) from holds where zone_id = $1 group by 1 order by 1",
+    )
+    .bind(zone)
+    .fetch_all(pool)
+    .await
+    .expect("holds by transaction")
+}

@@ -16,6 +16,9 @@
 //! [`ledger`] helpers and the edge node's request helpers panic on failure, as an assertion
 //! would; starting a node and scraping return errors, since the bench reports those.
 
+// The test helpers' `expect`s are their assertions: the message is the failure report.
+#![allow(clippy::expect_used)]
+
 pub mod edge;
 pub mod ledger;
 pub mod metrics;

@@ -402,11 +402,17 @@ pub fn services(paths: &Paths) -> Result<()> {
     let mut services = Services::ensure(&paths.target_dir)?;
     bail_if_interrupted()?;
     // Database `postgres`: it exists, and sqlx::test creates its per-test databases from it.
-    println!(
-        "export DATABASE_URL={}",
-        shell_quote(&services.database_url("postgres"))
-    );
-    println!("export REDIS_URL={}", shell_quote(&services.redis_url));
+    // A variable the caller set is not echoed back: it may carry a password.
+    for (name, url) in [
+        ("DATABASE_URL", services.database_url("postgres")),
+        ("REDIS_URL", services.redis_url.clone()),
+    ] {
+        if env::var_os(name).is_some_and(|v| !v.is_empty()) {
+            println!("# {name} is already set ({})", redact(&url));
+        } else {
+            println!("export {name}={}", shell_quote(&url));
+        }
+    }
     eprintln!("xtask: services are up; Ctrl-C stops them");
     while !interrupted() {
         services.check_alive()?;

@@ -53,7 +53,7 @@ pub fn request_served<B>(component: &str, response: &http::Response<B>, elapsed:
     let status = response.status().as_u16().to_string();
     let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes());
     // Who answered: the edge alone (cache hits, refusals, sheds) or the ledger, relayed.
-    let served_by = match header("tessera-served-by") {
+    let served_by = match header(tessera_domain::SERVED_BY_HEADER) {
         Some(b"edge") => "edge",
         Some(b"ledger") => "ledger",
         _ => "unknown",
@@ -61,7 +61,7 @@ pub fn request_served<B>(component: &str, response: &http::Response<B>, elapsed:
     metrics::counter!("edge_requests_total", "component" => component.to_owned(), "status" => status, "served_by" => served_by).increment(1);
     metrics::histogram!("edge_request_duration_seconds", "component" => component.to_owned())
         .record(elapsed.as_secs_f64());
-    let cache = match header("tessera-cache") {
+    let cache = match header(tessera_domain::CACHE_HEADER) {
         Some(b"hit") => "hit",
         Some(b"miss") => "miss",
         _ => return,

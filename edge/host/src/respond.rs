@@ -9,8 +9,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::body::full;
 
-/// Who answered, in the header the components also set (`edge` or `ledger`).
-const SERVED_BY: &str = "tessera-served-by";
+// Who answered, in the header the components also set (`edge` or `ledger`).
+use tessera_domain::SERVED_BY_HEADER as SERVED_BY;
 
 pub fn text(
     status: StatusCode,

@@ -8,7 +8,9 @@ use sqlx::PgConnection;
 use tessera_domain::catalog::EventStatus;
 use tessera_domain::holds::{ConfirmedHold, HoldStatus, HoldView, TicketView};
 use tessera_domain::money::line_total_minor;
-use tessera_domain::{CustomerId, ErrorCode, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId};
+use tessera_domain::{
+    Currency, CustomerId, ErrorCode, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId,
+};
 use uuid::Uuid;
 
 use super::stock::{move_stock, Movement};
@@ -29,7 +31,7 @@ pub(super) struct StoredHold {
     pub(super) customer_id: String,
     pub(super) quantity: i32,
     pub(super) unit_price_minor: i64,
-    pub(super) currency: String,
+    pub(super) currency: Currency,
     pub(super) created_at: DateTime<Utc>,
     pub(super) expires_at: DateTime<Utc>,
 }
@@ -45,30 +47,10 @@ impl StoredHold {
                 .map_err(|e| anyhow::anyhow!("stored customer id: {e}"))?,
             quantity: self.quantity,
             unit_price_minor: self.unit_price_minor,
-            currency: self
-                .currency
-                .parse()
-                .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?,
+            currency: self.currency,
             created_at: self.created_at,
             expires_at: self.expires_at,
         })
-    }
-}
-
-/// A hold's stored status, decoded once when the row is read: a value this version does
-/// not know fails the read (a 500, logged) instead of passing for one it knows.
-struct StoredStatus(HoldStatus);
-
-#[derive(Debug, thiserror::Error)]
-#[error("stored hold status {0:?} is not one this version knows")]
-struct UnknownHoldStatus(String);
-
-impl TryFrom<String> for StoredStatus {
-    type Error = UnknownHoldStatus;
-    fn try_from(text: String) -> Result<Self, UnknownHoldStatus> {
-        HoldStatus::parse(&text)
-            .map(Self)
-            .ok_or(UnknownHoldStatus(text))
     }
 }
 
@@ -77,8 +59,8 @@ impl TryFrom<String> for StoredStatus {
 struct HoldRow {
     #[sqlx(flatten)]
     core: StoredHold,
-    #[sqlx(try_from = "String")]
-    status: StoredStatus,
+    /// Decoded once (`tessera_domain`'s stored enums): an unknown value fails the read.
+    status: HoldStatus,
     event_status: EventStatus,
     now: DateTime<Utc>,
 }
@@ -87,7 +69,7 @@ impl HoldRow {
     /// The status a client should see: a live hold past its expiry is expired, even if
     /// the sweeper has not returned its stock yet.
     fn effective_status(&self) -> HoldStatus {
-        match self.status.0 {
+        match self.status {
             HoldStatus::Held if self.now >= self.core.expires_at => HoldStatus::Expired,
             status => status,
         }
@@ -252,7 +234,7 @@ pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult
     let hold = fetch_hold(&mut tx, hold_id, true)
         .await?
         .ok_or_else(|| ApiError::not_found("hold"))?;
-    match hold.status.0 {
+    match hold.status {
         // Also a lapsed hold the sweeper has not reached: its stock returns exactly once.
         HoldStatus::Held => {}
         HoldStatus::Confirmed => {

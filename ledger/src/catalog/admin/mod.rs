@@ -141,7 +141,17 @@ async fn commit_edit(
     event_id: EventId,
 ) -> ApiResult<Json<EventDetail>> {
     let detail = finish_edit(&mut tx, event_id).await?;
+    commit_and_wake(state, tx).await?;
+    Ok(Json(detail))
+}
+
+/// Commits a catalog change and wakes the outbox relay, so its message goes out now
+/// rather than at the next poll.
+pub(super) async fn commit_and_wake(
+    state: &AppState,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+) -> ApiResult<()> {
     tx.commit().await?;
     state.outbox_wake.notify();
-    Ok(Json(detail))
+    Ok(())
 }

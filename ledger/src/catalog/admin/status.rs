@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use tessera_domain::catalog::{EventDetail, EventStatus};
 use tessera_domain::{ErrorCode, EventId, Problem};
 
-use super::{detail_of, finish_edit, lock_owned_event};
+use super::{commit_and_wake, detail_of, finish_edit, lock_owned_event};
 use crate::app::AppState;
 use crate::auth::AdminTenant;
 use crate::error::{ApiError, ApiResult};
@@ -46,8 +46,7 @@ async fn set_status(
     let event_id: EventId = path_id("event_id", event_id)?;
     let mut tx = state.pool.begin().await?;
     let detail = change_status(&mut tx, tenant, event_id, to).await?;
-    tx.commit().await?;
-    state.outbox_wake.notify();
+    commit_and_wake(state, tx).await?;
     Ok(Json(detail))
 }
 

@@ -6,8 +6,8 @@ use tessera_domain::{ErrorCode, Problem};
 
 use crate::problem;
 
-pub const SERVED_BY: &str = "tessera-served-by";
-pub const CACHE: &str = "tessera-cache";
+pub use tessera_domain::CACHE_HEADER as CACHE;
+pub use tessera_domain::SERVED_BY_HEADER as SERVED_BY;
 
 /// A problem answered by the edge, with the headers every tier's problems carry
 /// ([`Problem::headers`]: media type, `Retry-After`, the 401 challenge).
