@@ -81,6 +81,12 @@ fn plottable(chart: &Chart, y: f64) -> bool {
     y.is_finite() && (!chart.log_y || y > 0.0)
 }
 
+/// The legend's column: wide enough for the longest series name, at most a third of the chart.
+fn legend_width(chart: &Chart) -> u32 {
+    let longest = chart.series.iter().map(|s| s.name.chars().count()).max();
+    longest.map_or(0, |n| (n as u32 * 8 + 50).min(SIZE.0 / 3))
+}
+
 fn draw<Y>(chart: &Chart, path: &Path, x: Range<f64>, y: Y) -> Result<()>
 where
     Y: AsRangedCoord<Value = f64>,
@@ -89,9 +95,7 @@ where
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     // The legend gets its own column so it can never hide data.
-    let longest = chart.series.iter().map(|s| s.name.chars().count()).max();
-    let legend_w = longest.map_or(0, |n| (n as u32 * 8 + 50).min(SIZE.0 / 3));
-    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - legend_w);
+    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - legend_width(chart));
     let mut ctx = ChartBuilder::on(&plot_area)
         .caption(&chart.title, ("sans-serif", 26))
         .margin(15)
@@ -101,16 +105,8 @@ where
     let y_floor = ctx.y_range().start;
 
     let categories = match &chart.kind {
-        ChartKind::Bars { categories } => Some(categories),
+        ChartKind::Bars { categories } => Some(categories.as_slice()),
         ChartKind::Lines => None,
-    };
-    let label_x = |x: &f64| match categories {
-        // Only integer ticks are category centres; label nothing else.
-        Some(cats) if (x - x.round()).abs() < 1e-9 && *x >= 0.0 => {
-            cats.get(x.round() as usize).cloned().unwrap_or_default()
-        }
-        Some(_) => String::new(),
-        None => fmt_num(*x),
     };
     // With at most one tick per unit allowed on a -0.5..n-0.5 axis, plotters picks exactly
     // the integers 0..n, i.e. one tick under each bar group.
@@ -118,7 +114,7 @@ where
     ctx.configure_mesh()
         .x_labels(x_ticks)
         .y_labels(8)
-        .x_label_formatter(&label_x)
+        .x_label_formatter(&|x| x_label(categories, *x))
         .y_label_formatter(&|y| fmt_num(*y))
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
@@ -128,29 +124,15 @@ where
         .disable_x_mesh()
         .draw()?;
 
-    let n = chart.series.len().max(1) as f64;
     for (k, series) in chart.series.iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();
-        let points = series.points.iter().copied();
         match categories {
             Some(cats) => {
-                // Each group spans 0.8 of a category slot, split evenly between the series.
-                let width = 0.8 / n;
-                let bars = points
-                    .filter(|&(i, _)| i >= -0.5 && (i.round() as usize) < cats.len())
-                    .filter(|&(_, y)| plottable(chart, y))
-                    .map(|(i, y)| {
-                        let x0 = i.round() - 0.4 + width * k as f64;
-                        Rectangle::new([(x0, y_floor), (x0 + width, y)], color.filled())
-                    });
-                ctx.draw_series(bars)?;
+                ctx.draw_series(bars(chart, cats, k, series, y_floor, color))?;
             }
             None => {
-                let mut pts: Vec<_> = points
-                    .filter(|&(x, y)| x.is_finite() && plottable(chart, y))
-                    .collect();
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                ctx.draw_series(LineSeries::new(pts, color.stroke_width(2)).point_size(4))?;
+                let points = line_points(chart, series);
+                ctx.draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(4))?;
             }
         }
         let y = 70 + 26 * k as i32;
@@ -164,6 +146,54 @@ where
     // The SVG is only written on present (or drop, which would swallow I/O errors).
     root.present()?;
     Ok(())
+}
+
+/// The x tick label: a category's name under a bar group, a number on a line chart.
+fn x_label(categories: Option<&[String]>, x: f64) -> String {
+    match categories {
+        // Only integer ticks are category centres; label nothing else.
+        Some(cats) if (x - x.round()).abs() < 1e-9 && x >= 0.0 => {
+            cats.get(x.round() as usize).cloned().unwrap_or_default()
+        }
+        Some(_) => String::new(),
+        None => fmt_num(x),
+    }
+}
+
+/// Series `k`'s bars, one per category it has a value for, rising from `y_floor`.
+fn bars(
+    chart: &Chart,
+    categories: &[String],
+    k: usize,
+    series: &Series,
+    y_floor: f64,
+    color: RGBAColor,
+) -> Vec<Rectangle<(f64, f64)>> {
+    // Each group spans 0.8 of a category slot, split evenly between the series.
+    let width = 0.8 / chart.series.len().max(1) as f64;
+    series
+        .points
+        .iter()
+        .copied()
+        .filter(|&(i, _)| i >= -0.5 && (i.round() as usize) < categories.len())
+        .filter(|&(_, y)| plottable(chart, y))
+        .map(|(i, y)| {
+            let x0 = i.round() - 0.4 + width * k as f64;
+            Rectangle::new([(x0, y_floor), (x0 + width, y)], color.filled())
+        })
+        .collect()
+}
+
+/// A line's points that can be placed on the axes, left to right.
+fn line_points(chart: &Chart, series: &Series) -> Vec<(f64, f64)> {
+    let mut points: Vec<_> = series
+        .points
+        .iter()
+        .copied()
+        .filter(|&(x, y)| x.is_finite() && plottable(chart, y))
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    points
 }
 
 /// Tick labels without float noise: "5000" rather than "5000.0", "0.25" rather than "0.250".

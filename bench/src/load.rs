@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
 /// Highest latency the histograms track: 60 s in µs, 3 significant digits.
 const LATENCY_MAX_US: u64 = 60_000_000;
@@ -33,6 +33,11 @@ const LATE_AFTER: Duration = Duration::from_millis(5);
 )]
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("constant, valid histogram bounds")
+}
+
+/// The latency at quantile `q` (0.99 = p99) of a histogram in µs, in ms.
+pub fn quantile_ms(latency_us: &Histogram<u64>, q: f64) -> f64 {
+    latency_us.value_at_quantile(q) as f64 / 1000.0
 }
 
 /// One request to send.
@@ -149,7 +154,7 @@ impl Figures {
     }
 
     fn finish(mut self) -> Self {
-        let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        let ms = |q: f64| quantile_ms(&self.latency_us, q);
         (self.p50_ms, self.p99_ms, self.p999_ms) = (ms(0.5), ms(0.99), ms(0.999));
         self.max_ms = self.latency_us.max() as f64 / 1000.0;
         self.ok_per_s = if self.elapsed_s > 0.0 {
@@ -298,6 +303,12 @@ fn tally(figures: &mut Figures, verdict: Verdict, answer: &Answer, latency: Dura
     }
 }
 
+/// A closed-loop client whose connection failed waits this long before the next request:
+/// a refused connection would otherwise spin.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(5);
+/// How often a closed-loop run looks whether every client has ended before its deadline.
+const END_POLL: Duration = Duration::from_millis(2);
+
 /// `clients` closed-loop clients (client `i` on target `i % targets`, unless the workload's
 /// calls say otherwise) for `warmup + measure`, or until every client's workload ends. The
 /// window closes early when all clients have ended; `elapsed_s` is then the time until the
@@ -313,40 +324,11 @@ pub async fn closed_loop<W: Workload>(
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::with_capacity(clients);
     for client in 0..clients {
-        let mut conns: Vec<Client> = targets.0.iter().map(|a| Client::new(a)).collect();
+        let conns: Vec<Client> = targets.0.iter().map(|a| Client::new(a)).collect();
         let (workload, measuring, stop) = (workload.clone(), measuring.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut figures = Figures::empty();
-            let mut last_ok: Option<Instant> = None;
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let Some(call) = workload.next(client, n) else {
-                    break;
-                };
-                let started = Instant::now();
-                let measured = measuring.load(Ordering::Relaxed);
-                let slot = call.target % conns.len();
-                match conns[slot].send(&call).await {
-                    Ok(answer) => {
-                        let latency = started.elapsed();
-                        let verdict = workload.judge(&call, &answer, latency, measured);
-                        if measured {
-                            tally(&mut figures, verdict, &answer, latency);
-                            if verdict == Verdict::Ok {
-                                last_ok = Some(Instant::now());
-                            }
-                        }
-                    }
-                    Err(_) => {
-                        figures.failed += u64::from(measured);
-                        // A refused connection would spin: back off briefly.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-            }
-            (figures, last_ok)
-        }));
+        tasks.push(tokio::spawn(closed_client(
+            client, conns, workload, measuring, stop,
+        )));
     }
     tokio::time::sleep(warmup).await;
     measuring.store(true, Ordering::Relaxed);
@@ -354,7 +336,7 @@ pub async fn closed_loop<W: Workload>(
     let deadline = started + measure;
     // Stop at the deadline, or earlier once every client has ended on its own.
     while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
-        tokio::time::sleep(Duration::from_millis(2).min(deadline - Instant::now())).await;
+        tokio::time::sleep(END_POLL.min(deadline - Instant::now())).await;
     }
     stop.store(true, Ordering::Relaxed);
     let mut figures = Figures::empty();
@@ -373,6 +355,47 @@ pub async fn closed_loop<W: Workload>(
     Ok(figures.finish())
 }
 
+/// Closed-loop client `client`: its next request once the last is answered, until `stop`
+/// or its workload ends. Its figures (answers while `measuring` only), and when it last
+/// had an `Ok`.
+async fn closed_client<W: Workload>(
+    client: usize,
+    mut conns: Vec<Client>,
+    workload: Arc<W>,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> (Figures, Option<Instant>) {
+    let mut figures = Figures::empty();
+    let mut last_ok: Option<Instant> = None;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let Some(call) = workload.next(client, n) else {
+            break;
+        };
+        let started = Instant::now();
+        let measured = measuring.load(Ordering::Relaxed);
+        let slot = call.target % conns.len();
+        match conns[slot].send(&call).await {
+            Ok(answer) => {
+                let latency = started.elapsed();
+                let verdict = workload.judge(&call, &answer, latency, measured);
+                if measured {
+                    tally(&mut figures, verdict, &answer, latency);
+                    if verdict == Verdict::Ok {
+                        last_ok = Some(Instant::now());
+                    }
+                }
+            }
+            Err(_) => {
+                figures.failed += u64::from(measured);
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+            }
+        }
+    }
+    (figures, last_ok)
+}
+
 /// Open loop: `rate_per_s` requests due at fixed intervals for `duration`, each sent on
 /// an idle connection to its target (up to `connections_max` per target; a request that
 /// finds none waits, and is late). Latency runs from when the request was due.
@@ -383,20 +406,11 @@ pub async fn open_loop<W: Workload>(
     duration: Duration,
     connections_max: usize,
 ) -> anyhow::Result<Figures> {
-    struct Pool {
-        idle: Mutex<Vec<Client>>,
-        permits: Semaphore,
-        authority: String,
-    }
     let pools: Arc<Vec<Pool>> = Arc::new(
         targets
             .0
             .iter()
-            .map(|authority| Pool {
-                idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(connections_max),
-                authority: authority.clone(),
-            })
+            .map(|authority| Pool::new(authority, connections_max))
             .collect(),
     );
     let figures = Arc::new(std::sync::Mutex::new(Figures::empty()));
@@ -415,39 +429,7 @@ pub async fn open_loop<W: Workload>(
         let (pools, workload, figures) = (pools.clone(), workload.clone(), figures.clone());
         tasks.spawn(async move {
             let pool = &pools[call.target % pools.len()];
-            let mut late = due_at.elapsed() > LATE_AFTER;
-            let permit = match pool.permits.try_acquire() {
-                Ok(permit) => permit,
-                Err(_) => {
-                    late = true;
-                    match pool.permits.acquire().await {
-                        Ok(permit) => permit,
-                        Err(_) => return,
-                    }
-                }
-            };
-            let mut client = pool
-                .idle
-                .lock()
-                .await
-                .pop()
-                .unwrap_or_else(|| Client::new(&pool.authority));
-            let answer = client.send(&call).await;
-            let latency = due_at.elapsed();
-            pool.idle.lock().await.push(client);
-            drop(permit);
-            let Ok(mut figures) = figures.lock() else {
-                return;
-            };
-            figures.due += 1;
-            figures.late += u64::from(late);
-            match answer {
-                Ok(answer) => {
-                    let verdict = workload.judge(&call, &answer, latency, true);
-                    tally(&mut figures, verdict, &answer, latency);
-                }
-                Err(_) => figures.failed += 1,
-            }
+            send_due(pool, &*workload, &figures, call, due_at).await;
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -460,4 +442,70 @@ pub async fn open_loop<W: Workload>(
     );
     figures.elapsed_s = elapsed.as_secs_f64();
     Ok(figures.finish())
+}
+
+/// An open-loop target's connections: idle ones kept for reuse, at most `permits` in use.
+struct Pool {
+    idle: Mutex<Vec<Client>>,
+    permits: Semaphore,
+    authority: String,
+}
+
+impl Pool {
+    fn new(authority: &str, connections_max: usize) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(connections_max),
+            authority: authority.to_owned(),
+        }
+    }
+
+    /// A permit and a connection (idle, or new), and whether it had to wait for the
+    /// permit (every connection busy). `None` if the pool is closed.
+    async fn take(&self) -> Option<(SemaphorePermit<'_>, Client, bool)> {
+        let (permit, waited) = match self.permits.try_acquire() {
+            Ok(permit) => (permit, false),
+            Err(_) => (self.permits.acquire().await.ok()?, true),
+        };
+        let client = self
+            .idle
+            .lock()
+            .await
+            .pop()
+            .unwrap_or_else(|| Client::new(&self.authority));
+        Some((permit, client, waited))
+    }
+}
+
+/// One open-loop request, due at `due_at`: sent on a connection of `pool`, judged, and
+/// tallied into `figures`, late if sent more than `LATE_AFTER` after it was due or if it
+/// had to wait for a connection.
+async fn send_due<W: Workload>(
+    pool: &Pool,
+    workload: &W,
+    figures: &std::sync::Mutex<Figures>,
+    call: Call,
+    due_at: tokio::time::Instant,
+) {
+    let late_already = due_at.elapsed() > LATE_AFTER;
+    let Some((permit, mut client, waited)) = pool.take().await else {
+        return;
+    };
+    let late = late_already || waited;
+    let answer = client.send(&call).await;
+    let latency = due_at.elapsed();
+    pool.idle.lock().await.push(client);
+    drop(permit);
+    let Ok(mut figures) = figures.lock() else {
+        return;
+    };
+    figures.due += 1;
+    figures.late += u64::from(late);
+    match answer {
+        Ok(answer) => {
+            let verdict = workload.judge(&call, &answer, latency, true);
+            tally(&mut figures, verdict, &answer, latency);
+        }
+        Err(_) => figures.failed += 1,
+    }
 }

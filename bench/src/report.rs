@@ -110,6 +110,17 @@ impl Section {
             detail,
         });
     }
+
+    /// A check that passes when nothing is in `failures`: its detail is then `passed`
+    /// (what was verified), otherwise every failure.
+    pub fn check_failures(&mut self, name: &str, failures: &[String], passed: String) {
+        let detail = if failures.is_empty() {
+            passed
+        } else {
+            failures.join("; ")
+        };
+        self.check(name, failures.is_empty(), detail);
+    }
 }
 
 /// A performance goal from the issue: reported, never failing the run.

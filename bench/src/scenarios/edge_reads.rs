@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tessera_testkit::metrics::sum_metric;
 
 use crate::load::{self, Call, Figures, Targets};
 use crate::report::{count, ms, Chart, ChartKind, Section, Series, Table};
-use crate::stack::{start_edge, Edge, Env, Ledger, Native};
+use crate::scenarios::{add_slice, slice_on};
+use crate::stack::{start_edge, Edge, Env, EventIds, Ledger, Native};
 use crate::workloads::Reads;
 use crate::{Plan, Progress};
 
@@ -28,42 +29,139 @@ const LEDGER: usize = 3;
 /// Requests one instance serves in the "reused" edge (EDGE_INSTANCE_REUSE_MAX): shows what
 /// the fresh instance per request costs. Spin's model, and the default, is 1.
 const REUSE: &str = "16";
+/// Zones of the event read, and tickets in each.
+const ZONES: usize = 8;
+const ZONE_STOCK: i32 = 10_000;
+/// Open-loop connections per server in the latency runs: a bound on what the generator
+/// opens; a request that finds none free waits and counts as late.
+const CONNECTIONS_MAX: usize = 64;
+/// The goals: the edge at least this share of native's requests/s, this many times the
+/// ledger's, and its p99 under this many ms at the plan's rate.
+const GOAL_OF_NATIVE: f64 = 0.5;
+const GOAL_OF_LEDGER: f64 = 10.0;
+const GOAL_P99_MS: f64 = 5.0;
+
+/// The four servers, in `SERVERS`' order, on one ledger and one event.
+struct Servers {
+    ledger: Ledger,
+    edge: Edge,
+    reusing: Edge,
+    native: Native,
+    ids: EventIds,
+}
+
+/// Throughput per path and server (slices absorbed), latency per path and server.
+struct Measured {
+    throughput: Vec<Vec<Option<Figures>>>,
+    latency: Vec<Vec<Figures>>,
+}
+
+/// The fresh-instance edge's own figures: instantiation (µs per request), cache hits, misses.
+struct EdgeFigures {
+    instantiation_us: Option<f64>,
+    hits: f64,
+    misses: f64,
+}
 
 pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<Section> {
     let mut section = Section::new("edge-reads", "3. Edge cached reads");
     progress.step("edge reads: starting ledger, edge, native baseline");
-    let ledger = Ledger::start(env, "reads", &[]).await?;
-    let ids = ledger.create_event(env, "reads", 8, 10_000).await?;
-    let edge = start_edge(env, "reads-edge", &ledger, &[]).await?;
-    let reusing = start_edge(
-        env,
-        "reads-edge-reuse",
-        &ledger,
-        &[("EDGE_INSTANCE_REUSE_MAX", REUSE)],
-    )
-    .await?;
-    let native = Native::start(env, &ledger, &ids.show_id, &ids.event_id).await?;
-    let paths = [
-        (
-            "availability",
-            format!("/v1/shows/{}/availability", ids.show_id),
-        ),
-        ("event", format!("/v1/events/{}", ids.event_id)),
-    ];
-    let authorities = [
-        edge.authority.clone(),
-        reusing.authority.clone(),
-        native.authority.clone(),
-        ledger.authority.clone(),
-    ];
+    let servers = Servers::start(env).await?;
+    let paths = servers.paths();
+    let authorities = servers.authorities();
     // Fill the edges' caches.
     for (_, path) in &paths {
         for authority in &authorities[..NATIVE] {
             load::once(authority, &Call::get(0, path.clone())).await?;
         }
     }
-    let instantiation_before = instantiation(&edge).await?;
+    let instantiation_before = instantiation(&servers.edge).await?;
+    let measured = Measured {
+        throughput: throughput(plan, progress, &paths, &authorities).await?,
+        latency: latency(plan, progress, &paths, &authorities).await?,
+    };
+    let edge = edge_figures(&servers.edge, instantiation_before).await?;
 
+    section.notes.extend(notes(plan, &edge));
+    let (table, series, data) = rows(&paths, &measured);
+    for (p, (name, _)) in paths.iter().enumerate() {
+        goals(&mut section, plan, name, &measured, p);
+    }
+    section.tables.push(table);
+    section.charts.push(Chart {
+        file: "edge-reads-throughput.svg".to_owned(),
+        title: "Cached reads: requests/s (log scale)".to_owned(),
+        x_label: "path".to_owned(),
+        y_label: "requests/s".to_owned(),
+        log_y: true,
+        kind: ChartKind::Bars {
+            categories: paths.iter().map(|(n, _)| (*n).to_owned()).collect(),
+        },
+        series,
+    });
+    section.data = json!({"runs": data, "instantiation_us_mean": edge.instantiation_us, "cache_hits": edge.hits, "cache_misses": edge.misses});
+    servers.stop().await?;
+    Ok(section)
+}
+
+impl Servers {
+    async fn start(env: &Env) -> anyhow::Result<Self> {
+        let ledger = Ledger::start(env, "reads", &[]).await?;
+        let ids = ledger.create_event(env, "reads", ZONES, ZONE_STOCK).await?;
+        let edge = start_edge(env, "reads-edge", &ledger, &[]).await?;
+        let reusing = start_edge(
+            env,
+            "reads-edge-reuse",
+            &ledger,
+            &[("EDGE_INSTANCE_REUSE_MAX", REUSE)],
+        )
+        .await?;
+        let native = Native::start(env, &ledger, &ids.show_id, &ids.event_id).await?;
+        Ok(Self {
+            ledger,
+            edge,
+            reusing,
+            native,
+            ids,
+        })
+    }
+
+    /// The two reads measured: (name, path).
+    fn paths(&self) -> [(&'static str, String); 2] {
+        [
+            (
+                "availability",
+                format!("/v1/shows/{}/availability", self.ids.show_id),
+            ),
+            ("event", format!("/v1/events/{}", self.ids.event_id)),
+        ]
+    }
+
+    /// `host:port` of each server, in `SERVERS`' order.
+    fn authorities(&self) -> [String; 4] {
+        [
+            self.edge.authority.clone(),
+            self.reusing.authority.clone(),
+            self.native.authority.clone(),
+            self.ledger.authority.clone(),
+        ]
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.native.stop().await;
+        self.edge.stop().await;
+        self.reusing.stop().await;
+        self.ledger.stop().await
+    }
+}
+
+/// Closed-loop requests/s per path and server, the servers taking turns in slices.
+async fn throughput(
+    plan: &Plan,
+    progress: &Progress,
+    paths: &[(&str, String)],
+    authorities: &[String],
+) -> anyhow::Result<Vec<Vec<Option<Figures>>>> {
     let mut throughput: Vec<Vec<Option<Figures>>> = vec![vec![None; SERVERS.len()]; paths.len()];
     for slice in 0..plan.slices {
         for (p, (name, path)) in paths.iter().enumerate() {
@@ -75,23 +173,24 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
                     plan.slices
                 ));
                 let workload = Arc::new(Reads::one(path));
-                let figures = load::closed_loop(
-                    &Targets::new(vec![authority.clone()]),
-                    workload,
-                    CLIENTS,
-                    plan.warmup,
-                    plan.read_slice,
-                )
-                .await?;
-                throughput[p][s] = Some(match throughput[p][s].take() {
-                    Some(total) => total.absorb(&figures)?,
-                    None => figures,
-                });
+                let figures =
+                    slice_on(authority, workload, CLIENTS, plan.warmup, plan.read_slice).await?;
+                add_slice(&mut throughput[p][s], figures)?;
             }
         }
     }
+    Ok(throughput)
+}
+
+/// Open-loop latency at the plan's fixed rate, per path and server.
+async fn latency(
+    plan: &Plan,
+    progress: &Progress,
+    paths: &[(&str, String)],
+    authorities: &[String],
+) -> anyhow::Result<Vec<Vec<Figures>>> {
     let mut latency: Vec<Vec<Figures>> = Vec::new();
-    for (name, path) in &paths {
+    for (name, path) in paths {
         let mut row = Vec::new();
         for (s, authority) in authorities.iter().enumerate() {
             progress.step(&format!(
@@ -106,37 +205,61 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
                     workload,
                     plan.read_latency_rate_per_s,
                     plan.read_latency_window,
-                    64,
+                    CONNECTIONS_MAX,
                 )
                 .await?,
             );
         }
         latency.push(row);
     }
-    let (inst_sum, inst_count) = instantiation(&edge).await?;
-    let instantiation_us = (inst_count > instantiation_before.1)
-        .then(|| (inst_sum - instantiation_before.0) / (inst_count - instantiation_before.1) * 1e6);
-    let edge_metrics = edge.scrape().await?;
-    let hits = sum_metric(&edge_metrics, "edge_cache_total", &[("result", "hit")]);
-    let misses = sum_metric(&edge_metrics, "edge_cache_total", &[("result", "miss")]);
+    Ok(latency)
+}
 
-    section.notes.push(format!(
-        "Throughput: {CLIENTS} closed-loop connections per server, the servers taking turns in {} slices of {:.1} s per path. \
-         Latency: open loop at {}/s for {:.0} s per server (latency from when each request was due). \
-         The edge runs spin.toml's catalog component with a fresh instance per request (Spin's model, the default); \
-         the reused row is the same node serving up to {REUSE} requests per instance (EDGE_INSTANCE_REUSE_MAX), to show what instantiation costs; the native server runs the same \
-         cache-entry parsing, freshness, rendering and ETag code (tessera-edge-cache) from an in-memory map; the ledger reads PostgreSQL every time.",
-        plan.slices,
-        plan.read_slice.as_secs_f64(),
-        count(plan.read_latency_rate_per_s),
-        plan.read_latency_window.as_secs_f64()
-    ));
-    section.notes.push(format!(
-        "The fresh-instance edge's cache since it started (fill included): {} hits, {} misses. Component instantiation: {} µs per request on average (edge_instantiation_seconds).",
-        count(hits),
-        count(misses),
-        instantiation_us.map_or("n/a".to_owned(), |us| format!("{us:.0}"))
-    ));
+/// The edge's instantiation time since `before` (its (sum, count) then), and its cache's
+/// hits and misses since it started.
+async fn edge_figures(edge: &Edge, before: (f64, f64)) -> anyhow::Result<EdgeFigures> {
+    let (inst_sum, inst_count) = instantiation(edge).await?;
+    let instantiation_us =
+        (inst_count > before.1).then(|| (inst_sum - before.0) / (inst_count - before.1) * 1e6);
+    let edge_metrics = edge.scrape().await?;
+    Ok(EdgeFigures {
+        instantiation_us,
+        hits: sum_metric(&edge_metrics, "edge_cache_total", &[("result", "hit")]),
+        misses: sum_metric(&edge_metrics, "edge_cache_total", &[("result", "miss")]),
+    })
+}
+
+fn notes(plan: &Plan, edge: &EdgeFigures) -> [String; 2] {
+    [
+        format!(
+            "Throughput: {CLIENTS} closed-loop connections per server, the servers taking turns in {} slices of {:.1} s per path. \
+             Latency: open loop at {}/s for {:.0} s per server (latency from when each request was due). \
+             The edge runs spin.toml's catalog component with a fresh instance per request (Spin's model, the default); \
+             the reused row is the same node serving up to {REUSE} requests per instance (EDGE_INSTANCE_REUSE_MAX), to show what instantiation costs; the native server runs the same \
+             cache-entry parsing, freshness, rendering and ETag code (tessera-edge-cache) from an in-memory map; the ledger reads PostgreSQL every time.",
+            plan.slices,
+            plan.read_slice.as_secs_f64(),
+            count(plan.read_latency_rate_per_s),
+            plan.read_latency_window.as_secs_f64()
+        ),
+        format!(
+            "The fresh-instance edge's cache since it started (fill included): {} hits, {} misses. Component instantiation: {} µs per request on average (edge_instantiation_seconds).",
+            count(edge.hits),
+            count(edge.misses),
+            edge.instantiation_us.map_or("n/a".to_owned(), |us| format!("{us:.0}"))
+        ),
+    ]
+}
+
+impl Measured {
+    /// Requests/s of server `s` on path `p` (0 if it never ran).
+    fn rate(&self, p: usize, s: usize) -> f64 {
+        self.throughput[p][s].as_ref().map_or(0.0, |f| f.ok_per_s)
+    }
+}
+
+/// The table, the chart's series (one per server) and the runs for report.json.
+fn rows(paths: &[(&str, String)], measured: &Measured) -> (Table, Vec<Series>, Vec<Value>) {
     let mut table = Table::new(
         "Reads: requests/s (closed loop) and latency at a fixed rate (ms)",
         &[
@@ -152,7 +275,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
             "errors",
         ],
     );
-    let mut charts_series: Vec<Series> = SERVERS
+    let mut series: Vec<Series> = SERVERS
         .iter()
         .map(|s| Series {
             name: (*s).to_owned(),
@@ -161,75 +284,65 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         .collect();
     let mut data = Vec::new();
     for (p, (name, _)) in paths.iter().enumerate() {
-        let rate = |s: usize| throughput[p][s].as_ref().map_or(0.0, |f| f.ok_per_s);
+        let rate = |s: usize| measured.rate(p, s);
         let (native_rate, ledger_rate) = (rate(NATIVE), rate(LEDGER));
         for s in 0..SERVERS.len() {
-            let lat = &latency[p][s];
-            let errors = throughput[p][s].as_ref().map_or(0, |f| f.failed) + lat.failed;
+            let (throughput, lat) = (&measured.throughput[p][s], &measured.latency[p][s]);
+            let errors = throughput.as_ref().map_or(0, |f| f.failed) + lat.failed;
             table.row(vec![
                 (*name).to_owned(),
                 SERVERS[s].to_owned(),
                 count(rate(s)),
-                if native_rate > 0.0 {
-                    format!("{:.0}%", rate(s) / native_rate * 100.0)
-                } else {
-                    String::new()
-                },
-                if ledger_rate > 0.0 {
-                    format!("{:.1}×", rate(s) / ledger_rate)
-                } else {
-                    String::new()
-                },
+                divided(rate(s), native_rate, |r| format!("{:.0}%", r * 100.0)),
+                divided(rate(s), ledger_rate, |r| format!("{r:.1}×")),
                 ms(lat.p50_ms),
                 ms(lat.p99_ms),
                 ms(lat.p999_ms),
                 count(lat.late as f64),
                 count(errors as f64),
             ]);
-            charts_series[s].points.push((p as f64, rate(s)));
-            data.push(json!({"path": name, "server": SERVERS[s], "throughput": throughput[p][s], "latency": lat}));
+            series[s].points.push((p as f64, rate(s)));
+            data.push(json!({"path": name, "server": SERVERS[s], "throughput": throughput, "latency": lat}));
         }
-        if native_rate > 0.0 && ledger_rate > 0.0 {
-            let (of_native, of_ledger) = (rate(EDGE) / native_rate, rate(EDGE) / ledger_rate);
-            section.goal(
-                &format!("{name}: edge ≥ 50% of native"),
-                format!("{:.0}%", of_native * 100.0),
-                of_native >= 0.5,
-            );
-            section.goal(
-                &format!("{name}: edge ≥ 10× the ledger read"),
-                format!("{of_ledger:.1}×"),
-                of_ledger >= 10.0,
-            );
-        }
-        let p99 = latency[p][EDGE].p99_ms;
+    }
+    (table, series, data)
+}
+
+/// `render(x / of)`, or nothing when there is nothing to divide by.
+fn divided(x: f64, of: f64, render: impl Fn(f64) -> String) -> String {
+    if of > 0.0 {
+        render(x / of)
+    } else {
+        String::new()
+    }
+}
+
+/// Path `p`'s goals: the edge against native and the ledger, and its p99.
+fn goals(section: &mut Section, plan: &Plan, name: &str, measured: &Measured, p: usize) {
+    let rate = |s: usize| measured.rate(p, s);
+    let (native_rate, ledger_rate) = (rate(NATIVE), rate(LEDGER));
+    if native_rate > 0.0 && ledger_rate > 0.0 {
+        let (of_native, of_ledger) = (rate(EDGE) / native_rate, rate(EDGE) / ledger_rate);
         section.goal(
-            &format!(
-                "{name}: edge p99 < 5 ms at {}/s",
-                count(plan.read_latency_rate_per_s)
-            ),
-            format!("{} ms", ms(p99)),
-            p99 < 5.0 && latency[p][EDGE].ok > 0,
+            &format!("{name}: edge ≥ 50% of native"),
+            format!("{:.0}%", of_native * 100.0),
+            of_native >= GOAL_OF_NATIVE,
+        );
+        section.goal(
+            &format!("{name}: edge ≥ 10× the ledger read"),
+            format!("{of_ledger:.1}×"),
+            of_ledger >= GOAL_OF_LEDGER,
         );
     }
-    section.tables.push(table);
-    section.charts.push(Chart {
-        file: "edge-reads-throughput.svg".to_owned(),
-        title: "Cached reads: requests/s (log scale)".to_owned(),
-        x_label: "path".to_owned(),
-        y_label: "requests/s".to_owned(),
-        log_y: true,
-        kind: ChartKind::Bars {
-            categories: paths.iter().map(|(n, _)| (*n).to_owned()).collect(),
-        },
-        series: charts_series,
-    });
-    section.data = json!({"runs": data, "instantiation_us_mean": instantiation_us, "cache_hits": hits, "cache_misses": misses});
-    native.stop().await;
-    edge.stop().await;
-    reusing.stop().await;
-    ledger.stop().await?;
-    Ok(section)
+    let edge = &measured.latency[p][EDGE];
+    section.goal(
+        &format!(
+            "{name}: edge p99 < 5 ms at {}/s",
+            count(plan.read_latency_rate_per_s)
+        ),
+        format!("{} ms", ms(edge.p99_ms)),
+        edge.p99_ms < GOAL_P99_MS && edge.ok > 0,
+    );
 }
 
 /// `edge_instantiation_seconds` of the catalog component: (sum in s, count).

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::audit::ZoneAudit;
-use crate::load::{self, histogram, Answer, Call, Targets, Verdict, Workload};
+use crate::load::{self, histogram, quantile_ms, Answer, Call, Figures, Verdict, Workload};
 use crate::report::{count, ms, Section, Table};
-use crate::scenarios::sell_out::zone_available;
-use crate::stack::{start_edges, Env, Ledger};
+use crate::scenarios::{zone_available, Stand};
+use crate::stack::{Env, EventIds, Ledger};
 use crate::workloads::{hold_call, mix};
 use crate::{Plan, Progress};
 
@@ -25,6 +25,11 @@ const ZONE_STOCK: i32 = 100_000;
 const OPS: [&str; 5] = ["availability", "event", "hold", "confirm", "release"];
 /// How long the edges get to converge on the ledger's counters after the load.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between two reads of an edge that has not converged yet.
+const CONVERGE_PAUSE: Duration = Duration::from_millis(20);
+/// Open-loop connections per edge: a bound on what the generator opens; a request that
+/// finds none free waits and counts as late.
+const CONNECTIONS_MAX: usize = 256;
 
 struct Day {
     show_id: String,
@@ -40,6 +45,21 @@ struct Day {
 }
 
 impl Day {
+    /// A day on `ids`' show, nothing granted yet.
+    fn new(ids: &EventIds) -> Self {
+        Self {
+            show_id: ids.show_id.clone(),
+            event_id: ids.event_id.clone(),
+            zone_ids: ids.zone_ids.clone(),
+            pending: Mutex::new(VecDeque::new()),
+            latency_us: OPS.iter().map(|_| Mutex::new(histogram())).collect(),
+            granted: AtomicU64::new(0),
+            granted_tickets: AtomicU64::new(0),
+            confirmed_tickets: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+        }
+    }
+
     fn op_of(call: &Call) -> usize {
         (call.tag / 16) as usize
     }
@@ -129,38 +149,60 @@ impl Workload for Day {
 pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<Section> {
     let mut section = Section::new("mixed-day", "6. Mixed day");
     progress.step("mixed day: starting a ledger and two edges");
-    let ledger = Ledger::start(env, "mixed", &[]).await?;
-    let edges = start_edges(env, "mixed-edge", &ledger, EDGES).await?;
-    let ids = ledger
+    let stand = Stand::start(env, "mixed", EDGES).await?;
+    let ids = stand
+        .ledger
         .create_event(env, "mixed-day", ZONES, ZONE_STOCK)
         .await?;
-    let day = Arc::new(Day {
-        show_id: ids.show_id.clone(),
-        event_id: ids.event_id.clone(),
-        zone_ids: ids.zone_ids.clone(),
-        pending: Mutex::new(VecDeque::new()),
-        latency_us: OPS.iter().map(|_| Mutex::new(histogram())).collect(),
-        granted: AtomicU64::new(0),
-        granted_tickets: AtomicU64::new(0),
-        confirmed_tickets: AtomicU64::new(0),
-        released: AtomicU64::new(0),
-    });
+    let day = Arc::new(Day::new(&ids));
     progress.step(&format!(
         "mixed day: {}/s for {:.0} s",
         count(plan.mixed_rate_per_s),
         plan.mixed_window.as_secs_f64()
     ));
-    let targets = Targets::new(edges.iter().map(|e| e.authority.clone()).collect());
     let figures = load::open_loop(
-        &targets,
+        &stand.edge_targets(),
         day.clone(),
         plan.mixed_rate_per_s,
         plan.mixed_window,
-        256,
+        CONNECTIONS_MAX,
     )
     .await?;
 
-    // Conservation per zone, and the rows against what the generator was told.
+    let audits = check_conservation(&mut section, &stand.ledger, &ids, &day).await?;
+    // Every edge ends with the ledger's counters.
+    progress.step("mixed day: waiting for the edges to converge");
+    let stale = stale_edges(&stand, &ids, &audits).await?;
+    section.check_failures(
+        "every edge shows the ledger's counters afterwards",
+        &stale,
+        format!("{EDGES} edges converged"),
+    );
+
+    section.notes.push(note(plan));
+    let (by_operation, per_op) = by_operation(&day);
+    section.tables.push(by_operation);
+    section.tables.push(totals(&figures));
+    section.goal(
+        "mixed day: no errors, no late sends",
+        format!(
+            "{} errors, {} late of {}",
+            figures.failed, figures.late, figures.due
+        ),
+        figures.failed == 0 && figures.late == 0,
+    );
+    section.data = json!({"figures": figures, "by_operation": per_op, "zones": audits});
+    stand.stop().await?;
+    Ok(section)
+}
+
+/// Conservation per zone, and the rows against what the generator was told.
+async fn check_conservation(
+    section: &mut Section,
+    ledger: &Ledger,
+    ids: &EventIds,
+    day: &Day,
+) -> anyhow::Result<Vec<ZoneAudit>> {
     let mut audits = Vec::new();
     let mut errors = Vec::new();
     for zone in &ids.zone_ids {
@@ -177,30 +219,33 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     if rows != granted as i64 || sold != confirmed as i64 {
         errors.push(format!("{rows} hold rows and {sold} tickets sold, but the generator was granted {granted} holds and confirmed {confirmed} tickets"));
     }
-    section.check(
+    section.check_failures(
         "conservation: available + held + sold = capacity per zone; counters = rows = answers",
-        errors.is_empty(),
-        if errors.is_empty() {
-            format!(
-                "{ZONES} zones; {granted} holds, {confirmed} tickets sold, {} released",
-                day.released.load(Ordering::Relaxed)
-            )
-        } else {
-            errors.join("; ")
-        },
+        &errors,
+        format!(
+            "{ZONES} zones; {granted} holds, {confirmed} tickets sold, {} released",
+            day.released.load(Ordering::Relaxed)
+        ),
     );
-    // Every edge ends with the ledger's counters.
-    progress.step("mixed day: waiting for the edges to converge");
+    Ok(audits)
+}
+
+/// Edges still not showing every zone's counters (`audits`) when the time is up.
+async fn stale_edges(
+    stand: &Stand,
+    ids: &EventIds,
+    audits: &[ZoneAudit],
+) -> anyhow::Result<Vec<String>> {
     let avail_path = format!("/v1/shows/{}/availability", ids.show_id);
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     let mut stale = Vec::new();
-    for (e, edge) in edges.iter().enumerate() {
+    for (e, edge) in stand.edges.iter().enumerate() {
         loop {
             let answer = load::once(&edge.authority, &Call::get(0, avail_path.clone())).await?;
             let behind: Vec<String> = ids
                 .zone_ids
                 .iter()
-                .zip(&audits)
+                .zip(audits)
                 .filter(|(zone, audit)| zone_available(&answer.body, zone) != Some(audit.available))
                 .map(|(zone, _)| zone.clone())
                 .collect();
@@ -211,25 +256,23 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
                 stale.push(format!("edge {e}: zones {behind:?}"));
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(CONVERGE_PAUSE).await;
         }
     }
-    section.check(
-        "every edge shows the ledger's counters afterwards",
-        stale.is_empty(),
-        if stale.is_empty() {
-            format!("{EDGES} edges converged")
-        } else {
-            stale.join("; ")
-        },
-    );
+    Ok(stale)
+}
 
-    section.notes.push(format!(
+fn note(plan: &Plan) -> String {
+    format!(
         "Open loop at {}/s for {:.0} s through {EDGES} edge nodes: 75% availability, 20% event pages, 3% holds (1–4 tickets on one of {ZONES} zones), \
          1% confirms and 1% releases of granted holds (a read when none is pending). Latency from when each request was due.",
         count(plan.mixed_rate_per_s),
         plan.mixed_window.as_secs_f64()
-    ));
+    )
+}
+
+/// Latency by operation: the table, and its rows for report.json.
+fn by_operation(day: &Day) -> (Table, Vec<Value>) {
     let mut table = Table::new(
         "Mixed day by operation (ms)",
         &["operation", "answered", "p50", "p99", "p99.9"],
@@ -239,7 +282,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         let Some(Ok(h)) = day.latency_us.get(op).map(Mutex::lock) else {
             continue;
         };
-        let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+        let q = |p: f64| quantile_ms(&h, p);
         table.row(vec![
             (*name).to_owned(),
             count(h.len() as f64),
@@ -249,7 +292,10 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         ]);
         per_op.push(json!({"op": name, "answered": h.len(), "p50_ms": q(0.5), "p99_ms": q(0.99), "p999_ms": q(0.999)}));
     }
-    section.tables.push(table);
+    (table, per_op)
+}
+
+fn totals(figures: &Figures) -> Table {
     let mut totals = Table::new(
         "Mixed day totals",
         &["due", "answered ok", "refused (409)", "errors", "late"],
@@ -261,19 +307,5 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         count(figures.failed as f64),
         count(figures.late as f64),
     ]);
-    section.tables.push(totals);
-    section.goal(
-        "mixed day: no errors, no late sends",
-        format!(
-            "{} errors, {} late of {}",
-            figures.failed, figures.late, figures.due
-        ),
-        figures.failed == 0 && figures.late == 0,
-    );
-    section.data = json!({"figures": figures, "by_operation": per_op, "zones": audits});
-    for edge in edges {
-        edge.stop().await;
-    }
-    ledger.stop().await?;
-    Ok(section)
+    totals
 }

@@ -4,27 +4,74 @@
 //! in slices; then `GET /v1/events?q=…` at a fixed rate against each (uncached: straight
 //! at the ledger).
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::load::{self, Figures, Targets};
+use crate::load::{self, quantile_ms, Figures, Targets};
 use crate::report::{count, ms, Chart, ChartKind, Section, Series, Table};
-use crate::stack::{Env, Ledger};
+use crate::scenarios::{add_slice, slice_on};
+use crate::stack::{Env, EventIds, Ledger};
 use crate::workloads::{Holds, Reads};
 use crate::{Plan, Progress};
 
 const CLIENTS: usize = 32;
 const SEARCH_RATE_PER_S: f64 = 100.0;
+/// Open-loop connections for the searches: a bound on what the generator opens; a search
+/// that finds none free waits and counts as late.
+const CONNECTIONS_MAX: usize = 32;
+/// Tickets of the hot zone: ample, so the slices measure holds on a large catalog, not a
+/// sell-out.
+const HOT_STOCK: i32 = 1_000_000;
+/// The goal: holds/s with the largest catalog as a share of those with the smallest.
+const GOAL_FLAT: RangeInclusive<f64> = 0.75..=1.25;
 /// Title words: each matches ~1/20 of the events, so a search has many hits to rank.
 const WORDS: [&str; 20] = [
     "rock", "jazz", "opera", "techno", "folk", "blues", "swing", "ballet", "comedy", "indie",
     "metal", "soul", "gospel", "reggae", "salsa", "tango", "piano", "choir", "circus", "poetry",
 ];
 
+/// A ledger on a database of `size` events, and its hot event created through the API.
+struct Catalog {
+    size: usize,
+    ledger: Ledger,
+    ids: EventIds,
+}
+
+/// Holds on each catalog's hot zone (slices absorbed), and its searches, in catalog order.
+struct Measured {
+    holds: Vec<Option<Figures>>,
+    searches: Vec<Figures>,
+}
+
 pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<Section> {
     let mut section = Section::new("scale", "5. Scale");
-    let mut stands = Vec::new();
+    let catalogs = start_catalogs(env, plan, progress).await?;
+    let measured = Measured {
+        holds: measure_holds(plan, progress, &catalogs).await?,
+        searches: measure_searches(plan, progress, &catalogs).await?,
+    };
+
+    section.notes.push(note(plan));
+    let (table, data) = rows(&catalogs, &measured);
+    section.tables.push(table);
+    goals(&mut section, &catalogs, &measured);
+    section.charts.extend(charts(&catalogs, &measured));
+    section.data = json!({"runs": data});
+    for catalog in catalogs {
+        catalog.ledger.stop().await?;
+    }
+    Ok(section)
+}
+
+/// A ledger per size of the plan, its database filled, with a hot event.
+async fn start_catalogs(
+    env: &Env,
+    plan: &Plan,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Catalog>> {
+    let mut catalogs = Vec::new();
     for &size in &plan.scale_sizes {
         progress.step(&format!(
             "scale: {} events/zones, filling",
@@ -33,14 +80,23 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         let ledger = Ledger::start(env, &format!("scale-{size}"), &[]).await?;
         fill(&ledger, size).await?;
         let ids = ledger
-            .create_event(env, &format!("scale-hot-{size}"), 1, 1_000_000)
+            .create_event(env, &format!("scale-hot-{size}"), 1, HOT_STOCK)
             .await?;
-        stands.push((size, ledger, ids));
+        catalogs.push(Catalog { size, ledger, ids });
     }
-    let mut holds: Vec<Option<Figures>> = stands.iter().map(|_| None).collect();
+    Ok(catalogs)
+}
+
+/// Closed-loop holds on each hot zone, the sizes taking turns in slices.
+async fn measure_holds(
+    plan: &Plan,
+    progress: &Progress,
+    catalogs: &[Catalog],
+) -> anyhow::Result<Vec<Option<Figures>>> {
+    let mut holds: Vec<Option<Figures>> = catalogs.iter().map(|_| None).collect();
     let mut run_no = 0;
     for slice in 0..plan.slices {
-        for (i, (size, ledger, ids)) in stands.iter().enumerate() {
+        for (i, Catalog { size, ledger, ids }) in catalogs.iter().enumerate() {
             progress.step(&format!(
                 "scale: holds with {} zones, slice {}/{}",
                 count(*size as f64),
@@ -49,22 +105,28 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
             ));
             run_no += 1;
             let workload = Arc::new(Holds::new(&ids.show_id, &ids.zone_ids[0], 1, run_no));
-            let figures = load::closed_loop(
-                &Targets::new(vec![ledger.authority.clone()]),
+            let figures = slice_on(
+                &ledger.authority,
                 workload,
                 CLIENTS,
                 plan.warmup,
                 plan.scale_slice,
             )
             .await?;
-            holds[i] = Some(match holds[i].take() {
-                Some(total) => total.absorb(&figures)?,
-                None => figures,
-            });
+            add_slice(&mut holds[i], figures)?;
         }
     }
+    Ok(holds)
+}
+
+/// Open-loop searches for the title words against each ledger.
+async fn measure_searches(
+    plan: &Plan,
+    progress: &Progress,
+    catalogs: &[Catalog],
+) -> anyhow::Result<Vec<Figures>> {
     let mut searches = Vec::new();
-    for (size, ledger, _) in &stands {
+    for Catalog { size, ledger, .. } in catalogs {
         progress.step(&format!(
             "scale: search with {} events",
             count(*size as f64)
@@ -78,13 +140,16 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
                 workload,
                 SEARCH_RATE_PER_S,
                 plan.search_window,
-                32,
+                CONNECTIONS_MAX,
             )
             .await?,
         );
     }
+    Ok(searches)
+}
 
-    section.notes.push(format!(
+fn note(plan: &Plan) -> String {
+    format!(
         "Each size is its own database with that many published events, each with one show and one zone (so N events = N zones), inserted in bulk, then ANALYZE. \
          Holds: {CLIENTS} closed-loop clients on one hot zone, the sizes taking turns in {} slices of {:.1} s. \
          Search: `GET /v1/events?q=<word>` at {}/s open loop for {:.0} s, straight at the ledger (the edge would cache repeated queries), \
@@ -93,7 +158,22 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         plan.scale_slice.as_secs_f64(),
         count(SEARCH_RATE_PER_S),
         plan.search_window.as_secs_f64()
-    ));
+    )
+}
+
+fn p95_ms(figures: &Figures) -> f64 {
+    quantile_ms(&figures.latency_us, 0.95)
+}
+
+impl Measured {
+    /// Holds/s on catalog `i`'s hot zone (0 if none ran).
+    fn rate(&self, i: usize) -> f64 {
+        self.holds[i].as_ref().map_or(0.0, |f| f.ok_per_s)
+    }
+}
+
+/// The table, and the runs for report.json.
+fn rows(catalogs: &[Catalog], measured: &Measured) -> (Table, Vec<Value>) {
     let mut table = Table::new(
         "Holds on a hot zone and event search, by catalog size",
         &[
@@ -108,98 +188,92 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         ],
     );
     let mut data = Vec::new();
-    for (i, (size, _, _)) in stands.iter().enumerate() {
-        let h = holds[i].as_ref();
-        let s = &searches[i];
+    for (i, Catalog { size, .. }) in catalogs.iter().enumerate() {
+        let h = measured.holds[i].as_ref();
+        let s = &measured.searches[i];
         table.row(vec![
             count(*size as f64),
             count(h.map_or(0.0, |f| f.ok_per_s)),
             ms(h.map_or(0.0, |f| f.p50_ms)),
             ms(h.map_or(0.0, |f| f.p99_ms)),
             ms(s.p50_ms),
-            ms(s.latency_us.value_at_quantile(0.95) as f64 / 1000.0),
+            ms(p95_ms(s)),
             ms(s.p99_ms),
             count(s.failed as f64),
         ]);
-        data.push(json!({"size": size, "holds": h, "search": s, "search_p95_ms": s.latency_us.value_at_quantile(0.95) as f64 / 1000.0}));
+        data.push(json!({"size": size, "holds": h, "search": s, "search_p95_ms": p95_ms(s)}));
     }
-    section.tables.push(table);
-    let rate = |i: usize| holds[i].as_ref().map_or(0.0, |f| f.ok_per_s);
-    let last = stands.len() - 1;
-    if rate(0) > 0.0 {
-        let ratio = rate(last) / rate(0);
+    (table, data)
+}
+
+/// Holds/s flat from the smallest catalog to the largest; each larger catalog's search p95.
+fn goals(section: &mut Section, catalogs: &[Catalog], measured: &Measured) {
+    let last = catalogs.len() - 1;
+    if measured.rate(0) > 0.0 {
+        let ratio = measured.rate(last) / measured.rate(0);
         section.goal(
             &format!(
                 "holds/s flat: {} zones within 25% of {}",
-                count(stands[last].0 as f64),
-                count(stands[0].0 as f64)
+                count(catalogs[last].size as f64),
+                count(catalogs[0].size as f64)
             ),
             format!("{:.0}%", ratio * 100.0),
-            (0.75..=1.25).contains(&ratio),
+            GOAL_FLAT.contains(&ratio),
         );
     }
-    for (i, (size, _, _)) in stands.iter().enumerate().skip(1) {
-        let p95 = searches[i].latency_us.value_at_quantile(0.95) as f64 / 1000.0;
+    for (i, Catalog { size, .. }) in catalogs.iter().enumerate().skip(1) {
+        let search = &measured.searches[i];
         section.goal(
             &format!("search p95 with {} events (reported)", count(*size as f64)),
-            format!("{} ms", ms(p95)),
-            searches[i].failed == 0,
+            format!("{} ms", ms(p95_ms(search))),
+            search.failed == 0,
         );
     }
-    let categories: Vec<String> = stands
-        .iter()
-        .map(|(size, _, _)| count(*size as f64))
-        .collect();
-    section.charts.push(Chart {
-        file: "scale-holds.svg".to_owned(),
-        title: "Holds/s on a hot zone by number of zones".to_owned(),
-        x_label: "events = zones in the database".to_owned(),
-        y_label: "holds/s".to_owned(),
-        log_y: false,
-        kind: ChartKind::Bars {
-            categories: categories.clone(),
+}
+
+/// Holds/s by catalog size; search p50 and p95 by catalog size.
+fn charts(catalogs: &[Catalog], measured: &Measured) -> [Chart; 2] {
+    let categories: Vec<String> = catalogs.iter().map(|c| count(c.size as f64)).collect();
+    let by_size = |pick: fn(&Figures) -> f64| -> Vec<(f64, f64)> {
+        let searches = measured.searches.iter().enumerate();
+        searches.map(|(i, s)| (i as f64, pick(s))).collect()
+    };
+    [
+        Chart {
+            file: "scale-holds.svg".to_owned(),
+            title: "Holds/s on a hot zone by number of zones".to_owned(),
+            x_label: "events = zones in the database".to_owned(),
+            y_label: "holds/s".to_owned(),
+            log_y: false,
+            kind: ChartKind::Bars {
+                categories: categories.clone(),
+            },
+            series: vec![Series {
+                name: "holds/s".to_owned(),
+                points: (0..catalogs.len())
+                    .map(|i| (i as f64, measured.rate(i)))
+                    .collect(),
+            }],
         },
-        series: vec![Series {
-            name: "holds/s".to_owned(),
-            points: (0..stands.len()).map(|i| (i as f64, rate(i))).collect(),
-        }],
-    });
-    section.charts.push(Chart {
-        file: "scale-search.svg".to_owned(),
-        title: "GET /v1/events?q= latency by catalog size (ms)".to_owned(),
-        x_label: "events in the database".to_owned(),
-        y_label: "ms".to_owned(),
-        log_y: false,
-        kind: ChartKind::Bars { categories },
-        series: vec![
-            Series {
-                name: "p50".to_owned(),
-                points: searches
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (i as f64, s.p50_ms))
-                    .collect(),
-            },
-            Series {
-                name: "p95".to_owned(),
-                points: searches
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        (
-                            i as f64,
-                            s.latency_us.value_at_quantile(0.95) as f64 / 1000.0,
-                        )
-                    })
-                    .collect(),
-            },
-        ],
-    });
-    section.data = json!({"runs": data});
-    for (_, ledger, _) in stands {
-        ledger.stop().await?;
-    }
-    Ok(section)
+        Chart {
+            file: "scale-search.svg".to_owned(),
+            title: "GET /v1/events?q= latency by catalog size (ms)".to_owned(),
+            x_label: "events in the database".to_owned(),
+            y_label: "ms".to_owned(),
+            log_y: false,
+            kind: ChartKind::Bars { categories },
+            series: vec![
+                Series {
+                    name: "p50".to_owned(),
+                    points: by_size(|s| s.p50_ms),
+                },
+                Series {
+                    name: "p95".to_owned(),
+                    points: by_size(p95_ms),
+                },
+            ],
+        },
+    ]
 }
 
 /// `size` published events with one show and one zone each, in three set-based inserts.
