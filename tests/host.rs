@@ -1,7 +1,8 @@
 //! The edge host's own limits and lifecycle, end to end: a real `tessera-edge` process
 //! serving the test-only fixture components of `tests/fixtures/host.toml` (no ledger, no
 //! Redis): the body limit on chunked bodies, the per-instance memory cap, the operations
-//! listener, the outbound metrics, and graceful shutdown on SIGTERM.
+//! listener, the outbound metrics, graceful shutdown on SIGTERM, and what slow and idle
+//! clients may hold (a connection, bounded and timed out; never an instance).
 //!
 //! The fixtures are built with
 //! `cargo build --manifest-path tests/fixtures/components/Cargo.toml --workspace --release --target wasm32-wasip2`.
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tessera_testkit::edge::{fixture_manifest, EdgeNode, EdgeOptions};
 use tessera_testkit::services::unique_channel;
+
+use tessera_testkit::raw_http::RawConnection;
 
 const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
 /// The fixture's one allowed outbound host (port 9, discard: nothing listens there).
@@ -265,4 +268,140 @@ async fn a_request_in_flight_at_sigterm_finishes_and_the_host_exits_cleanly() {
         "stopped within its grace: {:?}",
         terminated.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_stalled_body_holds_no_instance_and_is_answered_408() {
+    const INSTANCES: usize = 8;
+    const STALLED: usize = 4 * INSTANCES;
+    const BODY_READ_TIMEOUT_MS: u64 = 2000;
+    let timeout = BODY_READ_TIMEOUT_MS.to_string();
+    let instances = INSTANCES.to_string();
+    let node = start_node(&[
+        ("EDGE_INSTANCES_MAX", instances.as_str()),
+        ("EDGE_BODY_READ_TIMEOUT_MS", timeout.as_str()),
+    ])
+    .await;
+    // Each announces 1000 bytes and sends 500. `100 Continue` comes when the node starts
+    // reading the body: all of them are being read at once, four times the instance slots.
+    let head = "POST /runaway/count-body HTTP/1.1\r\nHost: edge\r\nContent-Length: 1000\r\n\
+                Expect: 100-continue\r\n\r\n";
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut conn = RawConnection::open(&node.authority).await;
+        conn.send(head.as_bytes()).await.expect("head sent");
+        let interim = conn.response().await.expect("an interim answer");
+        assert_eq!(interim.status, 100, "{interim:?}");
+        conn.send(&[b'x'; 500]).await.expect("half the body sent");
+        stalled.push(conn);
+    }
+
+    // Meanwhile a read and a whole body are served: no slot is held by the stalled ones.
+    let (status, body) = get_text(&node, "/runaway/meanwhile?sleep_ms=0").await;
+    assert_eq!((status, body.as_str()), (200, "started\nfinished\n"));
+    let (status, body) = post_chunked(&node.authority, "/runaway/count-body", 100).await;
+    assert_eq!((status, body.trim()), (200, "100"));
+
+    for conn in &mut stalled {
+        conn.expect_request_timeout(REQUEST_LIMIT).await;
+    }
+    assert_eq!(
+        node.metric("edge_requests_total", &[("status", "408")])
+            .await,
+        STALLED as f64
+    );
+    assert_eq!(node.metric("edge_guest_failures_total", &[]).await, 0.0);
+}
+
+#[tokio::test]
+async fn past_the_connection_bound_new_connections_are_closed_and_health_answers_apart() {
+    const BOUND: usize = 50;
+    const PAST: usize = 10;
+    let bound = BOUND.to_string();
+    // Long enough that no connection goes idle during the test.
+    let node = start_node(&[
+        ("EDGE_CONNECTIONS_MAX", bound.as_str()),
+        ("EDGE_IDLE_TIMEOUT_MS", "60000"),
+    ])
+    .await;
+    let request = b"GET /health HTTP/1.1\r\nHost: edge\r\n\r\n";
+    // Each of these is served once (so the node has certainly admitted it), then kept open.
+    let mut open = Vec::new();
+    for _ in 0..BOUND {
+        let mut conn = RawConnection::open(&node.authority).await;
+        conn.send(request).await.expect("request sent");
+        assert_eq!(conn.response().await.expect("answered").status, 200);
+        open.push(conn);
+    }
+    for _ in 0..PAST {
+        let mut conn = RawConnection::open(&node.authority).await;
+        // The write may already fail: the node closed the connection on accepting it.
+        let _ = conn.send(request).await;
+        let received = conn.closed_within(REQUEST_LIMIT).await;
+        assert_eq!(received, "", "past the bound nothing is answered");
+    }
+    assert_eq!(
+        node.metric("edge_connections_refused_total", &[]).await,
+        PAST as f64
+    );
+    assert_eq!(
+        node.metric("edge_connections_open", &[]).await,
+        BOUND as f64
+    );
+    let health = node
+        .health()
+        .await
+        .expect("health on the operations listener");
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // One closes: a new connection is served again.
+    drop(open.pop());
+    tessera_testkit::wait_until("a connection is admitted again", REQUEST_LIMIT, || async {
+        let mut conn = RawConnection::open(&node.authority).await;
+        let _ = conn.send(request).await;
+        conn.response()
+            .await
+            .is_some_and(|answer| answer.status == 200)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn silent_idle_and_slowloris_connections_are_closed_after_the_idle_timeout() {
+    const IDLE_TIMEOUT_MS: u64 = 500;
+    /// Ten times the timeout: a connection still open then was never going to close.
+    const CLOSE_LIMIT: Duration = Duration::from_millis(10 * IDLE_TIMEOUT_MS);
+    let timeout = IDLE_TIMEOUT_MS.to_string();
+    let node = start_node(&[("EDGE_IDLE_TIMEOUT_MS", timeout.as_str())]).await;
+    let mut conns = Vec::new();
+    // Silent from the start.
+    for _ in 0..20 {
+        conns.push(RawConnection::open(&node.authority).await);
+    }
+    // Kept alive after one request, then silent.
+    for _ in 0..5 {
+        let mut conn = RawConnection::open(&node.authority).await;
+        conn.send(b"GET /health HTTP/1.1\r\nHost: edge\r\n\r\n")
+            .await
+            .expect("request sent");
+        assert_eq!(conn.response().await.expect("answered").status, 200);
+        conns.push(conn);
+    }
+    // A head that never ends.
+    for _ in 0..5 {
+        let mut conn = RawConnection::open(&node.authority).await;
+        conn.send(b"GET /health HTTP/1.1\r\nHo")
+            .await
+            .expect("sent");
+        conns.push(conn);
+    }
+    for conn in &mut conns {
+        conn.closed_within(CLOSE_LIMIT).await;
+    }
+    tessera_testkit::wait_until("every connection is given back", REQUEST_LIMIT, || async {
+        node.metric("edge_connections_open", &[]).await == 0.0
+    })
+    .await;
+    let (status, _) = get_text(&node, "/runaway/after?sleep_ms=0").await;
+    assert_eq!(status, 200);
 }

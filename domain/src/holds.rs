@@ -27,7 +27,12 @@ pub struct HoldRequest {
     pub show_id: String,
     #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub zone_id: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub quantity: i64,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._:@-]+$")
+    )]
     pub customer_id: String,
 }
 
@@ -88,7 +93,16 @@ impl HoldRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
-    /// The payment provider's reference for the captured payment.
+    /// The payment provider's reference for the captured payment: not blank, no control
+    /// characters, at most 128 bytes of UTF-8.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub payment_ref: String,
 }
 

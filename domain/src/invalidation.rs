@@ -2,6 +2,10 @@
 //! edge applies. Delivery is at-least-once and `seq` is gap-free per relay, so a receiver
 //! can detect a missed message; applying one twice is harmless because availability
 //! carries absolute counts with a per-zone `version`, and catalog messages only evict.
+//!
+//! Between changes the relay publishes a [`Heartbeat`] (DESIGN.md, "Freshness lease"): it
+//! carries the last published `seq` and no change, so a receiver knows the stream is alive
+//! and, if the number is above what it applied, that it missed a message.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +38,58 @@ pub enum Change {
     },
     /// The event's catalog documents changed; evict them.
     Catalog { event_id: EventId },
+}
+
+/// The relay's "still here": `{"kind": "heartbeat", "seq": <last published seq>}`. It takes
+/// no new number; a receiver that applied less than `seq` missed a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "heartbeat")]
+pub struct Heartbeat {
+    pub seq: i64,
+}
+
+/// One message as a receiver reads it: `seq` first, so a message of a kind (or shape) this
+/// version does not know still counts in the sequence and a newer ledger does not make
+/// every receiver see gaps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Change(Invalidation),
+    Heartbeat(Heartbeat),
+    /// Numbered, but not a message this version can apply; `reason` says why (for logs).
+    Unknown {
+        seq: i64,
+        reason: String,
+    },
+}
+
+impl Received {
+    /// Parses a message. `Err` only when even `seq` cannot be read.
+    pub fn parse(message: &[u8]) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            seq: i64,
+            kind: Option<String>,
+        }
+        let Envelope { seq, kind } = serde_json::from_slice(message)?;
+        if kind.as_deref() == Some("heartbeat") {
+            return Ok(Self::Heartbeat(Heartbeat { seq }));
+        }
+        Ok(match serde_json::from_slice::<Invalidation>(message) {
+            Ok(invalidation) => Self::Change(invalidation),
+            Err(e) => Self::Unknown {
+                seq,
+                reason: e.to_string(),
+            },
+        })
+    }
+
+    pub fn seq(&self) -> i64 {
+        match self {
+            Self::Change(invalidation) => invalidation.seq,
+            Self::Heartbeat(heartbeat) => heartbeat.seq,
+            Self::Unknown { seq, .. } => *seq,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +127,38 @@ mod tests {
         );
         let back: Invalidation = serde_json::from_value(json).expect("de");
         assert_eq!(back, catalog);
+    }
+
+    #[test]
+    fn heartbeats_match_the_documented_format_and_parse_apart() {
+        let json = serde_json::to_value(Heartbeat { seq: 1043 }).expect("ser");
+        assert_eq!(json, serde_json::json!({"kind": "heartbeat", "seq": 1043}));
+        let received = Received::parse(br#"{"kind": "heartbeat", "seq": 1043}"#).expect("parses");
+        assert_eq!(received, Received::Heartbeat(Heartbeat { seq: 1043 }));
+        assert_eq!(received.seq(), 1043);
+        let catalog = format!(
+            r#"{{"seq": 7, "kind": "catalog", "event_id": "{}"}}"#,
+            uuid::Uuid::nil()
+        );
+        assert!(matches!(
+            Received::parse(catalog.as_bytes()),
+            Ok(Received::Change(Invalidation { seq: 7, .. }))
+        ));
+        // A kind from a newer ledger still counts in the sequence.
+        let unknown = Received::parse(br#"{"seq": 8, "kind": "seats"}"#).expect("numbered");
+        assert!(
+            matches!(unknown, Received::Unknown { seq: 8, .. }),
+            "{unknown:?}"
+        );
+        let unknown = Received::parse(br#"{"seq": 9}"#).expect("numbered, without a kind");
+        assert!(
+            matches!(unknown, Received::Unknown { seq: 9, .. }),
+            "{unknown:?}"
+        );
+        assert!(
+            Received::parse(br#"{"kind": "heartbeat"}"#).is_err(),
+            "no seq"
+        );
+        assert!(Received::parse(b"\x00").is_err());
     }
 }

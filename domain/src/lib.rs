@@ -7,6 +7,8 @@
 //!   (quantity per order, sale window, customer ids, idempotency keys).
 //! - [`body`]: how JSON bodies and the `Idempotency-Key` header are judged (400/413/415/422).
 //! - [`catalog`]: the public read models (events, shows, zones, availability).
+//! - [`fields`]: rules for what clients type (text without control characters, instants
+//!   in range, IANA time zones).
 //! - [`problem`]: RFC 9457 problem details with Tessera's stable error codes.
 //! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
 //! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
@@ -15,6 +17,7 @@
 
 pub mod body;
 pub mod catalog;
+pub mod fields;
 pub mod holds;
 pub mod ids;
 pub mod invalidation;
@@ -33,6 +36,7 @@ pub const EDGE_KEY_HEADER: &str = "tessera-edge-key";
 /// Which tier made an answer: `edge` (cache hits, edge refusals, sheds) or `ledger`
 /// (relayed). Set by the components and the host, counted by the host's metrics.
 pub const SERVED_BY_HEADER: &str = "tessera-served-by";
-/// `hit` or `miss` on every catalog read the edge answers.
+/// `hit`, `miss` or `bypass` (availability read through while the invalidation stream is
+/// silent) on every catalog read the edge answers.
 pub const CACHE_HEADER: &str = "tessera-cache";
 pub use problem::{ErrorCode, FieldError, Problem};

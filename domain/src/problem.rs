@@ -59,6 +59,9 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug or an unexpected failure; details are in the server log, never here (500).
     Internal,
+    /// The client did not send its request body within the body-read timeout (408): the
+    /// client's slowness, answered before any work was taken on.
+    RequestTimeout,
 }
 
 /// Seconds a client told to come back (`Retry-After`, RFC 9110 §10.2.3) should wait.
@@ -68,7 +71,7 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 25] = {
+    pub const ALL: [ErrorCode; 26] = {
         use ErrorCode::*;
         [
             ValidationFailed,
@@ -96,6 +99,7 @@ impl ErrorCode {
             Overloaded,
             Unavailable,
             Internal,
+            RequestTimeout,
         ]
     };
 
@@ -128,6 +132,7 @@ impl ErrorCode {
             | HoldNotActive
             | Conflict
             | IdempotencyInProgress => 409,
+            RequestTimeout => 408,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | IdempotencyConflict | QuantityOutOfRange => 422,
@@ -165,6 +170,7 @@ impl ErrorCode {
             Overloaded => "overloaded",
             Unavailable => "unavailable",
             Internal => "internal",
+            RequestTimeout => "request_timeout",
         }
     }
 
@@ -197,6 +203,7 @@ impl ErrorCode {
             Overloaded => "Too busy, retry shortly",
             Unavailable => "A dependency is unavailable",
             Internal => "Internal error",
+            RequestTimeout => "The request body did not arrive in time",
         }
     }
 }
@@ -338,6 +345,7 @@ mod tests {
             "overloaded",
             "unavailable",
             "internal",
+            "request_timeout",
         ];
         let strings: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(strings, published);
@@ -384,6 +392,7 @@ mod tests {
                 Overloaded => 22,
                 Unavailable => 23,
                 Internal => 24,
+                RequestTimeout => 25,
             }
         }
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {

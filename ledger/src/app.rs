@@ -1,7 +1,13 @@
 //! Startup: `Ledger::build` connects and binds, `run_until_stopped` serves until the
 //! shutdown signal, then finishes in-flight requests and commits before returning.
-//! Two listeners: the public API (`LEDGER_ADDR`) and operations (`METRICS_ADDR`,
-//! `/metrics`). Tests bind port 0 for both and pass their own pool and shutdown future.
+//! Two listeners, each with its own connection bound and idle timeout ([`connections`]):
+//! the public API (`LEDGER_ADDR`) and operations (`METRICS_ADDR`: `/metrics`, and
+//! `/health`, so liveness answers even while idle clients fill the public bound). Request
+//! bodies are read whole before a request counts as in flight ([`body`]). Tests bind port
+//! 0 for both and pass their own pool and shutdown future.
+
+mod body;
+mod connections;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +35,12 @@ use crate::health::RedisProbe;
 use crate::holds::engine::HoldEngine;
 use crate::holds::sweeper::Sweeper;
 use crate::outbox::{OutboxWake, Relay};
+use body::BodyLimits;
+use connections::ConnectionLimits;
+
+/// Connections open at once on the operations listener: a scraper and a few probes need
+/// a handful; the bound keeps a misbehaving one from using the process's descriptors.
+const OPERATIONS_CONNECTIONS_MAX: usize = 64;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -113,7 +125,12 @@ impl Ledger {
         let tasks = spawn_background(&state, metrics_listener, metrics, &cancel);
         let engine = state.engine.clone();
         let grace = state.config.shutdown_grace;
-        let deadline = serve_public(listener, router(state), grace, shutdown).await?;
+        let limits = ConnectionLimits {
+            idle_timeout: state.config.idle_timeout,
+            connections_max: state.config.connections_max.get(),
+            listener: "public",
+        };
+        let deadline = serve_public(listener, router(state), limits, grace, shutdown).await?;
         // The writers commit what is queued (those requests were answered or abandoned);
         // then the relay and sweeper stop after a last round.
         if tokio::time::timeout_at(deadline, engine.shutdown())
@@ -163,13 +180,19 @@ fn spawn_background(
         .run(cancel.clone()),
     );
     tasks.spawn(crate::metrics::upkeep(metrics.clone(), cancel.clone()));
-    let operations = axum::serve(metrics_listener, crate::metrics::router(metrics))
-        .with_graceful_shutdown(cancel.clone().cancelled_owned());
-    tasks.spawn(async move {
-        if let Err(e) = operations.await {
-            tracing::error!(error = %e, "operations listener failed");
-        }
-    });
+    let operations =
+        crate::metrics::router(metrics).route("/health", axum::routing::get(crate::health::live));
+    let limits = ConnectionLimits {
+        idle_timeout: config.idle_timeout,
+        connections_max: OPERATIONS_CONNECTIONS_MAX,
+        listener: "operations",
+    };
+    tasks.spawn(connections::serve(
+        metrics_listener,
+        operations,
+        limits,
+        cancel.clone().cancelled_owned(),
+    ));
     tasks.close();
     tasks
 }
@@ -179,24 +202,25 @@ fn spawn_background(
 async fn serve_public(
     listener: TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     grace: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::time::Instant> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = connections::serve(listener, app, limits, async move {
         shutdown.await;
         // One deadline for the whole shutdown, from the moment it is requested.
         let _ = stopping_tx.send(tokio::time::Instant::now() + grace);
     });
-    let mut serve = tokio::spawn(async move { serve.await });
+    let mut serve = tokio::spawn(serve);
     Ok(tokio::select! {
         result = &mut serve => {
-            result.context("server task failed")?.context("server failed")?;
+            result.context("server task failed")?;
             tokio::time::Instant::now() + grace
         }
         Ok(deadline) = stopping_rx => {
             match tokio::time::timeout_at(deadline, &mut serve).await {
-                Ok(result) => result.context("server task failed")?.context("server failed")?,
+                Ok(result) => result.context("server task failed")?,
                 Err(_) => tracing::warn!("shutdown grace elapsed with requests still in flight"),
             }
             deadline
@@ -231,6 +255,14 @@ pub fn router(state: AppState) -> Router {
                 .timeout(config.request_timeout),
         )
         .layer(DefaultBodyLimit::max(config.request_body_max_bytes))
+        // Outside the in-flight limit and the request timeout: the body arrives first.
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimits {
+                max_bytes: config.request_body_max_bytes,
+                read_timeout: config.body_read_timeout,
+            },
+            body::read_whole,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

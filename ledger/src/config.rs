@@ -106,6 +106,17 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Requests in flight at once before new ones are shed with 503.
     pub requests_in_flight_max: NonZeroUsize,
+    /// A request body must arrive whole within this, or the request is answered 408: it is
+    /// read before the request counts as in flight, so a stalled client holds a
+    /// connection, never a request slot.
+    pub body_read_timeout: Duration,
+    /// A connection without a complete request head for this long (new, or kept alive
+    /// between requests) is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once on the public listener; past it a new one is accepted and
+    /// closed at once. A few thousand below a 20,000 file-descriptor limit (`ulimit -n`),
+    /// leaving descriptors for the database pool, Redis and the operations listener.
+    pub connections_max: NonZeroUsize,
     /// How long shutdown waits for in-flight requests and commits.
     pub shutdown_grace: Duration,
     /// Stored idempotent results are kept this long, then pruned.
@@ -145,6 +156,10 @@ pub struct OutboxConfig {
     pub retention: Duration,
     /// The Redis channel (DESIGN.md: `tessera.invalidate`); tests use their own.
     pub channel: String,
+    /// The leading relay publishes a heartbeat when the channel was silent this long, so
+    /// edges can tell a live stream from a dead one (DESIGN.md, "Freshness lease"). Must
+    /// stay well below the edges' `stream_freshness_ms`.
+    pub heartbeat_interval: Duration,
 }
 
 /// `n` as a non-zero count; only for the literal defaults below.
@@ -180,6 +195,9 @@ impl Config {
             request_body_max_bytes: s.parse("REQUEST_BODY_MAX_BYTES", 65_536)?,
             request_timeout: s.millis("REQUEST_TIMEOUT_MS", Duration::from_secs(10))?,
             requests_in_flight_max: s.parse("REQUESTS_IN_FLIGHT_MAX", nonzero(8192))?,
+            body_read_timeout: s.millis("BODY_READ_TIMEOUT_MS", Duration::from_secs(5))?,
+            idle_timeout: s.millis("IDLE_TIMEOUT_MS", Duration::from_secs(10))?,
+            connections_max: s.parse("CONNECTIONS_MAX", nonzero(16_384))?,
             shutdown_grace: s.seconds("SHUTDOWN_GRACE_SECONDS", Duration::from_secs(30))?,
             idempotency_retention: s
                 .seconds("IDEMPOTENCY_RETENTION_SECONDS", Duration::from_secs(86_400))?,
@@ -215,6 +233,10 @@ impl OutboxConfig {
                 "OUTBOX_CHANNEL",
                 tessera_domain::invalidation::INVALIDATION_CHANNEL,
             ),
+            // Not zero: the relay would publish a heartbeat on every round.
+            heartbeat_interval: s
+                .parse("OUTBOX_HEARTBEAT_INTERVAL_MS", nonzero(1000))
+                .map(|ms| Duration::from_millis(ms.get() as u64))?,
         })
     }
 }
@@ -241,6 +263,9 @@ mod tests {
         assert_eq!(config.holds.strategy, HoldStrategy::Batched);
         assert_eq!(config.outbox.channel, "tessera.invalidate");
         assert!(config.edge_keys.is_none());
+        assert_eq!(config.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.idle_timeout, Duration::from_secs(10));
+        assert_eq!(config.connections_max.get(), 16_384);
     }
 
     #[test]

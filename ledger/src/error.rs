@@ -82,12 +82,31 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Pool exhaustion and lost connections are transient: answer 503, not 500.
+/// Pool exhaustion, lost connections and a server shutting down or starting up are
+/// transient: answer 503 `unavailable` (with `Retry-After`), not 500. The retry, with the
+/// same idempotency key, is safe: the failed transaction wrote nothing.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| is_transient_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs (PostgreSQL Appendix A) that say the connection or the server went away,
+/// not that the statement was wrong.
+const TRANSIENT_SQLSTATES: [&str; 4] = [
+    "57P01", // admin_shutdown: "terminating connection due to administrator command"
+    "57P02", // crash_shutdown
+    "57P03", // cannot_connect_now: the server is starting up or shutting down
+    "53300", // too_many_connections
+];
+/// Class 08, connection exception (08000, 08003, 08006, 08001, 08004, …).
+const CONNECTION_EXCEPTION_CLASS: &str = "08";
+
+/// Whether `code` is a SQLSTATE of [`is_unavailable`]'s kind.
+pub fn is_transient_sqlstate(code: &str) -> bool {
+    TRANSIENT_SQLSTATES.contains(&code) || code.starts_with(CONNECTION_EXCEPTION_CLASS)
 }
 
 /// Renders a problem with its status and the headers every tier sends with it.
@@ -120,3 +139,41 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_loss_and_shutdown_sqlstates_are_transient() {
+        for code in [
+            "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006", "08001", "08004",
+            "08P01",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+        // Client mistakes, constraint violations, conflicts the engine retries itself, and
+        // query cancellation are not outages.
+        for code in [
+            "22021", "23505", "23514", "40001", "40P01", "57014", "42P01", "XX000", "0A000", "",
+            "8",
+        ] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_answer_503_unavailable_with_retry_after() {
+        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            assert!(is_unavailable(&e));
+            let problem = ApiError::from(e).problem();
+            assert_eq!(
+                (problem.status, problem.code),
+                (503, ErrorCode::Unavailable)
+            );
+            let headers = problem_response(&problem).headers().clone();
+            assert!(headers.contains_key("retry-after"));
+        }
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+    }
+}

@@ -42,6 +42,94 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The problem answers many operations share, for their `responses(...)`: each type adds
+/// its statuses, so an operation lists every status it can return (the test in
+/// `tests/operations.rs` holds the table).
+pub mod problems {
+    use tessera_domain::Problem;
+
+    /// Every route, behind the ledger's load shedding and in front of its database.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 503,
+        content_type = "application/problem+json",
+        description = "overloaded (shedding load) or unavailable (database down): retry after Retry-After",
+        headers(("Retry-After" = u32, description = "seconds to wait before retrying"))
+    )]
+    pub struct Unavailable(pub Problem);
+
+    /// Routes with a path id or query parameters.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 422,
+        content_type = "application/problem+json",
+        description = "validation_failed: a malformed id or query parameter, named in `errors`"
+    )]
+    pub struct Invalid(pub Problem);
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 404,
+        content_type = "application/problem+json",
+        description = "not_found"
+    )]
+    pub struct NotFound(pub Problem);
+
+    /// Routes that read a JSON body (the shared rules of `tessera_domain::body`).
+    #[derive(utoipa::IntoResponses)]
+    pub enum JsonBody {
+        #[response(
+            status = 400,
+            content_type = "application/problem+json",
+            description = "malformed_json; idempotency_key_required where the route takes an Idempotency-Key"
+        )]
+        Malformed(Problem),
+        #[response(
+            status = 408,
+            content_type = "application/problem+json",
+            description = "request_timeout: the body did not arrive within BODY_READ_TIMEOUT_MS (the connection is closed)"
+        )]
+        Slow(Problem),
+        #[response(
+            status = 413,
+            content_type = "application/problem+json",
+            description = "payload_too_large"
+        )]
+        TooLarge(Problem),
+        #[response(
+            status = 415,
+            content_type = "application/problem+json",
+            description = "unsupported_media_type: send application/json"
+        )]
+        MediaType(Problem),
+        #[response(
+            status = 422,
+            content_type = "application/problem+json",
+            description = "validation_failed: missing, unknown, mistyped or invalid fields, named in `errors`"
+        )]
+        Invalid(Problem),
+    }
+
+    /// Admin routes: a bearer token of a tenant.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 401,
+        content_type = "application/problem+json",
+        description = "unauthorized: missing or unknown bearer token",
+        headers(("WWW-Authenticate" = String))
+    )]
+    pub struct Unauthorized(pub Problem);
+
+    /// Admin routes on an event: the token's tenant must own it.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        content_type = "application/problem+json",
+        description = "forbidden: another tenant's event"
+    )]
+    pub struct Forbidden(pub Problem);
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
 }

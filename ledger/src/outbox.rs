@@ -12,6 +12,13 @@
 //! advisory lock); the others find the lock taken and wait for the next round. If Redis is
 //! down the rows simply stay unpublished and drain, in order, when it returns.
 //!
+//! Heartbeats (DESIGN.md, "Freshness lease"): when the channel was silent for
+//! `heartbeat_interval`, the leading relay publishes `{"kind": "heartbeat", "seq": <last
+//! published seq>}`, in a round that holds the lock and found nothing to publish (so every
+//! numbered row is published and the last number is the last published one). Edges trust
+//! their cached availability only while the stream speaks, and a heartbeat above what an
+//! edge applied shows it a missed message within one interval.
+//!
 //! Wake-ups: commits in this process call [`OutboxWake::notify`]; commits from other
 //! processes are found by polling. (Not `NOTIFY`: PostgreSQL serialises the commits of
 //! every notifying transaction on one lock, which would cap the whole ledger's commit rate.)
@@ -20,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::{PgConnection, PgPool};
-use tessera_domain::invalidation::{Change, Invalidation};
+use tessera_domain::invalidation::{Change, Heartbeat, Invalidation};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +80,29 @@ enum RelayError {
     Serialise { seq: i64, source: serde_json::Error },
 }
 
+/// Message `seq` as published: DESIGN.md's JSON.
+fn message_text(seq: i64, change: &Change) -> Result<String, RelayError> {
+    let message = Invalidation {
+        seq,
+        change: change.clone(),
+    };
+    serde_json::to_string(&message).map_err(|source| RelayError::Serialise { seq, source })
+}
+
+/// What a leading round put on the channel.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    published: usize,
+    heartbeat: bool,
+}
+
+impl Round {
+    /// Whether the channel heard from this relay: any message restarts the heartbeat clock.
+    fn spoke(self) -> bool {
+        self.published > 0 || self.heartbeat
+    }
+}
+
 /// The relay: runs until `cancel`, publishing to `config.channel` on `redis`.
 pub struct Relay {
     pub pool: PgPool,
@@ -88,6 +118,9 @@ impl Relay {
         let mut last_housekeeping = Instant::now() - HOUSEKEEPING_INTERVAL;
         // Only the leading relay counts the backlog and prunes: one scan, not one per process.
         let mut leading = false;
+        // When a heartbeat is due if nothing else was published by then; a relay that does
+        // not lead defers it too (the leader speaks).
+        let mut next_heartbeat = Instant::now();
         loop {
             if leading && last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
                 last_housekeeping = Instant::now();
@@ -95,11 +128,15 @@ impl Relay {
                     tracing::warn!(error = %e, "outbox housekeeping failed");
                 }
             }
-            let published = match self.publish_round(&mut connection).await {
+            let heartbeat_due = Instant::now() >= next_heartbeat;
+            let published = match self.publish_round(&mut connection, heartbeat_due).await {
                 Ok(round) => {
                     backoff = Duration::ZERO;
                     leading = round.is_some();
-                    round.unwrap_or(0)
+                    if round.is_none_or(Round::spoke) {
+                        next_heartbeat = Instant::now() + self.config.heartbeat_interval;
+                    }
+                    round.map_or(0, |r| r.published)
                 }
                 Err(e) => {
                     connection = None;
@@ -113,7 +150,8 @@ impl Relay {
                 continue;
             }
             let pause = if backoff.is_zero() {
-                self.config.poll_interval
+                let until_heartbeat = next_heartbeat.saturating_duration_since(Instant::now());
+                self.config.poll_interval.min(until_heartbeat)
             } else {
                 backoff
             };
@@ -124,17 +162,19 @@ impl Relay {
             }
         }
         // Last round so changes committed during shutdown are not left for the next start.
-        if let Err(e) = self.publish_round(&mut connection).await {
+        if let Err(e) = self.publish_round(&mut connection, false).await {
             tracing::warn!(error = %e, "final outbox round failed; rows stay for the next relay");
         }
     }
 
     /// One round, if this relay leads: number the new rows, then publish the numbered ones
-    /// in order and mark them. `None` if another relay leads.
+    /// in order and mark them; with nothing to publish, the heartbeat if it is due. `None`
+    /// if another relay leads.
     async fn publish_round(
         &self,
         connection: &mut Option<redis::aio::MultiplexedConnection>,
-    ) -> Result<Option<usize>, RelayError> {
+        heartbeat_due: bool,
+    ) -> Result<Option<Round>, RelayError> {
         if !self.number_new_rows().await? {
             return Ok(None);
         }
@@ -155,23 +195,21 @@ impl Relay {
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
-            return Ok(Some(0));
+            if heartbeat_due {
+                self.heartbeat(&mut tx, connection).await?;
+            }
+            return Ok(Some(Round {
+                published: 0,
+                heartbeat: heartbeat_due,
+            }));
         }
         let mut pipe = redis::pipe();
         for (seq, payload, _) in &rows {
-            let message = Invalidation {
-                seq: *seq,
-                change: payload.0.clone(),
-            };
-            let text = serde_json::to_string(&message)
-                .map_err(|source| RelayError::Serialise { seq: *seq, source })?;
-            pipe.publish(&self.config.channel, text).ignore();
+            pipe.publish(&self.config.channel, message_text(*seq, &payload.0)?)
+                .ignore();
         }
-        let redis = match connection {
-            Some(c) => c,
-            None => connection.insert(self.redis.get_multiplexed_async_connection().await?),
-        };
-        pipe.query_async::<()>(redis).await?;
+        pipe.query_async::<()>(self.connect(connection).await?)
+            .await?;
         // A crash before this commit re-sends the same messages with the same numbers, so
         // the mark need not wait for its own fsync (it shares the next commit's): holds and
         // numbers stay synchronous, and the relay costs one fsync per round, not two.
@@ -194,7 +232,42 @@ impl Relay {
         let lag = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
         metrics::histogram!("outbox_relay_lag_seconds").record(lag.as_secs_f64());
         metrics::counter!("outbox_published_total").increment(rows.len() as u64);
-        Ok(Some(rows.len()))
+        Ok(Some(Round {
+            published: rows.len(),
+            heartbeat: false,
+        }))
+    }
+
+    /// The Redis connection, made again if the last round lost it.
+    async fn connect<'c>(
+        &self,
+        connection: &'c mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<&'c mut redis::aio::MultiplexedConnection, redis::RedisError> {
+        Ok(match connection {
+            Some(c) => c,
+            None => connection.insert(self.redis.get_multiplexed_async_connection().await?),
+        })
+    }
+
+    /// Publishes the heartbeat, inside the leading transaction `tx` that found no numbered
+    /// row unpublished: the last number given out is then the last one published.
+    async fn heartbeat(
+        &self,
+        tx: &mut PgConnection,
+        connection: &mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<(), RelayError> {
+        let seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay")
+            .fetch_one(tx)
+            .await?;
+        let text = serde_json::to_string(&Heartbeat { seq })
+            .map_err(|source| RelayError::Serialise { seq, source })?;
+        redis::cmd("PUBLISH")
+            .arg(&self.config.channel)
+            .arg(text)
+            .query_async::<()>(self.connect(connection).await?)
+            .await?;
+        metrics::counter!("outbox_heartbeats_total").increment(1);
+        Ok(())
     }
 
     /// Gives the next `seq` numbers to rows that have none, oldest first, and commits that

@@ -1,5 +1,6 @@
-//! Health, readiness, metrics (on the operations listener), the edge key, and the
-//! generated OpenAPI document.
+//! Health, readiness, metrics (on the operations listener), the edge key, the generated
+//! OpenAPI document (every status and bound the server has), and a database connection
+//! lost mid-request (a retryable 503).
 
 // Test code: an `expect` is an assertion, its message the failure report.
 #![allow(clippy::expect_used)]
@@ -8,10 +9,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tessera_testkit::ledger::{spawn_app, spawn_app_with, zone_counters, TestApp};
+use tessera_domain::fields::{MULTI_LINE_PATTERN, NO_CONTROLS_PATTERN, SINGLE_LINE_PATTERN};
+use tessera_testkit::ledger::{
+    lock_waiters, lock_zone, spawn_app, spawn_app_with, zone_counters, TestApp,
+};
 use tessera_testkit::metrics::sum_metric;
 use tessera_testkit::services::own_redis::OwnRedis;
-use tessera_testkit::wait_until_every;
+use tessera_testkit::{wait_until, wait_until_every};
 
 /// How often the shutdown test looks at the counters: often, so it stops mid-flight.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(2);
@@ -244,4 +248,261 @@ async fn shutdown_finishes_in_flight_holds(pool: PgPool) {
         answered >= 10,
         "requests in flight when shutdown began were answered ({answered})"
     );
+}
+
+/// The text rule each free-text body field is documented with (schema, property, pattern).
+const TEXT_PATTERNS: [(&str, &str, &str); 11] = [
+    ("NewEvent", "title", SINGLE_LINE_PATTERN),
+    ("NewEvent", "category", SINGLE_LINE_PATTERN),
+    ("NewEvent", "description", MULTI_LINE_PATTERN),
+    ("NewVenue", "name", SINGLE_LINE_PATTERN),
+    ("NewVenue", "city", SINGLE_LINE_PATTERN),
+    ("NewZone", "name", SINGLE_LINE_PATTERN),
+    ("EventPatch", "title", SINGLE_LINE_PATTERN),
+    ("EventPatch", "category", SINGLE_LINE_PATTERN),
+    ("EventPatch", "description", MULTI_LINE_PATTERN),
+    ("ZonePatch", "name", SINGLE_LINE_PATTERN),
+    ("ConfirmRequest", "payment_ref", SINGLE_LINE_PATTERN),
+];
+
+/// Every status each operation returns (`method path` → statuses, sorted), as
+/// `/openapi.json` must list them.
+const DOCUMENTED_STATUSES: [(&str, &str, &[u16]); 15] = [
+    ("/v1/events", "get", &[200, 422, 503]),
+    ("/v1/events/{event_id}", "get", &[200, 404, 422, 503]),
+    ("/v1/categories", "get", &[200, 503]),
+    (
+        "/v1/shows/{show_id}/availability",
+        "get",
+        &[200, 404, 422, 503],
+    ),
+    (
+        "/v1/holds",
+        "post",
+        &[201, 400, 404, 408, 409, 413, 415, 422, 503],
+    ),
+    ("/v1/holds/{hold_id}", "get", &[200, 404, 422, 503]),
+    (
+        "/v1/holds/{hold_id}/confirm",
+        "post",
+        &[200, 400, 404, 408, 409, 413, 415, 422, 503],
+    ),
+    (
+        "/v1/holds/{hold_id}/release",
+        "post",
+        &[200, 404, 409, 422, 503],
+    ),
+    (
+        "/admin/v1/events",
+        "post",
+        &[201, 400, 401, 408, 409, 413, 415, 422, 503],
+    ),
+    (
+        "/admin/v1/events/{event_id}",
+        "get",
+        &[200, 401, 403, 404, 422, 503],
+    ),
+    (
+        "/admin/v1/events/{event_id}",
+        "patch",
+        &[200, 400, 401, 403, 404, 408, 413, 415, 422, 503],
+    ),
+    (
+        "/admin/v1/events/{event_id}/publish",
+        "post",
+        &[200, 401, 403, 404, 409, 422, 503],
+    ),
+    (
+        "/admin/v1/events/{event_id}/cancel",
+        "post",
+        &[200, 401, 403, 404, 422, 503],
+    ),
+    (
+        "/admin/v1/events/{event_id}/shows/{show_id}",
+        "patch",
+        &[200, 400, 401, 403, 404, 408, 413, 415, 422, 503],
+    ),
+    (
+        "/admin/v1/events/{event_id}/zones/{zone_id}",
+        "patch",
+        &[200, 400, 401, 403, 404, 408, 409, 413, 415, 422, 503],
+    ),
+];
+
+/// What `/openapi.json` says `method path` answers: its statuses, sorted.
+fn documented_statuses(doc: &Value, path: &str, method: &str) -> Vec<u16> {
+    let responses = doc["paths"][path][method]["responses"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{method} {path} is not documented"));
+    let mut statuses: Vec<u16> = responses
+        .keys()
+        .map(|s| s.parse().expect("numeric status"))
+        .collect();
+    statuses.sort_unstable();
+    statuses
+}
+
+/// The schema of parameter `name` of `method path`.
+fn parameter<'d>(doc: &'d Value, path: &str, method: &str, name: &str) -> &'d Value {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .map(|p| &p["schema"])
+        .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn openapi_lists_every_status_each_operation_returns(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let (_, doc) = app.get_json("/openapi.json").await;
+    for (path, method, statuses) in DOCUMENTED_STATUSES {
+        assert_eq!(
+            documented_statuses(&doc, path, method),
+            statuses,
+            "{method} {path}"
+        );
+    }
+    // Every operation that parses a body, a query or a path id documents 422; every admin
+    // route documents 401, and 403 where an event is owned.
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let statuses = documented_statuses(&doc, path, method);
+            let parses = operation.get("requestBody").is_some()
+                || operation["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["in"] != "header"));
+            assert!(
+                !parses || statuses.contains(&422),
+                "{method} {path}: no 422"
+            );
+            if path.starts_with("/admin/") {
+                assert!(statuses.contains(&401), "{method} {path}: no 401");
+                let owned = path.contains("{event_id}");
+                assert_eq!(statuses.contains(&403), owned, "{method} {path}: 403");
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn openapi_states_the_bounds_the_server_enforces(pool: PgPool) {
+    use tessera_domain::holds::{PAYMENT_REF_LEN_MAX, QUANTITY_PER_ORDER_MAX};
+    use tessera_domain::ids::{CUSTOMER_ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX};
+    use tessera_domain::money::PRICE_MINOR_MAX;
+    use tessera_ledger::catalog::public::{PAGE_SIZE_MAX, QUERY_LEN_MAX};
+
+    let app = spawn_app(pool).await;
+    let (_, doc) = app.get_json("/openapi.json").await;
+    let limit = parameter(&doc, "/v1/events", "get", "limit");
+    assert_eq!(
+        (limit["minimum"].as_i64(), limit["maximum"].as_i64()),
+        (Some(1), Some(PAGE_SIZE_MAX))
+    );
+    let q = parameter(&doc, "/v1/events", "get", "q");
+    assert_eq!(q["maxLength"].as_u64(), Some(QUERY_LEN_MAX as u64));
+    for path in ["/v1/holds", "/v1/holds/{hold_id}/confirm"] {
+        let key = parameter(&doc, path, "post", "Idempotency-Key");
+        assert_eq!(
+            (key["minLength"].as_u64(), key["maxLength"].as_u64()),
+            (Some(1), Some(IDEMPOTENCY_KEY_LEN_MAX as u64)),
+            "{path}"
+        );
+        assert!(key["pattern"].is_string(), "{path}: the key's alphabet");
+    }
+    let schemas = &doc["components"]["schemas"];
+    let payment_ref = &schemas["ConfirmRequest"]["properties"]["payment_ref"];
+    assert_eq!(
+        (
+            payment_ref["minLength"].as_u64(),
+            payment_ref["maxLength"].as_u64()
+        ),
+        (Some(1), Some(PAYMENT_REF_LEN_MAX as u64))
+    );
+    let hold = &schemas["HoldRequest"]["properties"];
+    assert_eq!(
+        (
+            hold["quantity"]["minimum"].as_i64(),
+            hold["quantity"]["maximum"].as_i64()
+        ),
+        (Some(1), Some(i64::from(QUANTITY_PER_ORDER_MAX)))
+    );
+    let zone = &schemas["NewZone"]["properties"];
+    assert_eq!(
+        zone["price_minor"]["maximum"].as_i64(),
+        Some(PRICE_MINOR_MAX)
+    );
+    let per_order = zone["max_per_order"]["maximum"].as_i64();
+    assert_eq!(per_order, Some(i64::from(QUANTITY_PER_ORDER_MAX)));
+    assert_eq!(
+        hold["customer_id"]["maxLength"].as_u64(),
+        Some(CUSTOMER_ID_LEN_MAX as u64)
+    );
+    // The text rules (`tessera_domain::fields`) as patterns, on every field they guard.
+    for name in ["q", "category", "city"] {
+        let filter = parameter(&doc, "/v1/events", "get", name);
+        assert_eq!(filter["pattern"], NO_CONTROLS_PATTERN, "{name}");
+    }
+    for (schema, property, pattern) in TEXT_PATTERNS {
+        let field = &schemas[schema]["properties"][property];
+        assert_eq!(field["pattern"], pattern, "{schema}.{property}: {field}");
+    }
+    let retry_after =
+        &doc["paths"]["/v1/holds"]["post"]["responses"]["503"]["headers"]["Retry-After"];
+    assert!(retry_after.is_object(), "503 documents Retry-After");
+    app.stop().await;
+}
+
+/// Ends every backend of the test's database but the caller's own (the ledger's pool,
+/// mid-query ones included): what a PostgreSQL restart or failover does to the ledger.
+async fn terminate_other_backends(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid()) ended",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("terminate backends")
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_terminated_database_connection_is_a_retryable_503(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let mut lock = lock_zone(&pool, &fixture.zone_ids[0]).await;
+    let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": 2, "customer_id": "c1"});
+    let hold = app
+        .client
+        .post(app.url("/v1/holds"))
+        .header("Idempotency-Key", "terminated-1")
+        .json(&body)
+        .send();
+    let hold = tokio::spawn(hold);
+    wait_until(
+        "the hold waits on the zone lock",
+        Duration::from_secs(10),
+        || async { lock_waiters(&pool).await >= 1 },
+    )
+    .await;
+    // 57P01 "terminating connection due to administrator command" reaches the hold batch.
+    assert!(terminate_other_backends(&mut lock).await >= 1);
+    let response = hold.await.expect("task").expect("response");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: Value = response.json().await.expect("problem");
+    assert_eq!(problem["code"], "unavailable", "{problem}");
+    lock.rollback().await.expect("release the lock");
+
+    // Nothing was written: the retry with the same key holds.
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (10, 0, 0, 10)
+    );
+    let (status, view) = app.hold(&fixture, 2, "c1", "terminated-1").await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (8, 2, 0, 10)
+    );
+    app.stop().await;
 }

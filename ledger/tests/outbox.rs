@@ -1,6 +1,7 @@
 //! The outbox relay against real Redis: the documented message reaches a subscriber, and
 //! while Redis refuses the relay, changes wait in the outbox and arrive in order once it
-//! is back.
+//! is back; between changes the leading relay (only it) publishes heartbeats carrying the
+//! last published `seq`.
 
 // Test code: an `expect` is an assertion, its message the failure report.
 #![allow(clippy::expect_used)]
@@ -38,6 +39,20 @@ async fn next_within(
         .expect("stream open")
 }
 
+/// The next message that is not a heartbeat.
+async fn next_change(
+    stream: &mut (impl futures::Stream<Item = Value> + Unpin),
+    limit: Duration,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let message = next_within(stream, deadline.saturating_duration_since(Instant::now())).await;
+        if message["kind"] != "heartbeat" {
+            return message;
+        }
+    }
+}
+
 /// The next availability message (catalog messages from setup are skipped).
 async fn next_availability(
     stream: &mut (impl futures::Stream<Item = Value> + Unpin),
@@ -57,7 +72,7 @@ async fn a_hold_publishes_the_documented_message(pool: PgPool) {
     let app = spawn_app_with(pool, &[]).await;
     let mut messages = Box::pin(subscribe(&app.redis_url, &app.channel).await);
     let fixture = app.event_with_zone(20).await;
-    let catalog = next_within(&mut messages, Duration::from_secs(5)).await;
+    let catalog = next_change(&mut messages, Duration::from_secs(5)).await;
     assert_eq!(catalog["kind"], "catalog");
     assert_eq!(catalog["event_id"], fixture.event_id.as_str());
     let first_seq = catalog["seq"].as_i64().expect("seq");
@@ -222,5 +237,86 @@ async fn published_rows_are_pruned_after_retention(pool: PgPool) {
         last_seq >= 3,
         "numbering continues past pruned rows ({last_seq})"
     );
+    app.stop().await;
+}
+
+/// Reads `messages` until `count` heartbeats were seen, checking that each carries the
+/// `seq` of the last change before it (`last_seq` before the first); returns the last
+/// change's `seq` and how long that took.
+async fn heartbeats(
+    messages: &mut (impl futures::Stream<Item = Value> + Unpin),
+    mut last_seq: i64,
+    count: usize,
+    limit: Duration,
+) -> (i64, Duration) {
+    let started = Instant::now();
+    let deadline = started + limit;
+    let mut seen = 0;
+    while seen < count {
+        let message =
+            next_within(messages, deadline.saturating_duration_since(Instant::now())).await;
+        if message["kind"] != "heartbeat" {
+            last_seq = message["seq"].as_i64().expect("seq");
+            continue;
+        }
+        assert_eq!(
+            message,
+            serde_json::json!({"kind": "heartbeat", "seq": last_seq}),
+            "the documented heartbeat, carrying the last published seq"
+        );
+        seen += 1;
+    }
+    (last_seq, started.elapsed())
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn an_idle_relay_sends_heartbeats_with_the_last_published_seq(pool: PgPool) {
+    const INTERVAL: Duration = Duration::from_millis(200);
+    const COUNT: usize = 5;
+    let interval = || {
+        (
+            "OUTBOX_HEARTBEAT_INTERVAL_MS",
+            INTERVAL.as_millis().to_string(),
+        )
+    };
+    let app = spawn_app_with(pool.clone(), &[interval()]).await;
+    // A second ledger on the same database and channel: its relay does not lead, so it
+    // must not add heartbeats of its own.
+    let other = spawn_app_with(pool, &[interval(), ("OUTBOX_CHANNEL", app.channel.clone())]).await;
+    let mut messages = Box::pin(subscribe(&app.redis_url, &app.channel).await);
+    let fixture = app.event_with_zone(10).await;
+    // The setup's catalog messages, each heartbeat between them carrying the number
+    // before it, until the last one's.
+    wait_until(
+        "the setup's messages were published",
+        Duration::from_secs(5),
+        || async { backlog(&app).await == 0 },
+    )
+    .await;
+    let published: i64 = sqlx::query_scalar("select last_seq from outbox_relay")
+        .fetch_one(&app.pool)
+        .await
+        .expect("last seq");
+    assert!(published > 0, "the setup published its catalog messages");
+    let mut catalog_seq = 0;
+    while catalog_seq < published {
+        (catalog_seq, _) = heartbeats(&mut messages, catalog_seq, 1, Duration::from_secs(5)).await;
+    }
+
+    let (last_seq, took) = heartbeats(&mut messages, catalog_seq, COUNT, INTERVAL * 25).await;
+    assert_eq!(last_seq, catalog_seq, "nothing else was published");
+    // One leader, one heartbeat per interval: two relays (or one per round) would send
+    // them at least twice as often.
+    let most = took.as_millis() / INTERVAL.as_millis() + 2;
+    assert!(
+        COUNT as u128 <= most,
+        "{COUNT} heartbeats in {took:?}: more than one per {INTERVAL:?}"
+    );
+
+    // After a change, heartbeats carry its number.
+    assert_eq!(app.hold(&fixture, 1, "alice", "hb-1").await.0, 201);
+    let (last_seq, _) = heartbeats(&mut messages, catalog_seq, 1, INTERVAL * 25).await;
+    assert!(last_seq > catalog_seq, "the hold's message came first");
+    other.stop().await;
     app.stop().await;
 }

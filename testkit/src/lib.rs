@@ -22,6 +22,7 @@
 pub mod edge;
 pub mod ledger;
 pub mod metrics;
+pub mod raw_http;
 pub mod services;
 
 use std::future::Future;

@@ -1,13 +1,17 @@
-//! Bodies through the host. Request bodies are cut at the node's limit as they stream in
-//! (a chunked body has no Content-Length to refuse up front); small response bodies are
-//! collected so their head and body leave in one write.
+//! Bodies through the host. A request body is read whole, cut at the node's limit as it
+//! streams in (a chunked body has no Content-Length to refuse up front) and within the
+//! body-read timeout, before the request takes an instance slot: a client that stalls its
+//! body holds its connection, never an instance. Small response bodies are collected so
+//! their head and body leave in one write.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::Response;
@@ -18,8 +22,7 @@ use wasmtime_wasi_http::Error as HttpError;
 use crate::metrics::guest_failure;
 use crate::respond::problem;
 
-/// Set once a request body went past the limit: the guest's input was cut there, so its
-/// answer is replaced by a 413.
+/// Set once a request body went past the limit.
 #[derive(Debug, Clone, Default)]
 pub struct Overflow(Arc<AtomicBool>);
 
@@ -29,8 +32,8 @@ impl Overflow {
     }
 }
 
-/// A request body that fails (for the guest: a stream error) once more than `max_bytes`
-/// arrived, and keeps failing: a guest never mistakes a cut body for a complete one.
+/// A request body that fails once more than `max_bytes` arrived, and keeps failing: a cut
+/// body is never mistaken for a complete one.
 #[derive(Debug)]
 pub struct LimitedBody {
     inner: Incoming,
@@ -92,6 +95,46 @@ impl Body for LimitedBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// What a guest reads as its request body: the body, read whole by the host.
+pub type GuestBody = UnsyncBoxBody<Bytes, HttpError>;
+
+/// Why a request body was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("the body did not arrive within {0:?}")]
+    TimedOut(Duration),
+    /// The client broke the body off (a reset, a malformed chunk).
+    #[error("the body could not be read")]
+    Broken(#[source] HttpError),
+}
+
+/// The request body, read whole: at most `max_bytes`, all of it within `timeout`. A request
+/// without a body (a GET) is not waited on at all.
+pub async fn read_request_body(
+    body: Incoming,
+    max_bytes: u64,
+    timeout: Duration,
+) -> Result<GuestBody, BodyReadError> {
+    if body.is_end_stream() {
+        return Ok(guest_body(Bytes::new()));
+    }
+    let (limited, overflow) = LimitedBody::new(body, max_bytes);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(guest_body(collected.to_bytes())),
+        Ok(Err(_)) if overflow.happened() => Err(BodyReadError::TooLarge(max_bytes)),
+        Ok(Err(e)) => Err(BodyReadError::Broken(e)),
+        Err(_) => Err(BodyReadError::TimedOut(timeout)),
+    }
+}
+
+fn guest_body(bytes: Bytes) -> GuestBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Bodies up to this size are collected before the head is written.

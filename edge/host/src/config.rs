@@ -22,6 +22,15 @@ pub const KV_ENTRIES_MAX_DEFAULT: usize = 100_000;
 /// 1 MiB: well above what any component accepts (they apply their own, smaller limit).
 pub const REQUEST_BODY_MAX_BYTES_DEFAULT: u64 = 1 << 20;
 pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(10);
+/// 5 s: a hold body is a few hundred bytes; a client that cannot send it in 5 s is stalled,
+/// not slow.
+pub const BODY_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// 10 s without a complete request head (a new connection, or a kept-alive one between
+/// requests) and the connection is closed: the header timeout the node always had.
+pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// A few thousand below a 20,000 file-descriptor limit (`ulimit -n`), leaving descriptors
+/// for components, Redis, outbound calls and the operations listener.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 16_384;
 
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -43,6 +52,16 @@ pub struct HostConfig {
     /// Request bodies larger than this are refused with 413: at once when the
     /// Content-Length says so, as they stream in otherwise (chunked).
     pub request_body_max_bytes: u64,
+    /// A request body must have arrived whole within this, or the request is answered 408:
+    /// it is read before the request takes an instance slot, so a stalled client holds a
+    /// connection, never an instance.
+    pub body_read_timeout: Duration,
+    /// A connection without a complete request head for this long (new, or kept alive
+    /// between requests) is closed: idle and slowloris connections give their descriptor back.
+    pub idle_timeout: Duration,
+    /// Connections open at once on the public listener; past it a new one is accepted and
+    /// closed at once (see `server::serve`). The operations listener is apart.
+    pub connections_max: NonZeroUsize,
     pub shutdown_grace: Duration,
     pub log_json: bool,
 }
@@ -128,6 +147,13 @@ impl HostConfig {
                 "EDGE_REQUEST_BODY_MAX_BYTES",
                 REQUEST_BODY_MAX_BYTES_DEFAULT,
             )?,
+            body_read_timeout: settings
+                .millis("EDGE_BODY_READ_TIMEOUT_MS", BODY_READ_TIMEOUT_DEFAULT)?,
+            idle_timeout: settings.millis("EDGE_IDLE_TIMEOUT_MS", IDLE_TIMEOUT_DEFAULT)?,
+            connections_max: settings.parse(
+                "EDGE_CONNECTIONS_MAX",
+                non_zero_usize(CONNECTIONS_MAX_DEFAULT),
+            )?,
             shutdown_grace: settings
                 .seconds("EDGE_SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_DEFAULT)?,
             log_json: settings.choice("LOG_FORMAT", "text", &["text", "json"])? == "json",
@@ -159,6 +185,9 @@ mod tests {
         );
         assert_eq!(c.limits.memory_max_bytes, 64 << 20);
         assert_eq!(c.request_body_max_bytes, 1 << 20);
+        assert_eq!(c.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.idle_timeout, Duration::from_secs(10));
+        assert_eq!(c.connections_max.get(), 16_384);
         assert!(!c.log_json);
     }
 
@@ -201,6 +230,8 @@ mod tests {
             ("EDGE_INSTANCES_MAX", "0"),
             ("EDGE_INSTANCE_REUSE_MAX", "0"),
             ("EDGE_MEMORY_MAX_MIB", "0"),
+            ("EDGE_CONNECTIONS_MAX", "0"),
+            ("EDGE_BODY_READ_TIMEOUT_MS", "soon"),
             ("EDGE_METRICS_ADDR", "localhost"),
             ("LOG_FORMAT", "xml"),
         ] {

@@ -19,7 +19,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::WasiHttpView;
 
-use crate::body::{coalesce_small_body, LimitedBody};
+use crate::body::{coalesce_small_body, GuestBody};
 use crate::metrics::guest_failure;
 use crate::respond::{at_instance_limit, problem};
 use crate::runtime::{is_deadline, App, LoadedComponent, StoreState};
@@ -93,7 +93,7 @@ impl Guests {
         component_id: &str,
         component: &LoadedComponent,
         pre: &ProxyPre<StoreState>,
-        req: Request<LimitedBody>,
+        req: Request<GuestBody>,
     ) -> Response<HyperOutgoingBody> {
         let Some(slot) = self.acquire_slot(component_id).await else {
             return at_instance_limit();
@@ -279,7 +279,7 @@ type HandedOver = (
 /// to the returned receiver.
 fn hand_over(
     store: &mut Store<StoreState>,
-    req: Request<LimitedBody>,
+    req: Request<GuestBody>,
 ) -> wasmtime::Result<(ResponseSlot, HandedOver)> {
     let (sender, receiver) = oneshot::channel();
     let req = store

@@ -64,6 +64,7 @@ pub fn request_served<B>(component: &str, response: &http::Response<B>, elapsed:
     let cache = match header(tessera_domain::CACHE_HEADER) {
         Some(b"hit") => "hit",
         Some(b"miss") => "miss",
+        Some(b"bypass") => "bypass",
         _ => return,
     };
     metrics::counter!("edge_cache_total", "component" => component.to_owned(), "result" => cache)

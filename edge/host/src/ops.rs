@@ -29,6 +29,15 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
+/// `/health`'s `status` while every Redis subscription is live.
+const STATUS_OK: &str = "ok";
+/// `/health`'s `status` while a Redis subscription is down: the node still answers
+/// correctly (availability reads go through to the ledger once the freshness lease
+/// lapses), so it stays in rotation — HTTP 200, not 503: every node shares the one Redis,
+/// and a 503 would take them all out at once (or have them restarted, which helps
+/// nothing). Alert on this status or on `edge_redis_connected`.
+const STATUS_DEGRADED: &str = "degraded";
+
 /// What the operations endpoints report on.
 pub struct Ops {
     pub app: Arc<App>,
@@ -37,8 +46,11 @@ pub struct Ops {
 }
 
 impl Ops {
-    /// `GET /health`: the application, its size and each Redis subscription's state.
+    /// `GET /health`: the application, its size and each Redis subscription's state; the
+    /// status is `degraded` while any subscription is down (always HTTP 200: see
+    /// [`STATUS_DEGRADED`]).
     pub fn health(&self) -> Response<HyperOutgoingBody> {
+        let subscribed = |s: &Subscription| s.connected.load(Ordering::Relaxed);
         let redis: Vec<_> = self
             .subscriptions
             .iter()
@@ -46,12 +58,13 @@ impl Ops {
                 serde_json::json!({
                     "channel": s.channel,
                     "component": s.component,
-                    "subscribed": s.connected.load(Ordering::Relaxed),
+                    "subscribed": subscribed(s),
                 })
             })
             .collect();
+        let all_subscribed = self.subscriptions.iter().all(|s| subscribed(s));
         let body = serde_json::json!({
-            "status": "ok",
+            "status": if all_subscribed { STATUS_OK } else { STATUS_DEGRADED },
             "application": self.app.manifest.application.name,
             "components": self.app.components.len(),
             "kv_entries": self.app.kv.len(),

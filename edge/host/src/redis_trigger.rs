@@ -6,14 +6,25 @@
 //! components' bookkeeping and the holds this node forwarded: see
 //! [`crate::kv::KvStore::drop_cache_entries`]). The components also check the messages'
 //! `seq` for gaps, which covers a gap this host cannot see.
+//!
+//! Having emptied the cache, the host also starts the freshness lease (DESIGN.md) and a
+//! new count: nothing cached predates the subscription, so it records the subscription as
+//! the stream speaking (`invalidation/stream_heard_at_ms`), forgets `last_seq` and marks
+//! `invalidation/subscribed_at_ms`, so the first message needs no second flush
+//! (`tessera_edge_cache::seq::Last::Subscribed`). Spin has no such hook: there the lease
+//! starts with the first heartbeat, within a second. Losing the subscription ends nothing
+//! here: the lease lapses by itself after the components' `stream_freshness_ms`, as under
+//! Spin, and `/health` says `degraded` at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use tessera_edge_cache::keys;
 use tokio_util::sync::CancellationToken;
 
+use crate::kv::KvStore;
 use crate::runtime::{is_deadline, App, Entry};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -41,7 +52,7 @@ pub async fn run(app: Arc<App>, subscription: Arc<Subscription>, shutdown: Cance
         match subscribe(&subscription).await {
             Ok(pubsub) => {
                 backoff = BACKOFF_MIN;
-                let dropped = app.kv.drop_cache_entries();
+                let dropped = start_afresh(&app.kv);
                 subscription.connected.store(true, Ordering::Relaxed);
                 metrics::gauge!("edge_redis_connected", "channel" => channel.clone()).set(1.0);
                 metrics::counter!("edge_redis_resubscriptions_total", "channel" => channel.clone())
@@ -82,6 +93,27 @@ pub async fn run(app: Arc<App>, subscription: Arc<Subscription>, shutdown: Cance
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// On (re)subscribing: drop the cache entries (messages may have been missed), then start
+/// the freshness lease and a new count (see the module docs). Returns how many entries
+/// were dropped.
+fn start_afresh(kv: &KvStore) -> usize {
+    let dropped = kv.drop_cache_entries();
+    kv.delete(keys::LAST_SEQ);
+    // The components' clock (WASI's wall clock is the system's): wall-clock ms.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .to_string();
+    for key in [keys::SUBSCRIBED_AT, keys::STREAM_HEARD_AT] {
+        // Only a full store refuses, and the cache was just emptied; without these marks
+        // the node reads through until the first heartbeat and flushes once more.
+        if let Err(e) = kv.set(key.to_owned(), now_ms.clone().into_bytes()) {
+            tracing::warn!(key, error = ?e, "cannot record the subscription");
+        }
+    }
+    dropped
 }
 
 async fn subscribe(subscription: &Subscription) -> redis::RedisResult<redis::aio::PubSub> {

@@ -1,5 +1,6 @@
 //! Responses the host writes itself: problem+json when no component answered (no route,
-//! shed, a body past the limit, a failed guest), and the operations endpoints' text.
+//! shed, a body past the limit or too slow, a failed guest), and the operations endpoints'
+//! text.
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
@@ -57,6 +58,26 @@ pub fn payload_too_large(max_bytes: u64) -> Response<HyperOutgoingBody> {
     problem(
         Problem::new(ErrorCode::PayloadTooLarge)
             .with_detail(format!("request bodies are limited to {max_bytes} bytes")),
+    )
+}
+
+/// 408: the client did not send its body in time. The connection closes after the answer
+/// (RFC 9110 §15.5.9): the rest of the body may still be on its way.
+pub fn request_timeout(timeout: std::time::Duration) -> Response<HyperOutgoingBody> {
+    let mut response = problem(Problem::new(ErrorCode::RequestTimeout).with_detail(format!(
+        "the request body did not arrive within {} ms",
+        timeout.as_millis()
+    )));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// 400: the client broke its body off (a reset, a malformed chunk).
+pub fn body_unreadable() -> Response<HyperOutgoingBody> {
+    problem(
+        Problem::new(ErrorCode::MalformedJson).with_detail("the request body could not be read"),
     )
 }
 

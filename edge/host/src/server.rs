@@ -1,7 +1,8 @@
-//! The HTTP side of a node: accept connections, route each request by the manifest's
-//! routes to a component (run by [`crate::guest`]), with the headers Spin adds and the
-//! node's body limit; start the Redis triggers and the operations listener
-//! ([`crate::ops`]); shut down gracefully.
+//! The HTTP side of a node: accept connections (at most `EDGE_CONNECTIONS_MAX`, each closed
+//! after `EDGE_IDLE_TIMEOUT_MS` without a request head), route each request by the
+//! manifest's routes to a component (run by [`crate::guest`]) once its body has arrived
+//! whole ([`crate::body`]), with the headers Spin adds; start the Redis triggers and the
+//! operations listener ([`crate::ops`]); shut down gracefully.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -14,21 +15,22 @@ use anyhow::Context as _;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tessera_domain::{ErrorCode, Problem};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::body::LimitedBody;
+use crate::body::{read_request_body, BodyReadError, GuestBody};
 use crate::config::HostConfig;
 use crate::guest::Guests;
 use crate::kv::KvStore;
 use crate::manifest::Manifest;
 use crate::ops::{self, Ops};
 use crate::redis_trigger::{self, Subscription};
-use crate::respond::{payload_too_large, problem};
+use crate::respond::{body_unreadable, payload_too_large, problem, request_timeout};
 use crate::routes::{Route, RouteMatch, Router};
 use crate::runtime::{App, Compiled, Entry};
 use crate::variables::AppVariables;
@@ -175,23 +177,39 @@ impl EdgeHost {
         let Entry::Http(pre) = &component.entry else {
             return problem(Problem::new(ErrorCode::Internal));
         };
-        let body_max_bytes = self.config.request_body_max_bytes;
-        if declared_length(&req).is_some_and(|length| length > body_max_bytes) {
-            return payload_too_large(body_max_bytes);
-        }
-        let (parts, body) = req.into_parts();
-        let (body, overflow) = LimitedBody::new(body, body_max_bytes);
-        let mut req = Request::from_parts(parts, body);
-        add_spin_headers(&mut req, &matched, client);
-
         let started = Instant::now();
-        let mut response = self.guests.run(component_id, component, pre, req).await;
-        if overflow.happened() {
-            // The guest's input was cut: whatever it answered, the answer is the limit.
-            response = payload_too_large(body_max_bytes);
-        }
+        // The body first, then a slot: a slow client must not hold an instance.
+        let response = match self.read_body(req).await {
+            Ok(mut req) => {
+                add_spin_headers(&mut req, &matched, client);
+                self.guests.run(component_id, component, pre, req).await
+            }
+            Err(refusal) => refusal,
+        };
         crate::metrics::request_served(component_id, &response, started.elapsed());
         response
+    }
+
+    /// The request with its whole body, or the answer that refuses it: 413 past the body
+    /// limit (up front when the Content-Length says so), 408 past the body-read timeout.
+    async fn read_body(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Request<GuestBody>, Response<HyperOutgoingBody>> {
+        let body_max_bytes = self.config.request_body_max_bytes;
+        if declared_length(&req).is_some_and(|length| length > body_max_bytes) {
+            return Err(payload_too_large(body_max_bytes));
+        }
+        let (parts, body) = req.into_parts();
+        match read_request_body(body, body_max_bytes, self.config.body_read_timeout).await {
+            Ok(body) => Ok(Request::from_parts(parts, body)),
+            Err(BodyReadError::TooLarge(max_bytes)) => Err(payload_too_large(max_bytes)),
+            Err(BodyReadError::TimedOut(timeout)) => Err(request_timeout(timeout)),
+            Err(e @ BodyReadError::Broken(_)) => {
+                tracing::debug!(error = %e, "request body broken off");
+                Err(body_unreadable())
+            }
+        }
     }
 }
 
@@ -292,13 +310,8 @@ async fn serve(
     mut tasks: JoinSet<()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // A client that trickles its request head must not hold a connection (and, with a body,
-    // an instance) for ever; guests have their own deadline for the body.
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(host.config.limits.request_timeout);
+    let builder = connection_builder(host.config.idle_timeout);
+    let open = Arc::new(Semaphore::new(host.config.connections_max.get()));
     loop {
         let (stream, client) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -311,20 +324,22 @@ async fn serve(
                 }
             },
         };
+        let Some(permit) = admit(&open, client) else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let host = host.clone();
         let service = hyper::service::service_fn(move |req| {
             let host = host.clone();
             async move { Ok::<_, Infallible>(host.handle(req, client).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
+            connection_closed(permit);
         });
     }
     drop(listener);
@@ -336,4 +351,41 @@ async fn serve(
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+}
+
+/// HTTP/1.1 connections whose request head must arrive whole within `idle_timeout` of the
+/// connection opening or of the previous response (hyper restarts the timer when a kept-alive
+/// connection goes idle): a connection that sends nothing, or trickles its head, is closed.
+/// (hyper-util's auto builder would sniff for HTTP/2 first, with no timeout at all.)
+fn connection_builder(idle_timeout: Duration) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle_timeout);
+    builder
+}
+
+/// A permit for one more open connection, or `None`: the node is at `EDGE_CONNECTIONS_MAX`,
+/// and the new connection is closed at once (the caller drops it). Closing, not leaving it
+/// in the kernel's backlog: the client (or its load balancer) learns at once and can go
+/// elsewhere, instead of waiting for an idle connection to time out; the descriptor is held
+/// for an instant only. `/health` on the operations listener is not behind this bound.
+fn admit(open: &Arc<Semaphore>, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
+    match open.clone().try_acquire_owned() {
+        Ok(permit) => {
+            metrics::gauge!("edge_connections_open").increment(1.0);
+            Some(permit)
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "at the connection limit: connection closed");
+            metrics::counter!("edge_connections_refused_total").increment(1);
+            None
+        }
+    }
+}
+
+/// The connection's slot is free again.
+fn connection_closed(permit: OwnedSemaphorePermit) {
+    drop(permit);
+    metrics::gauge!("edge_connections_open").decrement(1.0);
 }

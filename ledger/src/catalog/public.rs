@@ -15,18 +15,20 @@ use serde::Deserialize;
 use tessera_domain::catalog::{
     Availability, Category, EventDetail, EventPage, EventStatus, EventSummary, ZoneAvailability,
 };
-use tessera_domain::{Currency, EventId, Problem, ShowId, ZoneId};
+use tessera_domain::{fields, Currency, EventId, FieldError, ShowId, ZoneId};
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{path_id, PathParams, QueryParams};
+use crate::openapi::problems;
 
-/// Page size when the client names none, and the most it may ask for.
+/// Page size when the client names none, and the most it may ask for (also in the
+/// OpenAPI document, whose test compares them).
 const PAGE_SIZE_DEFAULT: i64 = 20;
-const PAGE_SIZE_MAX: i64 = 100;
+pub const PAGE_SIZE_MAX: i64 = 100;
 /// Longest search text, and most words used from it.
-const QUERY_LEN_MAX: usize = 200;
+pub const QUERY_LEN_MAX: usize = 200;
 const QUERY_WORDS_MAX: usize = 8;
 
 pub fn router() -> Router<AppState> {
@@ -40,11 +42,15 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Search text: matches title and description, prefix and typo tolerant.
+    /// Search text: matches title and description, prefix and typo tolerant. No control
+    /// characters.
+    #[param(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     q: Option<String>,
-    /// Category slug.
+    /// Category slug. No control characters.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     category: Option<String>,
-    /// City, case-insensitive.
+    /// City, case-insensitive. No control characters.
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     city: Option<String>,
     /// Only events with a show starting at or after this instant (RFC 3339).
     from: Option<DateTime<Utc>>,
@@ -52,6 +58,7 @@ pub struct ListQuery {
     to: Option<DateTime<Utc>>,
     featured: Option<bool>,
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -98,6 +105,7 @@ struct Listing<'q> {
 
 impl ListQuery {
     fn parse(&self) -> Result<Listing<'_>, ApiError> {
+        self.check_text_filters()?;
         let limit = self.limit.unwrap_or(PAGE_SIZE_DEFAULT);
         if !(1..=PAGE_SIZE_MAX).contains(&limit) {
             return Err(ApiError::field(
@@ -125,6 +133,27 @@ impl ListQuery {
             after,
             limit,
         })
+    }
+}
+
+impl ListQuery {
+    /// The free-text filters carry no control characters (the shared rule): PostgreSQL
+    /// refuses NUL in `text`, and no other one can match a stored name.
+    fn check_text_filters(&self) -> Result<(), ApiError> {
+        let filters = [
+            ("q", &self.q),
+            ("category", &self.category),
+            ("city", &self.city),
+        ];
+        let errors: Vec<FieldError> = filters
+            .into_iter()
+            .filter_map(|(field, value)| fields::no_controls(field, value.as_deref()?).err())
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(errors))
+        }
     }
 }
 
@@ -164,7 +193,7 @@ impl SummaryRow {
 /// Published events, filtered, ordered by their first show.
 #[utoipa::path(
     get, path = "/v1/events", tag = "catalog", params(ListQuery),
-    responses((status = 200, body = EventPage), (status = 422, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = EventPage), problems::Invalid, problems::Unavailable)
 )]
 pub(crate) async fn list_events(
     State(state): State<AppState>,
@@ -241,7 +270,7 @@ fn page_of(rows: Vec<SummaryRow>, limit: i64) -> EventPage {
 #[utoipa::path(
     get, path = "/v1/events/{event_id}", tag = "catalog",
     params(("event_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = EventDetail), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = EventDetail), problems::NotFound, problems::Invalid, problems::Unavailable)
 )]
 pub(crate) async fn get_event(
     State(state): State<AppState>,
@@ -256,7 +285,8 @@ pub(crate) async fn get_event(
 }
 
 /// Categories with the number of published events in each.
-#[utoipa::path(get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = [Category])))]
+#[utoipa::path(get, path = "/v1/categories", tag = "catalog",
+    responses((status = 200, body = [Category]), problems::Unavailable))]
 pub(crate) async fn list_categories(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<Category>>> {
@@ -282,7 +312,7 @@ pub(crate) async fn list_categories(
 #[utoipa::path(
     get, path = "/v1/shows/{show_id}/availability", tag = "catalog",
     params(("show_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Availability), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Availability), problems::NotFound, problems::Invalid, problems::Unavailable)
 )]
 pub(crate) async fn show_availability(
     State(state): State<AppState>,

@@ -19,6 +19,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{path_id, IdempotencyKeyHeader, JsonBody, PathParams};
 use crate::idempotency;
+use crate::openapi::problems;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,12 +33,14 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     post, path = "/v1/holds", tag = "holds",
     request_body = HoldRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required; a retry with the same key and body returns the first result")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:@-]+$", description = "Required; a retry with the same key and body returns the first result")),
     responses(
         (status = 201, body = HoldView, description = "Held"),
+        problems::JsonBody,
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "not_found: no such zone in this show"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "sold_out, insufficient_stock, customer_limit_exceeded, sale_not_started, sale_ended, event_not_on_sale"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "validation_failed, quantity_out_of_range, idempotency_conflict"),
-        (status = 503, body = Problem, content_type = "application/problem+json", description = "overloaded: retry after Retry-After"),
+        problems::Unavailable,
     )
 )]
 pub(crate) async fn create_hold(
@@ -58,7 +61,7 @@ pub(crate) async fn create_hold(
 #[utoipa::path(
     get, path = "/v1/holds/{hold_id}", tag = "holds",
     params(("hold_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = HoldView), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = HoldView), problems::NotFound, problems::Invalid, problems::Unavailable)
 )]
 pub(crate) async fn get_hold(
     State(state): State<AppState>,
@@ -73,11 +76,14 @@ pub(crate) async fn get_hold(
     post, path = "/v1/holds/{hold_id}/confirm", tag = "holds",
     request_body = ConfirmRequest,
     params(("hold_id" = String, Path, format = Uuid),
-           ("Idempotency-Key" = String, Header, description = "Required")),
+           ("Idempotency-Key" = String, Header, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:@-]+$", description = "Required; a retry with the same key and body returns the first result")),
     responses(
         (status = 200, body = ConfirmedHold),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "hold_expired, hold_not_active"),
+        problems::JsonBody,
+        problems::NotFound,
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "hold_expired, hold_not_active, event_not_on_sale"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "validation_failed, idempotency_conflict"),
+        problems::Unavailable,
     )
 )]
 pub(crate) async fn confirm_hold(
@@ -99,8 +105,10 @@ pub(crate) async fn confirm_hold(
     params(("hold_id" = String, Path, format = Uuid)),
     responses(
         (status = 200, body = HoldView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        problems::NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "hold_not_active: already confirmed"),
+        problems::Invalid,
+        problems::Unavailable,
     )
 )]
 pub(crate) async fn release_hold(

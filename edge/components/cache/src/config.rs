@@ -10,13 +10,22 @@ pub const AVAILABILITY_TTL_MS: (&str, u64) = ("availability_ttl_ms", 30_000);
 pub const CATALOG_TTL_MS: (&str, u64) = ("catalog_ttl_ms", 300_000);
 pub const SOLD_OUT_SHED_WINDOW_MS: (&str, u64) = ("sold_out_shed_window_ms", 1_000);
 pub const REQUEST_BODY_MAX_BYTES: (&str, u64) = ("request_body_max_bytes", 65_536);
+/// How recently the invalidation stream must have spoken for cached availability to be
+/// served (and a cached zero shed): three of the ledger's one-second heartbeats
+/// (`OUTBOX_HEARTBEAT_INTERVAL_MS`), so one late or lost heartbeat does not turn a
+/// healthy node's hits into ledger reads ([`crate::freshness`]).
+pub const STREAM_FRESHNESS_MS: (&str, u64) = ("stream_freshness_ms", 3_000);
 /// Every number variable with a default.
-pub const NUMBERS: [(&str, u64); 4] = [
+pub const NUMBERS: [(&str, u64); 5] = [
     AVAILABILITY_TTL_MS,
     CATALOG_TTL_MS,
     SOLD_OUT_SHED_WINDOW_MS,
     REQUEST_BODY_MAX_BYTES,
+    STREAM_FRESHNESS_MS,
 ];
+/// The freshness window must outlast this many heartbeat intervals (a test holds the
+/// defaults to it).
+pub const HEARTBEATS_PER_WINDOW_MIN: u64 = 2;
 
 /// A number variable: `None` (undefined) → the default; anything but a non-negative
 /// decimal integer → an error naming the variable.
@@ -108,6 +117,18 @@ mod tests {
                 ".env.example must document {documented}"
             );
         }
+        // The ledger's heartbeat keeps a healthy stream fresh with room for a late one.
+        let heartbeat_ms: u64 = env_example
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("OUTBOX_HEARTBEAT_INTERVAL_MS="))
+            .and_then(|ms| ms.parse().ok())
+            .expect(".env.example documents OUTBOX_HEARTBEAT_INTERVAL_MS");
+        assert!(
+            STREAM_FRESHNESS_MS.1 >= HEARTBEATS_PER_WINDOW_MIN * heartbeat_ms,
+            "{} ({}) must outlast {HEARTBEATS_PER_WINDOW_MIN} heartbeats of {heartbeat_ms} ms",
+            STREAM_FRESHNESS_MS.0,
+            STREAM_FRESHNESS_MS.1
+        );
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct CachedZone {
 /// `avail/{show_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AvailEntry {
+    /// When the ledger fetch that made this entry started (messages update zones in place
+    /// and leave it): a read going through to the ledger accepts an entry fetched after it
+    /// arrived ([`Self::fetched_since`]).
     pub stored_at_ms: i64,
     pub expires_at_ms: i64,
     pub show_id: ShowId,
@@ -125,6 +128,13 @@ impl AvailEntry {
 
     pub fn is_fresh(&self, now_ms: i64) -> bool {
         ttl::is_fresh(self.stored_at_ms, self.expires_at_ms, now_ms)
+    }
+
+    /// Whether a read through to the ledger that arrived at `since_ms` may answer with this
+    /// entry instead of fetching: its fetch started at or after the arrival, so it saw
+    /// every change committed before the read arrived (coalesced read-through).
+    pub fn fetched_since(&self, since_ms: i64) -> bool {
+        self.stored_at_ms >= since_ms
     }
 
     pub fn zone(&self, zone_id: ZoneId) -> Option<&CachedZone> {
@@ -181,9 +191,17 @@ impl AvailEntry {
     }
 
     /// Whether a hold for `zone_id` may be refused `sold_out` at the edge: the cached zone
-    /// has nothing available and that was confirmed at most `window_ms` ago. A confirmation
-    /// from the future (the clock went backwards) is not trusted.
-    pub fn should_shed(&self, zone_id: ZoneId, now_ms: i64, window_ms: u64) -> bool {
+    /// has nothing available, confirmed at most `window_ms` ago while the invalidation
+    /// stream was fresh (`stream_fresh`: a zero the stream no longer vouches for may have
+    /// been released meanwhile), or the ledger itself answered a hold `sold_out` that
+    /// recently. A confirmation from the future (the clock went backwards) is not trusted.
+    pub fn should_shed(
+        &self,
+        zone_id: ZoneId,
+        now_ms: i64,
+        window_ms: u64,
+        stream_fresh: bool,
+    ) -> bool {
         let Some(cached) = self.zone(zone_id) else {
             return false;
         };
@@ -191,7 +209,7 @@ impl AvailEntry {
             let age = now_ms.saturating_sub(at);
             age >= 0 && u64::try_from(age).is_ok_and(|age| age <= window_ms)
         };
-        (cached.zone.available <= 0 && recent(cached.confirmed_at_ms))
+        (stream_fresh && cached.zone.available <= 0 && recent(cached.confirmed_at_ms))
             || cached.sold_out_at_ms.is_some_and(recent)
     }
 
@@ -321,17 +339,17 @@ mod tests {
     fn sold_out_keeps_the_version_so_newer_updates_replace_it() {
         let mut entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 100, 1000);
         let public = entry.to_availability();
-        assert!(!entry.should_shed(id(1).zone(), 100, 1_000));
+        assert!(!entry.should_shed(id(1).zone(), 100, 1_000, true));
         assert!(
             !entry.record_sold_out(id(1).zone(), 6, 500),
             "a stale answer is ignored"
         );
         assert!(entry.record_sold_out(id(1).zone(), 7, 500));
-        assert!(entry.should_shed(id(1).zone(), 600, 1_000));
+        assert!(entry.should_shed(id(1).zone(), 600, 1_000, true));
         assert_eq!(entry.to_availability(), public, "public counters untouched");
         // A newer version (e.g. a release) replaces the zone and forgets the answer.
         assert!(entry.apply_message(id(1).zone(), 2, 0, 8, 8, 700));
-        assert!(!entry.should_shed(id(1).zone(), 800, 1_000));
+        assert!(!entry.should_shed(id(1).zone(), 800, 1_000, true));
     }
 
     #[test]
@@ -343,24 +361,73 @@ mod tests {
             60_000,
         );
         let z1 = id(1).zone();
-        assert!(entry.should_shed(z1, 1_000, 1_000));
-        assert!(entry.should_shed(z1, 2_000, 1_000), "window is inclusive");
-        assert!(!entry.should_shed(z1, 2_001, 1_000), "too old to trust");
+        assert!(entry.should_shed(z1, 1_000, 1_000, true));
         assert!(
-            !entry.should_shed(z1, 999, 1_000),
+            entry.should_shed(z1, 2_000, 1_000, true),
+            "window is inclusive"
+        );
+        assert!(
+            !entry.should_shed(z1, 2_001, 1_000, true),
+            "too old to trust"
+        );
+        assert!(
+            !entry.should_shed(z1, 999, 1_000, true),
             "confirmed in the future"
         );
-        assert!(!entry.should_shed(id(2).zone(), 1_000, 1_000), "has stock");
         assert!(
-            !entry.should_shed(id(3).zone(), 1_000, 1_000),
+            !entry.should_shed(id(2).zone(), 1_000, 1_000, true),
+            "has stock"
+        );
+        assert!(
+            !entry.should_shed(id(3).zone(), 1_000, 1_000, true),
             "unknown zone"
         );
         // A message re-confirms the zero later on.
         assert!(entry.apply_message(z1, 0, 2, 8, 8, 5_000));
-        assert!(entry.should_shed(z1, 5_500, 1_000));
+        assert!(entry.should_shed(z1, 5_500, 1_000, true));
         // A sold_out answer from the ledger does too.
         assert!(entry.record_sold_out(id(2).zone(), 7, 9_000));
-        assert!(entry.should_shed(id(2).zone(), 9_100, 1_000));
+        assert!(entry.should_shed(id(2).zone(), 9_100, 1_000, true));
+    }
+
+    #[test]
+    fn a_cached_zero_is_shed_only_while_the_stream_vouches_for_it() {
+        let mut entry = AvailEntry::merge_fetch(
+            None,
+            avail(vec![zone(1, 0, 7), zone(2, 3, 7)]),
+            1_000,
+            60_000,
+        );
+        let (z1, z2) = (id(1).zone(), id(2).zone());
+        assert!(entry.should_shed(z1, 1_500, 1_000, true));
+        assert!(
+            !entry.should_shed(z1, 1_500, 1_000, false),
+            "a silent stream may have missed the release"
+        );
+        // The ledger's own sold_out answer needs no stream: it is the ledger's word.
+        assert!(entry.record_sold_out(z2, 7, 1_200));
+        assert!(entry.should_shed(z2, 1_500, 1_000, false));
+        assert!(
+            !entry.should_shed(z2, 2_201, 1_000, false),
+            "too old to trust"
+        );
+    }
+
+    #[test]
+    fn a_read_through_takes_only_entries_fetched_after_it_arrived() {
+        let entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 1_000, 60_000);
+        assert!(entry.fetched_since(1_000));
+        assert!(entry.fetched_since(999));
+        assert!(
+            !entry.fetched_since(1_001),
+            "fetched before the reader arrived"
+        );
+        let mut updated = entry.clone();
+        assert!(updated.apply_message(id(1).zone(), 4, 1, 5, 8, 5_000));
+        assert!(
+            !updated.fetched_since(1_001),
+            "a message updates zones, not when the entry was fetched"
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct HoldCheck<'a> {
     pub now: DateTime<Utc>,
     pub now_ms: i64,
     pub shed_window_ms: u64,
+    /// Whether the invalidation stream is fresh ([`crate::freshness`]): only then is a
+    /// cached zero trusted for shedding.
+    pub stream_fresh: bool,
 }
 
 /// What the edge does with a hold.
@@ -41,7 +44,7 @@ pub fn check(hold: &NewHold, c: &HoldCheck<'_>) -> HoldVerdict {
         return HoldVerdict::Refuse(edge(rejection.code, rejection.detail));
     }
     if c.availability
-        .should_shed(hold.zone_id, c.now_ms, c.shed_window_ms)
+        .should_shed(hold.zone_id, c.now_ms, c.shed_window_ms, c.stream_fresh)
     {
         return HoldVerdict::Shed(edge(ErrorCode::SoldOut, "no tickets left in this zone"));
     }
@@ -131,6 +134,16 @@ mod tests {
     }
 
     fn verdict(d: &EventDetail, a: &AvailEntry, h: &NewHold, now_ms: i64) -> HoldVerdict {
+        verdict_with(d, a, h, now_ms, true)
+    }
+
+    fn verdict_with(
+        d: &EventDetail,
+        a: &AvailEntry,
+        h: &NewHold,
+        now_ms: i64,
+        stream_fresh: bool,
+    ) -> HoldVerdict {
         check(
             h,
             &HoldCheck {
@@ -142,6 +155,7 @@ mod tests {
                     .expect("t"),
                 now_ms,
                 shed_window_ms: 1_000,
+                stream_fresh,
             },
         )
     }
@@ -203,6 +217,17 @@ mod tests {
         assert_eq!(
             code(verdict(&d, &a, &hold(ZONE, 9), 10_500)),
             Some((false, ErrorCode::QuantityOutOfRange))
+        );
+    }
+
+    #[test]
+    fn a_zero_from_a_silent_stream_is_forwarded() {
+        let d = detail(EventStatus::Published, SeatingKind::GeneralAdmission);
+        let a = availability(0, 10_000);
+        assert_eq!(
+            verdict_with(&d, &a, &hold(ZONE, 1), 10_500, false),
+            HoldVerdict::Forward,
+            "the ledger decides while the stream cannot vouch for the zero"
         );
     }
 }

@@ -10,6 +10,8 @@
 //! | `invalidation/last_seq` | highest `seq` applied, decimal text |
 //! | `invalidation/catalog_epoch` | changes on every catalog eviction or flush (`{seq}-{ms}` text) |
 //! | `invalidation/avail_epoch/{slot}` | moved by a message for a show that is not cached ([`availability_epoch`]) |
+//! | `invalidation/stream_heard_at_ms` | when the invalidation stream last spoke (wall-clock ms): [`crate::freshness`] |
+//! | `invalidation/subscribed_at_ms` | native host only: when it last subscribed, emptying the cache and forgetting `last_seq` ([`SUBSCRIBED_AT`]) |
 //! | `fill/{key}` | an instance is fetching the missing entry `key` (lease deadline) |
 //! | `forwarded/{slot}` | the `Idempotency-Key` of a hold this node forwarded ([`forwarded`]) |
 //!
@@ -33,6 +35,15 @@ pub const LAST_SEQ: &str = "invalidation/last_seq";
 /// it is unchanged afterwards: a catalog eviction that landed while the fetch was in flight
 /// would otherwise be undone by storing the older document.
 pub const CATALOG_EPOCH: &str = "invalidation/catalog_epoch";
+/// When the invalidation stream last spoke (any message, heartbeats included), wall-clock
+/// ms as decimal text: cached availability is trusted only while this is recent
+/// ([`crate::freshness`]).
+pub const STREAM_HEARD_AT: &str = "invalidation/stream_heard_at_ms";
+/// Written only by the native host (`tessera-edge`) when it (re)subscribes, right after it
+/// emptied the cache's entries and deleted [`LAST_SEQ`]: nothing cached predates the
+/// subscription, so the first message needs no flush ([`crate::seq::Last`]). Spin has no
+/// subscribe hook and never writes it.
+pub const SUBSCRIBED_AT: &str = "invalidation/subscribed_at_ms";
 const INVALIDATION_PREFIX: &str = "invalidation/";
 const FILL_PREFIX: &str = "fill/";
 const FORWARDED_PREFIX: &str = "forwarded/";
@@ -184,6 +195,8 @@ mod tests {
     fn bookkeeping_keys_are_not_cache_entries() {
         assert!(!is_cache_entry(LAST_SEQ));
         assert!(!is_cache_entry(CATALOG_EPOCH));
+        assert!(!is_cache_entry(STREAM_HEARD_AT), "a flush keeps the lease");
+        assert!(!is_cache_entry(SUBSCRIBED_AT));
         assert!(is_cache_entry(CATEGORIES));
         assert!(is_cache_entry(&availability(ShowId(Default::default()))));
     }

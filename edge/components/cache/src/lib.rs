@@ -8,7 +8,10 @@
 //! - [`entry`]: the cached documents (catalog documents verbatim; availability merged per
 //!   zone by `version`, with the "confirmed at" times that sold-out shedding needs).
 //! - [`etag`]: ETags and `If-None-Match` matching.
-//! - [`seq`]: what an invalidation message's `seq` says about missed messages.
+//! - [`seq`]: what an invalidation message's `seq` (a heartbeat's too) says about missed
+//!   messages.
+//! - [`freshness`]: the freshness lease: cached availability is trusted only while the
+//!   invalidation stream speaks; otherwise reads go through to the ledger (`bypass`).
 //! - [`show_index`]: the per-event index of cached shows that catalog messages evict.
 //! - [`hold`]: the edge's checks before a hold is forwarded (shared domain rules + shedding).
 //! - [`config`]: parsing the component variables.
@@ -24,6 +27,7 @@
 pub mod config;
 pub mod entry;
 pub mod etag;
+pub mod freshness;
 pub mod hold;
 pub mod keys;
 pub mod problem;

@@ -8,9 +8,14 @@
 //! | `GET /v1/categories` | `categories` | `public, max-age=60` |
 //! | `GET /v1/shows/{show_id}/availability` | `avail/{show_id}` | `public, max-age=1` |
 //!
-//! Every answer carries `Tessera-Cache: hit|miss` (the host counts them), an `ETag`, and
-//! honours `If-None-Match` with a bodiless 304. `HEAD` is served like `GET` without a body,
-//! as the ledger (axum) does.
+//! Every answer carries `Tessera-Cache: hit|miss|bypass` (the host counts them), an `ETag`,
+//! and honours `If-None-Match` with a bodiless 304. `HEAD` is served like `GET` without a
+//! body, as the ledger (axum) does.
+//!
+//! Availability is served from the cache only while the invalidation stream is fresh
+//! (`stream_freshness_ms`, DESIGN.md's freshness lease); otherwise it is read through to
+//! the ledger, coalesced, and marked `bypass`. The catalog documents are not gated: they
+//! change rarely, a catalog message evicts them, and their TTL bounds a missed eviction.
 
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
@@ -134,7 +139,8 @@ async fn availability_document(
     settings: &Settings,
     show_id: ShowId,
 ) -> Result<Read<DocEntry>, Response> {
-    let read = reads::availability(store, settings, show_id).await?;
+    let trust = reads::trust(store, settings);
+    let read = reads::availability(store, settings, show_id, trust).await?;
     let body = serde_json::to_string(&read.value.to_availability())
         .map_err(|e| respond::internal(&format!("serialising availability: {e}")))?;
     let doc = DocEntry {
@@ -147,7 +153,7 @@ async fn availability_document(
     };
     Ok(Read {
         value: doc,
-        hit: read.hit,
+        served: read.served,
     })
 }
 
@@ -159,7 +165,7 @@ fn answer(read: Read<DocEntry>, cache_control: &str, if_none_match: &str, head: 
     builder
         .header("etag", doc.etag.as_str())
         .header("cache-control", cache_control)
-        .header(CACHE, if read.hit { "hit" } else { "miss" })
+        .header(CACHE, read.served.header_value())
         .header(SERVED_BY, "edge");
     if not_modified {
         return builder.status(304).body(Vec::new()).build();

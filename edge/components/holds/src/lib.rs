@@ -3,8 +3,11 @@
 //! Each request is validated with the ledger's own rules from `tessera-domain` (header,
 //! media type, size, JSON shape, fields; for a new hold also the zone's hold rules against
 //! the cached catalog) so bad requests never cross to the ledger. A hold for a zone whose
-//! `available == 0` was confirmed within `sold_out_shed_window_ms` is refused `sold_out`
-//! here ("shed"). Everything else is forwarded with its original body, `Idempotency-Key`
+//! `available == 0` was confirmed within `sold_out_shed_window_ms` while the invalidation
+//! stream is fresh (`stream_freshness_ms`: a zero a silent stream cannot vouch for may have
+//! been released meanwhile), or that the ledger answered `sold_out` that recently, is
+//! refused `sold_out` here ("shed"). The cached availability serves whatever the stream's
+//! state: besides shedding, a hold needs only the show's event and zones from it. Everything else is forwarded with its original body, `Idempotency-Key`
 //! and `Content-Type`, and the ledger's answer relayed unchanged. Hold results are never
 //! cached (`Cache-Control: no-store`).
 
@@ -14,6 +17,7 @@ use tessera_domain::body;
 use tessera_domain::holds::{ConfirmRequest, HoldRequest, NewHold};
 use tessera_domain::{ErrorCode, HoldId, Problem};
 use tessera_edge_cache::entry::AvailEntry;
+use tessera_edge_cache::freshness::Trust;
 use tessera_edge_cache::hold::{self, HoldCheck, HoldVerdict};
 use tessera_edge_cache::keys;
 use tessera_edge_cache::problem::{edge, has_code};
@@ -158,7 +162,9 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
         .parse()
         .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
     let store = kv::open()?;
-    let availability = reads::availability(&store, settings, hold.show_id)
+    // Counters are trusted for shedding only if the stream is fresh (the check below).
+    let stream_fresh = reads::trust(&store, settings) == Trust::Cached;
+    let availability = reads::availability(&store, settings, hold.show_id, Trust::Cached)
         .await
         .map_err(|r| not_found_as_zone(r, "show not found"))?
         .value;
@@ -173,6 +179,7 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
             now: chrono::Utc::now(),
             now_ms: now_ms(),
             shed_window_ms: settings.sold_out_shed_window_ms,
+            stream_fresh,
         },
     );
     let idempotency_key = headers

@@ -11,66 +11,84 @@
 //!   availability of the event's shows, found in the event's show index and its cached
 //!   detail. No key listing: a catalog message costs a bounded number of KV calls (at most
 //!   `SHOWS_PER_EVENT_MAX` plus the detail's shows), however full the store is.
-//! - `seq`: a jump past last+1 means a message was missed, so every cached entry is
-//!   dropped; `invalidation/last_seq` never moves backwards; duplicates are harmless. A
-//!   message of an unknown `kind` is skipped but still counts in the sequence. The flush is
+//! - `heartbeat` (`{"kind": "heartbeat", "seq": <last published>}`): changes nothing but
+//!   the bookkeeping below; a `seq` above the last applied means a missed message.
+//! - `seq`: a jump past last+1 (for a heartbeat: past last) means a message was missed, so
+//!   every cached entry is dropped; `invalidation/last_seq` never moves backwards;
+//!   duplicates are harmless. A message of an unknown `kind` is skipped but still counts in
+//!   the sequence. The first message a store sees flushes too, unless the native host
+//!   emptied the cache when it subscribed (`invalidation/subscribed_at_ms`). The flush is
 //!   the one operation that lists every key (Spin's KV has no prefix delete); it happens
 //!   only when messages were missed (a node's first message, a Redis outage), not per
 //!   message.
+//! - Every message handled, heartbeats included, renews the freshness lease: it records
+//!   when the stream last spoke (`invalidation/stream_heard_at_ms`, wall-clock ms), and
+//!   the catalog serves cached availability only while that is recent
+//!   (`tessera_edge_cache::freshness`).
 //!
 //! A malformed payload or a failing store returns `Err` (the host counts it); nothing here
-//! traps. When applying fails, `last_seq` is not advanced, so the next message sees a gap
-//! and flushes.
+//! traps. When applying fails, `last_seq` is not advanced (the next message sees a gap and
+//! flushes) and the lease is not renewed.
 
 use anyhow::Context as _;
 use spin_sdk::key_value::Store;
 use spin_sdk::redis_component;
 use tessera_domain::catalog::EventDetail;
-use tessera_domain::invalidation::{Change, Invalidation};
+use tessera_domain::invalidation::{Change, Received};
 use tessera_domain::{EventId, ShowId};
 use tessera_edge_cache::entry::{AvailEntry, DocEntry};
 use tessera_edge_cache::keys;
-use tessera_edge_cache::seq;
+use tessera_edge_cache::seq::{self, Numbered};
 use tessera_edge_cache::show_index::ShowIndex;
 use tessera_edge_cache::spin::now_ms;
 
 #[redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
     // The cause goes into the message itself: the trigger logs only the error's top line.
-    // `seq` first: a message of a kind this version does not know still counts in the
-    // sequence, so a newer ledger does not make every node see gaps and flush.
-    #[derive(serde::Deserialize)]
-    struct Numbered {
-        seq: i64,
-    }
-    let Numbered { seq } = serde_json::from_slice(&message)
+    let received = Received::parse(&message)
         .map_err(|e| anyhow::anyhow!("malformed invalidation message: {e}"))?;
     let store = Store::open("default").context("cannot open KV store")?;
-    let last = seq::parse_last(store.get(keys::LAST_SEQ)?.as_deref());
-    let decision = seq::decide(last, seq);
+    let last = seq::parse_last(
+        store.get(keys::LAST_SEQ)?.as_deref(),
+        store.exists(keys::SUBSCRIBED_AT)?,
+    );
+    let numbered = match &received {
+        Received::Heartbeat(heartbeat) => Numbered::Heartbeat(heartbeat.seq),
+        other => Numbered::Change(other.seq()),
+    };
+    let decision = seq::decide(last, numbered);
     if decision.flush {
         flush(&store)?;
-        bump_epoch(&store, seq)?;
+        bump_epoch(&store, received.seq())?;
     }
-    let change = match serde_json::from_slice::<Invalidation>(&message) {
-        Ok(invalidation) => Some(invalidation.change),
-        Err(e) => {
-            eprintln!("tessera invalidator: ignoring message {seq} of an unknown shape: {e}");
-            None
+    match received {
+        Received::Change(invalidation) => apply(&store, invalidation.seq, invalidation.change)?,
+        Received::Heartbeat(_) => {}
+        Received::Unknown { seq, reason } => {
+            eprintln!("tessera invalidator: ignoring message {seq} of an unknown shape: {reason}");
         }
-    };
+    }
+    if last != seq::Last::Applied(decision.new_last) {
+        store.set(keys::LAST_SEQ, decision.new_last.to_string().as_bytes())?;
+    }
+    // Last: the lease is renewed only once the message is applied and counted.
+    store.set(keys::STREAM_HEARD_AT, now_ms().to_string().as_bytes())?;
+    Ok(())
+}
+
+/// Applies one change to the cache.
+fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
     match change {
-        None => {}
-        Some(Change::Availability {
+        Change::Availability {
             show_id,
             zone_id,
             available,
             held,
             sold,
             version,
-        }) => {
+        } => {
             let key = keys::availability(show_id);
-            match get_json::<AvailEntry>(&store, &key)? {
+            match get_json::<AvailEntry>(store, &key)? {
                 Some(mut entry) => {
                     if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
                         store.set(&key, &serde_json::to_vec(&entry)?)?;
@@ -84,14 +102,11 @@ fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
                 )?,
             }
         }
-        Some(Change::Catalog { event_id }) => {
+        Change::Catalog { event_id } => {
             // Move the epoch first: a fetch that completes after this point will not store.
-            bump_epoch(&store, seq)?;
-            evict_event(&store, event_id)?;
+            bump_epoch(store, seq)?;
+            evict_event(store, event_id)?;
         }
-    }
-    if Some(decision.new_last) != last {
-        store.set(keys::LAST_SEQ, decision.new_last.to_string().as_bytes())?;
     }
     Ok(())
 }

@@ -10,15 +10,18 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use tessera_domain::catalog::EventDetail;
 use tessera_domain::invalidation::Change;
-use tessera_domain::{Currency, EventId, FieldError, Problem, TenantId};
+use tessera_domain::{fields, Currency, EventId, FieldError, Problem, TenantId};
 use uuid::Uuid;
 
-use super::fields::{text, EventFields, EventInput, FieldErrors, Window, ZoneFields, ZoneInput};
+use super::fields::{
+    category, text, EventFields, EventInput, FieldErrors, Window, ZoneFields, ZoneInput,
+};
 use super::{constraint_error, detail_of};
 use crate::app::AppState;
 use crate::auth::AdminTenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
+use crate::openapi::problems;
 use crate::outbox;
 
 /// Bounds on one event, so one request cannot create unbounded work.
@@ -27,7 +30,6 @@ const ZONES_PER_SHOW_MAX: usize = 50;
 const SLUG_LEN_MAX: usize = 100;
 const VENUE_NAME_LEN_MAX: usize = 200;
 const VENUE_CITY_LEN_MAX: usize = 100;
-const VENUE_TIMEZONE_LEN_MAX: usize = 64;
 /// Per-order limits of a zone that names none (the columns' defaults too).
 const MIN_PER_ORDER_DEFAULT: i32 = 1;
 const MAX_PER_ORDER_DEFAULT: i32 = 10;
@@ -36,27 +38,57 @@ const MAX_PER_ORDER_DEFAULT: i32 = 10;
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// URL name, unique per tenant: lower-case words joined by `-`.
+    #[schema(max_length = 100, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$")]
     slug: String,
+    /// One line: no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     title: String,
+    /// Tabs and line breaks allowed; no other control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 10000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     description: String,
     /// A category slug (see `GET /v1/categories`).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     category: String,
     #[serde(default)]
     featured: bool,
     booking_opens_at: Option<DateTime<Utc>>,
     booking_closes_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 1)]
     max_tickets_per_customer: Option<i32>,
     venue: NewVenue,
+    #[schema(min_items = 1, max_items = 200)]
     shows: Vec<NewShow>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVenue {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     city: String,
     /// ISO 3166-1 alpha-2, e.g. `DE`.
+    #[schema(pattern = r"^[A-Z]{2}$")]
     country: String,
     /// IANA time zone, e.g. `Europe/Berlin`.
     timezone: String,
@@ -65,9 +97,11 @@ pub struct NewVenue {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShow {
+    /// Every instant lies from 2000-01-01T00:00:00Z and before 2200-01-01T00:00:00Z.
     starts_at: DateTime<Utc>,
     sale_starts_at: Option<DateTime<Utc>>,
     sale_ends_at: Option<DateTime<Utc>>,
+    #[schema(min_items = 1, max_items = 50)]
     zones: Vec<NewZone>,
 }
 
@@ -81,13 +115,23 @@ fn max_per_order_default() -> i32 {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewZone {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     name: String,
+    #[schema(minimum = 0, maximum = 1000000000)]
     price_minor: i64,
+    /// Every zone of an event has the same one.
     currency: Currency,
+    #[schema(minimum = 0, maximum = 1000000)]
     capacity: i32,
     #[serde(default = "min_per_order_default")]
+    #[schema(minimum = 1, maximum = 100)]
     min_per_order: i32,
     #[serde(default = "max_per_order_default")]
+    #[schema(minimum = 1, maximum = 100)]
     max_per_order: i32,
     #[serde(default)]
     sort_order: i32,
@@ -124,6 +168,7 @@ impl NewEvent {
     pub(crate) fn parse(&self) -> Result<ValidEvent, ApiError> {
         let mut errors = FieldErrors::default();
         let slug = errors.check(slug(&self.slug));
+        let category = errors.check(category(&self.category));
         let fields = EventInput {
             title: &self.title,
             description: &self.description,
@@ -139,7 +184,7 @@ impl NewEvent {
             Some(ValidEvent {
                 slug: slug?,
                 fields: fields?,
-                category: self.category.clone(),
+                category: category?,
                 featured: self.featured,
                 venue: venue?,
                 shows: shows?,
@@ -169,11 +214,7 @@ impl NewVenue {
         let name = errors.check(text("venue.name", &self.name, VENUE_NAME_LEN_MAX));
         let city = errors.check(text("venue.city", &self.city, VENUE_CITY_LEN_MAX));
         let country = errors.check(country(&self.country));
-        let timezone = errors.check(text(
-            "venue.timezone",
-            &self.timezone,
-            VENUE_TIMEZONE_LEN_MAX,
-        ));
+        let timezone = errors.check(fields::time_zone("venue.timezone", &self.timezone));
         Some(ValidVenue {
             name: name?,
             city: city?,
@@ -208,11 +249,12 @@ fn parse_shows(shows: &[NewShow], errors: &mut FieldErrors) -> Option<Vec<ValidS
 
 impl NewShow {
     fn parse(&self, at: &str, errors: &mut FieldErrors) -> Option<ValidShow> {
-        let sale = errors.check(Window::parse(
-            &format!("{at}.sale_ends_at"),
-            self.sale_starts_at,
-            self.sale_ends_at,
-        ));
+        let starts_at = errors.check(fields::instant(&format!("{at}.starts_at"), self.starts_at));
+        let sale = Window::parse(
+            (&format!("{at}.sale_starts_at"), self.sale_starts_at),
+            (&format!("{at}.sale_ends_at"), self.sale_ends_at),
+            errors,
+        );
         if self.zones.is_empty() || self.zones.len() > ZONES_PER_SHOW_MAX {
             errors.push(
                 format!("{at}.zones"),
@@ -226,7 +268,7 @@ impl NewShow {
             .map(|(j, zone)| zone.input().parse(&format!("{at}.zones[{j}]"), errors))
             .collect();
         Some(ValidShow {
-            starts_at: self.starts_at,
+            starts_at: starts_at?,
             sale: sale?,
             zones: zones.into_iter().collect::<Option<_>>()?,
         })
@@ -269,9 +311,10 @@ fn one_currency(shows: &[NewShow], errors: &mut FieldErrors) -> Option<Currency>
     security(("bearer" = [])),
     responses(
         (status = 201, body = EventDetail),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "slug taken"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        problems::JsonBody,
+        problems::Unauthorized,
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "conflict: slug taken"),
+        problems::Unavailable,
     )
 )]
 pub(crate) async fn create_event(

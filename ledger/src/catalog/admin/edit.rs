@@ -10,22 +10,37 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use tessera_domain::catalog::EventDetail;
 use tessera_domain::invalidation::Change;
-use tessera_domain::{ErrorCode, EventId, Problem, ShowId, ZoneId};
+use tessera_domain::{fields, ErrorCode, EventId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
 
-use super::fields::{EventInput, FieldErrors, Window, ZoneFields, ZoneInput};
+use super::fields::{category, EventInput, FieldErrors, Window, ZoneFields, ZoneInput};
 use super::{commit_edit, constraint_error, detail_of, lock_owned_event, nullable};
 use crate::app::AppState;
 use crate::auth::AdminTenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{path_id, JsonBody, PathParams};
+use crate::openapi::problems;
 use crate::outbox;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     title: Option<String>,
+    #[schema(
+        max_length = 10000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     description: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     category: Option<String>,
     featured: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
@@ -35,14 +50,14 @@ pub struct EventPatch {
     #[schema(value_type = Option<DateTime<Utc>>)]
     booking_closes_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 1)]
     max_tickets_per_customer: Option<Option<i32>>,
 }
 
 /// Edit an event's fields; absent fields are kept, `null` clears a nullable one.
 #[utoipa::path(patch, path = "/admin/v1/events/{event_id}", tag = "admin", request_body = EventPatch, security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = EventDetail), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = EventDetail), problems::JsonBody, problems::NotFound, problems::Unauthorized, problems::Forbidden, problems::Unavailable))]
 pub(crate) async fn patch_event(
     State(state): State<AppState>,
     tenant: AdminTenant,
@@ -64,7 +79,8 @@ pub(crate) async fn patch_event(
             .unwrap_or(current.max_tickets_per_customer),
     }
     .parse(&mut errors);
-    let fields = errors.finish(|| fields)?;
+    let category = errors.check(patch.category.as_deref().map(category).transpose());
+    let (fields, category) = errors.finish(|| Some((fields?, category?)))?;
     sqlx::query(
         "update events set title = $2, description = $3, category_slug = $4, featured = $5,
                 booking_opens_at = $6, booking_closes_at = $7, max_tickets_per_customer = $8
@@ -73,7 +89,7 @@ pub(crate) async fn patch_event(
     .bind(event_id.as_uuid())
     .bind(&fields.title)
     .bind(&fields.description)
-    .bind(patch.category.unwrap_or(current.category))
+    .bind(category.unwrap_or(current.category))
     .bind(patch.featured.unwrap_or(current.featured))
     .bind(fields.booking.opens)
     .bind(fields.booking.closes)
@@ -100,7 +116,7 @@ pub struct ShowPatch {
 #[utoipa::path(patch, path = "/admin/v1/events/{event_id}/shows/{show_id}", tag = "admin", request_body = ShowPatch,
     security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid), ("show_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = EventDetail), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = EventDetail), problems::JsonBody, problems::NotFound, problems::Unauthorized, problems::Forbidden, problems::Unavailable))]
 pub(crate) async fn patch_show(
     State(state): State<AppState>,
     tenant: AdminTenant,
@@ -117,14 +133,23 @@ pub(crate) async fn patch_show(
         .iter()
         .find(|s| s.show_id == show_id)
         .ok_or_else(|| ApiError::not_found("show"))?;
-    let starts_at = patch.starts_at.unwrap_or(show.starts_at);
     let mut errors = FieldErrors::default();
-    let sale = errors.check(Window::parse(
-        "sale_ends_at",
-        patch.sale_starts_at.unwrap_or(show.sale_starts_at),
-        patch.sale_ends_at.unwrap_or(show.sale_ends_at),
+    let starts_at = errors.check(fields::instant(
+        "starts_at",
+        patch.starts_at.unwrap_or(show.starts_at),
     ));
-    let sale = errors.finish(|| sale)?;
+    let sale = Window::parse(
+        (
+            "sale_starts_at",
+            patch.sale_starts_at.unwrap_or(show.sale_starts_at),
+        ),
+        (
+            "sale_ends_at",
+            patch.sale_ends_at.unwrap_or(show.sale_ends_at),
+        ),
+        &mut errors,
+    );
+    let (starts_at, sale) = errors.finish(|| Some((starts_at?, sale?)))?;
     sqlx::query(
         "update shows set starts_at = $2, sale_starts_at = $3, sale_ends_at = $4 where id = $1",
     )
@@ -140,11 +165,20 @@ pub(crate) async fn patch_show(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZonePatch {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     name: Option<String>,
+    #[schema(minimum = 0, maximum = 1000000000)]
     price_minor: Option<i64>,
     /// New capacity; must be at least `held + sold`. `available` becomes the difference.
+    #[schema(minimum = 0, maximum = 1000000)]
     capacity: Option<i32>,
+    #[schema(minimum = 1, maximum = 100)]
     min_per_order: Option<i32>,
+    #[schema(minimum = 1, maximum = 100)]
     max_per_order: Option<i32>,
     sort_order: Option<i32>,
 }
@@ -185,7 +219,8 @@ impl ZonePatch {
     security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid), ("zone_id" = String, Path, format = Uuid)),
     responses((status = 200, body = EventDetail),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "capacity below held + sold")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "conflict: capacity below held + sold"),
+              problems::JsonBody, problems::NotFound, problems::Unauthorized, problems::Forbidden, problems::Unavailable))]
 pub(crate) async fn patch_zone(
     State(state): State<AppState>,
     tenant: AdminTenant,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use tessera_domain::holds::QUANTITY_PER_ORDER_MAX;
 use tessera_domain::money::PRICE_MINOR_MAX;
-use tessera_domain::FieldError;
+use tessera_domain::{fields, FieldError};
 
 use crate::error::ApiError;
 
@@ -13,6 +13,8 @@ const TITLE_LEN_MAX: usize = 200;
 const DESCRIPTION_LEN_MAX: usize = 10_000;
 const ZONE_NAME_LEN_MAX: usize = 100;
 const ZONE_CAPACITY_MAX: i32 = 1_000_000;
+/// Longest category slug a request may name (the stored ones are shorter).
+const CATEGORY_LEN_MAX: usize = 100;
 
 /// The field errors found while parsing one request.
 #[derive(Default)]
@@ -38,15 +40,15 @@ impl FieldErrors {
     }
 }
 
-/// Text that is not blank and at most `max` characters.
+/// One-line text that is not blank, at most `max` characters, without control characters
+/// (the shared rule, [`fields::single_line`]).
 pub(super) fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
-    if value.trim().is_empty() || value.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            format!("must be 1 to {max} characters"),
-        ));
-    }
-    Ok(value.to_owned())
+    fields::single_line(field, value, max)
+}
+
+/// A category slug as given (an unknown one is refused by the foreign key).
+pub(super) fn category(value: &str) -> Result<String, FieldError> {
+    text("category", value, CATEGORY_LEN_MAX)
 }
 
 /// An open/close pair, either end optional; when both are set it opens before it closes.
@@ -57,18 +59,21 @@ pub(super) struct Window {
 }
 
 impl Window {
-    /// `field` names the closing end, where a reversed window is reported.
+    /// Each end is `(field path, value)`; a set end must be in the shared instant range,
+    /// and a window with both ends must open before it closes (reported on the closing end).
     pub(super) fn parse(
-        field: &str,
-        opens: Option<DateTime<Utc>>,
-        closes: Option<DateTime<Utc>>,
-    ) -> Result<Self, FieldError> {
-        match (opens, closes) {
-            (Some(o), Some(c)) if o >= c => Err(FieldError::new(
-                field,
-                "the window must open before it closes",
-            )),
-            _ => Ok(Self { opens, closes }),
+        (opens_field, opens): (&str, Option<DateTime<Utc>>),
+        (closes_field, closes): (&str, Option<DateTime<Utc>>),
+        errors: &mut FieldErrors,
+    ) -> Option<Self> {
+        let opens = errors.check(fields::optional_instant(opens_field, opens));
+        let closes = errors.check(fields::optional_instant(closes_field, closes));
+        match (opens?, closes?) {
+            (Some(o), Some(c)) if o >= c => {
+                errors.push(closes_field, "the window must open before it closes");
+                None
+            }
+            (opens, closes) => Some(Self { opens, closes }),
         }
     }
 }
@@ -98,11 +103,11 @@ impl EventInput<'_> {
         let description = errors.check(description(self.description));
         let max_tickets_per_customer =
             errors.check(max_per_customer(self.max_tickets_per_customer));
-        let booking = errors.check(Window::parse(
-            "booking_closes_at",
-            self.booking_opens_at,
-            self.booking_closes_at,
-        ));
+        let booking = Window::parse(
+            ("booking_opens_at", self.booking_opens_at),
+            ("booking_closes_at", self.booking_closes_at),
+            errors,
+        );
         Some(EventFields {
             title: title?,
             description: description?,
@@ -112,14 +117,9 @@ impl EventInput<'_> {
     }
 }
 
+/// Multi-line: tabs and line breaks are kept, other control characters refused.
 fn description(value: &str) -> Result<String, FieldError> {
-    if value.chars().count() > DESCRIPTION_LEN_MAX {
-        return Err(FieldError::new(
-            "description",
-            format!("at most {DESCRIPTION_LEN_MAX} characters"),
-        ));
-    }
-    Ok(value.to_owned())
+    fields::multi_line("description", value, DESCRIPTION_LEN_MAX)
 }
 
 fn max_per_customer(value: Option<i32>) -> Result<Option<i32>, FieldError> {

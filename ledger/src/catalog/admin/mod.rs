@@ -21,13 +21,14 @@ use serde::{Deserialize, Deserializer};
 use sqlx::PgConnection;
 use tessera_domain::catalog::{EventDetail, EventStatus};
 use tessera_domain::invalidation::Change;
-use tessera_domain::{ErrorCode, EventId, Problem, TenantId};
+use tessera_domain::{ErrorCode, EventId, TenantId};
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::AdminTenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{path_id, PathParams};
+use crate::openapi::problems;
 use crate::outbox;
 
 pub use create::{insert_event, NewEvent, NewShow, NewVenue, NewZone, ValidEvent};
@@ -63,7 +64,7 @@ pub fn router() -> Router<AppState> {
 /// One event of this tenant, drafts included.
 #[utoipa::path(get, path = "/admin/v1/events/{event_id}", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = EventDetail), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = EventDetail), problems::NotFound, problems::Invalid, problems::Unauthorized, problems::Forbidden, problems::Unavailable))]
 pub(crate) async fn get_owned_event(
     State(state): State<AppState>,
     tenant: AdminTenant,

@@ -12,11 +12,14 @@ use crate::app::AppState;
 use crate::auth::AdminTenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{path_id, PathParams};
+use crate::openapi::problems;
 
 /// Make a draft event visible and on sale (idempotent).
 #[utoipa::path(post, path = "/admin/v1/events/{event_id}/publish", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = EventDetail), (status = 409, body = Problem, content_type = "application/problem+json", description = "cancelled")))]
+    responses((status = 200, body = EventDetail),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "conflict: the event is cancelled"),
+        problems::NotFound, problems::Invalid, problems::Unauthorized, problems::Forbidden, problems::Unavailable))]
 pub(crate) async fn publish_event(
     State(state): State<AppState>,
     tenant: AdminTenant,
@@ -28,7 +31,7 @@ pub(crate) async fn publish_event(
 /// Cancel an event: no new holds or confirms (idempotent).
 #[utoipa::path(post, path = "/admin/v1/events/{event_id}/cancel", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = EventDetail), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = EventDetail), problems::NotFound, problems::Invalid, problems::Unauthorized, problems::Forbidden, problems::Unavailable))]
 pub(crate) async fn cancel_event(
     State(state): State<AppState>,
     tenant: AdminTenant,

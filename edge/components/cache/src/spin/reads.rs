@@ -6,6 +6,10 @@
 //! What is stored is findable by the invalidator without a scan: an availability entry is
 //! listed in its event's show index before it is stored; listings and the categories are
 //! stamped with the catalog epoch they were fetched under and serve only under it.
+//!
+//! Availability is served from the cache only while the invalidation stream is fresh
+//! ([`crate::freshness`]); otherwise [`availability`] reads through to the ledger
+//! (coalesced by the same fill lease as misses) and the answer is a `bypass`.
 
 use spin_sdk::http::Response;
 use spin_sdk::key_value::Store;
@@ -15,20 +19,33 @@ use tessera_domain::{EventId, ShowId};
 use super::vars::Settings;
 use super::{kv, ledger, now_ms, respond};
 use crate::entry::{AvailEntry, DocEntry};
+use crate::freshness::{self, Served, Trust};
 use crate::show_index::{Insert, ShowIndex};
 use crate::{etag, keys};
 
-/// A value and whether it came from the cache.
+/// A value and how it was served (the `Tessera-Cache` header).
 pub struct Read<T> {
     pub value: T,
-    pub hit: bool,
+    pub served: Served,
 }
 
-/// A ledger answer that is not a 200: relayed as is, marked as a miss.
-fn relay_miss(answer: &Response) -> Response {
+/// A ledger answer that is not a 200: relayed as is, marked as fetched (`served`).
+fn relay_fetched(answer: &Response, served: Served) -> Response {
     let mut response = ledger::relay(answer);
-    response.set_header(respond::CACHE, "miss");
+    response.set_header(respond::CACHE, served.header_value());
     response
+}
+
+/// How far cached availability may be trusted now: by when the invalidation stream last
+/// spoke. The clock is read after the store, so a heartbeat recorded meanwhile does not
+/// look like one from the future.
+pub fn trust(store: &Store, settings: &Settings) -> Trust {
+    let heard_at = kv::get_raw(store, keys::STREAM_HEARD_AT);
+    freshness::trust(
+        freshness::parse_heard_at(heard_at.as_deref()),
+        now_ms(),
+        settings.stream_freshness_ms,
+    )
 }
 
 /// The catalog epoch before a fetch; storing is skipped if it moved during the fetch. An
@@ -208,35 +225,64 @@ fn unique() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(now_ms())
 }
 
-/// `avail/{show_id}`, merged per zone with what is cached when fetched.
+/// `avail/{show_id}`, merged per zone with what is cached when fetched. Under
+/// [`Trust::Cached`] a fresh entry is a hit and a missing one a miss; under
+/// [`Trust::ReadThrough`] only an entry fetched since the request arrived will do (this
+/// instance's fetch or, coalesced, another's) and the answer is a bypass.
 pub async fn availability(
     store: &Store,
     settings: &Settings,
     show_id: ShowId,
+    trust: Trust,
 ) -> Result<Read<AvailEntry>, Response> {
     let key = keys::availability(show_id);
-    let fresh = || kv::get_json::<AvailEntry>(store, &key).filter(|e| e.is_fresh(now_ms()));
+    let (cached, fetched) = match trust {
+        Trust::Cached => (Served::Hit, Served::Miss),
+        Trust::ReadThrough { .. } => (Served::Bypass, Served::Bypass),
+    };
+    let usable = |entry: &AvailEntry| match trust {
+        Trust::Cached => true,
+        Trust::ReadThrough { since_ms } => entry.fetched_since(since_ms),
+    };
+    let fresh =
+        || kv::get_json::<AvailEntry>(store, &key).filter(|e| e.is_fresh(now_ms()) && usable(e));
     if let Some(entry) = fresh() {
         return Ok(Read {
             value: entry,
-            hit: true,
+            served: cached,
         });
     }
     let _lease = match fill_or_wait(store, &key, fresh) {
         Fill::Ready(entry) => {
             return Ok(Read {
                 value: entry,
-                hit: true,
+                served: cached,
             })
         }
         Fill::Fetch(lease) => lease,
     };
+    let entry = fetch_availability(store, settings, show_id, fetched).await?;
+    Ok(Read {
+        value: entry,
+        served: fetched,
+    })
+}
+
+/// Fetches the show's availability, merges it with what is cached now and stores it where
+/// a catalog message will find it (unless an epoch moved during the fetch).
+async fn fetch_availability(
+    store: &Store,
+    settings: &Settings,
+    show_id: ShowId,
+    served: Served,
+) -> Result<AvailEntry, Response> {
+    let key = keys::availability(show_id);
     let now = now_ms();
     let epoch_keys = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
     let before = [epoch(store), kv::get_raw(store, epoch_keys[1])];
     let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/availability")).await?;
     if *answer.status() != 200 {
-        return Err(relay_miss(&answer));
+        return Err(relay_fetched(&answer, served));
     }
     let fresh: Availability = serde_json::from_slice(answer.body()).map_err(|e| {
         eprintln!("tessera edge: unreadable availability for {show_id} from the ledger: {e}");
@@ -248,10 +294,7 @@ pub async fn availability(
     let cached = kv::get_json::<AvailEntry>(store, &key);
     let entry = AvailEntry::merge_fetch(cached.as_ref(), fresh, now, settings.availability_ttl_ms);
     store_availability(store, &entry, &epoch_keys, &before);
-    Ok(Read {
-        value: entry,
-        hit: false,
-    })
+    Ok(entry)
 }
 
 /// A catalog document at `path_and_query`, cached under `key` (`None`: never cached).
@@ -266,14 +309,14 @@ pub async fn document(
     if let Some(entry) = fresh() {
         return Ok(Read {
             value: entry,
-            hit: true,
+            served: Served::Hit,
         });
     }
     let _lease = match key.map(|k| fill_or_wait(store, k, fresh)) {
         Some(Fill::Ready(entry)) => {
             return Ok(Read {
                 value: entry,
-                hit: true,
+                served: Served::Hit,
             })
         }
         Some(Fill::Fetch(lease)) => Some(lease),
@@ -283,7 +326,7 @@ pub async fn document(
     let before = epoch(store);
     let answer = ledger::get(settings, path_and_query).await?;
     if *answer.status() != 200 {
-        return Err(relay_miss(&answer));
+        return Err(relay_fetched(&answer, Served::Miss));
     }
     let body = String::from_utf8(answer.body().to_vec()).map_err(|_| {
         eprintln!("tessera edge: non-UTF-8 body from the ledger for {path_and_query}");
@@ -301,7 +344,7 @@ pub async fn document(
     }
     Ok(Read {
         value: entry,
-        hit: false,
+        served: Served::Miss,
     })
 }
 

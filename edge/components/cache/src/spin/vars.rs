@@ -16,6 +16,7 @@ pub struct Settings {
     pub catalog_ttl_ms: u64,
     pub sold_out_shed_window_ms: u64,
     pub request_body_max_bytes: u64,
+    pub stream_freshness_ms: u64,
 }
 
 /// A variable's value; `None` if it is not defined for this component.
@@ -42,6 +43,7 @@ fn load_inner() -> Result<Settings, String> {
         catalog_ttl_ms: number(config::CATALOG_TTL_MS)?,
         sold_out_shed_window_ms: number(config::SOLD_OUT_SHED_WINDOW_MS)?,
         request_body_max_bytes: number(config::REQUEST_BODY_MAX_BYTES)?,
+        stream_freshness_ms: number(config::STREAM_FRESHNESS_MS)?,
     })
 }
 
