@@ -18,6 +18,7 @@ use wasmtime::component::types::ComponentItem;
 use tessera_testkit::edge::{fixture_manifest, EdgeNode, EdgeOptions, EDGE_KEY};
 use tessera_testkit::ledger::{spawn_app_with, Fixture, TestApp};
 use tessera_testkit::metrics::sum_metric;
+use tessera_testkit::raw_http::{get_request, misanswered, post_json_request, Outcome};
 use tessera_testkit::services::own_redis::OwnRedis;
 use tessera_testkit::wait_until;
 
@@ -889,5 +890,82 @@ async fn a_node_that_cannot_hear_the_stream_reads_availability_through(pool: PgP
         read_availability(&edge, &fixture).await == ("hit".to_owned(), 0)
     })
     .await;
+    ledger.stop().await;
+}
+
+/// A hold body whose `customer_id` is `customer`, bytes as given (valid JSON or not).
+fn raw_hold_body(fixture: &Fixture, customer: &[u8]) -> Vec<u8> {
+    const MARK: &str = "CUSTOMER";
+    let valid = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+                       "quantity": 1, "customer_id": MARK})
+    .to_string();
+    let (before, after) = valid.split_once(MARK).expect("the mark is in the body");
+    [before.as_bytes(), customer, after.as_bytes()].concat()
+}
+
+/// Invalid UTF-8 and NUL, escaped or raw, in the components' paths, queries and JSON
+/// bodies: a 4xx problem (or the HTTP layer's bare 400 for a raw byte no URL may hold),
+/// never a 5xx; the node keeps serving.
+#[sqlx::test(migrations = "../../migrations")]
+async fn invalid_utf8_and_nul_through_the_components_are_a_4xx_never_a_5xx(pool: PgPool) {
+    let ledger = ledger_for_edges(pool).await;
+    let fixture = ledger.event_with_zone(10).await;
+    let edge = start(options(&ledger)).await;
+    let get = |target: &[u8], outcome| (get_request(target, b""), outcome);
+    let post = |customer: &[u8], outcome| {
+        let body = raw_hold_body(&fixture, customer);
+        (post_json_request("/v1/holds", &key(), &body), outcome)
+    };
+    let cases = vec![
+        (
+            "%FF in an event id",
+            get(b"/v1/events/%FF", Outcome::Problem(422)),
+        ),
+        (
+            "%00 in an event id",
+            get(b"/v1/events/a%00b", Outcome::Problem(422)),
+        ),
+        (
+            "raw 0xFF in an event id",
+            get(b"/v1/events/\xFF", Outcome::Refused(400)),
+        ),
+        (
+            "raw NUL in an event id",
+            get(b"/v1/events/a\0b", Outcome::Refused(400)),
+        ),
+        (
+            "%FF in a show id",
+            get(b"/v1/shows/%FF/availability", Outcome::Problem(422)),
+        ),
+        (
+            "%00 in a query",
+            get(b"/v1/events?q=a%00b", Outcome::Problem(422)),
+        ),
+        (
+            "%FF in a query (not UTF-8)",
+            get(b"/v1/events?q=%FF", Outcome::Problem(422)),
+        ),
+        (
+            "raw NUL in a query",
+            get(b"/v1/events?q=a\0b", Outcome::Refused(400)),
+        ),
+        ("raw 0xFF in a body", post(b"a\xFFb", Outcome::Problem(400))),
+        (
+            "escaped NUL in a body",
+            post(b"a\\u0000b", Outcome::Problem(422)),
+        ),
+        ("raw NUL in a body", post(b"a\0b", Outcome::Problem(400))),
+    ]
+    .into_iter()
+    .map(|(name, (request, outcome))| (name, request, outcome))
+    .collect();
+    let wrong = misanswered(&edge.authority, cases).await;
+    assert!(
+        wrong.is_empty(),
+        "answered otherwise:\n{}",
+        wrong.join("\n")
+    );
+    let (status, _) = edge.get_json("/v1/events?q=Event").await;
+    assert_eq!(status, 200, "still serving");
     ledger.stop().await;
 }

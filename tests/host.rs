@@ -1,8 +1,9 @@
 //! The edge host's own limits and lifecycle, end to end: a real `tessera-edge` process
 //! serving the test-only fixture components of `tests/fixtures/host.toml` (no ledger, no
 //! Redis): the body limit on chunked bodies, the per-instance memory cap, the operations
-//! listener, the outbound metrics, graceful shutdown on SIGTERM, and what slow and idle
-//! clients may hold (a connection, bounded and timed out; never an instance).
+//! listener, the outbound metrics, graceful shutdown on SIGTERM, what slow and idle
+//! clients may hold (a connection, bounded and timed out; never an instance), and what
+//! hostile heads get (pipelining, oversized heads, raw bytes in URLs).
 //!
 //! The fixtures are built with
 //! `cargo build --manifest-path tests/fixtures/components/Cargo.toml --workspace --release --target wasm32-wasip2`.
@@ -18,7 +19,9 @@ use serde_json::Value;
 use tessera_testkit::edge::{fixture_manifest, EdgeNode, EdgeOptions};
 use tessera_testkit::services::unique_channel;
 
-use tessera_testkit::raw_http::RawConnection;
+use tessera_testkit::raw_http::{
+    get_request, misanswered, post_json_request, Outcome, RawConnection,
+};
 
 const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
 /// The fixture's one allowed outbound host (port 9, discard: nothing listens there).
@@ -398,10 +401,125 @@ async fn silent_idle_and_slowloris_connections_are_closed_after_the_idle_timeout
     for conn in &mut conns {
         conn.closed_within(CLOSE_LIMIT).await;
     }
+    // A head trickled a byte every 200 ms: each byte comes well within the timeout, but
+    // the whole head must, so it is closed all the same (long before it could end).
+    let trickled = [
+        b"GET /health HTTP/1.1\r\nX-Slow: ".as_slice(),
+        &[b'a'; 100],
+        b"\r\n\r\n",
+    ]
+    .concat();
+    let mut conn = RawConnection::open(&node.authority).await;
+    conn.trickle_until_closed(&trickled, Duration::from_millis(200), CLOSE_LIMIT)
+        .await;
     tessera_testkit::wait_until("every connection is given back", REQUEST_LIMIT, || async {
         node.metric("edge_connections_open", &[]).await == 0.0
     })
     .await;
     let (status, _) = get_text(&node, "/runaway/after?sleep_ms=0").await;
     assert_eq!(status, 200);
+}
+
+/// Requests written back to back on one connection, before any answer is read, are each
+/// answered, in order: host answers, a guest reading a body, and a guest's chunked answer.
+#[tokio::test]
+async fn pipelined_requests_are_each_answered_in_order() {
+    let node = start_node(&[]).await;
+    let requests = [
+        get_request(b"/health", b""),
+        post_json_request("/runaway/count-body", "pipelined", b"12345"),
+        get_request(b"/nowhere", b""),
+        get_request(b"/runaway/after?sleep_ms=0", b""),
+    ];
+    let mut conn = RawConnection::open(&node.authority).await;
+    conn.send(&requests.concat())
+        .await
+        .expect("all written before any read");
+    let mut answers = Vec::new();
+    for _ in &requests {
+        answers.push(conn.response().await.expect("an answer per request"));
+    }
+    let outcomes: Vec<Outcome> = answers.iter().map(|answer| answer.outcome()).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Plain(200),
+            Outcome::Plain(200),
+            Outcome::Problem(404),
+            Outcome::Plain(200)
+        ],
+        "{answers:?}"
+    );
+    assert!(answers[1].body.contains('5'), "{:?}", answers[1]);
+    assert_eq!(answers[3].body, format!("{SLOW_FIRST}{SLOW_LAST}"));
+}
+
+/// The size of each oversized URL and header.
+const LONG_BYTES: usize = 100 << 10;
+
+fn long(prefix: &str) -> Vec<u8> {
+    [prefix.as_bytes(), &vec![b'a'; LONG_BYTES]].concat()
+}
+
+/// Heads past the host's bound (64 KiB) and bytes no URL may hold are refused by the
+/// HTTP layer, before routing: a bare 4xx, never a 5xx or a hang, and the node keeps
+/// serving. Escaped bytes are only text to the router: an unknown path is a 404 problem.
+#[tokio::test]
+async fn oversized_heads_and_raw_bytes_in_urls_are_refused_cleanly() {
+    const MANY_HEADERS: usize = 10_000;
+    let node = start_node(&[]).await;
+    let many: Vec<u8> = (0..MANY_HEADERS)
+        .flat_map(|i| format!("X-Hostile-{i}: v\r\n").into_bytes())
+        .collect();
+    let big_header = [long("X-Hostile: ").as_slice(), b"\r\n"].concat();
+    let refused = |target: &[u8], extra: &[u8], status| (get_request(target, extra), status);
+    let cases = vec![
+        (
+            "100 KB path",
+            refused(&long("/runaway/"), b"", Outcome::Refused(431)),
+        ),
+        (
+            "100 KB query",
+            refused(&long("/health?q="), b"", Outcome::Refused(431)),
+        ),
+        (
+            "10,000 headers",
+            refused(b"/health", &many, Outcome::Refused(431)),
+        ),
+        (
+            "100 KB header",
+            refused(b"/health", &big_header, Outcome::Refused(431)),
+        ),
+        (
+            "raw NUL in a path",
+            refused(b"/health\0", b"", Outcome::Refused(400)),
+        ),
+        (
+            "raw 0xFF in a path",
+            refused(b"/health\xFF", b"", Outcome::Refused(400)),
+        ),
+        (
+            "raw NUL in a query",
+            refused(b"/health?q=\0", b"", Outcome::Refused(400)),
+        ),
+        (
+            "%00 in a path",
+            refused(b"/nowhere%00", b"", Outcome::Problem(404)),
+        ),
+        (
+            "%FF in a path",
+            refused(b"/nowhere%FF", b"", Outcome::Problem(404)),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, (request, outcome))| (name, request, outcome))
+    .collect();
+    let wrong = misanswered(&node.authority, cases).await;
+    assert!(
+        wrong.is_empty(),
+        "answered otherwise:\n{}",
+        wrong.join("\n")
+    );
+    let (status, _) = get_text(&node, "/runaway/after?sleep_ms=0").await;
+    assert_eq!(status, 200, "still serving");
 }

@@ -65,6 +65,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(|raw| !query_is_utf8(raw)) {
+            return Err(ApiError::field("query", "not valid percent-encoded UTF-8"));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::Validation(
@@ -76,6 +79,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             )])),
         }
     }
+}
+
+/// Whether the raw query decodes to UTF-8. axum's `Query` decodes lossily (`%FF` becomes
+/// U+FFFD), so without this a malformed filter would silently become another filter.
+fn query_is_utf8(raw: &str) -> bool {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .is_ok()
 }
 
 /// Path parameters; a segment that is not valid percent-encoded UTF-8 → 422 (axum's own

@@ -150,6 +150,17 @@ async fn silent_idle_and_slowloris_connections_are_closed_after_the_idle_timeout
     for conn in &mut conns {
         conn.closed_within(CLOSE_LIMIT).await;
     }
+    // A head trickled a byte every 200 ms: each byte comes well within the timeout, but
+    // the whole head must, so it is closed all the same (long before it could end).
+    let trickled = [
+        b"GET /health HTTP/1.1\r\nX-Slow: ".as_slice(),
+        &[b'a'; 100],
+        b"\r\n\r\n",
+    ]
+    .concat();
+    let mut conn = RawConnection::open(&authority(&app)).await;
+    conn.trickle_until_closed(&trickled, Duration::from_millis(200), CLOSE_LIMIT)
+        .await;
     assert_eq!(app.get_json("/health").await.0, 200);
     app.stop().await;
 }

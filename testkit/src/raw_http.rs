@@ -14,7 +14,8 @@ pub const READ_LIMIT: Duration = Duration::from_secs(20);
 /// A response head larger than this is not one these tests expect.
 const HEAD_MAX_BYTES: usize = 16 << 10;
 
-/// One answer: status, head (status line and headers) and body (by Content-Length).
+/// One answer: status, head (status line and headers) and body (by Content-Length, or
+/// chunked).
 #[derive(Debug)]
 pub struct RawResponse {
     pub status: u16,
@@ -26,10 +27,88 @@ pub struct RawConnection {
     stream: TcpStream,
 }
 
+/// `GET target` with `extra` header lines (each ending in CRLF), as bytes: the target may
+/// hold anything, valid or not.
+pub fn get_request(target: &[u8], extra: &[u8]) -> Vec<u8> {
+    [
+        b"GET ",
+        target,
+        b" HTTP/1.1\r\nHost: tessera\r\n",
+        extra,
+        b"\r\n",
+    ]
+    .concat()
+}
+
+/// `POST path` with a JSON content type, idempotency key `key` and `body` as it is (valid or
+/// not).
+pub fn post_json_request(path: &str, key: &str, body: &[u8]) -> Vec<u8> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: tessera\r\nContent-Type: application/json\r\n\
+         Idempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    [head.as_bytes(), body].concat()
+}
+
+/// What a hostile request got, as the tests assert it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// This status with a problem+json body.
+    Problem(u16),
+    /// This error status with no body: the HTTP layer refused the request before the
+    /// application saw it.
+    Refused(u16),
+    /// Any other answer with this status.
+    Plain(u16),
+}
+
+/// Sends each `(name, request, expected)` on a connection of its own; returns a line per
+/// case answered otherwise (or not at all), with what came instead.
+pub async fn misanswered(authority: &str, cases: Vec<(&str, Vec<u8>, Outcome)>) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (name, request, expected) in cases {
+        let answer = RawConnection::exchange(authority, &request).await;
+        if answer.as_ref().map(RawResponse::outcome) != Some(expected) {
+            wrong.push(format!("{name}: {answer:?}"));
+        }
+    }
+    wrong
+}
+
+impl RawResponse {
+    pub fn outcome(&self) -> Outcome {
+        if self.header("content-type") == Some("application/problem+json") {
+            Outcome::Problem(self.status)
+        } else if self.body.is_empty() && self.status >= 400 {
+            Outcome::Refused(self.status)
+        } else {
+            Outcome::Plain(self.status)
+        }
+    }
+
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then_some(value.trim())
+        })
+    }
+}
+
 impl RawConnection {
     pub async fn open(authority: &str) -> Self {
         let stream = TcpStream::connect(authority).await.expect("connect");
         Self { stream }
+    }
+
+    /// Sends `request` on a new connection and reads one answer; `None` if the server closed
+    /// without one. A write error is not a failure: a server may answer a head it refuses
+    /// and close before the client has written all of it.
+    pub async fn exchange(authority: &str, request: &[u8]) -> Option<RawResponse> {
+        let mut conn = Self::open(authority).await;
+        let _refused_early = conn.send(request).await;
+        conn.response().await
     }
 
     /// Writes `bytes`; an error means the server closed the connection.
@@ -48,6 +127,26 @@ impl RawConnection {
             .and_then(|rest| rest.get(..3))
             .and_then(|code| code.parse().ok())
             .unwrap_or_else(|| panic!("not an HTTP/1.1 head: {head:?}"));
+        let chunked = head.lines().any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
+            })
+        });
+        let body = tokio::time::timeout(READ_LIMIT, self.body(&head, chunked))
+            .await
+            .expect("the body within the read limit")?;
+        Some(RawResponse {
+            status,
+            head,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// The body after `head`: chunked, or by Content-Length (none: empty).
+    async fn body(&mut self, head: &str, chunked: bool) -> Option<Vec<u8>> {
+        if chunked {
+            return self.chunked_body().await;
+        }
         let length = head
             .lines()
             .find_map(|line| {
@@ -57,15 +156,37 @@ impl RawConnection {
             })
             .unwrap_or(0);
         let mut body = vec![0; length];
-        tokio::time::timeout(READ_LIMIT, self.stream.read_exact(&mut body))
-            .await
-            .expect("the body within the read limit")
-            .ok()?;
-        Some(RawResponse {
-            status,
-            head,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+        self.stream.read_exact(&mut body).await.ok()?;
+        Some(body)
+    }
+
+    /// Chunks up to the last (empty) one and the trailer's blank line.
+    async fn chunked_body(&mut self) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.line().await?;
+            let size = line.split(';').next().unwrap_or_default().trim();
+            let size =
+                usize::from_str_radix(size, 16).unwrap_or_else(|_| panic!("chunk size {line:?}"));
+            if size == 0 {
+                while !self.line().await?.is_empty() {}
+                return Some(body);
+            }
+            let mut chunk = vec![0; size + 2];
+            self.stream.read_exact(&mut chunk).await.ok()?;
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    async fn line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        while !line.ends_with(b"\r\n") {
+            assert!(line.len() < HEAD_MAX_BYTES, "line too long");
+            line.push(self.stream.read_u8().await.ok()?);
+        }
+        line.truncate(line.len() - 2);
+        Some(String::from_utf8_lossy(&line).into_owned())
     }
 
     /// Byte by byte up to the blank line, so nothing of the body is read with it.
@@ -88,6 +209,32 @@ impl RawConnection {
         let read = tokio::time::timeout(limit, self.stream.read_to_end(&mut received)).await;
         assert!(read.is_ok(), "the connection is still open after {limit:?}");
         String::from_utf8_lossy(&received).into_owned()
+    }
+
+    /// A slowloris client: writes `head` one byte every `every` until the server closes
+    /// the connection (a read ends or fails, or a write fails). Panics if the connection is
+    /// still open after `limit`, or the whole head was sent.
+    pub async fn trickle_until_closed(&mut self, head: &[u8], every: Duration, limit: Duration) {
+        let (mut reader, mut writer) = self.stream.split();
+        let trickle = async {
+            let mut ticks = tokio::time::interval(every);
+            for byte in head {
+                ticks.tick().await;
+                if writer.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+            }
+            panic!("the whole head was sent and the connection is still open");
+        };
+        let closed = async {
+            let mut received = Vec::new();
+            let _ = reader.read_to_end(&mut received).await;
+        };
+        tokio::time::timeout(limit, async {
+            tokio::select! { () = trickle => {}, () = closed => {} }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the connection is still open after {limit:?}"));
     }
 
     /// The answer to a body the client stalled: 408 `request_timeout` problem+json with

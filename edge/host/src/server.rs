@@ -37,6 +37,10 @@ use crate::variables::AppVariables;
 
 /// Answered by the host on the public port too, ahead of the manifest's routes.
 const HEALTH_PATH: &str = "/health";
+/// The largest request head (request line and headers) read from a client; past it hyper
+/// answers `431` and closes. Unset, hyper's bound is its read buffer (~400 KB, more than
+/// any real client sends), which every open connection could be made to hold.
+const HEAD_MAX_BYTES: usize = 64 << 10;
 /// Back-off after a failed accept (out of file descriptors and the like), instead of
 /// spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -361,7 +365,8 @@ fn connection_builder(idle_timeout: Duration) -> hyper::server::conn::http1::Bui
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(idle_timeout);
+        .header_read_timeout(idle_timeout)
+        .max_header_size(HEAD_MAX_BYTES);
     builder
 }
 
