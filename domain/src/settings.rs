@@ -107,6 +107,19 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     }
 }
 
+/// Open files a server keeps free of client connections: its operations listener, database
+/// and Redis connections, outbound calls, logs. A connection bound above the process's
+/// open-file limit minus this would never trigger: `accept` would fail first, for the
+/// operations listener (`/health`) too.
+pub const FD_RESERVE: u64 = 512;
+
+/// The client-connection bound that fits `fd_limit` open files with [`FD_RESERVE`] to
+/// spare, when `wanted` does not (`None`: it fits as it is).
+pub fn connections_fitting(wanted: usize, fd_limit: u64) -> Option<usize> {
+    let room = usize::try_from(fd_limit.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
+    (wanted > room).then_some(room.max(1))
+}
+
 /// Milliseconds of a configured default; defaults are far below `u64::MAX` ms.
 fn duration_u64(ms: u128) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
@@ -206,6 +219,13 @@ mod tests {
             s.choice("C", "text", &["text", "json"]).expect("choice"),
             "json"
         );
+    }
+
+    #[test]
+    fn the_connection_bound_fits_the_open_file_limit() {
+        assert_eq!(connections_fitting(16_384, 20_000), None);
+        assert_eq!(connections_fitting(16_384, 1_024), Some(512));
+        assert_eq!(connections_fitting(100, 100), Some(1), "never zero");
     }
 
     #[test]

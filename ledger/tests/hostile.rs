@@ -180,3 +180,46 @@ async fn invalid_utf8_and_nul_are_a_4xx_problem_never_a_5xx(pool: PgPool) {
     assert_answers(&app, cases).await;
     app.stop().await;
 }
+
+/// Body limit for [`bodies_past_the_limit_are_413_chunked_or_declared`]: small, so the
+/// bodies that pass it are small too.
+const BODY_MAX_BYTES: usize = 1024;
+
+/// A body past `REQUEST_BODY_MAX_BYTES` is 413 whether it streams chunked or declares its
+/// length up front; a declared length is refused before any of the body is sent (the body
+/// timeout is far longer than the raw client waits, so waiting for the body would fail).
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn bodies_past_the_limit_are_413_chunked_or_declared(pool: PgPool) {
+    let app = tessera_testkit::ledger::spawn_app_with(
+        pool,
+        &[
+            ("REQUEST_BODY_MAX_BYTES", BODY_MAX_BYTES.to_string()),
+            ("BODY_READ_TIMEOUT_MS", "60000".to_owned()),
+        ],
+    )
+    .await;
+    let chunk = vec![b'a'; 2 * BODY_MAX_BYTES];
+    let chunked = [
+        b"POST /v1/holds HTTP/1.1\r\nHost: ledger\r\nContent-Type: application/json\r\n\
+          Idempotency-Key: chunked-big\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .as_slice(),
+        format!("{:x}\r\n", chunk.len()).as_bytes(),
+        &chunk,
+        b"\r\n0\r\n\r\n",
+    ]
+    .concat();
+    let declared = format!(
+        "POST /v1/holds HTTP/1.1\r\nHost: ledger\r\nContent-Type: application/json\r\n\
+         Idempotency-Key: declared-big\r\nContent-Length: {}\r\n\r\n",
+        10 * BODY_MAX_BYTES
+    )
+    .into_bytes();
+    assert_answers(
+        &app,
+        vec![
+            ("chunked past the limit", chunked, Outcome::Problem(413)),
+            ("declared past the limit", declared, Outcome::Problem(413)),
+        ],
+    )
+    .await;
+}

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_domain::{ErrorCode, Problem};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -27,6 +28,12 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Back-off after a failed accept (out of file descriptors and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Scrapers and probes open a handful of connections; past this a new one is closed at
+/// once, so the operations listener cannot be made to hold the node's descriptors (the
+/// ledger's operations listener has the same bound).
+const CONNECTIONS_MAX: usize = 64;
+/// A request head (request line and headers) larger than this is answered 431.
+const HEAD_MAX_BYTES: usize = 16 << 10;
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 /// `/health`'s `status` while every Redis subscription is live.
@@ -95,7 +102,9 @@ pub async fn serve(ops: Arc<Ops>, listener: TcpListener, shutdown: CancellationT
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(HEAD_MAX_BYTES);
+    let open = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -107,6 +116,10 @@ pub async fn serve(ops: Arc<Ops>, listener: TcpListener, shutdown: CancellationT
                     continue;
                 }
             },
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
         };
         let ops = ops.clone();
         let service = hyper::service::service_fn(move |req| {
@@ -122,6 +135,7 @@ pub async fn serve(ops: Arc<Ops>, listener: TcpListener, shutdown: CancellationT
                     tracing::debug!(error = %e, "operations connection closed with an error");
                 },
             }
+            drop(permit);
         });
     }
 }

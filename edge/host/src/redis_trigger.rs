@@ -80,6 +80,8 @@ pub async fn run(app: Arc<App>, subscription: Arc<Subscription>, shutdown: Cance
                     }
                 }
                 subscription.connected.store(false, Ordering::Relaxed);
+                // The freshness lease is left to lapse (`stream_freshness_ms`), as under Spin,
+                // which cannot see the subscription: both hosts bound staleness the same way.
                 metrics::gauge!("edge_redis_connected", "channel" => channel.clone()).set(0.0);
                 tracing::warn!(channel = %channel, "Redis subscription lost; reconnecting");
             }

@@ -33,6 +33,11 @@ pub async fn read_whole(
     if request.body().is_end_stream() {
         return next.run(request).await;
     }
+    // A declared length past the limit is refused before any of the body is read (or a
+    // `100 Continue` invites it).
+    if declared_length(&request).is_some_and(|length| length > limits.max_bytes as u64) {
+        return payload_too_large();
+    }
     let (parts, incoming) = request.into_parts();
     let limited = Limited::new(incoming, limits.max_bytes);
     match tokio::time::timeout(limits.read_timeout, limited.collect()).await {
@@ -40,10 +45,7 @@ pub async fn read_whole(
             let body = Body::from(collected.to_bytes());
             next.run(Request::from_parts(parts, body)).await
         }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            let problem = body::payload_too_large();
-            ApiError::client(problem.code, problem.detail.unwrap_or_default()).into_response()
-        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => payload_too_large(),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "request body broken off");
             ApiError::client(
@@ -54,6 +56,23 @@ pub async fn read_whole(
         }
         Err(_) => request_timeout(limits.read_timeout),
     }
+}
+
+/// The `Content-Length` the client declared, if any (hyper has checked it is a number).
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// 413 with the shared rule's problem (the one the edge answers too).
+fn payload_too_large() -> Response {
+    let problem = body::payload_too_large();
+    ApiError::client(problem.code, problem.detail.unwrap_or_default()).into_response()
 }
 
 /// 408, closing the connection (RFC 9110 §15.5.9): the rest of the body may still be on

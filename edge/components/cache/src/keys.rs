@@ -11,7 +11,7 @@
 //! | `invalidation/catalog_epoch` | changes on every catalog eviction or flush (`{seq}-{ms}` text) |
 //! | `invalidation/avail_epoch/{slot}` | moved by a message for a show that is not cached ([`availability_epoch`]) |
 //! | `invalidation/stream_heard_at_ms` | when the invalidation stream last spoke (wall-clock ms): [`crate::freshness`] |
-//! | `invalidation/subscribed_at_ms` | native host only: when it last subscribed, emptying the cache and forgetting `last_seq` ([`SUBSCRIBED_AT`]) |
+//! | `invalidation/subscribed_at_ms` | native host only: when it last subscribed, emptying the cache and forgetting `last_seq`; consumed by the first message after it ([`SUBSCRIBED_AT`]) |
 //! | `fill/{key}` | an instance is fetching the missing entry `key` (lease deadline) |
 //! | `forwarded/{slot}` | the `Idempotency-Key` of a hold this node forwarded ([`forwarded`]) |
 //!

@@ -57,6 +57,12 @@ fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
         other => Numbered::Change(other.seq()),
     };
     let decision = seq::decide(last, numbered);
+    if last == seq::Last::Subscribed {
+        // The host's mark covers the first message after it subscribed, once: consumed
+        // before applying, so if applying fails neither the mark nor `last_seq` is left and
+        // the next message flushes, as after any failed apply.
+        store.delete(keys::SUBSCRIBED_AT)?;
+    }
     if decision.flush {
         flush(&store)?;
         bump_epoch(&store, received.seq())?;
