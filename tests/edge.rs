@@ -893,16 +893,6 @@ async fn a_node_that_cannot_hear_the_stream_reads_availability_through(pool: PgP
     ledger.stop().await;
 }
 
-/// A hold body whose `customer_id` is `customer`, bytes as given (valid JSON or not).
-fn raw_hold_body(fixture: &Fixture, customer: &[u8]) -> Vec<u8> {
-    const MARK: &str = "CUSTOMER";
-    let valid = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
-                       "quantity": 1, "customer_id": MARK})
-    .to_string();
-    let (before, after) = valid.split_once(MARK).expect("the mark is in the body");
-    [before.as_bytes(), customer, after.as_bytes()].concat()
-}
-
 /// Invalid UTF-8 and NUL, escaped or raw, in the components' paths, queries and JSON
 /// bodies: a 4xx problem (or the HTTP layer's bare 400 for a raw byte no URL may hold),
 /// never a 5xx; the node keeps serving.
@@ -913,7 +903,7 @@ async fn invalid_utf8_and_nul_through_the_components_are_a_4xx_never_a_5xx(pool:
     let edge = start(options(&ledger)).await;
     let get = |target: &[u8], outcome| (get_request(target, b""), outcome);
     let post = |customer: &[u8], outcome| {
-        let body = raw_hold_body(&fixture, customer);
+        let body = tessera_testkit::raw_http::hold_body(&fixture, customer);
         (post_json_request("/v1/holds", &key(), &body), outcome)
     };
     let cases = vec![

@@ -20,7 +20,7 @@ use tessera_testkit::edge::{fixture_manifest, EdgeNode, EdgeOptions};
 use tessera_testkit::services::unique_channel;
 
 use tessera_testkit::raw_http::{
-    get_request, misanswered, post_json_request, Outcome, RawConnection,
+    get_request, misanswered, post_json_request, slow_heads_closed_within, Outcome, RawConnection,
 };
 
 const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
@@ -390,28 +390,8 @@ async fn silent_idle_and_slowloris_connections_are_closed_after_the_idle_timeout
         assert_eq!(conn.response().await.expect("answered").status, 200);
         conns.push(conn);
     }
-    // A head that never ends.
-    for _ in 0..5 {
-        let mut conn = RawConnection::open(&node.authority).await;
-        conn.send(b"GET /health HTTP/1.1\r\nHo")
-            .await
-            .expect("sent");
-        conns.push(conn);
-    }
-    for conn in &mut conns {
-        conn.closed_within(CLOSE_LIMIT).await;
-    }
-    // A head trickled a byte every 200 ms: each byte comes well within the timeout, but
-    // the whole head must, so it is closed all the same (long before it could end).
-    let trickled = [
-        b"GET /health HTTP/1.1\r\nX-Slow: ".as_slice(),
-        &[b'a'; 100],
-        b"\r\n\r\n",
-    ]
-    .concat();
-    let mut conn = RawConnection::open(&node.authority).await;
-    conn.trickle_until_closed(&trickled, Duration::from_millis(200), CLOSE_LIMIT)
-        .await;
+    // Heads that never end, and one trickled; all closed like the idle ones.
+    slow_heads_closed_within(&node.authority, conns, CLOSE_LIMIT).await;
     tessera_testkit::wait_until("every connection is given back", REQUEST_LIMIT, || async {
         node.metric("edge_connections_open", &[]).await == 0.0
     })

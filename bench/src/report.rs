@@ -97,6 +97,18 @@ impl Section {
 
     pub fn goal(&mut self, goal: &str, measured: String, met: bool) {
         self.goals.push(Goal {
+            id: None,
+            goal: goal.to_owned(),
+            measured,
+            met,
+        });
+    }
+
+    /// A goal with a stable `id` in report.json (e.g. `reads.slow_clients_p99`), for tools
+    /// that follow one goal across runs whatever its wording.
+    pub fn goal_with_id(&mut self, id: &str, goal: &str, measured: String, met: bool) {
+        self.goals.push(Goal {
+            id: Some(id.to_owned()),
             goal: goal.to_owned(),
             measured,
             met,
@@ -126,6 +138,9 @@ impl Section {
 /// A performance goal from the issue: reported, never failing the run.
 #[derive(Debug, Serialize)]
 pub struct Goal {
+    /// Stable across runs and rewordings, where a goal has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub goal: String,
     pub measured: String,
     pub met: bool,

@@ -138,6 +138,9 @@ pub struct Ledger {
     pub database_url: String,
     pub pool: PgPool,
     admin_token: String,
+    /// How to start the process again (after [`Ledger::kill`]): its name and environment.
+    name: String,
+    process_env: Vec<(String, String)>,
     child: Child,
 }
 
@@ -154,41 +157,93 @@ impl Ledger {
             Postgres::force_drop_database(&database_url).await?;
         }
         let channel = format!("tessera.bench.{name}.{}", std::process::id());
-        let authority = format!("127.0.0.1:{}", free_port()?);
-        // A port of its own: scenarios run two ledgers at once.
-        let metrics_authority = format!("127.0.0.1:{}", free_port()?);
-        let mut cmd = Command::new(&env.ledger_bin);
-        cmd.arg("serve")
-            .env("LEDGER_ADDR", &authority)
-            .env("METRICS_ADDR", &metrics_authority)
-            .env("DATABASE_URL", &database_url)
-            .env("REDIS_URL", &env.redis_url)
-            .env("OUTBOX_CHANNEL", &channel)
-            .env("EDGE_KEY", &env.edge_key)
-            .env("RUST_LOG", "warn");
-        for (key, value) in settings {
-            cmd.env(key, value);
-        }
-        let mut child = spawn(env, name, cmd)?;
-        let base = format!("http://{authority}");
-        wait_ready(env, &mut child, name, &base, |_| true).await?;
-        let pool = PgPool::connect(&database_url).await?;
-        let admin_token = {
-            let mut conn = pool.acquire().await?;
+        let mut ledger = Self::launch(env, name, &database_url, &channel, settings).await?;
+        ledger.admin_token = {
+            let mut conn = ledger.pool.acquire().await?;
             tessera_ledger::auth::create_tenant(&mut conn, &format!("Bench {name}"))
                 .await?
                 .1
         };
+        Ok(ledger)
+    }
+
+    /// A second ledger process on this one's database and channel (as a second instance of
+    /// one deployment), with its own ports and `settings`.
+    pub async fn sibling(
+        &self,
+        env: &Env,
+        name: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let mut sibling =
+            Self::launch(env, name, &self.database_url, &self.channel, settings).await?;
+        sibling.admin_token.clone_from(&self.admin_token);
+        Ok(sibling)
+    }
+
+    async fn launch(
+        env: &Env,
+        name: &str,
+        database_url: &str,
+        channel: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let authority = format!("127.0.0.1:{}", free_port()?);
+        // A port of its own: scenarios run two ledgers at once.
+        let metrics_authority = format!("127.0.0.1:{}", free_port()?);
+        let process_env: Vec<(String, String)> = [
+            ("LEDGER_ADDR", authority.as_str()),
+            ("METRICS_ADDR", metrics_authority.as_str()),
+            ("DATABASE_URL", database_url),
+            ("REDIS_URL", env.redis_url.as_str()),
+            ("OUTBOX_CHANNEL", channel),
+            ("EDGE_KEY", env.edge_key.as_str()),
+            ("RUST_LOG", "warn"),
+        ]
+        .iter()
+        .chain(settings)
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+        let child = Self::spawn_ready(env, name, &authority, &process_env).await?;
         Ok(Self {
-            base,
+            base: format!("http://{authority}"),
             authority,
             metrics_base: format!("http://{metrics_authority}"),
-            channel,
-            database_url,
-            pool,
-            admin_token,
+            channel: channel.to_owned(),
+            database_url: database_url.to_owned(),
+            pool: PgPool::connect(database_url).await?,
+            admin_token: String::new(),
+            name: name.to_owned(),
+            process_env,
             child,
         })
+    }
+
+    async fn spawn_ready(
+        env: &Env,
+        name: &str,
+        authority: &str,
+        process_env: &[(String, String)],
+    ) -> anyhow::Result<Child> {
+        let mut cmd = Command::new(&env.ledger_bin);
+        cmd.arg("serve").envs(process_env.iter().cloned());
+        let mut child = spawn(env, name, cmd)?;
+        let base = format!("http://{authority}");
+        wait_ready(env, &mut child, name, &base, |_| true).await?;
+        Ok(child)
+    }
+
+    /// `kill -9`: the process ends at once, mid-request, mid-transaction.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("killing the ledger")
+    }
+
+    /// Starts the process again, on the same ports and database, and waits until it serves.
+    /// Its log restarts too (`<name>-restarted.log`).
+    pub async fn restart(&mut self, env: &Env) -> anyhow::Result<()> {
+        let name = format!("{}-restarted", self.name);
+        self.child = Self::spawn_ready(env, &name, &self.authority, &self.process_env).await?;
+        Ok(())
     }
 
     /// A published event with one show of `zones` zones (`capacity` each, up to 4 per
@@ -269,6 +324,12 @@ impl Ledger {
         Postgres::force_drop_database(&self.database_url)
             .await
             .with_context(|| format!("dropping {}", self.database_url))
+    }
+
+    /// Stops the process only: for a [`Ledger::sibling`], whose database is the first's.
+    pub async fn stop_process(mut self) {
+        self.pool.close().await;
+        let _ = self.child.kill().await;
     }
 }
 

@@ -57,15 +57,51 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let value = match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => value,
         Err(err) => {
-            return Err(match err.inner().classify() {
-                serde_json::error::Category::Data => data_error(&err.to_string()),
+            return match err.inner().classify() {
+                serde_json::error::Category::Data => {
+                    with_integral_floats(bytes).ok_or_else(|| data_error(&err.to_string()))
+                }
                 // Io cannot happen on a slice; treat it like a syntax error.
-                _ => malformed_json(),
-            });
+                _ => Err(malformed_json()),
+            };
         }
     };
     deserializer.end().map_err(|_| malformed_json())?;
     Ok(value)
+}
+
+/// Largest float magnitude taken as an integer: up to 2^53 every integer is exactly a
+/// float, beyond it `1e300` would only look like one.
+const INTEGRAL_FLOAT_MAX: f64 = 9_007_199_254_740_992.0;
+
+/// The body again with every integral float (`2.0`, `1e2`) read as the integer it equals:
+/// JSON has one number type and JSON Schema's `integer` is any number without a fraction,
+/// so the document's integer fields accept them. Tried only after the strict parse failed
+/// on the body's shape (the common path pays nothing); `None` if it fails too, and the
+/// caller reports the strict parse's error.
+fn with_integral_floats<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    integral_floats_to_integers(&mut value);
+    serde_json::from_value(value).ok()
+}
+
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                if f.fract() == 0.0 && f.abs() <= INTEGRAL_FLOAT_MAX {
+                    // Exact: |f| <= 2^53 and integral, so the cast loses nothing.
+                    #[allow(clippy::cast_possible_truncation)]
+                    let integer = f as i64;
+                    *value = Value::from(integer);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
 }
 
 /// A shape error as one field error. serde_path_to_error renders `path.to.field: what went
@@ -153,6 +189,28 @@ mod tests {
             br#"{"show_id":"a","zone_id":"b","quantity":1,"customer_id":"c"}"#
         )
         .is_ok());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // as `parse_json`
+    fn integral_floats_are_integers_and_fractions_are_not() {
+        let quantity = |q: &str| {
+            let body =
+                format!(r#"{{"show_id":"a","zone_id":"b","quantity":{q},"customer_id":"c"}}"#);
+            parse_json::<HoldRequest>(body.as_bytes()).map(|r| r.quantity)
+        };
+        assert_eq!(quantity("2.0").ok(), Some(2));
+        assert_eq!(quantity("1e2").ok(), Some(100));
+        assert_eq!(quantity("-0.0").ok(), Some(0));
+        for bad in ["2.5", "1e300"] {
+            let p = quantity(bad).expect_err(bad);
+            assert_eq!(
+                (p.status, p.errors[0].field.as_str()),
+                (422, "quantity"),
+                "{bad}"
+            );
+            assert!(p.errors[0].message.contains("floating point"), "{bad}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::EventStatus;
+use crate::fields;
 use crate::ids::{CustomerId, HoldId, ShowId, TicketId, ZoneId};
 use crate::money::Currency;
 use crate::problem::{ErrorCode, FieldError};
@@ -94,7 +95,8 @@ impl HoldRequest {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     /// The payment provider's reference for the captured payment: not blank, no control
-    /// characters, at most 128 bytes of UTF-8.
+    /// characters, at most 128 characters (as the document's `maxLength` and the column's
+    /// check count them).
     #[cfg_attr(
         feature = "openapi",
         schema(
@@ -109,7 +111,12 @@ pub struct ConfirmRequest {
 impl ConfirmRequest {
     pub fn parse(&self) -> Result<&str, Vec<FieldError>> {
         let r = self.payment_ref.as_str();
-        if r.trim().is_empty() || r.len() > PAYMENT_REF_LEN_MAX || r.chars().any(char::is_control) {
+        // Bounded in characters, as JSON Schema's maxLength and PostgreSQL's length() count;
+        // the control characters are the shared field rule's ([`fields::no_controls`]), the
+        // answer stays this field's own.
+        let printable = fields::no_controls("payment_ref", r).is_ok();
+        let too_long = r.chars().count() > PAYMENT_REF_LEN_MAX;
+        if r.trim().is_empty() || too_long || !printable {
             return Err(vec![FieldError::new(
                 "payment_ref",
                 format!("must be 1 to {PAYMENT_REF_LEN_MAX} printable characters"),
@@ -316,6 +323,39 @@ pub struct ConfirmedHold {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_payment_ref_is_printable_not_blank_and_bounded_in_characters() {
+        let parse = |r: &str| {
+            ConfirmRequest {
+                payment_ref: r.to_owned(),
+            }
+            .parse()
+            .map(str::to_owned)
+        };
+        assert_eq!(parse("pay_1"), Ok("pay_1".to_owned()));
+        assert!(parse(&"x".repeat(PAYMENT_REF_LEN_MAX)).is_ok());
+        // 128 two-byte characters (256 bytes) are 128 characters; one more is past the bound.
+        assert!(parse(&"ü".repeat(PAYMENT_REF_LEN_MAX)).is_ok());
+        for bad in [
+            String::new(),
+            "  ".to_owned(),
+            "x".repeat(PAYMENT_REF_LEN_MAX + 1),
+            "ü".repeat(PAYMENT_REF_LEN_MAX + 1),
+            "pay\0".to_owned(),
+            "pay\u{85}".to_owned(),
+            "pay\ttab".to_owned(),
+        ] {
+            let errors = parse(&bad).expect_err(&bad);
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert_eq!(errors[0].field, "payment_ref", "{bad:?}");
+            assert_eq!(
+                errors[0].message,
+                format!("must be 1 to {PAYMENT_REF_LEN_MAX} printable characters"),
+                "{bad:?}"
+            );
+        }
+    }
 
     fn ctx() -> HoldContext {
         HoldContext {

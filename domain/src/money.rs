@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 /// An ISO 4217 alphabetic code: three upper-case ASCII letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(value_type = String, example = "EUR"))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(value_type = String, pattern = "^[A-Z]{3}$", example = "EUR")
+)]
 #[serde(into = "String")]
 pub struct Currency([u8; 3]);
 

@@ -6,7 +6,7 @@ use anyhow::Context;
 /// glibc malloc/free measured ~10% of the ledger's CPU under the hold benchmark.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tessera_domain::settings::{connections_fitting, redact_url};
+use tessera_domain::settings::redact_url;
 use tessera_ledger::{Config, Ledger};
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +20,8 @@ Configuration comes from the environment; see .env.example.";
 async fn main() -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
     init_tracing(config.log_json);
-    config.connections_max = fit_to_open_files(config.connections_max);
+    config.connections_max =
+        tessera_serving::fit_to_open_files(config.connections_max, "CONNECTIONS_MAX");
     let command = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "serve".to_owned());
@@ -89,31 +90,6 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested: finishing in-flight requests");
-}
-
-/// Raises the open-file soft limit to the hard one and lowers `wanted` (`CONNECTIONS_MAX`) to what
-/// fits under it: a bound above the limit would never trigger, `accept` would fail first.
-fn fit_to_open_files(wanted: std::num::NonZeroUsize) -> std::num::NonZeroUsize {
-    let fd_limit = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => limit,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
-            return wanted;
-        }
-    };
-    let fitting = connections_fitting(wanted.get(), fd_limit).and_then(std::num::NonZeroUsize::new);
-    match fitting {
-        Some(fit) => {
-            tracing::warn!(
-                wanted,
-                fit,
-                fd_limit,
-                "CONNECTIONS_MAX lowered to fit the open-file limit"
-            );
-            fit
-        }
-        None => wanted,
-    }
 }
 
 fn init_tracing(json: bool) {

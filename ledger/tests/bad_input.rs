@@ -330,3 +330,68 @@ async fn time_zones_must_be_iana_names(pool: PgPool) {
     }
     app.stop().await;
 }
+
+/// JSON Schema's `integer` is any number without a fraction, so `2.0` and `1.2e1` are the
+/// integers the document promises to take (schemathesis sends them); `2.5` is not one.
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn integral_floats_are_integers_and_fractions_are_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let fixture = app.event_with_zone(10).await;
+    let body = |quantity: Value| {
+        json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+               "quantity": quantity, "customer_id": "floaty"})
+    };
+    let (status, hold) = app
+        .post_json("/v1/holds", &body(json!(2.0)), Some("float-1"))
+        .await;
+    assert_eq!((status, &hold["quantity"]), (201, &json!(2)), "{hold}");
+    let (status, problem) = app
+        .post_json("/v1/holds", &body(json!(2.5)), Some("float-2"))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "quantity", "{problem}");
+
+    let zone_path = format!(
+        "/admin/v1/events/{}/zones/{}",
+        fixture.event_id, fixture.zone_ids[0]
+    );
+    let edited = patch(&app, &zone_path, &json!({"capacity": 1.2e1})).await;
+    assert_eq!(edited.status(), 200);
+    let edited: Value = edited.json().await.expect("event detail");
+    assert_eq!(edited["shows"][0]["zones"][0]["capacity"], 12, "{edited}");
+    let refused = patch(&app, &zone_path, &json!({"capacity": 10.5})).await;
+    assert_refused("fractional capacity", refused, &["capacity"]).await;
+    app.stop().await;
+}
+
+/// `payment_ref` is bounded in characters, as the document's `maxLength` and the column's
+/// check count them: 128 two-byte characters are accepted, 129 refused.
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_payment_ref_is_bounded_in_characters_not_bytes(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let fixture = app.event_with_zone(10).await;
+    let mut hold_ids = Vec::new();
+    for key in ["ref-hold-1", "ref-hold-2"] {
+        let (status, hold) = app.hold(&fixture, 1, key, key).await;
+        assert_eq!(status, 201, "{hold}");
+        hold_ids.push(hold["hold_id"].as_str().expect("hold_id").to_owned());
+    }
+    let confirm = |hold_id: &str, payment_ref: String, key: &'static str| {
+        let path = format!("/v1/holds/{hold_id}/confirm");
+        let app = &app;
+        async move {
+            app.post_json(&path, &json!({ "payment_ref": payment_ref }), Some(key))
+                .await
+        }
+    };
+    let (status, problem) = confirm(&hold_ids[0], "ü".repeat(129), "ref-confirm-1").await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "payment_ref", "{problem}");
+    let (status, confirmed) = confirm(&hold_ids[1], "ü".repeat(128), "ref-confirm-2").await;
+    assert_eq!(
+        (status, &confirmed["status"]),
+        (200, &json!("confirmed")),
+        "{confirmed}"
+    );
+    app.stop().await;
+}

@@ -13,7 +13,7 @@ use tessera_testkit::ledger::{spawn_app_with, TestApp};
 use tessera_testkit::metrics::sum_metric;
 use tessera_testkit::wait_until;
 
-use tessera_testkit::raw_http::RawConnection;
+use tessera_testkit::raw_http::{slow_heads_closed_within, RawConnection};
 
 /// Longest the tests wait for anything that should happen at once.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -139,28 +139,8 @@ async fn silent_idle_and_slowloris_connections_are_closed_after_the_idle_timeout
     for _ in 0..5 {
         conns.push(served_connection(&app).await);
     }
-    // A head that never ends.
-    for _ in 0..5 {
-        let mut conn = RawConnection::open(&authority(&app)).await;
-        conn.send(b"GET /health HTTP/1.1\r\nHo")
-            .await
-            .expect("sent");
-        conns.push(conn);
-    }
-    for conn in &mut conns {
-        conn.closed_within(CLOSE_LIMIT).await;
-    }
-    // A head trickled a byte every 200 ms: each byte comes well within the timeout, but
-    // the whole head must, so it is closed all the same (long before it could end).
-    let trickled = [
-        b"GET /health HTTP/1.1\r\nX-Slow: ".as_slice(),
-        &[b'a'; 100],
-        b"\r\n\r\n",
-    ]
-    .concat();
-    let mut conn = RawConnection::open(&authority(&app)).await;
-    conn.trickle_until_closed(&trickled, Duration::from_millis(200), CLOSE_LIMIT)
-        .await;
+    // Heads that never end, and one trickled; all closed like the idle ones.
+    slow_heads_closed_within(&authority(&app), conns, CLOSE_LIMIT).await;
     assert_eq!(app.get_json("/health").await.0, 200);
     app.stop().await;
 }

@@ -9,9 +9,9 @@
 
 use serde_json::json;
 use sqlx::PgPool;
-use tessera_testkit::ledger::{spawn_app, Fixture, TestApp};
+use tessera_testkit::ledger::{spawn_app, TestApp};
 use tessera_testkit::raw_http::{
-    get_request, misanswered, post_json_request, Outcome, RawConnection,
+    get_request, hold_body, misanswered, post_json_request, Outcome, RawConnection,
 };
 
 /// The size of each oversized URL and header.
@@ -101,16 +101,6 @@ async fn oversized_urls_and_heads_are_refused_cleanly(pool: PgPool) {
     ];
     assert_answers(&app, cases).await;
     app.stop().await;
-}
-
-/// A hold body whose `customer_id` is `customer`, bytes as given (valid JSON or not).
-fn hold_body(fixture: &Fixture, customer: &[u8]) -> Vec<u8> {
-    const MARK: &str = "CUSTOMER";
-    let valid = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
-                       "quantity": 1, "customer_id": MARK})
-    .to_string();
-    let (before, after) = valid.split_once(MARK).expect("the mark is in the body");
-    [before.as_bytes(), customer, after.as_bytes()].concat()
 }
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]

@@ -20,6 +20,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod edge;
+pub mod idle;
 pub mod ledger;
 pub mod metrics;
 pub mod raw_http;

@@ -5,14 +5,23 @@
 
 use std::time::Duration;
 
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::ledger::Fixture;
 
 /// Longest any single read here waits: a server that never answers fails the test instead
 /// of hanging it.
 pub const READ_LIMIT: Duration = Duration::from_secs(20);
 /// A response head larger than this is not one these tests expect.
 const HEAD_MAX_BYTES: usize = 16 << 10;
+/// Connections [`slow_heads_closed_within`] leaves with a head that never ends: a few, so
+/// one closed by chance does not pass the test.
+const PARTIAL_HEADS: usize = 5;
+/// How often [`slow_heads_closed_within`]'s slowloris sends a byte: well within any idle
+/// timeout the tests set (500 ms), so only a bound on the whole head closes it.
+const TRICKLE_EVERY: Duration = Duration::from_millis(200);
 
 /// One answer: status, head (status line and headers) and body (by Content-Length, or
 /// chunked).
@@ -49,6 +58,48 @@ pub fn post_json_request(path: &str, key: &str, body: &[u8]) -> Vec<u8> {
         body.len()
     );
     [head.as_bytes(), body].concat()
+}
+
+/// A `POST /v1/holds` body for one ticket in the fixture's first zone whose `customer_id`
+/// string holds `customer`, bytes as given (valid JSON or not: escapes, invalid UTF-8, NUL).
+pub fn hold_body(fixture: &Fixture, customer: &[u8]) -> Vec<u8> {
+    const MARK: &str = "CUSTOMER";
+    let valid = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+                       "quantity": 1, "customer_id": MARK})
+    .to_string();
+    let (before, after) = valid.split_once(MARK).expect("the mark is in the body");
+    [before.as_bytes(), customer, after.as_bytes()].concat()
+}
+
+/// Slow heads at the server at `authority`, whose idle timeout is well under
+/// `close_limit`: besides `idle` (connections already open and silent), a few that send
+/// part of a head and stop must each be closed within `close_limit`; then a head trickled
+/// a byte every 200 ms (each byte well within the timeout, but the whole head must be) is
+/// closed all the same, long before it could end.
+pub async fn slow_heads_closed_within(
+    authority: &str,
+    mut idle: Vec<RawConnection>,
+    close_limit: Duration,
+) {
+    for _ in 0..PARTIAL_HEADS {
+        let mut conn = RawConnection::open(authority).await;
+        conn.send(b"GET /health HTTP/1.1\r\nHo")
+            .await
+            .expect("sent");
+        idle.push(conn);
+    }
+    for conn in &mut idle {
+        conn.closed_within(close_limit).await;
+    }
+    let trickled = [
+        b"GET /health HTTP/1.1\r\nX-Slow: ".as_slice(),
+        &[b'a'; 100],
+        b"\r\n\r\n",
+    ]
+    .concat();
+    let mut conn = RawConnection::open(authority).await;
+    conn.trickle_until_closed(&trickled, TRICKLE_EVERY, close_limit)
+        .await;
 }
 
 /// What a hostile request got, as the tests assert it.

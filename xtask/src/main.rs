@@ -4,13 +4,17 @@
 //!
 //! - `up`: builds the ledger, seeds demo data and serves it in the foreground;
 //! - `test`: `cargo fmt --check`, `cargo clippy -D warnings`, every test, then the quick
-//!   benchmark's correctness checks;
+//!   benchmark's correctness checks and the short fault campaign;
 //! - `bench`: the benchmarks (release builds) and their report;
+//! - `chaos`: the fault campaign (its own PostgreSQL and Redis; `--short` inside `test`);
 //! - `services`: keeps the services up and prints the variables to reach them.
 
+mod chaos;
+mod fuzz;
 mod net;
 mod postgres;
 mod process;
+mod schemathesis;
 mod services;
 mod tasks;
 
@@ -28,10 +32,14 @@ commands:
                      running spin.toml's wasm components (Ctrl-C stops all)
   build-edge         build the edge components (wasm32-wasip2, release), as `spin build` does
   test [ARGS...]     fmt check, clippy, `cargo test --workspace --all-targets ARGS...`, then
-                     the quick benchmark's correctness checks (oversell, conservation)
+                     the quick benchmark's correctness checks (oversell, conservation) and
+                     the fault campaign's short form (`chaos --short`)
   bench [--quick] [--only 1,2,..]
                      build release, start PostgreSQL/Redis, run the benchmark scenarios and
                      write target/bench/report.{md,json} with SVG charts (--quick: < 3 min)
+  chaos [--short]    the fault campaign: its own PostgreSQL and Redis, a ledger and an edge,
+                     retrying clients; ledger kill -9, PostgreSQL restart, Redis down 10 s,
+                     two ledgers racing the sweeper; audits after each (target/chaos/summary.json)
   services           start PostgreSQL/Redis and print DATABASE_URL/REDIS_URL until Ctrl-C
 
 environment:
@@ -70,6 +78,7 @@ fn run() -> Result<()> {
         "up" => no_args().and_then(|()| tasks::up(&paths)),
         "test" => tasks::test(&paths, rest),
         "bench" => tasks::bench(&paths, rest),
+        "chaos" => chaos::chaos(&paths, rest),
         "build-edge" => no_args().and_then(|()| tasks::build_edge_components(&paths)),
         "services" => no_args().and_then(|()| tasks::services(&paths)),
         "help" | "-h" | "--help" => {

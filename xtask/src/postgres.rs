@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use nix::unistd::{geteuid, User};
 
 use crate::net::{free_port, HostPort};
-use crate::process::{run_captured, shell_quote, succeeds};
+use crate::process::{run_captured, succeeds};
 
 pub const NOT_INSTALLED: &str =
     "PostgreSQL is not running and not installed: apt-get install -y postgresql";
@@ -122,28 +122,45 @@ impl PgCluster {
     }
 
     fn launch(&self) -> Result<()> {
-        let dir = self.dir.to_string_lossy();
-        // pg_ctl passes -o through /bin/sh, hence the quoting.
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
-            self.port,
-            shell_quote(&dir)
-        );
+        self.write_settings()?;
         let log = self.dir.join("log");
         let mut pg_ctl = self.tool(&self.pg_ctl);
-        pg_ctl
-            .arg("-D")
-            .arg(&self.dir)
-            .arg("-o")
-            .arg(options)
-            .arg("-l")
-            .arg(&log);
+        pg_ctl.arg("-D").arg(&self.dir).arg("-l").arg(&log);
         pg_ctl.args(["-w", "start"]);
         if let Err(err) = run_captured(&mut pg_ctl) {
             let log = fs::read_to_string(&log).unwrap_or_default();
             return Err(err.context(format!("PostgreSQL did not start; its log:\n{log}")));
         }
         Ok(())
+    }
+
+    /// Port, socket and durability go into the cluster's own postgresql.conf (the last
+    /// setting wins), so a plain `pg_ctl start` brings it back as it was: the chaos
+    /// campaign stops and starts it.
+    fn write_settings(&self) -> Result<()> {
+        use std::io::Write;
+        let conf = self.dir.join("postgresql.conf");
+        let settings = format!(
+            "\n# tessera xtask\nport = {}\nunix_socket_directories = '{}'\nlisten_addresses = '127.0.0.1'\nfsync = on\n",
+            self.port,
+            self.dir.to_string_lossy().replace('\'', "''"),
+        );
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .and_then(|mut file| file.write_all(settings.as_bytes()))
+            .with_context(|| format!("writing {}", conf.display()))
+    }
+
+    /// What the chaos campaign needs to stop and start this cluster: `CHAOS_PG_CTL`,
+    /// `CHAOS_PG_DATA` and `CHAOS_PG_USER` (empty unless the tools run as `postgres`).
+    pub fn control_env(&self) -> [(&'static str, std::ffi::OsString); 3] {
+        let user = if self.as_postgres { "postgres" } else { "" };
+        [
+            ("CHAOS_PG_CTL", self.pg_ctl.clone().into_os_string()),
+            ("CHAOS_PG_DATA", self.dir.clone().into_os_string()),
+            ("CHAOS_PG_USER", user.into()),
+        ]
     }
 
     /// A command for PostgreSQL's tools, run as `postgres` when we are root. The working

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::net::{redact, HostPort};
+use crate::net::{free_port, redact, HostPort};
 use crate::process::{
     bail_if_interrupted, describe, interrupted, run_captured, run_checked, shell_quote, succeeds,
     Supervised, POLL,
@@ -25,7 +25,7 @@ const DEFAULT_EDGE_METRICS: &str = "http://127.0.0.1:3001";
 /// Time the ledger gets for a graceful shutdown after Ctrl-C before it is killed.
 const LEDGER_GRACE: Duration = Duration::from_secs(30);
 /// Time cargo gets to exit after Ctrl-C (it stops at once on SIGINT).
-const CARGO_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const CARGO_GRACE: Duration = Duration::from_secs(10);
 /// How long `up` waits for the ledger to listen before printing its URLs anyway.
 const LEDGER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -246,16 +246,88 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     // The benchmark's correctness checks (oversell, conservation under load), on the debug
     // builds just tested: its figures are not judged here.
     run_bench(paths, &services, Profile::Debug, &["--quick".to_owned()])?;
+    // The fault campaign's short form (its own PostgreSQL and Redis).
+    crate::chaos::run_campaign(paths, true)?;
+    crate::chaos::run_fuzzers(paths, true)?;
+    api_conformance(paths, &services)?;
     eprintln!("xtask: all checks passed");
     Ok(())
 }
 
-/// `cargo fmt --check` over both workspaces.
+/// How long the schemathesis stack gets to listen.
+const CONFORMANCE_READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Schemathesis against the ledger and an edge node on a database of their own (seeded
+/// with the demo data, dropped afterwards), free ports and their own Redis channel.
+fn api_conformance(paths: &Paths, services: &Services) -> Result<()> {
+    let run = format!("schemathesis_{}", std::process::id());
+    let database = format!("tessera_{run}");
+    let stack = Stack {
+        paths,
+        services,
+        database_url: services.database_url(&database),
+        ledger_addr: format!("127.0.0.1:{}", free_port()?),
+        edge_addr: format!("127.0.0.1:{}", free_port()?),
+        edge_key: random_hex(16)?,
+    };
+    let channel = format!("tessera.{run}");
+    header("tessera-ledger seed (schemathesis)");
+    let seeded = run_captured(stack.ledger("seed").env("OUTBOX_CHANNEL", &channel))?;
+    let token = seeded
+        .lines()
+        .find_map(|line| line.strip_prefix("admin token:"))
+        .map(str::trim)
+        .context("`tessera-ledger seed` printed no admin token")?
+        .to_owned();
+    let checked = (|| {
+        let mut ledger = stack.ledger("serve");
+        ledger
+            .env("OUTBOX_CHANNEL", &channel)
+            .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()?));
+        let _ledger = Supervised::spawn(&mut ledger, LEDGER_GRACE)?;
+        let mut edge = stack.edge();
+        edge.env("SPIN_VARIABLE_INVALIDATION_CHANNEL", &channel)
+            .env("EDGE_METRICS_ADDR", format!("127.0.0.1:{}", free_port()?));
+        let _edge = Supervised::spawn(&mut edge, LEDGER_GRACE)?;
+        let ready_by = Instant::now() + CONFORMANCE_READY_TIMEOUT;
+        while !stack.ready() {
+            bail_if_interrupted()?;
+            if Instant::now() > ready_by {
+                bail!("the ledger and edge for schemathesis did not listen within {CONFORMANCE_READY_TIMEOUT:?}");
+            }
+            sleep(POLL);
+        }
+        let url = |addr: &str| ledger_base_url(addr).0;
+        crate::schemathesis::run_schemathesis(
+            paths,
+            &url(&stack.ledger_addr),
+            &url(&stack.edge_addr),
+            &token,
+        )
+    })();
+    drop_database(services, &database);
+    checked
+}
+
+/// Best effort: `psql` may be missing where PostgreSQL is remote (the name is unique).
+fn drop_database(services: &Services, database: &str) {
+    let mut psql = Command::new("psql");
+    psql.arg(services.database_url("postgres")).args([
+        "-qc",
+        &format!("drop database if exists {database} with (force)"),
+    ]);
+    if let Err(err) = run_captured(&mut psql) {
+        eprintln!("xtask: warning: could not drop {database}: {err:#}");
+    }
+}
+
+/// `cargo fmt --check` over every workspace.
 fn check_format(paths: &Paths) -> Result<()> {
     for manifest in [
         None,
         Some(COMPONENTS_MANIFEST),
         Some(FIXTURE_COMPONENTS_MANIFEST),
+        Some(FUZZ_MANIFEST),
     ] {
         let mut fmt = paths.cargo();
         fmt.arg("fmt");
@@ -297,7 +369,7 @@ fn lint(paths: &Paths, mut root: Command) -> Result<()> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Profile {
+pub(crate) enum Profile {
     Release,
     Debug,
 }
@@ -318,6 +390,29 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
 }
 
 fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[String]) -> Result<()> {
+    let (out, label) = match profile {
+        Profile::Release => ("bench", "release"),
+        Profile::Debug => ("bench-debug", "debug"),
+    };
+    let mut run = bench_command(paths, profile, "run", out)?;
+    // In the environment, not the arguments: the command line is printed.
+    run.env("DATABASE_URL", services.database_url("postgres"))
+        .env("REDIS_URL", &services.redis_url)
+        .args(["--build", label])
+        .args(args);
+    header(&describe(&run));
+    run_checked(&mut run, CARGO_GRACE)
+}
+
+/// Builds the ledger, the edge and the bench (and the components) in `profile`, and returns
+/// `tessera-bench <subcommand>` with the binaries, the manifest and `target/<out>` as its
+/// output folder.
+pub(crate) fn bench_command(
+    paths: &Paths,
+    profile: Profile,
+    subcommand: &str,
+    out: &str,
+) -> Result<Command> {
     build_edge_components(paths)?;
     let mut build = paths.cargo();
     build.args([
@@ -329,18 +424,18 @@ fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[Strin
         "-p",
         "tessera-bench",
     ]);
-    let (dir, out, label) = match profile {
+    let dir = match profile {
         Profile::Release => {
             build.arg("--release");
-            ("release", "bench", "release")
+            "release"
         }
-        Profile::Debug => ("debug", "bench-debug", "debug"),
+        Profile::Debug => "debug",
     };
     header(&describe(&build));
     run_checked(&mut build, CARGO_GRACE)?;
     let bin = |name: &str| paths.target_dir.join(dir).join(name);
     let mut run = Command::new(bin("tessera-bench"));
-    run.arg("run")
+    run.arg(subcommand)
         .arg("--out")
         .arg(paths.target_dir.join(out))
         .arg("--ledger-bin")
@@ -349,14 +444,8 @@ fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[Strin
         .arg(bin("tessera-edge"))
         .arg("--manifest")
         .arg(paths.root.join("spin.toml"))
-        // In the environment, not the arguments: the command line is printed.
-        .env("DATABASE_URL", services.database_url("postgres"))
-        .env("REDIS_URL", &services.redis_url)
-        .args(["--build", label])
-        .args(args)
         .current_dir(&paths.root);
-    header(&describe(&run));
-    run_checked(&mut run, CARGO_GRACE)
+    Ok(run)
 }
 
 /// The edge components' own cargo workspace (wasm-only dependencies, a size-optimised
@@ -366,6 +455,8 @@ const COMPONENTS_MANIFEST: &str = "edge/components/Cargo.toml";
 /// production one and `spin build` never see them; also built into the shared `target/`.
 const FIXTURE_COMPONENTS_MANIFEST: &str = "tests/fixtures/components/Cargo.toml";
 const WASM_TARGET: &str = "wasm32-wasip2";
+/// The fuzz targets' own workspace (built only by cargo-fuzz; formatted like the rest).
+const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
 
 fn add_wasm_target() {
     // rustup may be absent (a distribution's Rust); then the target must already be there.
@@ -454,7 +545,7 @@ impl Components {
     }
 }
 
-fn header(step: &str) {
+pub(crate) fn header(step: &str) {
     eprintln!("\n==> {step}");
 }
 

@@ -2,7 +2,6 @@
 //! `EDGE_ADDR` (default 127.0.0.1:3000, like `spin up`), and `/metrics` on `EDGE_METRICS_ADDR`
 //! (default 127.0.0.1:3001), until SIGTERM or Ctrl-C.
 
-use tessera_domain::settings::connections_fitting;
 use tessera_edge::{EdgeHost, HostConfig};
 
 /// mimalloc instead of the system allocator: every request builds and drops a store, its
@@ -39,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     init_tracing(config.log_json);
-    config.connections_max = fit_to_open_files(config.connections_max);
+    config.connections_max =
+        tessera_serving::fit_to_open_files(config.connections_max, "EDGE_CONNECTIONS_MAX");
     let host = EdgeHost::load(config)?;
     let running = host.start().await?;
     // Two lines on stdout that scripts and tests wait for, in this order and format.
@@ -48,31 +48,6 @@ async fn main() -> anyhow::Result<()> {
     running.run_until(shutdown_signal()).await;
     tracing::info!("tessera-edge stopped");
     Ok(())
-}
-
-/// Raises the open-file soft limit to the hard one and lowers `wanted` (`EDGE_CONNECTIONS_MAX`) to what
-/// fits under it: a bound above the limit would never trigger, `accept` would fail first.
-fn fit_to_open_files(wanted: std::num::NonZeroUsize) -> std::num::NonZeroUsize {
-    let fd_limit = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => limit,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
-            return wanted;
-        }
-    };
-    let fitting = connections_fitting(wanted.get(), fd_limit).and_then(std::num::NonZeroUsize::new);
-    match fitting {
-        Some(fit) => {
-            tracing::warn!(
-                wanted,
-                fit,
-                fd_limit,
-                "EDGE_CONNECTIONS_MAX lowered to fit the open-file limit"
-            );
-            fit
-        }
-        None => wanted,
-    }
 }
 
 fn init_tracing(json: bool) {

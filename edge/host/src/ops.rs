@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_domain::{ErrorCode, Problem};
+use tessera_serving::{ConnectionPolicy, OnShutdown, Report};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -26,8 +25,6 @@ use crate::runtime::App;
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// A scraper that trickles its request head must not hold a connection for ever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Back-off after a failed accept (out of file descriptors and the like).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Scrapers and probes open a handful of connections; past this a new one is closed at
 /// once, so the operations listener cannot be made to hold the node's descriptors (the
 /// ledger's operations listener has the same bound).
@@ -99,44 +96,43 @@ impl Ops {
 /// Serve the operations endpoints on `listener` until `shutdown`. Connections are not
 /// drained on shutdown: a scrape cut short is simply retried by the scraper.
 pub async fn serve(ops: Arc<Ops>, listener: TcpListener, shutdown: CancellationToken) {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_header_size(HEAD_MAX_BYTES);
-    let open = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "operations listener: accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
+    let policy = ConnectionPolicy {
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        head_max_bytes: HEAD_MAX_BYTES,
+        connections_max: CONNECTIONS_MAX,
+        nodelay: false,
+        on_shutdown: OnShutdown::Cut,
+        report: OpsConnections,
+    };
+    // Cut: nothing is left to drain.
+    let _cut = tessera_serving::serve(listener, policy, shutdown.cancelled(), |_| {
         let ops = ops.clone();
-        let service = hyper::service::service_fn(move |req| {
+        hyper::service::service_fn(move |req| {
             let response = ops.handle(&req);
             async move { Ok::<_, Infallible>(response) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = stop.cancelled() => {}
-                result = conn => if let Err(e) = result {
-                    tracing::debug!(error = %e, "operations connection closed with an error");
-                },
-            }
-            drop(permit);
-        });
+        })
+    })
+    .await;
+}
+
+/// The operations listener's logs; it keeps no connection metrics and refuses past
+/// [`CONNECTIONS_MAX`] silently.
+#[derive(Debug, Clone, Copy)]
+struct OpsConnections;
+
+impl Report for OpsConnections {
+    fn accept_failed(&self, error: &std::io::Error) {
+        tracing::warn!(error = %error, "operations listener: accept failed");
+    }
+
+    fn opened(&self) {}
+
+    fn refused(&self, _peer: std::net::SocketAddr) {}
+
+    fn closed(&self, error: Option<&hyper::Error>) {
+        if let Some(e) = error {
+            tracing::debug!(error = %e, "operations connection closed with an error");
+        }
     }
 }
 

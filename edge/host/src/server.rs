@@ -9,16 +9,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tessera_domain::{ErrorCode, Problem};
+use tessera_serving::{ConnectionPolicy, OnShutdown, Report};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -41,9 +40,6 @@ const HEALTH_PATH: &str = "/health";
 /// answers `431` and closes. Unset, hyper's bound is its read buffer (~400 KB, more than
 /// any real client sends), which every open connection could be made to hold.
 const HEAD_MAX_BYTES: usize = 64 << 10;
-/// Back-off after a failed accept (out of file descriptors and the like), instead of
-/// spinning.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A node, loaded and linked, not yet listening.
 pub struct EdgeHost {
@@ -313,41 +309,24 @@ async fn serve(
     shutdown: CancellationToken,
     mut tasks: JoinSet<()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = connection_builder(host.config.idle_timeout);
-    let open = Arc::new(Semaphore::new(host.config.connections_max.get()));
-    loop {
-        let (stream, client) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let Some(permit) = admit(&open, client) else {
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let policy = ConnectionPolicy {
+        header_read_timeout: host.config.idle_timeout,
+        head_max_bytes: HEAD_MAX_BYTES,
+        connections_max: host.config.connections_max.get(),
+        nodelay: true,
+        on_shutdown: OnShutdown::Drain,
+        report: PublicConnections,
+    };
+    let shutdown_grace = host.config.shutdown_grace;
+    let drain = tessera_serving::serve(listener, policy, shutdown.cancelled(), |client| {
         let host = host.clone();
-        let service = hyper::service::service_fn(move |req| {
+        hyper::service::service_fn(move |req| {
             let host = host.clone();
             async move { Ok::<_, Infallible>(host.handle(req, client).await) }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection closed with an error");
-            }
-            connection_closed(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(host.config.shutdown_grace, graceful.shutdown())
+        })
+    })
+    .await;
+    if tokio::time::timeout(shutdown_grace, drain.finish())
         .await
         .is_err()
     {
@@ -357,40 +336,30 @@ async fn serve(
     while tasks.join_next().await.is_some() {}
 }
 
-/// HTTP/1.1 connections whose request head must arrive whole within `idle_timeout` of the
-/// connection opening or of the previous response (hyper restarts the timer when a kept-alive
-/// connection goes idle): a connection that sends nothing, or trickles its head, is closed.
-/// (hyper-util's auto builder would sniff for HTTP/2 first, with no timeout at all.)
-fn connection_builder(idle_timeout: Duration) -> hyper::server::conn::http1::Builder {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(idle_timeout)
-        .max_header_size(HEAD_MAX_BYTES);
-    builder
-}
+/// The public listener's connection metrics and logs. At `EDGE_CONNECTIONS_MAX` a new
+/// connection is closed at once (the client or its load balancer learns at once and can
+/// go elsewhere); `/health` on the operations listener is not behind this bound.
+#[derive(Debug, Clone, Copy)]
+struct PublicConnections;
 
-/// A permit for one more open connection, or `None`: the node is at `EDGE_CONNECTIONS_MAX`,
-/// and the new connection is closed at once (the caller drops it). Closing, not leaving it
-/// in the kernel's backlog: the client (or its load balancer) learns at once and can go
-/// elsewhere, instead of waiting for an idle connection to time out; the descriptor is held
-/// for an instant only. `/health` on the operations listener is not behind this bound.
-fn admit(open: &Arc<Semaphore>, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
-    match open.clone().try_acquire_owned() {
-        Ok(permit) => {
-            metrics::gauge!("edge_connections_open").increment(1.0);
-            Some(permit)
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "at the connection limit: connection closed");
-            metrics::counter!("edge_connections_refused_total").increment(1);
-            None
-        }
+impl Report for PublicConnections {
+    fn accept_failed(&self, error: &std::io::Error) {
+        tracing::warn!(error = %error, "accept failed");
     }
-}
 
-/// The connection's slot is free again.
-fn connection_closed(permit: OwnedSemaphorePermit) {
-    drop(permit);
-    metrics::gauge!("edge_connections_open").decrement(1.0);
+    fn opened(&self) {
+        metrics::gauge!("edge_connections_open").increment(1.0);
+    }
+
+    fn refused(&self, peer: SocketAddr) {
+        tracing::debug!(%peer, "at the connection limit: connection closed");
+        metrics::counter!("edge_connections_refused_total").increment(1);
+    }
+
+    fn closed(&self, error: Option<&hyper::Error>) {
+        if let Some(e) = error {
+            tracing::debug!(error = %e, "connection closed with an error");
+        }
+        metrics::gauge!("edge_connections_open").decrement(1.0);
+    }
 }

@@ -1,25 +1,18 @@
-//! The ledger's accept loop, for both listeners (instead of `axum::serve`, which times out
-//! nothing and bounds nothing): a connection must send a whole request head within the
-//! idle timeout of opening or of its previous response, or it is closed; at most
-//! `connections_max` are open at once per listener, and one past the bound is accepted and
-//! closed at once. HTTP/1.1 only: what the edges and the clients speak (the auto builder's
-//! HTTP/2 sniffing waits for a first byte with no timeout at all).
+//! The ledger's listeners on the shared accept loop ([`tessera_serving::serve`]: HTTP/1.1
+//! only, each connection bounded in head size and header-read time, the connections of a
+//! listener bounded in number, one past the bound accepted and closed at once), with the
+//! ledger's metrics and logs: `http_connections_open` and `http_connections_refused_total`
+//! by `listener`.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tessera_serving::{ConnectionPolicy, OnShutdown, Report};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Back-off after a failed accept (out of file descriptors and the like), instead of
-/// spinning.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// The largest request head (request line and headers) read from a client; past it hyper
 /// answers `431` and closes. Unset, hyper's bound is its read buffer (~400 KB, more than
 /// any real client sends), which every open connection could be made to hold.
@@ -45,76 +38,49 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    let builder = connection_builder(limits.idle_timeout);
-    let open = Arc::new(Semaphore::new(limits.connections_max));
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, listener = limits.listener, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let Some(permit) = admit(&open, limits.listener, peer) else {
-            drop(stream);
-            continue;
-        };
-        let service = TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection closed with an error");
-            }
-            closed(permit, limits.listener);
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+    let policy = ConnectionPolicy {
+        header_read_timeout: limits.idle_timeout,
+        head_max_bytes: HEAD_MAX_BYTES,
+        connections_max: limits.connections_max,
+        nodelay: false,
+        on_shutdown: OnShutdown::Drain,
+        report: Counted {
+            listener: limits.listener,
+        },
+    };
+    tessera_serving::serve(listener, policy, shutdown, |_| {
+        TowerToHyperService::new(app.clone())
+    })
+    .await
+    .finish()
+    .await;
 }
 
-/// HTTP/1.1 connections whose request head must arrive whole within `idle_timeout` of the
-/// connection opening or of the previous response (hyper restarts the timer when a
-/// kept-alive connection goes idle): silent, idle and slowloris connections are closed.
-fn connection_builder(idle_timeout: Duration) -> hyper::server::conn::http1::Builder {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout)
-        .max_header_size(HEAD_MAX_BYTES);
-    builder
-}
-
-/// A permit for one more open connection, or `None` at the bound: the new connection is
-/// then closed at once (the caller drops it). Closing, not leaving it in the kernel's
-/// backlog: the client learns at once and can retry or go elsewhere, instead of waiting
-/// for an idle connection to time out; its descriptor is held for an instant only.
-fn admit(
-    open: &Arc<Semaphore>,
+/// The ledger's connection metrics and logs, labelled by listener.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
     listener: &'static str,
-    peer: SocketAddr,
-) -> Option<OwnedSemaphorePermit> {
-    match open.clone().try_acquire_owned() {
-        Ok(permit) => {
-            metrics::gauge!("http_connections_open", "listener" => listener).increment(1.0);
-            Some(permit)
-        }
-        Err(_) => {
-            tracing::debug!(%peer, listener, "at the connection limit: connection closed");
-            metrics::counter!("http_connections_refused_total", "listener" => listener)
-                .increment(1);
-            None
-        }
-    }
 }
 
-/// The connection's slot is free again.
-fn closed(permit: OwnedSemaphorePermit, listener: &'static str) {
-    drop(permit);
-    metrics::gauge!("http_connections_open", "listener" => listener).decrement(1.0);
+impl Report for Counted {
+    fn accept_failed(&self, error: &std::io::Error) {
+        tracing::warn!(error = %error, listener = self.listener, "accept failed");
+    }
+
+    fn opened(&self) {
+        metrics::gauge!("http_connections_open", "listener" => self.listener).increment(1.0);
+    }
+
+    fn refused(&self, peer: SocketAddr) {
+        let listener = self.listener;
+        tracing::debug!(%peer, listener, "at the connection limit: connection closed");
+        metrics::counter!("http_connections_refused_total", "listener" => listener).increment(1);
+    }
+
+    fn closed(&self, error: Option<&hyper::Error>) {
+        if let Some(e) = error {
+            tracing::debug!(error = %e, "connection closed with an error");
+        }
+        metrics::gauge!("http_connections_open", "listener" => self.listener).decrement(1.0);
+    }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tessera_domain::catalog::{Availability, ZoneAvailability};
 use tessera_domain::{EventId, ShowId, ZoneId};
 
+use crate::freshness::within_window;
 use crate::{etag, ttl};
 
 /// A catalog document (`event/…`, `events/…`, `categories`).
@@ -205,10 +206,7 @@ impl AvailEntry {
         let Some(cached) = self.zone(zone_id) else {
             return false;
         };
-        let recent = |at: i64| {
-            let age = now_ms.saturating_sub(at);
-            age >= 0 && u64::try_from(age).is_ok_and(|age| age <= window_ms)
-        };
+        let recent = |at: i64| within_window(at, now_ms, window_ms);
         (stream_fresh && cached.zone.available <= 0 && recent(cached.confirmed_at_ms))
             || cached.sold_out_at_ms.is_some_and(recent)
     }

@@ -50,13 +50,18 @@ pub fn parse_heard_at(stored: Option<&[u8]>) -> Option<i64> {
     std::str::from_utf8(stored?).ok()?.trim().parse().ok()
 }
 
+/// Whether `at_ms` lies at most `window_ms` before `now_ms` (inclusive). An instant "in the
+/// future" (the clock went backwards) is not within the window. The one recency rule for
+/// the stream's last word and for sold-out confirmations ([`crate::entry::AvailEntry::should_shed`]).
+pub fn within_window(at_ms: i64, now_ms: i64, window_ms: u64) -> bool {
+    let age = now_ms.saturating_sub(at_ms);
+    age >= 0 && u64::try_from(age).is_ok_and(|age| age <= window_ms)
+}
+
 /// Whether the stream spoke at most `window_ms` before `now_ms`. Never heard → no; heard
 /// "in the future" (the clock went backwards) → no, as for sold-out confirmations.
 pub fn stream_is_fresh(heard_at_ms: Option<i64>, now_ms: i64, window_ms: u64) -> bool {
-    heard_at_ms.is_some_and(|at| {
-        let age = now_ms.saturating_sub(at);
-        age >= 0 && u64::try_from(age).is_ok_and(|age| age <= window_ms)
-    })
+    heard_at_ms.is_some_and(|at| within_window(at, now_ms, window_ms))
 }
 
 /// The trust a read arriving at `now_ms` may place in cached availability.
@@ -88,6 +93,19 @@ mod tests {
         assert!(
             !stream_is_fresh(Some(9_999), 10_000, 0),
             "a zero window never trusts"
+        );
+    }
+
+    #[test]
+    fn within_window_is_inclusive_and_refuses_the_future() {
+        assert!(within_window(10_000, 10_000, 3_000));
+        assert!(within_window(10_000, 13_000, 3_000), "inclusive");
+        assert!(!within_window(10_000, 13_001, 3_000), "too old");
+        assert!(!within_window(10_001, 10_000, 3_000), "in the future");
+        assert!(!within_window(9_999, 10_000, 0), "a zero window");
+        assert!(
+            within_window(i64::MIN, i64::MAX, u64::MAX),
+            "the age saturates, no overflow"
         );
     }
 
