@@ -1,5 +1,5 @@
 //! `POST /v1/holds/{id}/confirm` bodies: `body::parse_json` then `ConfirmRequest::parse`.
-//! Never panics; an accepted payment reference is 1 to 128 bytes, not blank, and carries
+//! Never panics; an accepted payment reference is 1 to 128 characters, not blank, and carries
 //! no control character (the shared field rule).
 #![no_main]
 
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(payment_ref) = request.parse() else {
         return;
     };
-    assert!(!payment_ref.is_empty() && payment_ref.len() <= PAYMENT_REF_LEN_MAX);
+    assert!(!payment_ref.is_empty() && payment_ref.chars().count() <= PAYMENT_REF_LEN_MAX);
     assert!(!payment_ref.trim().is_empty());
     assert!(payment_ref.chars().all(|c| !c.is_control()));
     assert!(fields::no_controls("payment_ref", payment_ref).is_ok());

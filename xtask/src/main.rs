@@ -40,6 +40,7 @@ commands:
   chaos [--short]    the fault campaign: its own PostgreSQL and Redis, a ledger and an edge,
                      retrying clients; ledger kill -9, PostgreSQL restart, Redis down 10 s,
                      two ledgers racing the sweeper; audits after each (target/chaos/summary.json)
+  conformance        schemathesis against the ledger's OpenAPI and the edge (as `test` runs it)
   services           start PostgreSQL/Redis and print DATABASE_URL/REDIS_URL until Ctrl-C
 
 environment:
@@ -79,6 +80,7 @@ fn run() -> Result<()> {
         "test" => tasks::test(&paths, rest),
         "bench" => tasks::bench(&paths, rest),
         "chaos" => chaos::chaos(&paths, rest),
+        "conformance" => no_args().and_then(|()| tasks::conformance(&paths)),
         "build-edge" => no_args().and_then(|()| tasks::build_edge_components(&paths)),
         "services" => no_args().and_then(|()| tasks::services(&paths)),
         "help" | "-h" | "--help" => {

@@ -254,6 +254,18 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask conformance`: schemathesis alone (as `test` runs it last).
+pub fn conformance(paths: &Paths) -> Result<()> {
+    let services = Services::ensure(&paths.target_dir)?;
+    bail_if_interrupted()?;
+    build_edge_components(paths)?;
+    let mut build = paths.cargo();
+    build.args(["build", "-p", "tessera-ledger", "-p", "tessera-edge"]);
+    header(&describe(&build));
+    run_checked(&mut build, CARGO_GRACE)?;
+    api_conformance(paths, &services)
+}
+
 /// How long the schemathesis stack gets to listen.
 const CONFORMANCE_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
