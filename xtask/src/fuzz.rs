@@ -70,13 +70,18 @@ impl std::fmt::Display for FuzzSummary {
     }
 }
 
+/// How long each target runs: a time bound searches afresh each run; a fixed seed and run
+/// count replay the same inputs from the same corpus (CI starts from the committed seeds),
+/// so a CI run is red only when the code changed, never because this run was luckier.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    Time(Duration),
+    Runs { runs: u64, seed: u64 },
+}
+
 /// Builds and runs every target (the manifest's too, if `with_manifest`) for `per_target`;
 /// fails on the first crash, naming the input that caused it.
-pub fn run_fuzzers(
-    paths: &Paths,
-    per_target: Duration,
-    with_manifest: bool,
-) -> Result<FuzzSummary> {
+pub fn run_fuzzers(paths: &Paths, per_target: Budget, with_manifest: bool) -> Result<FuzzSummary> {
     let cargo_fuzz = ensure_cargo_fuzz(paths)?;
     let mut summary = FuzzSummary::default();
     let manifest = with_manifest.then_some(MANIFEST_TARGET);
@@ -109,7 +114,7 @@ fn ensure_cargo_fuzz(paths: &Paths) -> Result<PathBuf> {
 
 /// One target: `cargo fuzz run` bounded by `-max_total_time`, its log in
 /// `target/fuzz-logs/<target>.log`.
-fn run_target(paths: &Paths, cargo_fuzz: &Path, target: &str, time: Duration) -> Result<TargetRun> {
+fn run_target(paths: &Paths, cargo_fuzz: &Path, target: &str, time: Budget) -> Result<TargetRun> {
     let corpus = paths.target_dir.join("fuzz-corpus").join(target);
     let artifacts = paths.target_dir.join("fuzz-artifacts").join(target);
     let logs = paths.target_dir.join("fuzz-logs");
@@ -162,17 +167,23 @@ fn fuzz_command(paths: &Paths, cargo_fuzz: &Path, target: &str) -> Command {
     cmd
 }
 
-/// libFuzzer's options: the time bound, final stats (for the execution count), and where
+/// libFuzzer's options: the budget, final stats (for the execution count), and where
 /// a crashing input is written.
-fn libfuzzer_flags(artifacts: &Path, time: Duration) -> Vec<String> {
-    vec![
-        format!("-max_total_time={}", time.as_secs().max(1)),
-        format!("-max_len={MAX_INPUT_LEN}"),
-        format!("-timeout={INPUT_TIMEOUT_SECONDS}"),
-        "-print_final_stats=1".to_owned(),
-        // libFuzzer prepends the prefix as is: it must end in a separator.
-        format!("-artifact_prefix={}/", artifacts.display()),
-    ]
+fn libfuzzer_flags(artifacts: &Path, budget: Budget) -> Vec<String> {
+    let bound = match budget {
+        Budget::Time(time) => vec![format!("-max_total_time={}", time.as_secs().max(1))],
+        Budget::Runs { runs, seed } => vec![format!("-runs={runs}"), format!("-seed={seed}")],
+    };
+    bound
+        .into_iter()
+        .chain([
+            format!("-max_len={MAX_INPUT_LEN}"),
+            format!("-timeout={INPUT_TIMEOUT_SECONDS}"),
+            "-print_final_stats=1".to_owned(),
+            // libFuzzer prepends the prefix as is: it must end in a separator.
+            format!("-artifact_prefix={}/", artifacts.display()),
+        ])
+        .collect()
 }
 
 /// The number in libFuzzer's `stat::number_of_executed_units: N`, or the `#N DONE` line.
