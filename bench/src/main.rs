@@ -38,7 +38,7 @@ use report::{Machine, Report};
 use stack::Env;
 
 /// Scenarios, numbered from 1 (`--only` picks by number).
-const SCENARIOS: usize = 7;
+const SCENARIOS: usize = 8;
 
 const USAGE: &str = "usage:
   DATABASE_URL=... REDIS_URL=... tessera-bench run [--quick] [--only 1,3,...] --out DIR \\
@@ -69,6 +69,10 @@ pub struct Plan {
     /// Slow-body clients beside the cached reads (scenario 7), and each phase's window.
     pub slow_clients: usize,
     pub slow_window: Duration,
+    /// Scenario 8 (a buyer far from the ledger): each browse and hold run's window, and
+    /// the changes timed from the ledger's commit to the remote edge.
+    pub geo_window: Duration,
+    pub geo_changes: usize,
 }
 
 impl Plan {
@@ -94,6 +98,8 @@ impl Plan {
                 // The issue's 1,000 fit here (two descriptors each, one per process).
                 slow_clients: 1_000,
                 slow_window: Duration::from_secs(4),
+                geo_window: Duration::from_millis(1500),
+                geo_changes: 10,
             }
         } else {
             Self {
@@ -115,6 +121,8 @@ impl Plan {
                 mixed_rate_per_s: 800.0,
                 slow_clients: 1_000,
                 slow_window: Duration::from_secs(10),
+                geo_window: Duration::from_secs(10),
+                geo_changes: 50,
             }
         }
     }
@@ -370,7 +378,8 @@ async fn run_scenarios(
             4 => scenarios::invalidation::run(env, plan, progress).await,
             5 => scenarios::scale::run(env, plan, progress).await,
             6 => scenarios::mixed_day::run(env, plan, progress).await,
-            _ => scenarios::slow_clients::run(env, plan, progress).await,
+            7 => scenarios::slow_clients::run(env, plan, progress).await,
+            _ => scenarios::geo::run(env, plan, progress).await,
         }
         .with_context(|| format!("scenario {n}"))?;
         for goal in &section.goals {

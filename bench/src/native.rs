@@ -1,9 +1,10 @@
 //! The ceiling for the edge read benchmark: the catalog component's cache-hit path compiled
 //! natively into a plain axum server. It keeps the same entries the edge keeps in its
-//! key-value store (serialised bytes under the same keys, filled by one ledger fetch at
-//! start) and answers as the component does on a hit: read the entry, parse it, check its
-//! freshness, render the public document and its ETag, honour If-None-Match. What it lacks
-//! is exactly what the edge pays for: a wasm instance per request and the host's KV calls.
+//! key-value store (their stored bytes under the same keys, filled by one ledger fetch at
+//! start) and answers as the component does on a hit: copy the entry out of the store,
+//! check it in place, check its freshness, answer with its stored ETag and body, honour
+//! If-None-Match. What it lacks is exactly what the edge pays for: a wasm instance per
+//! request and the host's KV calls.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use axum::routing::get;
 use axum::Router;
 use tessera_domain::catalog::Availability;
 use tessera_domain::{EventId, ShowId};
-use tessera_edge_cache::entry::{AvailEntry, DocEntry};
+use tessera_edge_cache::entry::{self, AvailEntry, DocEntry};
+use tessera_edge_cache::stored::{Kind, Stored};
 use tessera_edge_cache::{etag, keys};
 
 /// Entries never expire during a run (the edge's TTLs are a safety net, not exercised).
@@ -57,11 +59,8 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
     let event_etag = etag::for_event_body(event_body.as_bytes());
     let event = DocEntry::new(event_path, event_body, event_etag, now, ENTRY_TTL_MS);
     let store: Store = Arc::new(HashMap::from([
-        (
-            keys::availability(args.show_id),
-            serde_json::to_vec(&avail)?,
-        ),
-        (keys::event(args.event_id), serde_json::to_vec(&event)?),
+        (keys::availability(args.show_id), avail.encode()?),
+        (keys::event(args.event_id), event.encode()?),
     ]));
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -84,22 +83,20 @@ async fn availability_hit(
     Path(show_id): Path<ShowId>,
     headers: HeaderMap,
 ) -> Response {
+    // The copy stands for the KV get, which hands the guest a copy too.
     let Some(entry) = store
         .get(&keys::availability(show_id))
-        .and_then(|raw| serde_json::from_slice::<AvailEntry>(raw).ok())
+        .and_then(|raw| Stored::parse(raw.clone(), Kind::Availability).ok())
         .filter(|e| e.is_fresh(now_ms()))
     else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match serde_json::to_string(&entry.to_availability()) {
-        Ok(body) => answer(
-            &entry.etag(),
-            body,
-            etag::CACHE_CONTROL_AVAILABILITY,
-            &headers,
-        ),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    answer(
+        entry.etag(),
+        entry.body().to_vec(),
+        etag::CACHE_CONTROL_AVAILABILITY,
+        &headers,
+    )
 }
 
 async fn event_hit(
@@ -110,16 +107,21 @@ async fn event_hit(
     let path = format!("/v1/events/{event_id}");
     match store
         .get(&keys::event(event_id))
-        .and_then(|raw| serde_json::from_slice::<DocEntry>(raw).ok())
-        .filter(|e| e.is_fresh(now_ms()) && e.source == path)
+        .and_then(|raw| Stored::parse(raw.clone(), Kind::Document).ok())
+        .filter(|e| entry::serves_request(e, &path, now_ms()))
     {
-        Some(doc) => answer(&doc.etag, doc.body, etag::CACHE_CONTROL_EVENT, &headers),
+        Some(doc) => answer(
+            doc.etag(),
+            doc.body().to_vec(),
+            etag::CACHE_CONTROL_EVENT,
+            &headers,
+        ),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 /// The component's `answer`: 200 with the document, or 304 when If-None-Match matches.
-fn answer(etag: &str, body: String, cache_control: &'static str, headers: &HeaderMap) -> Response {
+fn answer(etag: &str, body: Vec<u8>, cache_control: &'static str, headers: &HeaderMap) -> Response {
     let if_none_match = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()

@@ -95,20 +95,11 @@ impl Section {
         }
     }
 
-    pub fn goal(&mut self, goal: &str, measured: String, met: bool) {
+    /// A goal, with an `id` stable across runs and rewordings (e.g.
+    /// `reads.slow_clients_p99`) so tools can follow one goal over time in report.json.
+    pub fn goal(&mut self, id: &str, goal: &str, measured: String, met: bool) {
         self.goals.push(Goal {
-            id: None,
-            goal: goal.to_owned(),
-            measured,
-            met,
-        });
-    }
-
-    /// A goal with a stable `id` in report.json (e.g. `reads.slow_clients_p99`), for tools
-    /// that follow one goal across runs whatever its wording.
-    pub fn goal_with_id(&mut self, id: &str, goal: &str, measured: String, met: bool) {
-        self.goals.push(Goal {
-            id: Some(id.to_owned()),
+            id: id.to_owned(),
             goal: goal.to_owned(),
             measured,
             met,
@@ -138,9 +129,8 @@ impl Section {
 /// A performance goal from the issue: reported, never failing the run.
 #[derive(Debug, Serialize)]
 pub struct Goal {
-    /// Stable across runs and rewordings, where a goal has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    /// Stable across runs and rewordings: `scenario.what` (see the README's table).
+    pub id: String,
     pub goal: String,
     pub measured: String,
     pub met: bool,
@@ -337,7 +327,7 @@ mod tests {
     #[test]
     fn markdown_lists_goals_and_failed_checks() {
         let mut section = Section::new("s", "Scenario");
-        section.goal("≥ 20×", "15.7×".to_owned(), false);
+        section.goal("test.ratio", "≥ 20×", "15.7×".to_owned(), false);
         section.check("zero oversell", false, "sold 1001 of 1000".to_owned());
         let report = Report {
             date: "2026-11-22T00:00:00Z".to_owned(),

@@ -350,12 +350,25 @@ pub async fn start_edge(
     ledger: &Ledger,
     settings: &[(&str, &str)],
 ) -> anyhow::Result<Edge> {
+    start_edge_via(env, name, ledger, &ledger.base, &env.redis_url, settings).await
+}
+
+/// [`start_edge`], reaching `ledger` at `ledger_url` and Redis at `redis_url` instead of
+/// their own addresses (scenario 8 puts delaying proxies in between).
+pub async fn start_edge_via(
+    env: &Env,
+    name: &str,
+    ledger: &Ledger,
+    ledger_url: &str,
+    redis_url: &str,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Edge> {
     let log = env.log_path(name)?;
     let options = settings.iter().fold(
-        EdgeOptions::new(&env.edge_bin, &ledger.base, &ledger.channel)
+        EdgeOptions::new(&env.edge_bin, ledger_url, &ledger.channel)
             .manifest(&env.manifest)
             .edge_key(&env.edge_key)
-            .redis(&env.redis_url)
+            .redis(redis_url)
             .log_to(&log),
         |options, (key, value)| options.env(key, value),
     );

@@ -198,6 +198,8 @@ impl Relay {
             if heartbeat_due {
                 self.heartbeat(&mut tx, connection).await?;
             }
+            // Releases the lock now (see `number_new_rows`).
+            tx.rollback().await?;
             return Ok(Some(Round {
                 published: 0,
                 heartbeat: heartbeat_due,
@@ -284,6 +286,11 @@ impl Relay {
                 .fetch_all(&mut *tx)
                 .await?;
         if ids.is_empty() {
+            // Ended here, not dropped: a dropped transaction is rolled back only once its
+            // connection is back in the pool, and until then it holds the relay's lock, so
+            // the round's next transaction (on another connection) would not lead and the
+            // heartbeat would be skipped (measured: 1 heartbeat in 12 s with a pool of 16).
+            tx.rollback().await?;
             return Ok(true);
         }
         let last_seq: i64 = sqlx::query_scalar("select last_seq from outbox_relay")

@@ -9,6 +9,8 @@
 //! - [`edge`]: an edge node ([`edge::EdgeNode`]), a `tessera-edge` process running a Spin
 //!   manifest's components. The binary is an argument: `CARGO_BIN_EXE_tessera-edge` exists
 //!   only in the host package's tests, and the bench passes its `--edge-bin`.
+//! - [`delay_proxy`]: a TCP proxy that delays each direction by a fixed one-way time
+//!   ([`delay_proxy::DelayProxy`]): distance between processes on one machine.
 //! - [`metrics`]: fetching a Prometheus scrape and summing its series.
 //! - [`wait_until`]: waiting on a condition with a deadline, the one way tests wait.
 //!
@@ -19,6 +21,7 @@
 // The test helpers' `expect`s are their assertions: the message is the failure report.
 #![allow(clippy::expect_used)]
 
+pub mod delay_proxy;
 pub mod edge;
 pub mod idle;
 pub mod ledger;

@@ -38,7 +38,7 @@ const CONNECTIONS_MAX: usize = 64;
 /// The goals: the edge at least this share of native's requests/s, this many times the
 /// ledger's, and its p99 under this many ms at the plan's rate.
 const GOAL_OF_NATIVE: f64 = 0.5;
-const GOAL_OF_LEDGER: f64 = 10.0;
+const GOAL_OF_LEDGER: f64 = 5.0;
 const GOAL_P99_MS: f64 = 5.0;
 
 /// The four servers, in `SERVERS`' order, on one ledger and one event.
@@ -319,23 +319,31 @@ fn divided(x: f64, of: f64, render: impl Fn(f64) -> String) -> String {
 
 /// Path `p`'s goals: the edge against native and the ledger, and its p99.
 fn goals(section: &mut Section, plan: &Plan, name: &str, measured: &Measured, p: usize) {
+    // The ids the issue gave these goals: `reads.avail_…` and `reads.event_…`.
+    let id = match name {
+        "availability" => "avail",
+        other => other,
+    };
     let rate = |s: usize| measured.rate(p, s);
     let (native_rate, ledger_rate) = (rate(NATIVE), rate(LEDGER));
     if native_rate > 0.0 && ledger_rate > 0.0 {
         let (of_native, of_ledger) = (rate(EDGE) / native_rate, rate(EDGE) / ledger_rate);
         section.goal(
+            &format!("reads.{id}_vs_native"),
             &format!("{name}: edge ≥ 50% of native"),
             format!("{:.0}%", of_native * 100.0),
             of_native >= GOAL_OF_NATIVE,
         );
         section.goal(
-            &format!("{name}: edge ≥ 10× the ledger read"),
+            &format!("reads.{id}_vs_ledger"),
+            &format!("{name}: edge ≥ 5× the ledger read"),
             format!("{of_ledger:.1}×"),
             of_ledger >= GOAL_OF_LEDGER,
         );
     }
     let edge = &measured.latency[p][EDGE];
     section.goal(
+        &format!("reads.{id}_p99"),
         &format!(
             "{name}: edge p99 < 5 ms at {}/s",
             count(plan.read_latency_rate_per_s)

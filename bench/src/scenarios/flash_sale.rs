@@ -29,6 +29,9 @@ const VIA_EDGE: usize = 2;
 const GOAL_CLIENTS: usize = 128;
 /// Batched must sell at least this many times as many holds per second as naive.
 const GOAL_RATIO: f64 = 20.0;
+/// Holds through one edge must reach this share of the same ledger direct, by client count
+/// (each forwarded hold costs an instance and a pooled connection's round trip).
+const EDGE_GOALS: [(usize, f64); 2] = [(128, 0.8), (512, 0.7)];
 
 /// One path at one client count, its slices absorbed.
 struct Run {
@@ -74,11 +77,13 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     section.tables.push(table(&sale.runs));
     if let Some(r) = ratio(&sale.runs, GOAL_CLIENTS, BATCHED) {
         section.goal(
+            "flash.batched_vs_naive_128",
             "batched ≥ 20× naive holds/s at 128 clients",
             format!("{r:.1}×"),
             r >= GOAL_RATIO,
         );
     }
+    edge_goals(&mut section, &sale.runs);
     section.charts.extend(charts(plan, &sale.runs));
     section.data = json!({
         "runs": sale.runs.iter().map(|r| json!({"clients": r.clients, "path": PATHS[r.path], "figures": r.figures})).collect::<Vec<_>>(),
@@ -228,6 +233,36 @@ impl Sale {
 }
 
 /// `path`'s holds/s over naive's at `clients`, if both ran and naive sold any.
+/// `flash.edge_vs_direct_N`: holds/s through the edge over batched direct at N clients.
+fn edge_goals(section: &mut Section, runs: &[Run]) {
+    let rate = |clients: usize, path: usize| {
+        runs.iter()
+            .find(|r| r.clients == clients && r.path == path)
+            .map(|r| r.figures.ok_per_s)
+    };
+    for (clients, share) in EDGE_GOALS {
+        let (Some(edge), Some(direct)) = (rate(clients, VIA_EDGE), rate(clients, BATCHED)) else {
+            continue;
+        };
+        if direct <= 0.0 {
+            continue;
+        }
+        let of_direct = edge / direct;
+        section.goal(
+            &format!("flash.edge_vs_direct_{clients}"),
+            &format!(
+                "holds through one edge ≥ {:.0}% of direct at {clients} clients",
+                share * 100.0
+            ),
+            format!(
+                "{:.0}% ({edge:.0} vs {direct:.0} holds/s)",
+                of_direct * 100.0
+            ),
+            of_direct >= share,
+        );
+    }
+}
+
 fn ratio(runs: &[Run], clients: usize, path: usize) -> Option<f64> {
     let of = |p: usize| {
         runs.iter()

@@ -63,6 +63,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         table.row(latencies.row(plan));
         let p99 = latencies.q(0.99);
         section.goal(
+            &format!("invalidation.p99_{edge_count}_edges"),
             &format!("p99 < 50 ms through {edge_count} edge process(es)"),
             format!("{} ms", ms(p99)),
             p99 < GOAL_P99_MS && latencies.missed == 0,

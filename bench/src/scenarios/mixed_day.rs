@@ -184,6 +184,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     section.tables.push(by_operation);
     section.tables.push(totals(&figures));
     section.goal(
+        "mixed.no_errors",
         "mixed day: no errors, no late sends",
         format!(
             "{} errors, {} late of {}",

@@ -1,4 +1,4 @@
-//! The seven scenarios of the benchmark report, each against the baseline it is judged by.
+//! The eight scenarios of the benchmark report, each against the baseline it is judged by.
 //!
 //! The steps more than one scenario takes live here, once: a ledger with edge nodes in
 //! front of it ([`Stand`]), one closed-loop slice on one server and the running total of
@@ -13,6 +13,7 @@ use crate::stack::{start_edges, Edge, Env, Ledger};
 
 pub mod edge_reads;
 pub mod flash_sale;
+pub mod geo;
 pub mod invalidation;
 pub mod mixed_day;
 pub mod scale;

@@ -212,6 +212,7 @@ fn goals(section: &mut Section, catalogs: &[Catalog], measured: &Measured) {
     if measured.rate(0) > 0.0 {
         let ratio = measured.rate(last) / measured.rate(0);
         section.goal(
+            "scale.holds_flat",
             &format!(
                 "holds/s flat: {} zones within 25% of {}",
                 count(catalogs[last].size as f64),
@@ -224,6 +225,7 @@ fn goals(section: &mut Section, catalogs: &[Catalog], measured: &Measured) {
     for (i, Catalog { size, .. }) in catalogs.iter().enumerate().skip(1) {
         let search = &measured.searches[i];
         section.goal(
+            &format!("scale.search_p95_{size}"),
             &format!("search p95 with {} events (reported)", count(*size as f64)),
             format!("{} ms", ms(p95_ms(search))),
             search.failed == 0,

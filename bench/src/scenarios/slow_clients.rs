@@ -413,7 +413,7 @@ fn goal(section: &mut Section, clients: usize, quiet: &Figures, loaded: &Figures
     } else {
         f64::INFINITY
     };
-    section.goal_with_id(
+    section.goal(
         GOAL_ID,
         &format!(
             "cached read p99 beside {} slow-body clients ≤ 2× quiet",

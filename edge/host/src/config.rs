@@ -75,12 +75,18 @@ pub struct GuestLimits {
     pub memory_max_bytes: usize,
     /// Instances alive at once across the node (the pooling allocator's slots).
     pub instances_max: u32,
+    /// Keep-alive connections the node holds open to one upstream host (the ledger), idle
+    /// or busy; a forwarded request that finds all busy waits for one.
+    pub outbound_connections_max: NonZeroUsize,
 }
 
 impl GuestLimits {
     pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
     pub const MEMORY_MAX_MIB_DEFAULT: usize = 64;
     pub const INSTANCES_MAX_DEFAULT: u32 = 256;
+    /// As many as there are instance slots: every instance can be forwarding at once, so
+    /// the pool adds no wait the instance bound does not; lower it to spare the ledger.
+    pub const OUTBOUND_CONNECTIONS_MAX_DEFAULT: usize = Self::INSTANCES_MAX_DEFAULT as usize;
     const BYTES_PER_MIB: usize = 1 << 20;
 
     fn from_settings<F>(settings: &Settings<F>) -> Result<Self, ConfigError>
@@ -109,6 +115,10 @@ impl GuestLimits {
                     non_zero_u32(Self::INSTANCES_MAX_DEFAULT),
                 )?
                 .get(),
+            outbound_connections_max: settings.parse(
+                "EDGE_OUTBOUND_CONNECTIONS_MAX",
+                non_zero_usize(Self::OUTBOUND_CONNECTIONS_MAX_DEFAULT),
+            )?,
         })
     }
 }
@@ -119,6 +129,7 @@ impl Default for GuestLimits {
             request_timeout: Self::REQUEST_TIMEOUT_DEFAULT,
             memory_max_bytes: Self::MEMORY_MAX_MIB_DEFAULT * Self::BYTES_PER_MIB,
             instances_max: Self::INSTANCES_MAX_DEFAULT,
+            outbound_connections_max: non_zero_usize(Self::OUTBOUND_CONNECTIONS_MAX_DEFAULT),
         }
     }
 }

@@ -1,10 +1,17 @@
 //! Running one HTTP request through a guest: wait for an instance slot, take an idle
-//! instance or instantiate one, arm the deadline, run the guest in its own task (it may
-//! keep streaming its body after the head), and turn what it answered — or how it failed —
-//! into the response.
+//! instance or instantiate one, arm the deadline, run the guest — in the request's own task
+//! while it needs nothing but the CPU (a cache hit runs to its end there), in a task of its
+//! own from its first wait on (it may keep streaming its body after the head, or outlive
+//! the client) — and turn what it answered, or how it failed, into the response. Every
+//! call the guest makes into the host is counted ([`count_host_call`]) and recorded per
+//! request (`edge_host_calls_per_request`).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 
 use hyper::{Request, Response};
@@ -12,7 +19,7 @@ use tessera_domain::{ErrorCode, Problem};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
-use wasmtime::Store;
+use wasmtime::{CallHook, Store, StoreContextMut};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode as WasiErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -20,7 +27,7 @@ use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::body::{coalesce_small_body, GuestBody};
-use crate::metrics::guest_failure;
+use crate::metrics::{guest_failure, ComponentMetrics, HostCalls};
 use crate::respond::{at_instance_limit, problem};
 use crate::runtime::{is_deadline, App, LoadedComponent, StoreState};
 
@@ -31,8 +38,21 @@ pub(crate) struct Instance {
     served: u32,
 }
 
-/// What the guest's task hands back when it ends.
-type GuestTask = JoinHandle<wasmtime::Result<()>>;
+/// A guest's run: over already (`None`: it panicked), or going on in a task of its own.
+enum GuestRun {
+    Finished(Option<wasmtime::Result<()>>),
+    Running(JoinHandle<wasmtime::Result<()>>),
+}
+
+impl GuestRun {
+    /// How the guest's run ended (`None`: it panicked or its task was cancelled).
+    async fn outcome(self) -> Option<wasmtime::Result<()>> {
+        match self {
+            Self::Finished(result) => result,
+            Self::Running(task) => task.await.ok(),
+        }
+    }
+}
 /// Where the guest puts its response head.
 type ResponseSlot = oneshot::Receiver<Result<Response<HyperOutgoingBody>, WasiErrorCode>>;
 
@@ -95,10 +115,11 @@ impl Guests {
         pre: &ProxyPre<StoreState>,
         req: Request<GuestBody>,
     ) -> Response<HyperOutgoingBody> {
+        let metrics = crate::metrics::component(component_id);
         let Some(slot) = self.acquire_slot(component_id).await else {
             return at_instance_limit();
         };
-        let Some(mut instance) = self.checkout(component_id, component, pre).await else {
+        let Some(mut instance) = self.checkout(&metrics, component, pre).await else {
             return at_instance_limit();
         };
         self.app.arm_deadline(&mut instance.store);
@@ -109,12 +130,9 @@ impl Guests {
                 return problem(Problem::new(ErrorCode::Internal));
             }
         };
-        let task =
-            tokio::spawn(
-                self.clone()
-                    .call(component_id.to_owned(), instance, slot, resources),
-            );
-        self.answer(component_id, response, task).await
+        let call = self.clone().call(metrics, instance, slot, resources);
+        let run = start(Box::pin(call)).await;
+        self.answer(component_id, response, run).await
     }
 
     /// A request slot, waiting at most `instance_wait`; `None` (counted) if every slot
@@ -135,24 +153,25 @@ impl Guests {
     /// failed.
     async fn checkout(
         &self,
-        component_id: &str,
+        metrics: &ComponentMetrics,
         component: &LoadedComponent,
         pre: &ProxyPre<StoreState>,
     ) -> Option<Instance> {
+        let component_id = component.env.id.as_str();
         let reused = self
             .idle
             .get(component_id)
             .and_then(|idle| lock(idle).pop());
         if let Some(instance) = reused {
-            metrics::counter!("edge_instance_reuses_total", "component" => component_id.to_owned())
-                .increment(1);
+            metrics.instance_reuses.increment(1);
             return Some(instance);
         }
         let started = Instant::now();
         let mut store = self.app.store(component);
         match pre.instantiate_async(&mut store).await {
             Ok(proxy) => {
-                metrics::histogram!("edge_instantiation_seconds", "component" => component_id.to_owned())
+                metrics
+                    .instantiation
                     .record(started.elapsed().as_secs_f64());
                 Some(Instance {
                     store,
@@ -173,7 +192,7 @@ impl Guests {
     /// reuse or count its failure.
     async fn call(
         self: Arc<Self>,
-        component_id: String,
+        metrics: Arc<ComponentMetrics>,
         instance: Instance,
         slot: OwnedSemaphorePermit,
         (req, out): HandedOver,
@@ -187,6 +206,8 @@ impl Guests {
             proxy,
             served,
         } = instance;
+        // A reused instance counts anew.
+        store.data_mut().host_calls = HostCalls::default();
         // The epoch deadline stops a guest that computes; this one stops a guest that
         // waits (on a slow client's body, on an upstream), which epochs never see.
         let result = tokio::time::timeout(
@@ -197,9 +218,12 @@ impl Guests {
         )
         .await
         .unwrap_or_else(|_| Err(self.app.deadline_error()));
+        metrics.host_calls(&store.data().host_calls);
+        let env = store.data().env.clone();
+        let component_id = env.id.as_str();
         match &result {
             Ok(()) => self.park(
-                &component_id,
+                component_id,
                 Instance {
                     store,
                     proxy,
@@ -209,7 +233,7 @@ impl Guests {
             Err(e) => {
                 let reason = if is_deadline(e) { "deadline" } else { "trap" };
                 tracing::warn!(component = %component_id, reason, error = ?e, "guest failed");
-                guest_failure(&component_id, reason);
+                guest_failure(component_id, reason);
             }
         }
         result
@@ -235,7 +259,7 @@ impl Guests {
         &self,
         component_id: &str,
         response: ResponseSlot,
-        task: GuestTask,
+        run: GuestRun,
     ) -> Response<HyperOutgoingBody> {
         let failed =
             || problem(Problem::new(ErrorCode::Internal).with_detail("the component failed"));
@@ -251,22 +275,58 @@ impl Guests {
                 failed()
             }
             // The guest finished (or died) without sending a response.
-            Err(_) => match task.await {
-                Ok(Err(e)) if is_deadline(&e) => {
+            Err(_) => match run.outcome().await {
+                Some(Err(e)) if is_deadline(&e) => {
                     problem(Problem::new(ErrorCode::Internal).with_detail(format!(
                         "the component ran past its {} ms limit and was stopped",
                         self.app.limits.request_timeout.as_millis()
                     )))
                 }
-                // Counted by the task already.
-                Ok(Err(_)) => failed(),
-                Ok(Ok(())) | Err(_) => {
+                // Counted by the run already.
+                Some(Err(_)) => failed(),
+                Some(Ok(())) | None => {
                     guest_failure(component_id, "no_response");
                     failed()
                 }
             },
         }
     }
+}
+
+/// Polls the guest's run once, here: a guest that needs nothing but the CPU (a cache hit)
+/// finishes within it, with no task to spawn and no other thread to wake for the answer.
+/// One that waits (an upstream, a slow body, the client reading its response) goes on in
+/// a task of its own, as every guest did before, so it runs to its end even if the client
+/// goes away. A panic in this poll ends the run as a panic in its task would.
+async fn start(
+    mut call: Pin<Box<impl Future<Output = wasmtime::Result<()>> + Send + 'static>>,
+) -> GuestRun {
+    let first = std::future::poll_fn(|cx| {
+        let poll = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)));
+        Poll::Ready(poll)
+    })
+    .await;
+    match first {
+        Ok(Poll::Ready(result)) => GuestRun::Finished(Some(result)),
+        Ok(Poll::Pending) => GuestRun::Running(tokio::spawn(call)),
+        Err(_) => {
+            tracing::error!("the guest's run panicked");
+            GuestRun::Finished(None)
+        }
+    }
+}
+
+/// The store's call hook: counts every call from the guest into the host (imports and the
+/// component model's built-ins; wasmtime calls it around each, so the count is exact).
+pub(crate) fn count_host_call(
+    mut store: StoreContextMut<'_, StoreState>,
+    hook: CallHook,
+) -> wasmtime::Result<()> {
+    if matches!(hook, CallHook::CallingHost) {
+        let calls = &mut store.data_mut().host_calls;
+        calls.all = calls.all.saturating_add(1);
+    }
+    Ok(())
 }
 
 /// The request and the response outparam, as resources of the guest's store.

@@ -95,6 +95,7 @@ impl key_value::Host for StoreState {}
 
 impl key_value::HostStore for StoreState {
     fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
+        self.host_calls.key_value += 1;
         if label != "default" {
             return Ok(Err(Error::NoSuchStore));
         }
@@ -110,6 +111,7 @@ impl key_value::HostStore for StoreState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        self.host_calls.key_value += 1;
         let value = self.table.get(&store)?.0.get(&key);
         self.metrics_kv_get(value.is_some());
         Ok(Ok(value))
@@ -121,6 +123,7 @@ impl key_value::HostStore for StoreState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
+        self.host_calls.key_value += 1;
         Ok(self.table.get(&store)?.0.set(key, value))
     }
 
@@ -129,6 +132,7 @@ impl key_value::HostStore for StoreState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
+        self.host_calls.key_value += 1;
         self.table.get(&store)?.0.delete(&key);
         Ok(Ok(()))
     }
@@ -138,6 +142,7 @@ impl key_value::HostStore for StoreState {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
+        self.host_calls.key_value += 1;
         Ok(Ok(self.table.get(&store)?.0.read().contains_key(&key)))
     }
 
@@ -145,10 +150,12 @@ impl key_value::HostStore for StoreState {
         &mut self,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        self.host_calls.key_value += 1;
         Ok(Ok(self.table.get(&store)?.0.keys()))
     }
 
     fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+        self.host_calls.key_value += 1;
         self.table.delete(store)?;
         Ok(())
     }

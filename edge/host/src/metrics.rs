@@ -13,18 +13,37 @@
 //! - `edge_outbound_requests_total{component,method}`: every outbound HTTP request a guest
 //!   makes that the manifest allows (sent, whatever came of it); `edge_outbound_denied_total`:
 //!   the ones it does not allow
+//! - `edge_host_calls_per_request{component}` (histogram) and
+//!   `edge_host_calls_total{component,interface}`: the calls a guest made into the host
+//!   while serving one HTTP request ([`HostCalls`]); `interface` is
+//!   `fermyon:spin/key-value`, `fermyon:spin/variables`, or `other` (WASI 0.2 — cli,
+//!   clocks, random, io, http — and the component model's built-ins such as resource drops
+//!   and memory growth)
 //!
 //! They are served on the operations listener (`EDGE_METRICS_ADDR`), not the public port.
+//! What every request records goes through one component's handles, registered on first
+//! use and kept ([`component`]): looking a labelled metric up in the registry (a key built
+//! from owned label strings, hashed, found in a sharded map) cost more than the increment
+//! it guards, several times per request.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const LATENCY_BUCKETS_S: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+
+/// Buckets of `edge_host_calls_per_request`: a cache hit makes a few dozen calls, a miss
+/// (an outbound request, its body, the store writes) a hundred or more.
+const HOST_CALLS_BUCKETS: &[f64] = &[
+    5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 75.0, 100.0, 150.0, 200.0, 500.0, 1000.0,
+];
+const HOST_CALLS_PER_REQUEST: &str = "edge_host_calls_per_request";
 
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
@@ -34,6 +53,12 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
         .get_or_init(|| {
             PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_S)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(HOST_CALLS_PER_REQUEST.into()),
+                        HOST_CALLS_BUCKETS,
+                    )
+                })
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| e.to_string())
         })
@@ -49,24 +74,161 @@ pub fn guest_failure(component: &str, reason: &'static str) {
 
 /// A request a component answered: by status and who answered, its time to the response
 /// head, and whether the cache served it.
-pub fn request_served<B>(component: &str, response: &http::Response<B>, elapsed: Duration) {
-    let status = response.status().as_u16().to_string();
+pub fn request_served<B>(component_id: &str, response: &http::Response<B>, elapsed: Duration) {
     let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes());
     // Who answered: the edge alone (cache hits, refusals, sheds) or the ledger, relayed.
     let served_by = match header(tessera_domain::SERVED_BY_HEADER) {
-        Some(b"edge") => "edge",
-        Some(b"ledger") => "ledger",
-        _ => "unknown",
+        Some(b"edge") => ServedBy::Edge,
+        Some(b"ledger") => ServedBy::Ledger,
+        _ => ServedBy::Unknown,
     };
-    metrics::counter!("edge_requests_total", "component" => component.to_owned(), "status" => status, "served_by" => served_by).increment(1);
-    metrics::histogram!("edge_request_duration_seconds", "component" => component.to_owned())
-        .record(elapsed.as_secs_f64());
+    let handles = component(component_id);
+    handles
+        .requests(response.status().as_u16(), served_by)
+        .increment(1);
+    handles.duration.record(elapsed.as_secs_f64());
     let cache = match header(tessera_domain::CACHE_HEADER) {
-        Some(b"hit") => "hit",
-        Some(b"miss") => "miss",
-        Some(b"bypass") => "bypass",
+        Some(b"hit") => &handles.cache_hit,
+        Some(b"miss") => &handles.cache_miss,
+        Some(b"bypass") => &handles.cache_bypass,
         _ => return,
     };
-    metrics::counter!("edge_cache_total", "component" => component.to_owned(), "result" => cache)
-        .increment(1);
+    cache.increment(1);
+}
+
+/// A key-value read by `component`, found or not.
+pub fn kv_get(component_id: &str, hit: bool) {
+    let handles = component(component_id);
+    let counter = if hit {
+        &handles.kv_hit
+    } else {
+        &handles.kv_miss
+    };
+    counter.increment(1);
+}
+
+/// Who answered a request (`served_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServedBy {
+    Edge,
+    Ledger,
+    Unknown,
+}
+
+impl ServedBy {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Edge => "edge",
+            Self::Ledger => "ledger",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Calls one guest instance made into the host while serving one request: every one
+/// (`all`, counted by the store's call hook: imports, the component model's built-ins and
+/// libcalls such as memory growth alike), and those of Spin's interfaces by name (counted
+/// where they are implemented).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HostCalls {
+    pub all: u32,
+    pub key_value: u32,
+    pub variables: u32,
+}
+
+/// The handles of one component's per-request metrics.
+pub struct ComponentMetrics {
+    id: String,
+    /// `edge_requests_total` by status and `served_by`: a handful of pairs per component.
+    requests: Mutex<Vec<(u16, ServedBy, Counter)>>,
+    duration: Histogram,
+    cache_hit: Counter,
+    cache_miss: Counter,
+    cache_bypass: Counter,
+    kv_hit: Counter,
+    kv_miss: Counter,
+    pub instantiation: Histogram,
+    pub instance_reuses: Counter,
+    host_calls_per_request: Histogram,
+    host_calls_key_value: Counter,
+    host_calls_variables: Counter,
+    host_calls_other: Counter,
+}
+
+/// Distinct (status, `served_by`) pairs kept per component; past it (a component answering
+/// with many statuses) the registry is asked each time instead.
+const REQUEST_SERIES_KEPT_MAX: usize = 32;
+
+impl ComponentMetrics {
+    fn new(id: &str) -> Self {
+        let c = || id.to_owned();
+        let cache = |result: &'static str| metrics::counter!("edge_cache_total", "component" => c(), "result" => result);
+        let kv = |result: &'static str| metrics::counter!("edge_kv_gets_total", "component" => c(), "result" => result);
+        let calls = |interface: &'static str| metrics::counter!("edge_host_calls_total", "component" => c(), "interface" => interface);
+        Self {
+            id: id.to_owned(),
+            requests: Mutex::default(),
+            duration: metrics::histogram!("edge_request_duration_seconds", "component" => c()),
+            cache_hit: cache("hit"),
+            cache_miss: cache("miss"),
+            cache_bypass: cache("bypass"),
+            kv_hit: kv("hit"),
+            kv_miss: kv("miss"),
+            instantiation: metrics::histogram!("edge_instantiation_seconds", "component" => c()),
+            instance_reuses: metrics::counter!("edge_instance_reuses_total", "component" => c()),
+            host_calls_per_request: metrics::histogram!(HOST_CALLS_PER_REQUEST, "component" => c()),
+            host_calls_key_value: calls("fermyon:spin/key-value"),
+            host_calls_variables: calls("fermyon:spin/variables"),
+            host_calls_other: calls("other"),
+        }
+    }
+
+    fn requests(&self, status: u16, served_by: ServedBy) -> Counter {
+        let register = || metrics::counter!("edge_requests_total", "component" => self.id.clone(), "status" => status.to_string(), "served_by" => served_by.label());
+        let mut kept = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, counter)) = kept
+            .iter()
+            .find(|(s, by, _)| *s == status && *by == served_by)
+        {
+            return counter.clone();
+        }
+        let counter = register();
+        if kept.len() < REQUEST_SERIES_KEPT_MAX {
+            kept.push((status, served_by, counter.clone()));
+        }
+        counter
+    }
+
+    /// One request's host calls.
+    pub fn host_calls(&self, calls: &HostCalls) {
+        self.host_calls_per_request.record(f64::from(calls.all));
+        self.host_calls_key_value
+            .increment(u64::from(calls.key_value));
+        self.host_calls_variables
+            .increment(u64::from(calls.variables));
+        let spin = calls.key_value.saturating_add(calls.variables);
+        self.host_calls_other
+            .increment(u64::from(calls.all.saturating_sub(spin)));
+    }
+}
+
+/// The handles of `component_id`'s metrics, registered the first time it is asked for
+/// (after the recorder is installed: a handle taken before would record nowhere).
+pub fn component(component_id: &str) -> Arc<ComponentMetrics> {
+    static COMPONENTS: OnceLock<RwLock<HashMap<String, Arc<ComponentMetrics>>>> = OnceLock::new();
+    let components = COMPONENTS.get_or_init(RwLock::default);
+    let known = components
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(component_id)
+        .cloned();
+    if let Some(handles) = known {
+        return handles;
+    }
+    components
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(component_id.to_owned())
+        .or_insert_with(|| Arc::new(ComponentMetrics::new(component_id)))
+        .clone()
 }

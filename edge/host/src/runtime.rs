@@ -21,6 +21,7 @@ use crate::bindings::{fermyon, RedisComponentPre};
 use crate::config::GuestLimits;
 use crate::kv::KvStore;
 use crate::manifest::{ComponentSpec, Manifest};
+use crate::outbound::pool::OutboundPool;
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::variables::AppVariables;
 
@@ -100,13 +101,13 @@ pub struct StoreState {
     pub(crate) env: Arc<ComponentEnv>,
     /// When the request being served must be finished; checked at every epoch tick.
     deadline: Instant,
+    /// Calls the guest made into the host for the request being served.
+    pub(crate) host_calls: crate::metrics::HostCalls,
 }
 
 impl StoreState {
     pub(crate) fn metrics_kv_get(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        metrics::counter!("edge_kv_gets_total", "component" => self.env.id.clone(), "result" => result)
-            .increment(1);
+        crate::metrics::kv_get(&self.env.id, hit);
     }
 }
 
@@ -137,6 +138,7 @@ impl fermyon::spin2_0_0::variables::Host for StoreState {
         name: String,
     ) -> wasmtime::Result<Result<String, fermyon::spin2_0_0::variables::Error>> {
         use fermyon::spin2_0_0::variables::Error;
+        self.host_calls.variables += 1;
         Ok(match self.env.variables.get(&name) {
             Some(value) => Ok(value.clone()),
             None if name.is_empty()
@@ -216,6 +218,11 @@ impl Compiled {
         })
     }
 
+    /// Connect, first-byte and between-bytes timeout of outbound calls a guest sets none for.
+    fn outbound_timeout(&self) -> Duration {
+        self.limits.request_timeout.mul_f64(OUTBOUND_TIMEOUT_SHARE)
+    }
+
     /// The compiled components by id.
     pub fn components(&self) -> impl Iterator<Item = (&String, &Component)> {
         self.components.iter()
@@ -235,6 +242,11 @@ impl Compiled {
             .iter()
             .map(|t| t.component.as_str())
             .collect();
+        // One pool per node: every component's outbound calls share its connections.
+        let pool = Arc::new(OutboundPool::new(
+            self.limits.outbound_connections_max.get(),
+            self.outbound_timeout(),
+        ));
         let mut components = HashMap::new();
         for (id, spec) in &manifest.components {
             let is_http = http_ids.contains(&id.as_str());
@@ -249,7 +261,7 @@ impl Compiled {
                 .components
                 .get(id)
                 .with_context(|| format!("component `{id}` was not compiled"))?;
-            let env = self.component_env(id, spec, &variables, &kv)?;
+            let env = self.component_env(id, spec, &variables, &kv, &pool)?;
             let pre = linker.instantiate_pre(component).with_context(|| {
                 format!("component `{id}` imports something this host does not provide")
             })?;
@@ -282,6 +294,7 @@ impl Compiled {
         spec: &ComponentSpec,
         variables: &AppVariables,
         kv: &KvStore,
+        pool: &Arc<OutboundPool>,
     ) -> wasmtime::Result<Arc<ComponentEnv>> {
         let allowed = spec
             .allowed_outbound_hosts
@@ -305,7 +318,8 @@ impl Compiled {
             outbound: OutboundPolicy {
                 component: id.to_owned(),
                 allowed,
-                timeout: self.limits.request_timeout.mul_f64(OUTBOUND_TIMEOUT_SHARE),
+                timeout: self.outbound_timeout(),
+                pool: pool.clone(),
             },
         }))
     }
@@ -339,9 +353,11 @@ impl App {
                 .build(),
             env: component.env.clone(),
             deadline: Instant::now() + self.limits.request_timeout,
+            host_calls: Default::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        store.call_hook(crate::guest::count_host_call);
         // Every tick: past the deadline, stop the guest; otherwise yield, so one busy guest
         // cannot monopolise an executor thread.
         store.epoch_deadline_callback(|ctx| {

@@ -260,39 +260,42 @@ fn declared_length<B>(req: &Request<B>) -> Option<u64> {
 }
 
 /// The headers Spin gives every HTTP component (and a `Host`, which wasi-http requires).
+/// Per request: names are constants, values are borrowed until copied into the map once,
+/// and the map grows once.
 fn add_spin_headers<B>(req: &mut Request<B>, matched: &RouteMatch<'_>, client: SocketAddr) {
+    const FULL_URL: HeaderName = HeaderName::from_static("spin-full-url");
+    const PATH_INFO: HeaderName = HeaderName::from_static("spin-path-info");
+    const MATCHED_ROUTE: HeaderName = HeaderName::from_static("spin-matched-route");
+    const COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-component-route");
+    const RAW_COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-raw-component-route");
+    const BASE_PATH: HeaderName = HeaderName::from_static("spin-base-path");
+    const CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr");
     let host = req
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let full_url = format!("http://{host}{}", req.uri());
+    let client = client.to_string();
     let spin_headers = [
-        ("spin-full-url", full_url),
-        ("spin-path-info", matched.path_info.clone()),
-        ("spin-matched-route", matched.template.to_owned()),
-        (
-            "spin-component-route",
-            matched.template.trim_end_matches("/...").to_owned(),
-        ),
-        ("spin-raw-component-route", matched.template.to_owned()),
-        ("spin-base-path", "/".to_owned()),
-        ("spin-client-addr", client.to_string()),
+        (FULL_URL, full_url.as_str()),
+        (PATH_INFO, matched.path_info.as_str()),
+        (MATCHED_ROUTE, matched.template),
+        (COMPONENT_ROUTE, matched.template.trim_end_matches("/...")),
+        (RAW_COMPONENT_ROUTE, matched.template),
+        (BASE_PATH, "/"),
+        (CLIENT_ADDR, client.as_str()),
     ];
-    let params = matched
-        .params
-        .iter()
-        .map(|(name, value)| (format!("spin-path-match-{name}"), value.clone()));
     let headers = req.headers_mut();
-    for (name, value) in spin_headers
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .chain(params)
-    {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
+    headers.reserve(spin_headers.len() + matched.params.len() + 1);
+    for (name, value) in spin_headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    for (name, value) in &matched.params {
+        let name = HeaderName::from_bytes(format!("spin-path-match-{name}").as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
             headers.insert(name, value);
         }
     }

@@ -11,6 +11,11 @@
 //! most `batch_size_max`, and at most `zone_writers_max` zones have a writer at once (past
 //! it a request commits alone, like the naive strategy: slower, never refused).
 //!
+//! A writer keeps its database connection from one batch to the next while batches
+//! follow back to back (at most `WRITER_CONNECTION_BATCHES_MAX` in a row, and only while
+//! the pool has another idle connection), sparing each batch the pool's checkout and its
+//! liveness round trip; an idle writer holds none.
+//!
 //! Several ledger processes may run at once: each batches its own requests and the zone's
 //! row lock arbitrates between them, so they stay correct (one process batches best).
 
@@ -24,11 +29,16 @@ use tessera_domain::{IdempotencyKey, ZoneId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use super::commit::{commit_batch, CommitContext};
+use super::commit::{commit_batch, CommitContext, WriterConnection};
 use crate::config::{HoldStrategy, HoldsConfig};
 use crate::error::ApiError;
 use crate::idempotency::Reply;
 use crate::outbox::OutboxWake;
+
+/// Batches a writer commits on one connection before giving it back to the pool: long
+/// enough that checkouts vanish from a hot zone's costs (a few per second), short enough
+/// that the pool sees every connection again soon.
+const WRITER_CONNECTION_BATCHES_MAX: u32 = 256;
 
 /// One hold request waiting for its batch.
 pub struct Job {
@@ -89,14 +99,14 @@ impl HoldEngine {
         match self.inner.config.strategy {
             HoldStrategy::Naive => {
                 let zone_id = job.hold.zone_id;
-                commit_batch(&self.inner.ctx, zone_id, vec![job]).await;
+                commit_batch(&self.inner.ctx, &mut None, zone_id, vec![job]).await;
             }
             HoldStrategy::Batched => {
                 if let Some(job) = self.enqueue(job)? {
                     // Every writer slot is taken: still correct, just unbatched.
                     metrics::counter!("holds_unbatched_total").increment(1);
                     let zone_id = job.hold.zone_id;
-                    commit_batch(&self.inner.ctx, zone_id, vec![job]).await;
+                    commit_batch(&self.inner.ctx, &mut None, zone_id, vec![job]).await;
                 }
             }
         }
@@ -145,6 +155,8 @@ impl HoldEngine {
     /// A zone's writer: commit whatever is waiting, one batch at a time, until idle.
     async fn write_zone(self, zone_id: ZoneId, mut receiver: mpsc::Receiver<Job>) {
         let config = &self.inner.config;
+        let mut conn: WriterConnection = None;
+        let mut batches_on_conn = 0;
         loop {
             let first = match tokio::time::timeout(config.zone_writer_idle, receiver.recv()).await {
                 Ok(Some(job)) => job,
@@ -165,12 +177,26 @@ impl HoldEngine {
                     Err(_) => break,
                 }
             }
-            let zone_found = commit_batch(&self.inner.ctx, zone_id, batch).await;
+            let zone_found = commit_batch(&self.inner.ctx, &mut conn, zone_id, batch).await;
+            batches_on_conn += 1;
+            if !self.keep_connection(&receiver, batches_on_conn) {
+                conn = None;
+                batches_on_conn = 0;
+            }
             // Requests for a zone that does not exist must not pin a writer slot.
             if !zone_found && self.retire_if_idle(zone_id, &receiver) {
                 break;
             }
         }
+    }
+
+    /// Whether the writer keeps its connection for the next batch: only if that batch is
+    /// already waiting, the connection has not served its quota, and the pool has another
+    /// idle connection (else someone may be waiting for this one).
+    fn keep_connection(&self, receiver: &mpsc::Receiver<Job>, batches_on_conn: u32) -> bool {
+        !receiver.is_empty()
+            && batches_on_conn < WRITER_CONNECTION_BATCHES_MAX
+            && self.inner.ctx.pool.num_idle() > 0
     }
 
     fn retire_if_idle(&self, zone_id: ZoneId, receiver: &mpsc::Receiver<Job>) -> bool {

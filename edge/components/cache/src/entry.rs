@@ -1,16 +1,44 @@
 //! The cached documents. Catalog documents are stored verbatim (the bytes the ledger sent);
 //! availability is stored structured, because the fetch path merges it and invalidation
-//! messages update it in place.
+//! messages update it in place, and beside it the public document and ETag rendered when
+//! it was written, which is all a hit reads. Both in the binary layout of [`crate::stored`].
 
-use serde::{Deserialize, Serialize};
 use tessera_domain::catalog::{Availability, ZoneAvailability};
 use tessera_domain::{EventId, ShowId, ZoneId};
+use uuid::Uuid;
 
 use crate::freshness::within_window;
+use crate::stored::{self, Corrupt, Kind, Reader, Stored, Unstorable};
 use crate::{etag, ttl};
 
+/// An entry with a stored form ([`crate::stored`]): what the KV helpers read and write.
+pub trait Entry: Sized {
+    fn encode(&self) -> Result<Vec<u8>, Unstorable>;
+    fn decode(bytes: Vec<u8>) -> Result<Self, Corrupt>;
+}
+
+impl Entry for DocEntry {
+    fn encode(&self) -> Result<Vec<u8>, Unstorable> {
+        DocEntry::encode(self)
+    }
+
+    fn decode(bytes: Vec<u8>) -> Result<Self, Corrupt> {
+        DocEntry::decode(bytes)
+    }
+}
+
+impl Entry for AvailEntry {
+    fn encode(&self) -> Result<Vec<u8>, Unstorable> {
+        AvailEntry::encode(self)
+    }
+
+    fn decode(bytes: Vec<u8>) -> Result<Self, Corrupt> {
+        AvailEntry::decode(bytes)
+    }
+}
+
 /// A catalog document (`event/…`, `events/…`, `categories`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocEntry {
     pub stored_at_ms: i64,
     pub expires_at_ms: i64,
@@ -20,12 +48,10 @@ pub struct DocEntry {
     pub body: String,
     /// What was fetched (`path?query`): entries whose key is a hash slot (listings) are hits
     /// only for the request they were fetched for.
-    #[serde(default)]
     pub source: String,
     /// The catalog epoch this entry was fetched under, for entries a catalog message
     /// evicts by moving the epoch rather than by deleting them (listings, categories:
     /// [`crate::keys::evicted_by_epoch`]). `None` for entries evicted by key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_epoch: Option<String>,
 }
 
@@ -63,22 +89,82 @@ impl DocEntry {
     }
 }
 
+impl DocEntry {
+    /// The stored form ([`crate::stored`]): the body and ETag as served, then the source
+    /// and the epoch stamp.
+    pub fn encode(&self) -> Result<Vec<u8>, Unstorable> {
+        let epoch = self.catalog_epoch.as_deref().map(str::as_bytes);
+        let rest_hint = 2 + self.source.len() + 3 + epoch.map_or(0, <[u8]>::len);
+        stored::encode(
+            Kind::Document,
+            (self.stored_at_ms, self.expires_at_ms),
+            &self.etag,
+            self.body.as_bytes(),
+            rest_hint,
+            |w| {
+                w.bytes16(self.source.as_bytes());
+                match epoch {
+                    Some(epoch) => {
+                        w.u8(1);
+                        w.bytes16(epoch);
+                    }
+                    None => w.u8(0),
+                }
+            },
+        )
+    }
+
+    /// The whole entry back from its stored form (writers and the invalidator; a hit reads
+    /// [`Stored`] in place instead).
+    pub fn decode(bytes: Vec<u8>) -> Result<Self, Corrupt> {
+        let stored = Stored::parse(bytes, Kind::Document)?;
+        let text = |bytes: &[u8]| {
+            String::from_utf8(bytes.to_vec()).map_err(|_| Corrupt("text that is not UTF-8"))
+        };
+        let (source, epoch) = stored.document_fields()?;
+        Ok(Self {
+            stored_at_ms: stored.stored_at_ms(),
+            expires_at_ms: stored.expires_at_ms(),
+            etag: stored.etag().to_owned(),
+            body: text(stored.body())?,
+            source: text(source)?,
+            catalog_epoch: epoch.map(text).transpose()?,
+        })
+    }
+}
+
+/// Whether a stored document may answer the request for `path_and_query` at `now_ms`:
+/// fresh, and fetched for that very request (listing slots are shared by hash).
+pub fn serves_request(stored: &Stored, path_and_query: &str, now_ms: i64) -> bool {
+    stored.is_fresh(now_ms)
+        && stored
+            .document_fields()
+            .is_ok_and(|(source, _)| source == path_and_query.as_bytes())
+}
+
+/// The epoch rule for a stored document ([`DocEntry::is_current`]): stamped with the
+/// catalog epoch that holds now.
+pub fn is_current(stored: &Stored, epoch_now: Option<&[u8]>) -> bool {
+    match (stored.document_fields(), epoch_now) {
+        (Ok((_, Some(stamp))), Some(now)) => stamp == now,
+        _ => false,
+    }
+}
+
 /// One zone's counters plus when they were last confirmed by the ledger (a fetch or an
 /// invalidation message), and when the ledger last answered a hold `sold_out` while these
 /// counters were current: sold-out shedding trusts a zero only while it is that recent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedZone {
-    #[serde(flatten)]
     pub zone: ZoneAvailability,
     pub confirmed_at_ms: i64,
     /// Kept apart from the public counters (which stay a consistent ledger snapshot) and
     /// forgotten with them: any newer version replaces the zone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sold_out_at_ms: Option<i64>,
 }
 
 /// `avail/{show_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvailEntry {
     /// When the ledger fetch that made this entry started (messages update zones in place
     /// and leave it): a read going through to the ledger accepts an entry fetched after it
@@ -223,6 +309,79 @@ impl AvailEntry {
     pub fn etag(&self) -> String {
         etag::for_availability(self.zones.iter().map(|z| &z.zone))
     }
+}
+
+impl AvailEntry {
+    /// The stored form ([`crate::stored`]): the public document and its ETag rendered now,
+    /// then the ids and every zone with its confirmation times.
+    pub fn encode(&self) -> Result<Vec<u8>, Unstorable> {
+        let body = serde_json::to_vec(&self.to_availability())
+            .map_err(|_| Unstorable("the public document"))?;
+        let zones = self.zones.len();
+        let rest_hint = stored::AVAIL_REST_HEAD_BYTES + zones * stored::ZONE_BYTES;
+        stored::encode(
+            Kind::Availability,
+            (self.stored_at_ms, self.expires_at_ms),
+            &self.etag(),
+            &body,
+            rest_hint,
+            |w| {
+                w.raw(self.show_id.0.as_bytes());
+                w.raw(self.event_id.0.as_bytes());
+                w.u16(zones);
+                for cached in &self.zones {
+                    let zone = &cached.zone;
+                    w.raw(zone.zone_id.0.as_bytes());
+                    for counter in [zone.available, zone.held, zone.sold, zone.capacity] {
+                        w.i32(counter);
+                    }
+                    w.i64(zone.version);
+                    w.i64(cached.confirmed_at_ms);
+                    w.i64(cached.sold_out_at_ms.unwrap_or(stored::NO_TIME));
+                }
+            },
+        )
+    }
+
+    /// The whole entry back from its stored form, for writers (a fetch merging, a message,
+    /// a `sold_out` note, the hold checks); the rendered body is not read back.
+    pub fn decode(bytes: Vec<u8>) -> Result<Self, Corrupt> {
+        let stored = Stored::parse(bytes, Kind::Availability)?;
+        let mut r = Reader::new(stored.rest());
+        let show_id = ShowId(Uuid::from_bytes(r.take()?));
+        let event_id = EventId(Uuid::from_bytes(r.take()?));
+        let count = usize::from(r.u16()?);
+        let mut zones = Vec::with_capacity(count);
+        for _ in 0..count {
+            zones.push(read_zone(&mut r)?);
+        }
+        r.end()?;
+        Ok(Self {
+            stored_at_ms: stored.stored_at_ms(),
+            expires_at_ms: stored.expires_at_ms(),
+            show_id,
+            event_id,
+            zones,
+        })
+    }
+}
+
+fn read_zone(r: &mut Reader<'_>) -> Result<CachedZone, Corrupt> {
+    let zone = ZoneAvailability {
+        zone_id: ZoneId(Uuid::from_bytes(r.take()?)),
+        available: r.i32()?,
+        held: r.i32()?,
+        sold: r.i32()?,
+        capacity: r.i32()?,
+        version: r.i64()?,
+    };
+    let confirmed_at_ms = r.i64()?;
+    let sold_out_at_ms = Some(r.i64()?).filter(|&at| at != stored::NO_TIME);
+    Ok(CachedZone {
+        zone,
+        confirmed_at_ms,
+        sold_out_at_ms,
+    })
 }
 
 #[cfg(test)]
@@ -439,22 +598,72 @@ mod tests {
             "a catalog message moved it"
         );
         assert!(!doc.is_current(None), "the store was emptied");
-        let json = serde_json::to_string(&doc).expect("serialises");
-        let back: DocEntry = serde_json::from_str(&json).expect("parses");
+        let back = DocEntry::decode(doc.encode().expect("encodes")).expect("decodes");
         assert!(back.is_current(Some(b"7-100")), "the stamp is stored");
-        let old: DocEntry =
-            serde_json::from_str(r#"{"stored_at_ms":0,"expires_at_ms":1,"etag":"x","body":"[]"}"#)
-                .expect("entries stored before stamps still parse");
-        assert!(!old.is_current(Some(b"7-100")));
+        assert_eq!(back, doc);
     }
 
     #[test]
     fn the_stored_form_round_trips_and_serves_the_public_shape() {
-        let entry = AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7)]), 100, 1000);
-        let json = serde_json::to_string(&entry).expect("serialises");
-        let back: Result<AvailEntry, _> = serde_json::from_str(&json);
-        assert_eq!(back.ok(), Some(entry.clone()));
-        assert_eq!(entry.to_availability(), avail(vec![zone(1, 5, 7)]));
-        assert!(serde_json::from_str::<AvailEntry>("{\"zones\":3}").is_err());
+        let mut entry =
+            AvailEntry::merge_fetch(None, avail(vec![zone(1, 5, 7), zone(2, 0, 9)]), 100, 1000);
+        assert!(entry.record_sold_out(id(2).zone(), 9, 150));
+        let bytes = entry.encode().expect("encodes");
+        assert_eq!(AvailEntry::decode(bytes.clone()), Ok(entry.clone()));
+        // What a hit reads, in place: the public document and its tag, as rendered when
+        // the entry was written.
+        let stored = Stored::parse(bytes.clone(), Kind::Availability).expect("parses");
+        let public: Availability = serde_json::from_slice(stored.body()).expect("json");
+        assert_eq!(public, entry.to_availability());
+        assert_eq!(stored.etag(), entry.etag());
+        assert_eq!(stored.stored_at_ms(), 100);
+        assert!(stored.is_fresh(1_099) && !stored.is_fresh(1_100));
+        assert!(
+            Stored::parse(bytes.clone(), Kind::Document).is_err(),
+            "availability is not a document"
+        );
+        assert!(AvailEntry::decode(bytes[..bytes.len() - 1].to_vec()).is_err());
+        assert!(
+            AvailEntry::decode(b"{\"zones\":3}".to_vec()).is_err(),
+            "old JSON entries"
+        );
+        // A message re-renders what hits serve.
+        assert!(entry.apply_message(id(1).zone(), 4, 1, 5, 8, 200));
+        let stored =
+            Stored::parse(entry.encode().expect("encodes"), Kind::Availability).expect("parses");
+        let public: Availability = serde_json::from_slice(stored.body()).expect("json");
+        assert_eq!(public.zones[0].available, 4);
+        assert_eq!(stored.etag(), "\"a17-2-1\"");
+    }
+
+    #[test]
+    fn a_document_serves_only_its_own_request_while_fresh_and_current() {
+        let doc = DocEntry::new(
+            "/v1/events?q=a".into(),
+            "[]".into(),
+            "\"b1\"".into(),
+            100,
+            1000,
+        );
+        let stored = |doc: &DocEntry| {
+            Stored::parse(doc.encode().expect("encodes"), Kind::Document).expect("parses")
+        };
+        let by_key = stored(&doc);
+        assert!(serves_request(&by_key, "/v1/events?q=a", 500));
+        assert!(
+            !serves_request(&by_key, "/v1/events?q=b", 500),
+            "another query"
+        );
+        assert!(!serves_request(&by_key, "/v1/events?q=a", 1_100), "expired");
+        assert!(!is_current(&by_key, Some(b"7")), "unstamped");
+        let stamped = stored(&doc.clone().under_epoch("7".into()));
+        assert!(is_current(&stamped, Some(b"7")));
+        assert!(
+            !is_current(&stamped, Some(b"8")),
+            "a catalog message moved it"
+        );
+        assert!(!is_current(&stamped, None), "the store was emptied");
+        assert_eq!(stamped.body(), b"[]");
+        assert_eq!(stamped.etag(), "\"b1\"");
     }
 }

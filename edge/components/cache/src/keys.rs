@@ -59,7 +59,48 @@ pub const EVENT_LIST_QUERY_MAX: usize = 512;
 pub const EVENT_LIST_SLOTS: u64 = 1024;
 
 pub fn availability(show_id: ShowId) -> String {
-    format!("{AVAIL_PREFIX}{show_id}")
+    PrefixedId::availability(show_id).as_str().to_owned()
+}
+
+/// The ledger path of an event's detail, before its id.
+const EVENT_PATH_PREFIX: &str = "/v1/events/";
+/// Bytes of the longest prefix and id ([`EVENT_SHOWS_PREFIX`] and a hyphenated UUID).
+const ID_KEY_BYTES_MAX: usize = 12 + 36;
+
+/// A prefix and an id, spelled on the stack: the hit path builds its key (the same text as
+/// [`availability`] and [`event`]) and the path it compares an entry's source with without
+/// allocating.
+pub struct PrefixedId {
+    bytes: [u8; ID_KEY_BYTES_MAX],
+    len: usize,
+}
+
+impl PrefixedId {
+    pub fn availability(show_id: ShowId) -> Self {
+        Self::new(AVAIL_PREFIX, show_id.0)
+    }
+
+    pub fn event(event_id: EventId) -> Self {
+        Self::new(EVENT_PREFIX, event_id.0)
+    }
+
+    /// `/v1/events/{event_id}`: what an event's entry is fetched from.
+    pub fn event_path(event_id: EventId) -> Self {
+        Self::new(EVENT_PATH_PREFIX, event_id.0)
+    }
+
+    fn new(prefix: &'static str, id: uuid::Uuid) -> Self {
+        let mut bytes = [0; ID_KEY_BYTES_MAX];
+        let len = prefix.len() + uuid::fmt::Hyphenated::LENGTH;
+        bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        id.hyphenated().encode_lower(&mut bytes[prefix.len()..len]);
+        Self { bytes, len }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // ASCII by construction (an ASCII prefix, a hyphenated UUID).
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
 }
 
 /// Slots of the per-show availability epochs (a show hashes to one; a shared slot only
@@ -80,7 +121,7 @@ pub fn fill_lease(key: &str) -> String {
 }
 
 pub fn event(event_id: EventId) -> String {
-    format!("{EVENT_PREFIX}{event_id}")
+    PrefixedId::event(event_id).as_str().to_owned()
 }
 
 /// The index of the event's cached shows ([`crate::show_index`]).
@@ -194,6 +235,34 @@ mod tests {
             is_cache_entry(&event_shows(event_id)),
             "a flush drops the index with the entries it lists"
         );
+    }
+
+    #[test]
+    fn id_keys_spell_the_ids_as_urls_do() {
+        // Parsed from upper case, spelled in lower case, as `Display` spells it.
+        let show: ShowId = "0192F0C4-7D3E-7B6A-9C1E-3F5A2B8C9D01"
+            .parse()
+            .expect("valid id");
+        assert_eq!(
+            availability(show),
+            "avail/0192f0c4-7d3e-7b6a-9c1e-3f5a2b8c9d01"
+        );
+        assert_eq!(availability(show), format!("{AVAIL_PREFIX}{show}"));
+        let event_id = EventId(show.0);
+        assert_eq!(event(event_id), format!("{EVENT_PREFIX}{event_id}"));
+        assert_eq!(PrefixedId::event(event_id).as_str(), event(event_id));
+        assert_eq!(
+            PrefixedId::event_path(event_id).as_str(),
+            format!("/v1/events/{event_id}")
+        );
+        for prefix in [
+            EVENT_SHOWS_PREFIX,
+            EVENT_PATH_PREFIX,
+            AVAIL_PREFIX,
+            EVENT_PREFIX,
+        ] {
+            assert!(prefix.len() + 36 <= ID_KEY_BYTES_MAX, "{prefix}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! - [`keys`]: the key-value layout and the normalised cache key of an event listing.
 //! - [`ttl`]: wall-clock expiry (the TTL is a safety net; invalidation keeps entries fresh).
+//! - [`stored`]: the entries' binary stored form: a fixed head, the ETag and body a hit
+//!   serves as they are, then the fields only writers read.
 //! - [`entry`]: the cached documents (catalog documents verbatim; availability merged per
 //!   zone by `version`, with the "confirmed at" times that sold-out shedding needs).
 //! - [`etag`]: ETags and `If-None-Match` matching.
@@ -33,6 +35,7 @@ pub mod keys;
 pub mod problem;
 pub mod seq;
 pub mod show_index;
+pub mod stored;
 pub mod ttl;
 
 #[cfg(target_arch = "wasm32")]

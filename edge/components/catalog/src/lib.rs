@@ -12,57 +12,73 @@
 //! and honours `If-None-Match` with a bodiless 304. `HEAD` is served like `GET` without a
 //! body, as the ledger (axum) does.
 //!
+//! A hit is answered from the entry's stored bytes ([`tessera_edge_cache::stored`]): the
+//! ETag and body as they were rendered when the entry was written, read in place. On a hit
+//! the component reads one variable at most (`stream_freshness_ms`, for availability) and
+//! opens the store once; everything else it needs is read only on a miss.
+//!
 //! Availability is served from the cache only while the invalidation stream is fresh
 //! (`stream_freshness_ms`, DESIGN.md's freshness lease); otherwise it is read through to
 //! the ledger, coalesced, and marked `bypass`. The catalog documents are not gated: they
 //! change rarely, a catalog message evicts them, and their TTL bounds a missed eviction.
 
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use tessera_domain::{EventId, ShowId};
-use tessera_edge_cache::entry::DocEntry;
 use tessera_edge_cache::etag::{
     self, CACHE_CONTROL_AVAILABILITY, CACHE_CONTROL_CATEGORIES, CACHE_CONTROL_EVENT,
     CACHE_CONTROL_LIST,
 };
 use tessera_edge_cache::keys;
-use tessera_edge_cache::spin::kv;
 use tessera_edge_cache::spin::reads::{self, Read};
 use tessera_edge_cache::spin::respond::{self, CACHE, SERVED_BY};
-use tessera_edge_cache::spin::vars::{self, Settings};
+use tessera_edge_cache::spin::vars::OnDemand;
+use tessera_edge_cache::spin::{kv, now_ms};
+use tessera_edge_cache::stored::Stored;
 
-enum Route {
+enum Route<'a> {
     Events,
-    Event(String),
+    Event(&'a str),
     Categories,
-    Availability(String),
+    Availability(&'a str),
 }
 
-fn route(path: &str) -> Option<Route> {
-    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+fn route(path: &str) -> Option<Route<'_>> {
+    let mut segments = path.strip_prefix('/')?.split('/');
     // `/v1/events/` is no route (as at the ledger), not an empty id.
-    if segments.iter().any(|s| s.is_empty()) {
+    if segments.clone().any(str::is_empty) {
         return None;
     }
-    Some(match segments.as_slice() {
-        ["v1", "events"] => Route::Events,
-        ["v1", "events", id] => Route::Event((*id).to_owned()),
-        ["v1", "categories"] => Route::Categories,
-        ["v1", "shows", id, "availability"] => Route::Availability((*id).to_owned()),
+    let mut next = || segments.next();
+    Some(match (next()?, next()?, next(), next(), next()) {
+        ("v1", "events", None, ..) => Route::Events,
+        ("v1", "events", Some(id), None, _) => Route::Event(id),
+        ("v1", "categories", None, ..) => Route::Categories,
+        ("v1", "shows", Some(id), Some("availability"), None) => Route::Availability(id),
         _ => return None,
     })
 }
 
-/// A path id, parsed with the domain's parser; malformed → 422 on that field.
+/// Every answer leaves through [`respond::send`]; a cached one as slices of its entry.
 #[http_component]
-async fn handle(request: IncomingRequest) -> Response {
+async fn handle(request: IncomingRequest, out: ResponseOutparam) {
     match serve(&request).await {
-        Ok(response) | Err(response) => response,
+        Ok(answer) => answer.send(out),
+        Err(response) => respond::send_response(out, &response),
     }
 }
 
-async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
+/// A document to answer with, and how.
+struct Answer {
+    read: Read<Stored>,
+    cache_control: &'static str,
+    /// The request's `If-None-Match` values, one per header line.
+    if_none_match: Vec<Vec<u8>>,
+    head: bool,
+}
+
+async fn serve(request: &IncomingRequest) -> Result<Answer, Response> {
     let path_and_query = request.path_with_query().unwrap_or_default();
     let (path, query) = path_and_query
         .split_once('?')
@@ -73,47 +89,38 @@ async fn serve(request: &IncomingRequest) -> Result<Response, Response> {
         Method::Head => true,
         _ => return Err(respond::method_not_allowed("GET, HEAD")),
     };
-    let if_none_match = request
-        .headers()
-        .get("if-none-match")
-        .into_iter()
-        .filter_map(|v| String::from_utf8(v).ok())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let settings = vars::load()?;
-    let store = kv::open()?;
-    let (read, cache_control) = read_route(route, query, &store, &settings).await?;
-    Ok(answer(read, cache_control, &if_none_match, head))
+    let if_none_match = request.headers().get("if-none-match");
+    let (read, cache_control) = read_route(route, query).await?;
+    Ok(Answer {
+        read,
+        cache_control,
+        if_none_match,
+        head,
+    })
 }
 
-/// The route's document, from the cache or the ledger, and its `Cache-Control`.
+/// The route's document, from the cache or the ledger, and its `Cache-Control`. The store
+/// is opened once the request is known to be valid; variables are read as needed.
 async fn read_route(
-    route: Route,
+    route: Route<'_>,
     query: &str,
-    store: &Store,
-    settings: &Settings,
-) -> Result<(Read<DocEntry>, &'static str), Response> {
+) -> Result<(Read<Stored>, &'static str), Response> {
     match route {
         Route::Availability(raw) => {
-            let show_id: ShowId = respond::path_id("show_id", &raw)?;
-            let read = availability_document(store, settings, show_id).await?;
+            let show_id: ShowId = respond::path_id("show_id", raw)?;
+            let store = kv::open()?;
+            let read = reads::served_availability(&store, &OnDemand, show_id).await?;
             Ok((read, CACHE_CONTROL_AVAILABILITY))
         }
         Route::Event(raw) => {
-            let event_id: EventId = respond::path_id("event_id", &raw)?;
-            let read = reads::event_document(store, settings, event_id).await?;
+            let event_id: EventId = respond::path_id("event_id", raw)?;
+            let store = kv::open()?;
+            let read = reads::event_document(&store, &OnDemand, event_id, now_ms()).await?;
             Ok((read, CACHE_CONTROL_EVENT))
         }
         Route::Categories => {
-            let categories = Some(keys::CATEGORIES);
-            let read = reads::document(
-                store,
-                settings,
-                categories,
-                "/v1/categories",
-                etag::for_body,
-            )
-            .await?;
+            let store = kv::open()?;
+            let read = document(&store, Some(keys::CATEGORIES), "/v1/categories").await?;
             Ok((read, CACHE_CONTROL_CATEGORIES))
         }
         Route::Events => {
@@ -126,57 +133,62 @@ async fn read_route(
             } else {
                 format!("/v1/events?{query}")
             };
-            let read =
-                reads::document(store, settings, key.as_deref(), &upstream, etag::for_body).await?;
+            let store = kv::open()?;
+            let read = document(&store, key.as_deref(), &upstream).await?;
             Ok((read, CACHE_CONTROL_LIST))
         }
     }
 }
 
-/// The show's structured availability entry, rendered as the public document.
-async fn availability_document(
+/// A listing or the categories: tagged by a hash of the body.
+async fn document(
     store: &Store,
-    settings: &Settings,
-    show_id: ShowId,
-) -> Result<Read<DocEntry>, Response> {
-    let trust = reads::trust(store, settings);
-    let read = reads::availability(store, settings, show_id, trust).await?;
-    let body = serde_json::to_string(&read.value.to_availability())
-        .map_err(|e| respond::internal(&format!("serialising availability: {e}")))?;
-    let doc = DocEntry {
-        stored_at_ms: read.value.stored_at_ms,
-        expires_at_ms: read.value.expires_at_ms,
-        etag: read.value.etag(),
-        body,
-        source: String::new(),
-        catalog_epoch: None,
-    };
-    Ok(Read {
-        value: doc,
-        served: read.served,
-    })
+    key: Option<&str>,
+    path_and_query: &str,
+) -> Result<Read<Stored>, Response> {
+    reads::document(
+        store,
+        &OnDemand,
+        key,
+        path_and_query,
+        etag::for_body,
+        now_ms(),
+    )
+    .await
 }
 
-/// 200 with the document, or 304 when `If-None-Match` matches.
-fn answer(read: Read<DocEntry>, cache_control: &str, if_none_match: &str, head: bool) -> Response {
-    let doc = read.value;
-    let not_modified = !if_none_match.is_empty() && etag::if_none_match(if_none_match, &doc.etag);
-    let mut builder = Response::builder();
-    builder
-        .header("etag", doc.etag.as_str())
-        .header("cache-control", cache_control)
-        .header(CACHE, read.served.header_value())
-        .header(SERVED_BY, "edge");
-    if not_modified {
-        return builder.status(304).body(Vec::new()).build();
+impl Answer {
+    /// 200 with the document, or 304 when `If-None-Match` matches.
+    fn send(self, out: ResponseOutparam) {
+        let doc = &self.read.value;
+        let etag = doc.etag();
+        let headers = [
+            ("etag", etag.as_bytes()),
+            ("cache-control", self.cache_control.as_bytes()),
+            (CACHE, self.read.served.header_value().as_bytes()),
+            (SERVED_BY, b"edge".as_slice()),
+            ("content-type", b"application/json".as_slice()),
+        ];
+        if self.not_modified(etag) {
+            // No content type: a 304 has no body.
+            return respond::send(out, 304, &headers[..4], &[]);
+        }
+        let body = if self.head { &[][..] } else { doc.body() };
+        respond::send(out, 200, &headers, body);
     }
-    builder
-        .status(200)
-        .header("content-type", "application/json");
-    let body = if head {
-        Vec::new()
-    } else {
-        doc.body.into_bytes()
-    };
-    builder.body(body).build()
+
+    /// Whether `If-None-Match` matches `etag`. Several header lines are one list (RFC 9110
+    /// §5.3), as if joined with commas; a value that is not text matches nothing.
+    fn not_modified(&self, etag: &str) -> bool {
+        let text = |value: &Vec<u8>| String::from_utf8(value.clone()).ok();
+        match self.if_none_match.as_slice() {
+            [] => false,
+            [one] => std::str::from_utf8(one)
+                .is_ok_and(|v| !v.is_empty() && etag::if_none_match(v, etag)),
+            many => {
+                let joined = many.iter().filter_map(text).collect::<Vec<_>>().join(", ");
+                !joined.is_empty() && etag::if_none_match(&joined, etag)
+            }
+        }
+    }
 }

@@ -231,11 +231,11 @@ fn not_found_as_zone(response: Response, detail: &str) -> Response {
 /// deleted again rather than left where no catalog message would find it.
 fn record_sold_out(store: &spin_sdk::key_value::Store, hold: &NewHold, seen_version: i64) {
     let key = keys::availability(hold.show_id);
-    let Some(mut entry) = kv::get_json::<AvailEntry>(store, &key) else {
+    let Some(mut entry) = kv::get_entry::<AvailEntry>(store, &key) else {
         return;
     };
     if entry.record_sold_out(hold.zone_id, seen_version, now_ms())
-        && kv::set_json(store, &key, &entry)
+        && kv::set_entry(store, &key, &entry)
         && !reads::is_indexed(store, entry.event_id, hold.show_id)
     {
         kv::delete(store, &key);

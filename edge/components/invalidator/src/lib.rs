@@ -36,7 +36,7 @@ use spin_sdk::redis_component;
 use tessera_domain::catalog::EventDetail;
 use tessera_domain::invalidation::{Change, Received};
 use tessera_domain::{EventId, ShowId};
-use tessera_edge_cache::entry::{AvailEntry, DocEntry};
+use tessera_edge_cache::entry::{AvailEntry, DocEntry, Entry};
 use tessera_edge_cache::keys;
 use tessera_edge_cache::seq::{self, Numbered};
 use tessera_edge_cache::show_index::ShowIndex;
@@ -94,10 +94,11 @@ fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
             version,
         } => {
             let key = keys::availability(show_id);
-            match get_json::<AvailEntry>(store, &key)? {
+            match get_entry::<AvailEntry>(store, &key)? {
                 Some(mut entry) => {
                     if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
-                        store.set(&key, &serde_json::to_vec(&entry)?)?;
+                        // Re-rendered: what hits serve is the body and ETag stored here.
+                        store.set(&key, &entry.encode()?)?;
                     }
                 }
                 // Not cached: nothing to update, but a fetch of this show may be in flight
@@ -117,12 +118,13 @@ fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A JSON entry; a corrupt one is deleted and reads as absent.
-fn get_json<T: serde::de::DeserializeOwned>(store: &Store, key: &str) -> anyhow::Result<Option<T>> {
+/// An entry, decoded from its stored form; a corrupt one (an older version's JSON
+/// included) is deleted and reads as absent.
+fn get_entry<T: Entry>(store: &Store, key: &str) -> anyhow::Result<Option<T>> {
     let Some(bytes) = store.get(key)? else {
         return Ok(None);
     };
-    match serde_json::from_slice(&bytes) {
+    match T::decode(bytes) {
         Ok(value) => Ok(Some(value)),
         Err(e) => {
             eprintln!("tessera invalidator: dropping corrupt KV entry {key}: {e}");
@@ -158,7 +160,7 @@ fn evict_event(store: &Store, event_id: EventId) -> anyhow::Result<()> {
     let event_key = keys::event(event_id);
     let index_key = keys::event_shows(event_id);
     // The detail's shows too: they cover a show whose index write a concurrent writer lost.
-    let detail_shows: Vec<ShowId> = get_json::<DocEntry>(store, &event_key)?
+    let detail_shows: Vec<ShowId> = get_entry::<DocEntry>(store, &event_key)?
         .and_then(|doc| serde_json::from_str::<EventDetail>(&doc.body).ok())
         .map(|detail| detail.shows.iter().map(|s| s.show_id).collect())
         .unwrap_or_default();

@@ -4,26 +4,27 @@
 use spin_sdk::http::{send, Method, Request, Response};
 
 use super::respond;
-use super::vars::Settings;
+use super::vars::Variables;
 
 use tessera_domain::EDGE_KEY_HEADER;
 
 /// Sends `method path_and_query` with `headers` and `body`. Any transport failure is
 /// logged and becomes the edge's 503 `unavailable` (as the `Err`).
 pub async fn call(
-    settings: &Settings,
+    settings: &impl Variables,
     method: Method,
     path_and_query: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> Result<Response, Response> {
-    let url = format!("{}{}", settings.ledger_url, path_and_query);
+    let ledger = settings.ledger()?;
+    let url = format!("{}{}", ledger.url, path_and_query);
     let mut builder = Request::builder();
     let with_length = !matches!(method, Method::Get | Method::Head);
     builder
         .method(method)
         .uri(url.as_str())
-        .header(EDGE_KEY_HEADER, settings.edge_key.as_str());
+        .header(EDGE_KEY_HEADER, ledger.edge_key.as_str());
     for (name, value) in headers {
         builder.header(*name, value.as_str());
     }
@@ -44,7 +45,7 @@ pub async fn call(
     }
 }
 
-pub async fn get(settings: &Settings, path_and_query: &str) -> Result<Response, Response> {
+pub async fn get(settings: &impl Variables, path_and_query: &str) -> Result<Response, Response> {
     call(settings, Method::Get, path_and_query, &[], Vec::new()).await
 }
 

@@ -3,12 +3,16 @@
 //! or an expired entry is fetched from the ledger, stored, and returned. Ledger answers
 //! other than 200 are relayed unchanged and never cached (see `README.md` on 404s).
 //!
+//! Entries come back as stored ([`Stored`]): a hit is served from the bytes the store
+//! returned, checked in place, never parsed; a fetch encodes its entry once, stores those
+//! bytes and serves them. Writers that need the fields decode them ([`availability`]).
+//!
 //! What is stored is findable by the invalidator without a scan: an availability entry is
 //! listed in its event's show index before it is stored; listings and the categories are
 //! stamped with the catalog epoch they were fetched under and serve only under it.
 //!
 //! Availability is served from the cache only while the invalidation stream is fresh
-//! ([`crate::freshness`]); otherwise [`availability`] reads through to the ledger
+//! ([`crate::freshness`]); otherwise [`availability_stored`] reads through to the ledger
 //! (coalesced by the same fill lease as misses) and the answer is a `bypass`.
 
 use spin_sdk::http::Response;
@@ -16,12 +20,13 @@ use spin_sdk::key_value::Store;
 use tessera_domain::catalog::{Availability, EventDetail};
 use tessera_domain::{EventId, ShowId};
 
-use super::vars::Settings;
+use super::vars::{Settings, Variables};
 use super::{kv, ledger, now_ms, respond};
-use crate::entry::{AvailEntry, DocEntry};
+use crate::entry::{self, AvailEntry, DocEntry};
 use crate::freshness::{self, Served, Trust};
+use crate::keys::{self, PrefixedId};
 use crate::show_index::{Insert, ShowIndex};
-use crate::{etag, keys};
+use crate::stored::{Kind, Stored};
 
 /// A value and how it was served (the `Tessera-Cache` header).
 pub struct Read<T> {
@@ -37,15 +42,23 @@ fn relay_fetched(answer: &Response, served: Served) -> Response {
 }
 
 /// How far cached availability may be trusted now: by when the invalidation stream last
-/// spoke. The clock is read after the store, so a heartbeat recorded meanwhile does not
-/// look like one from the future.
+/// spoke.
 pub fn trust(store: &Store, settings: &Settings) -> Trust {
+    stream_trust(store, settings.stream_freshness_ms).0
+}
+
+/// The trust cached availability deserves, and the instant it was judged at. The clock is
+/// read after the store, so a heartbeat recorded meanwhile does not look like one from the
+/// future.
+fn stream_trust(store: &Store, window_ms: u64) -> (Trust, i64) {
     let heard_at = kv::get_raw(store, keys::STREAM_HEARD_AT);
-    freshness::trust(
+    let now = now_ms();
+    let trust = freshness::trust(
         freshness::parse_heard_at(heard_at.as_deref()),
-        now_ms(),
-        settings.stream_freshness_ms,
-    )
+        now,
+        window_ms,
+    );
+    (trust, now)
 }
 
 /// The catalog epoch before a fetch; storing is skipped if it moved during the fetch. An
@@ -58,13 +71,13 @@ fn epoch(store: &Store) -> Option<Vec<u8>> {
     })
 }
 
-/// Stores `value` under `key` unless one of the `epochs` moved since `before`; checks again
+/// Stores `bytes` under `key` unless one of the `epochs` moved since `before`; checks again
 /// after writing, because an eviction may land between the check and the write — then the
 /// entry just written is deleted (the next read refetches). Returns whether it stayed.
-fn store_unless_moved<T: serde::Serialize>(
+fn store_unless_moved(
     store: &Store,
     key: &str,
-    value: &T,
+    bytes: &[u8],
     epochs: &[&str],
     before: &[Option<Vec<u8>>],
 ) -> bool {
@@ -74,7 +87,7 @@ fn store_unless_moved<T: serde::Serialize>(
             .zip(before)
             .all(|(epoch, before)| kv::get_raw(store, epoch) == *before)
     };
-    if !(unmoved() && kv::set_json(store, key, value)) {
+    if !(unmoved() && kv::set_raw(store, key, bytes)) {
         return false;
     }
     if unmoved() {
@@ -126,22 +139,24 @@ pub fn is_indexed(store: &Store, event_id: EventId, show_id: ShowId) -> bool {
     ShowIndex::decode(stored.as_deref()).is_ok_and(|index| index.contains(show_id))
 }
 
-/// Stores a fetched availability entry where a catalog message will find it: listed in its
-/// event's index first, stored unless an epoch moved, and checked in the index again after
-/// storing — a concurrent index write may have dropped its listing meanwhile; then it is
-/// listed again, or, if that fails, the entry is dropped (the next read refetches).
+/// Stores a fetched availability entry (`bytes`, its stored form) where a catalog message
+/// will find it: listed in its event's index first, stored unless an epoch moved, and
+/// checked in the index again after storing — a concurrent index write may have dropped
+/// its listing meanwhile; then it is listed again, or, if that fails, the entry is dropped
+/// (the next read refetches).
 fn store_availability(
     store: &Store,
     entry: &AvailEntry,
+    bytes: &[u8],
     epoch_keys: &[&str],
     before: &[Option<Vec<u8>>],
 ) {
-    let key = keys::availability(entry.show_id);
+    let key = PrefixedId::availability(entry.show_id);
     if index_show(store, entry.event_id, entry.show_id)
-        && store_unless_moved(store, &key, entry, epoch_keys, before)
+        && store_unless_moved(store, key.as_str(), bytes, epoch_keys, before)
         && !index_show(store, entry.event_id, entry.show_id)
     {
-        kv::delete(store, &key);
+        kv::delete(store, key.as_str());
     }
 }
 
@@ -225,34 +240,51 @@ fn unique() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(now_ms())
 }
 
-/// `avail/{show_id}`, merged per zone with what is cached when fetched. Under
-/// [`Trust::Cached`] a fresh entry is a hit and a missing one a miss; under
+/// The catalog's availability read: how far the cache may be trusted now, then the entry
+/// as stored (a hit reads one variable and two keys).
+pub async fn served_availability(
+    store: &Store,
+    settings: &impl Variables,
+    show_id: ShowId,
+) -> Result<Read<Stored>, Response> {
+    let (trust, now) = stream_trust(store, settings.stream_freshness_ms()?);
+    availability_stored(store, settings, show_id, trust, now).await
+}
+
+/// `avail/{show_id}` as stored, merged per zone with what is cached when fetched. Under
+/// [`Trust::Cached`] an entry fresh at `now_ms` is a hit and a missing one a miss; under
 /// [`Trust::ReadThrough`] only an entry fetched since the request arrived will do (this
 /// instance's fetch or, coalesced, another's) and the answer is a bypass.
-pub async fn availability(
+pub async fn availability_stored(
     store: &Store,
-    settings: &Settings,
+    settings: &impl Variables,
     show_id: ShowId,
     trust: Trust,
-) -> Result<Read<AvailEntry>, Response> {
-    let key = keys::availability(show_id);
+    now_ms_at_arrival: i64,
+) -> Result<Read<Stored>, Response> {
+    let key = PrefixedId::availability(show_id);
     let (cached, fetched) = match trust {
         Trust::Cached => (Served::Hit, Served::Miss),
         Trust::ReadThrough { .. } => (Served::Bypass, Served::Bypass),
     };
-    let usable = |entry: &AvailEntry| match trust {
-        Trust::Cached => true,
-        Trust::ReadThrough { since_ms } => entry.fetched_since(since_ms),
+    let usable_at = |now: i64| {
+        move |entry: &Stored| {
+            entry.is_fresh(now)
+                && match trust {
+                    Trust::Cached => true,
+                    Trust::ReadThrough { since_ms } => entry.fetched_since(since_ms),
+                }
+        }
     };
-    let fresh =
-        || kv::get_json::<AvailEntry>(store, &key).filter(|e| e.is_fresh(now_ms()) && usable(e));
-    if let Some(entry) = fresh() {
+    let read = || kv::get_stored(store, key.as_str(), Kind::Availability);
+    if let Some(entry) = read().filter(usable_at(now_ms_at_arrival)) {
         return Ok(Read {
             value: entry,
             served: cached,
         });
     }
-    let _lease = match fill_or_wait(store, &key, fresh) {
+    let fresh = || read().filter(usable_at(now_ms()));
+    let _lease = match fill_or_wait(store, key.as_str(), fresh) {
         Fill::Ready(entry) => {
             return Ok(Read {
                 value: entry,
@@ -268,15 +300,32 @@ pub async fn availability(
     })
 }
 
+/// `avail/{show_id}` decoded, for the hold checks (see [`availability_stored`]).
+pub async fn availability(
+    store: &Store,
+    settings: &impl Variables,
+    show_id: ShowId,
+    trust: Trust,
+) -> Result<Read<AvailEntry>, Response> {
+    let read = availability_stored(store, settings, show_id, trust, now_ms()).await?;
+    let value = AvailEntry::decode(read.value.into_bytes())
+        .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))?;
+    Ok(Read {
+        value,
+        served: read.served,
+    })
+}
+
 /// Fetches the show's availability, merges it with what is cached now and stores it where
 /// a catalog message will find it (unless an epoch moved during the fetch).
 async fn fetch_availability(
     store: &Store,
-    settings: &Settings,
+    settings: &impl Variables,
     show_id: ShowId,
     served: Served,
-) -> Result<AvailEntry, Response> {
-    let key = keys::availability(show_id);
+) -> Result<Stored, Response> {
+    let key = PrefixedId::availability(show_id);
+    let ttl_ms = settings.availability_ttl_ms()?;
     let now = now_ms();
     let epoch_keys = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
     let before = [epoch(store), kv::get_raw(store, epoch_keys[1])];
@@ -291,28 +340,34 @@ async fn fetch_availability(
     // Merge with the entry as it is now, not as it was before the fetch: an invalidation
     // may have raised a zone's version meanwhile. The confirmation time is the fetch's
     // start (conservative for shedding).
-    let cached = kv::get_json::<AvailEntry>(store, &key);
-    let entry = AvailEntry::merge_fetch(cached.as_ref(), fresh, now, settings.availability_ttl_ms);
-    store_availability(store, &entry, &epoch_keys, &before);
-    Ok(entry)
+    let cached = kv::get_entry::<AvailEntry>(store, key.as_str());
+    let entry = AvailEntry::merge_fetch(cached.as_ref(), fresh, now, ttl_ms);
+    let bytes = entry
+        .encode()
+        .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))?;
+    store_availability(store, &entry, &bytes, &epoch_keys, &before);
+    Stored::parse(bytes, Kind::Availability)
+        .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))
 }
 
-/// A catalog document at `path_and_query`, cached under `key` (`None`: never cached).
+/// A catalog document at `path_and_query`, cached under `key` (`None`: never cached), as
+/// stored; `now_ms_at_arrival` judges the first look at the cache.
 pub async fn document(
     store: &Store,
-    settings: &Settings,
+    settings: &impl Variables,
     key: Option<&str>,
     path_and_query: &str,
     etag_of: fn(&[u8]) -> String,
-) -> Result<Read<DocEntry>, Response> {
-    let fresh = || key.and_then(|k| cached_document(store, k, path_and_query));
-    if let Some(entry) = fresh() {
+    now_ms_at_arrival: i64,
+) -> Result<Read<Stored>, Response> {
+    let fresh_at = |now: i64| key.and_then(|k| cached_document(store, k, path_and_query, now));
+    if let Some(entry) = fresh_at(now_ms_at_arrival) {
         return Ok(Read {
             value: entry,
             served: Served::Hit,
         });
     }
-    let _lease = match key.map(|k| fill_or_wait(store, k, fresh)) {
+    let _lease = match key.map(|k| fill_or_wait(store, k, || fresh_at(now_ms()))) {
         Some(Fill::Ready(entry)) => {
             return Ok(Read {
                 value: entry,
@@ -322,74 +377,83 @@ pub async fn document(
         Some(Fill::Fetch(lease)) => Some(lease),
         None => None,
     };
+    let ttl_ms = settings.catalog_ttl_ms()?;
     let now = now_ms();
     let before = epoch(store);
     let answer = ledger::get(settings, path_and_query).await?;
     if *answer.status() != 200 {
         return Err(relay_fetched(&answer, Served::Miss));
     }
-    let body = String::from_utf8(answer.body().to_vec()).map_err(|_| {
+    let body = String::from_utf8(answer.into_body()).map_err(|_| {
         eprintln!("tessera edge: non-UTF-8 body from the ledger for {path_and_query}");
         respond::unavailable("the ledger answered unreadably, retry shortly")
     })?;
-    let entry = DocEntry::new(
-        path_and_query.to_owned(),
-        body.clone(),
-        etag_of(body.as_bytes()),
-        now,
-        settings.catalog_ttl_ms,
-    );
-    if let Some(key) = key {
-        store_document(store, key, &entry, before);
-    }
+    let etag = etag_of(body.as_bytes());
+    let entry = DocEntry::new(path_and_query.to_owned(), body, etag, now, ttl_ms);
+    let value = store_document(store, key, entry, before)?;
     Ok(Read {
-        value: entry,
+        value,
         served: Served::Miss,
     })
 }
 
-/// The entry under `key` if it may answer `path_and_query`: fresh, fetched for that very
-/// request (listing slots are shared by hash), and for entries evicted by epoch, fetched
-/// under the current catalog epoch.
-fn cached_document(store: &Store, key: &str, path_and_query: &str) -> Option<DocEntry> {
-    let entry = kv::get_json::<DocEntry>(store, key)
-        .filter(|e| e.is_fresh(now_ms()) && e.source == path_and_query)?;
+/// The entry under `key` if it may answer `path_and_query` at `now_ms`: fresh, fetched for
+/// that very request (listing slots are shared by hash), and for entries evicted by epoch,
+/// fetched under the current catalog epoch.
+fn cached_document(store: &Store, key: &str, path_and_query: &str, now_ms: i64) -> Option<Stored> {
+    let entry = kv::get_stored(store, key, Kind::Document)
+        .filter(|e| entry::serves_request(e, path_and_query, now_ms))?;
     if keys::evicted_by_epoch(key)
-        && !entry.is_current(kv::get_raw(store, keys::CATALOG_EPOCH).as_deref())
+        && !entry::is_current(&entry, kv::get_raw(store, keys::CATALOG_EPOCH).as_deref())
     {
         return None;
     }
     Some(entry)
 }
 
-/// Stores a fetched document unless the catalog epoch moved during the fetch, stamped with
-/// that epoch if a catalog message evicts it by epoch (an epoch that is not text, which
-/// the components never write, leaves it uncached).
-fn store_document(store: &Store, key: &str, entry: &DocEntry, before: Option<Vec<u8>>) {
-    if !keys::evicted_by_epoch(key) {
-        store_unless_moved(store, key, entry, &[keys::CATALOG_EPOCH], &[before]);
-        return;
-    }
-    let Some(stamp) = before.clone().and_then(|b| String::from_utf8(b).ok()) else {
-        return;
+/// Stores a fetched document under `key` unless the catalog epoch moved during the fetch,
+/// stamped with that epoch if a catalog message evicts it by epoch (an epoch that is not
+/// text, which the components never write, leaves it uncached). Returns it as stored, to
+/// serve.
+fn store_document(
+    store: &Store,
+    key: Option<&str>,
+    entry: DocEntry,
+    before: Option<Vec<u8>>,
+) -> Result<Stored, Response> {
+    let stamp = before.clone().and_then(|b| String::from_utf8(b).ok());
+    let (entry, key) = match key {
+        Some(key) if keys::evicted_by_epoch(key) => match stamp {
+            Some(stamp) => (entry.under_epoch(stamp), Some(key)),
+            None => (entry, None),
+        },
+        other => (entry, other),
     };
-    let stamped = entry.clone().under_epoch(stamp);
-    store_unless_moved(store, key, &stamped, &[keys::CATALOG_EPOCH], &[before]);
+    let unstorable =
+        |e: &dyn std::fmt::Display| respond::internal(&format!("document {}: {e}", entry.source));
+    let bytes = entry.encode().map_err(|e| unstorable(&e))?;
+    if let Some(key) = key {
+        store_unless_moved(store, key, &bytes, &[keys::CATALOG_EPOCH], &[before]);
+    }
+    Stored::parse(bytes, Kind::Document).map_err(|e| unstorable(&e))
 }
 
 /// `GET /v1/events/{event_id}` through the cache.
 pub async fn event_document(
     store: &Store,
-    settings: &Settings,
+    settings: &impl Variables,
     event_id: EventId,
-) -> Result<Read<DocEntry>, Response> {
-    let key = keys::event(event_id);
+    now_ms_at_arrival: i64,
+) -> Result<Read<Stored>, Response> {
+    let key = PrefixedId::event(event_id);
+    let path = PrefixedId::event_path(event_id);
     document(
         store,
         settings,
-        Some(&key),
-        &format!("/v1/events/{event_id}"),
-        etag::for_event_body,
+        Some(key.as_str()),
+        path.as_str(),
+        crate::etag::for_event_body,
+        now_ms_at_arrival,
     )
     .await
 }
@@ -397,11 +461,11 @@ pub async fn event_document(
 /// The event detail, parsed (for the hold rules).
 pub async fn event_detail(
     store: &Store,
-    settings: &Settings,
+    settings: &impl Variables,
     event_id: EventId,
 ) -> Result<EventDetail, Response> {
-    let read = event_document(store, settings, event_id).await?;
-    serde_json::from_str(&read.value.body).map_err(|e| {
+    let read = event_document(store, settings, event_id, now_ms()).await?;
+    serde_json::from_slice(read.value.body()).map_err(|e| {
         eprintln!("tessera edge: unreadable event {event_id}: {e}");
         kv::delete(store, &keys::event(event_id));
         respond::unavailable("the event could not be read, retry shortly")

@@ -1,11 +1,17 @@
 //! `allowed_outbound_hosts`: a component may only call the hosts its manifest entry names
 //! (Spin's syntax: `scheme://host[:port]`, `*` for any scheme, host or port, `*.domain`
 //! for subdomains). Everything else fails inside the guest with `HTTP-request-denied`.
+//! What is allowed goes out through the node's connection pool ([`pool`]).
+
+pub mod pool;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use pool::OutboundPool;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Host {
@@ -76,7 +82,7 @@ impl AllowedHost {
 }
 
 /// The hooks a component's outgoing requests pass through.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OutboundPolicy {
     /// The component whose requests these are (the metrics' `component` label).
     pub component: String,
@@ -85,6 +91,8 @@ pub struct OutboundPolicy {
     /// upstream cannot hold an instance (and its pool slot) for wasi-http's default of ten
     /// minutes.
     pub timeout: Duration,
+    /// The node's keep-alive connections, shared by every instance of every component.
+    pub pool: Arc<OutboundPool>,
 }
 
 impl OutboundPolicy {
@@ -129,16 +137,18 @@ impl WasiHttpHooks for OutboundPolicy {
             "method" => method_label(request.method()),
         )
         .increment(1);
-        let mut options = options.unwrap_or_default();
-        options.connect_timeout.get_or_insert(self.timeout);
-        options.first_byte_timeout.get_or_insert(self.timeout);
-        options.between_bytes_timeout.get_or_insert(self.timeout);
+        // Connecting happens inside the pool (its connector has the node's connect
+        // timeout); the guest's own first-byte and between-bytes timeouts apply per request.
+        let options = options.unwrap_or_default();
+        let first_byte = options.first_byte_timeout.unwrap_or(self.timeout);
+        let between_bytes = options.between_bytes_timeout.unwrap_or(self.timeout);
+        let pool = self.pool.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = pool.send(request, first_byte, between_bytes).await?;
+            // The pool's own task drives the connection: nothing is left for the caller.
+            let io = async { Ok(()) };
             Ok((
-                response.map(BodyExt::boxed_unsync),
+                response,
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
@@ -175,6 +185,7 @@ mod tests {
                 .map(|e| AllowedHost::parse(e).expect("entry"))
                 .collect(),
             timeout: Duration::from_secs(1),
+            pool: Arc::new(OutboundPool::new(1, Duration::from_secs(1))),
         }
     }
 
