@@ -22,10 +22,11 @@ const LONG_TTL_MS: &str = "3600000";
 /// Hits measured per path: every hit makes the same calls, so a few catch a call made
 /// only sometimes.
 const HITS: u32 = 20;
-/// The most calls into the host one hit may make (imports and the component model's
-/// built-ins): 21 for availability, 20 for an event, measured when this bound was set;
-/// before the hit path was reworked they were 47 and 45.
-const HIT_HOST_CALLS_MAX: f64 = 24.0;
+/// The most calls into the host one hit may make on average (imports, the component
+/// model's built-ins, libcalls such as memory growth and the odd epoch check): 24 for
+/// availability and 22 for an event when this bound was set; 37 and 35 before the hit
+/// path was reworked (issue 11).
+const HIT_HOST_CALLS_MAX: f64 = 26.0;
 /// Another build's manifest (its components), to count its hits the same way: the counts
 /// are printed and not held to this build's bounds.
 const MANIFEST_ENV: &str = "EDGE_HITS_MANIFEST";

@@ -56,11 +56,15 @@ struct Measured {
     latency: Vec<Vec<Figures>>,
 }
 
-/// The fresh-instance edge's own figures: instantiation (µs per request), cache hits, misses.
+/// The fresh-instance edge's own figures: instantiation (µs per request), host calls per
+/// request, cache hits, misses and bypasses (availability read through to the ledger
+/// because the invalidation stream had been silent past `stream_freshness_ms`).
 struct EdgeFigures {
     instantiation_us: Option<f64>,
+    host_calls_per_request: Option<f64>,
     hits: f64,
     misses: f64,
+    bypasses: f64,
 }
 
 pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<Section> {
@@ -99,7 +103,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         },
         series,
     });
-    section.data = json!({"runs": data, "instantiation_us_mean": edge.instantiation_us, "cache_hits": edge.hits, "cache_misses": edge.misses});
+    section.data = json!({"runs": data, "instantiation_us_mean": edge.instantiation_us, "host_calls_per_request": edge.host_calls_per_request, "cache_hits": edge.hits, "cache_misses": edge.misses, "cache_bypasses": edge.bypasses});
     servers.stop().await?;
     Ok(section)
 }
@@ -215,17 +219,24 @@ async fn latency(
     Ok(latency)
 }
 
-/// The edge's instantiation time since `before` (its (sum, count) then), and its cache's
-/// hits and misses since it started.
+/// The edge's instantiation time since `before` (its (sum, count) then), and its host calls
+/// per request and cache results since it started (the fill's few misses included).
 async fn edge_figures(edge: &Edge, before: (f64, f64)) -> anyhow::Result<EdgeFigures> {
     let (inst_sum, inst_count) = instantiation(edge).await?;
     let instantiation_us =
         (inst_count > before.1).then(|| (inst_sum - before.0) / (inst_count - before.1) * 1e6);
     let edge_metrics = edge.scrape().await?;
+    let catalog = [("component", "catalog")];
+    let calls = |series: &str| sum_metric(&edge_metrics, series, &catalog);
+    let requests = calls("edge_host_calls_per_request_count");
+    let cache = |result: &str| sum_metric(&edge_metrics, "edge_cache_total", &[("result", result)]);
     Ok(EdgeFigures {
         instantiation_us,
-        hits: sum_metric(&edge_metrics, "edge_cache_total", &[("result", "hit")]),
-        misses: sum_metric(&edge_metrics, "edge_cache_total", &[("result", "miss")]),
+        host_calls_per_request: (requests > 0.0)
+            .then(|| calls("edge_host_calls_per_request_sum") / requests),
+        hits: cache("hit"),
+        misses: cache("miss"),
+        bypasses: cache("bypass"),
     })
 }
 
@@ -236,17 +247,20 @@ fn notes(plan: &Plan, edge: &EdgeFigures) -> [String; 2] {
              Latency: open loop at {}/s for {:.0} s per server (latency from when each request was due). \
              The edge runs spin.toml's catalog component with a fresh instance per request (Spin's model, the default); \
              the reused row is the same node serving up to {REUSE} requests per instance (EDGE_INSTANCE_REUSE_MAX), to show what instantiation costs; the native server runs the same \
-             cache-entry parsing, freshness, rendering and ETag code (tessera-edge-cache) from an in-memory map; the ledger reads PostgreSQL every time.",
+             hit path (tessera-edge-cache: the stored entry checked in place, its freshness, its stored ETag and body) from an in-memory map; the ledger reads PostgreSQL every time.",
             plan.slices,
             plan.read_slice.as_secs_f64(),
             count(plan.read_latency_rate_per_s),
             plan.read_latency_window.as_secs_f64()
         ),
         format!(
-            "The fresh-instance edge's cache since it started (fill included): {} hits, {} misses. Component instantiation: {} µs per request on average (edge_instantiation_seconds).",
+            "The fresh-instance edge's cache since it started (fill included): {} hits, {} misses, {} bypasses (availability read through to the ledger: the invalidation stream had been silent past stream_freshness_ms). \
+             Component instantiation: {} µs per request on average (edge_instantiation_seconds); calls into the host: {} per request (edge_host_calls_per_request).",
             count(edge.hits),
             count(edge.misses),
-            edge.instantiation_us.map_or("n/a".to_owned(), |us| format!("{us:.0}"))
+            count(edge.bypasses),
+            edge.instantiation_us.map_or("n/a".to_owned(), |us| format!("{us:.0}")),
+            edge.host_calls_per_request.map_or("n/a".to_owned(), |calls| format!("{calls:.1}"))
         ),
     ]
 }

@@ -163,16 +163,14 @@ impl Guests {
             .get(component_id)
             .and_then(|idle| lock(idle).pop());
         if let Some(instance) = reused {
-            metrics.instance_reuses.increment(1);
+            metrics.reused();
             return Some(instance);
         }
         let started = Instant::now();
         let mut store = self.app.store(component);
         match pre.instantiate_async(&mut store).await {
             Ok(proxy) => {
-                metrics
-                    .instantiation
-                    .record(started.elapsed().as_secs_f64());
+                metrics.instantiated(started.elapsed());
                 Some(Instance {
                     store,
                     proxy,

@@ -1,6 +1,7 @@
 //! The Spin key-value store, in process: one per host process, so each host process is one
 //! edge node with its own cache. Bounded, so a flood of distinct keys cannot exhaust the
-//! node's memory.
+//! node's memory. Every call a guest makes on it counts in the request's host calls
+//! (`edge_host_calls_total{interface="fermyon:spin/key-value"}`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

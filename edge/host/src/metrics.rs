@@ -86,25 +86,21 @@ pub fn request_served<B>(component_id: &str, response: &http::Response<B>, elaps
     handles
         .requests(response.status().as_u16(), served_by)
         .increment(1);
-    handles.duration.record(elapsed.as_secs_f64());
-    let cache = match header(tessera_domain::CACHE_HEADER) {
-        Some(b"hit") => &handles.cache_hit,
-        Some(b"miss") => &handles.cache_miss,
-        Some(b"bypass") => &handles.cache_bypass,
+    handles.duration().record(elapsed.as_secs_f64());
+    let result = match header(tessera_domain::CACHE_HEADER) {
+        Some(b"hit") => CacheResult::Hit,
+        Some(b"miss") => CacheResult::Miss,
+        Some(b"bypass") => CacheResult::Bypass,
         _ => return,
     };
-    cache.increment(1);
+    handles.cache()[result as usize].increment(1);
 }
 
 /// A key-value read by `component`, found or not.
 pub fn kv_get(component_id: &str, hit: bool) {
     let handles = component(component_id);
-    let counter = if hit {
-        &handles.kv_hit
-    } else {
-        &handles.kv_miss
-    };
-    counter.increment(1);
+    let [found, missing] = handles.kv_gets();
+    if hit { found } else { missing }.increment(1);
 }
 
 /// Who answered a request (`served_by`).
@@ -125,6 +121,14 @@ impl ServedBy {
     }
 }
 
+/// `edge_cache_total`'s `result`, as an index into a component's counters.
+#[derive(Debug, Clone, Copy)]
+enum CacheResult {
+    Hit = 0,
+    Miss = 1,
+    Bypass = 2,
+}
+
 /// Calls one guest instance made into the host while serving one request: every one
 /// (`all`, counted by the store's call hook: imports, the component model's built-ins and
 /// libcalls such as memory growth alike), and those of Spin's interfaces by name (counted
@@ -136,23 +140,28 @@ pub struct HostCalls {
     pub variables: u32,
 }
 
-/// The handles of one component's per-request metrics.
+/// The handles of one component's per-request metrics. Each group is registered when it
+/// is first recorded, so a component shows only the series it has (the invalidator no
+/// cache results, a component without a store no key-value reads).
 pub struct ComponentMetrics {
     id: String,
     /// `edge_requests_total` by status and `served_by`: a handful of pairs per component.
     requests: Mutex<Vec<(u16, ServedBy, Counter)>>,
-    duration: Histogram,
-    cache_hit: Counter,
-    cache_miss: Counter,
-    cache_bypass: Counter,
-    kv_hit: Counter,
-    kv_miss: Counter,
-    pub instantiation: Histogram,
-    pub instance_reuses: Counter,
-    host_calls_per_request: Histogram,
-    host_calls_key_value: Counter,
-    host_calls_variables: Counter,
-    host_calls_other: Counter,
+    duration: OnceLock<Histogram>,
+    /// `edge_cache_total` by [`CacheResult`].
+    cache: OnceLock<[Counter; 3]>,
+    /// `edge_kv_gets_total`: found, missing.
+    kv_gets: OnceLock<[Counter; 2]>,
+    instantiation: OnceLock<Histogram>,
+    instance_reuses: OnceLock<Counter>,
+    host_calls: OnceLock<HostCallHandles>,
+}
+
+struct HostCallHandles {
+    per_request: Histogram,
+    key_value: Counter,
+    variables: Counter,
+    other: Counter,
 }
 
 /// Distinct (status, `served_by`) pairs kept per component; past it (a component answering
@@ -161,30 +170,19 @@ const REQUEST_SERIES_KEPT_MAX: usize = 32;
 
 impl ComponentMetrics {
     fn new(id: &str) -> Self {
-        let c = || id.to_owned();
-        let cache = |result: &'static str| metrics::counter!("edge_cache_total", "component" => c(), "result" => result);
-        let kv = |result: &'static str| metrics::counter!("edge_kv_gets_total", "component" => c(), "result" => result);
-        let calls = |interface: &'static str| metrics::counter!("edge_host_calls_total", "component" => c(), "interface" => interface);
         Self {
             id: id.to_owned(),
             requests: Mutex::default(),
-            duration: metrics::histogram!("edge_request_duration_seconds", "component" => c()),
-            cache_hit: cache("hit"),
-            cache_miss: cache("miss"),
-            cache_bypass: cache("bypass"),
-            kv_hit: kv("hit"),
-            kv_miss: kv("miss"),
-            instantiation: metrics::histogram!("edge_instantiation_seconds", "component" => c()),
-            instance_reuses: metrics::counter!("edge_instance_reuses_total", "component" => c()),
-            host_calls_per_request: metrics::histogram!(HOST_CALLS_PER_REQUEST, "component" => c()),
-            host_calls_key_value: calls("fermyon:spin/key-value"),
-            host_calls_variables: calls("fermyon:spin/variables"),
-            host_calls_other: calls("other"),
+            duration: OnceLock::new(),
+            cache: OnceLock::new(),
+            kv_gets: OnceLock::new(),
+            instantiation: OnceLock::new(),
+            instance_reuses: OnceLock::new(),
+            host_calls: OnceLock::new(),
         }
     }
 
     fn requests(&self, status: u16, served_by: ServedBy) -> Counter {
-        let register = || metrics::counter!("edge_requests_total", "component" => self.id.clone(), "status" => status.to_string(), "served_by" => served_by.label());
         let mut kept = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, _, counter)) = kept
             .iter()
@@ -192,28 +190,78 @@ impl ComponentMetrics {
         {
             return counter.clone();
         }
-        let counter = register();
+        let counter = metrics::counter!("edge_requests_total", "component" => self.id.clone(), "status" => status.to_string(), "served_by" => served_by.label());
         if kept.len() < REQUEST_SERIES_KEPT_MAX {
             kept.push((status, served_by, counter.clone()));
         }
         counter
     }
 
+    fn duration(&self) -> &Histogram {
+        self.duration.get_or_init(
+            || metrics::histogram!("edge_request_duration_seconds", "component" => self.id.clone()),
+        )
+    }
+
+    fn cache(&self) -> &[Counter; 3] {
+        self.cache.get_or_init(|| {
+            ["hit", "miss", "bypass"].map(|result| {
+                metrics::counter!("edge_cache_total", "component" => self.id.clone(), "result" => result)
+            })
+        })
+    }
+
+    fn kv_gets(&self) -> &[Counter; 2] {
+        self.kv_gets.get_or_init(|| {
+            ["hit", "miss"].map(|result| {
+                metrics::counter!("edge_kv_gets_total", "component" => self.id.clone(), "result" => result)
+            })
+        })
+    }
+
+    /// `edge_instantiation_seconds`.
+    pub fn instantiated(&self, elapsed: Duration) {
+        self.instantiation
+            .get_or_init(|| {
+                metrics::histogram!("edge_instantiation_seconds", "component" => self.id.clone())
+            })
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// `edge_instance_reuses_total`.
+    pub fn reused(&self) {
+        self.instance_reuses
+            .get_or_init(
+                || metrics::counter!("edge_instance_reuses_total", "component" => self.id.clone()),
+            )
+            .increment(1);
+    }
+
     /// One request's host calls.
     pub fn host_calls(&self, calls: &HostCalls) {
-        self.host_calls_per_request.record(f64::from(calls.all));
-        self.host_calls_key_value
-            .increment(u64::from(calls.key_value));
-        self.host_calls_variables
-            .increment(u64::from(calls.variables));
+        let handles = self.host_calls.get_or_init(|| {
+            let total = |interface: &'static str| {
+                metrics::counter!("edge_host_calls_total", "component" => self.id.clone(), "interface" => interface)
+            };
+            HostCallHandles {
+                per_request: metrics::histogram!(HOST_CALLS_PER_REQUEST, "component" => self.id.clone()),
+                key_value: total("fermyon:spin/key-value"),
+                variables: total("fermyon:spin/variables"),
+                other: total("other"),
+            }
+        });
+        handles.per_request.record(f64::from(calls.all));
+        handles.key_value.increment(u64::from(calls.key_value));
+        handles.variables.increment(u64::from(calls.variables));
         let spin = calls.key_value.saturating_add(calls.variables);
-        self.host_calls_other
+        handles
+            .other
             .increment(u64::from(calls.all.saturating_sub(spin)));
     }
 }
 
-/// The handles of `component_id`'s metrics, registered the first time it is asked for
-/// (after the recorder is installed: a handle taken before would record nowhere).
+/// The handles of `component_id`'s metrics, made the first time it is asked for. The
+/// components are the manifest's, so this stays as small as the application.
 pub fn component(component_id: &str) -> Arc<ComponentMetrics> {
     static COMPONENTS: OnceLock<RwLock<HashMap<String, Arc<ComponentMetrics>>>> = OnceLock::new();
     let components = COMPONENTS.get_or_init(RwLock::default);

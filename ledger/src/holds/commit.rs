@@ -11,9 +11,10 @@
 //! overselling.
 //!
 //! Round trips are what a hot zone waits on (each one runs under its row lock, and the
-//! writer commits nothing else meanwhile), so a batch makes few: `BEGIN`, the lock, one
-//! probe for used keys (planned per call, so two), the write, `COMMIT`. Replays and
-//! refusals add their own statements only to the batches that have them.
+//! writer commits nothing else meanwhile), so a batch makes five: `BEGIN`, the lock, one
+//! probe for used keys, the write, `COMMIT`, each a prepared statement kept on the
+//! connection. Replays and refusals add their own statements only to the batches that
+//! have them.
 //!
 //! The naive strategy is this same function called with a batch of one.
 
@@ -416,27 +417,30 @@ impl KeyedHold {
     }
 }
 
-/// Which of `keys` were used before, as a granted hold or a stored refusal: one statement
-/// that finds none in the common case, so the batch fetches stored results only for keys
-/// that have one.
+/// Which of `keys` were used before, as a granted hold or a stored refusal: one prepared
+/// statement that finds none in the common case, so a batch fetches stored results only
+/// for the keys that have one.
 ///
-/// Not a prepared statement (`persistent(false)`), like `idempotency::lookup` and for
-/// its reason: a generic plan for `= any($1)` made while the tables were small would stay
-/// a sequential scan as they grow.
+/// One index probe per key (a `lateral` join with `limit 1`), written so that even the
+/// generic plan PostgreSQL caches for a prepared statement, made while the tables are
+/// still empty, stays a nested loop over the unique indexes: `key = any($1)` would be
+/// cached as a sequential scan that stays in use as the tables grow (see
+/// `idempotency::lookup`).
 async fn used_keys(conn: &mut PgConnection, keys: &[&str]) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "select idempotency_key from holds where idempotency_key = any($1)
-         union all
-         select key from idempotency where scope = $2 and key = any($1)",
+        "select k.key from unnest($1::text[]) as k(key),
+         lateral (select 1 from holds h where h.idempotency_key = k.key
+                  union all
+                  select 1 from idempotency i where i.scope = $2 and i.key = k.key
+                  limit 1) as used",
     )
     .bind(keys)
     .bind(HOLD_SCOPE)
-    .persistent(false)
     .fetch_all(conn)
     .await
 }
 
-/// Granted holds with any of `keys` (planned per call: see [`used_keys`]).
+/// Granted holds with any of `keys` (planned per call, as `idempotency::lookup`).
 async fn keyed_holds(
     conn: &mut PgConnection,
     keys: &[&str],
