@@ -522,6 +522,55 @@ async fn a_hold_retried_after_a_redis_restart_is_replayed_not_shed(pool: PgPool)
     ledger.stop().await;
 }
 
+/// `count` fresh keys that share `key`'s bucket in the node's memory of forwarded holds.
+fn keys_in_bucket_of(key: &str, count: usize) -> Vec<String> {
+    let bucket = tessera_edge_cache::keys::forwarded(key);
+    std::iter::repeat_with(self::key)
+        .filter(|k| tessera_edge_cache::keys::forwarded(k) == bucket)
+        .take(count)
+        .collect()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_forwarded_key_outlives_newer_keys_in_its_bucket(pool: PgPool) {
+    use tessera_edge_cache::forwarded::BUCKET_KEYS_MAX;
+    let newer = BUCKET_KEYS_MAX - 1;
+    let ledger = ledger_for_edges(pool).await;
+    let capacity = i32::try_from(BUCKET_KEYS_MAX).expect("small") + 2;
+    let fixture = ledger.event_with_zone(capacity).await;
+    let zone = &fixture.zone_ids[0];
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_SOLD_OUT_SHED_WINDOW_MS", "60000")).await;
+    let hold_of = |customer: &str| json!({"show_id": fixture.show_id, "zone_id": zone, "quantity": 1, "customer_id": customer});
+    let granted_key = key();
+    let (status, granted, _) = edge.post_hold(&hold_of("first"), Some(&granted_key)).await;
+    assert_eq!(status, 201, "{granted}");
+    // As many newer holds as the bucket keeps besides the first, all landing in its bucket
+    // (one key per bucket forgot the first here).
+    for (i, newer_key) in keys_in_bucket_of(&granted_key, newer).iter().enumerate() {
+        let (status, body, _) = edge
+            .post_hold(&hold_of(&format!("newer-{i}")), Some(newer_key))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // The rest sells out; the edge knows and sheds new holds.
+    let (status, body) = ledger.hold(&fixture, 2, "last", &key()).await;
+    assert_eq!(status, 201, "{body}");
+    edge.wait_available(&fixture.show_id, zone, 0, PUSH_DEADLINE)
+        .await;
+    let (status, problem, _) = edge.post_hold(&hold_of("late"), Some(&key())).await;
+    assert_eq!(
+        (status, problem["served_by"].as_str()),
+        (409, Some("edge")),
+        "{problem}"
+    );
+    // The first buyer's retry still reaches the ledger, which replays its 201.
+    let (status, body, headers) = edge.post_hold(&hold_of("first"), Some(&granted_key)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["hold_id"], granted["hold_id"]);
+    assert_eq!(header(&headers, "idempotent-replayed"), Some("true"));
+    ledger.stop().await;
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_event_edit_evicts_the_edges_copy(pool: PgPool) {
     let ledger = ledger_for_edges(pool).await;

@@ -63,8 +63,15 @@ pub enum Received {
 }
 
 impl Received {
-    /// Parses a message. `Err` only when even `seq` cannot be read.
+    /// Parses a message. `Err` only when even `seq` cannot be read, or when the message is
+    /// not a JSON object (serde reads a struct from an array too: `[7, "heartbeat"]` would
+    /// pass for a heartbeat; the fuzzer found it).
     pub fn parse(message: &[u8]) -> Result<Self, serde_json::Error> {
+        if message.trim_ascii_start().first() != Some(&b'{') {
+            return Err(serde::de::Error::custom(
+                "an invalidation message is a JSON object",
+            ));
+        }
         #[derive(Deserialize)]
         struct Envelope {
             seq: i64,
@@ -127,6 +134,19 @@ mod tests {
         );
         let back: Invalidation = serde_json::from_value(json).expect("de");
         assert_eq!(back, catalog);
+    }
+
+    #[test]
+    fn only_objects_are_messages() {
+        assert!(Received::parse(br#"[7, "heartbeat"]"#).is_err());
+        assert!(Received::parse(b" [7]").is_err());
+        assert!(Received::parse(b"7").is_err());
+        assert_eq!(
+            Received::parse(br#" {"seq": 7, "kind": "heartbeat"}"#)
+                .map(|r| r.seq())
+                .ok(),
+            Some(7)
+        );
     }
 
     #[test]

@@ -739,3 +739,59 @@ async fn stored_refusals_expire_after_retention(pool: PgPool) {
     );
     app.stop().await;
 }
+
+/// Backends of this database opened by the hold writers' own pool.
+async fn writer_connections(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and application_name = $1",
+    )
+    .bind(tessera_ledger::holds::writer_thread::WRITER_APPLICATION_NAME)
+    .fetch_one(pool)
+    .await
+    .expect("count writer connections")
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn hold_writers_commit_on_their_own_pool_and_close_it_at_shutdown(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    assert_eq!(app.hold(&fixture, 2, "ann", "own-pool").await.0, 201);
+    assert!(
+        writer_connections(&pool).await >= 1,
+        "the batch was committed on the writers' pool"
+    );
+    app.stop().await;
+    wait_until(
+        "the writers' connections are closed",
+        Duration::from_secs(10),
+        || async { writer_connections(&pool).await == 0 },
+    )
+    .await;
+}
+
+/// The writers' key probe is a prepared statement: the generic plan PostgreSQL caches for
+/// it, made here on empty tables, must still probe the unique indexes key by key.
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn the_key_probe_uses_the_indexes_even_when_planned_on_empty_tables(pool: PgPool) {
+    let mut conn = pool.acquire().await.expect("connection");
+    let prepare = format!(
+        "set plan_cache_mode = force_generic_plan;
+         prepare probe(text[], text) as {}",
+        tessera_ledger::holds::commit::USED_KEYS_SQL
+    );
+    sqlx::raw_sql(&prepare)
+        .execute(&mut *conn)
+        .await
+        .expect("prepare the probe");
+    let plan: Vec<String> = sqlx::query_scalar("explain execute probe(array['a', 'b'], 'hold')")
+        .fetch_all(&mut *conn)
+        .await
+        .expect("explain");
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(
+        plan.contains("holds_idempotency_key_key") && plan.contains("idempotency_pkey"),
+        "{plan}"
+    );
+}

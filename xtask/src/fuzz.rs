@@ -11,14 +11,14 @@
 //! a clean clone needs nothing but cargo; each target's corpus grows in
 //! `target/fuzz-corpus/<target>` from the committed seeds in `fuzz/seeds/<target>`.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::process::{bail_if_interrupted, describe, run_checked, Supervised};
+use crate::process::{bail_if_interrupted, describe, run_checked, run_logged};
 use crate::Paths;
 
 /// The cargo-fuzz release installed when none is found (pinned: its flags are used below).
@@ -123,21 +123,13 @@ fn run_target(paths: &Paths, cargo_fuzz: &Path, target: &str, time: Budget) -> R
     }
     let seeds = paths.root.join("fuzz").join("seeds").join(target);
     let log_path = logs.join(format!("{target}.log"));
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let mut cmd = fuzz_command(paths, cargo_fuzz, target);
     // The first corpus directory is where new inputs go; the seeds are only read.
     cmd.arg(&corpus)
         .arg(&seeds)
         .arg("--")
         .args(libfuzzer_flags(&artifacts, time));
-    cmd.stdout(log.try_clone().context("sharing the fuzz log")?)
-        .stderr(log);
-    eprintln!("\n==> {} (log: {})", describe(&cmd), log_path.display());
-    let status = Supervised::spawn(&mut cmd, GRACE)?.wait()?;
-    bail_if_interrupted()?;
-    let output =
-        fs::read_to_string(&log_path).with_context(|| format!("reading {}", log_path.display()))?;
+    let (status, output) = run_logged(&mut cmd, &log_path, GRACE)?;
     if !status.success() {
         bail!(crash_report(target, &output, &log_path));
     }

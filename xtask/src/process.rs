@@ -1,5 +1,6 @@
 //! Child processes: Ctrl-C bookkeeping, supervised long-running children, short commands.
 
+use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -133,6 +134,24 @@ pub fn run_checked(cmd: &mut Command, grace: Duration) -> Result<()> {
         bail!("`{what}` failed ({status})");
     }
     Ok(())
+}
+
+/// Runs a long command supervised with its stdout and stderr in the file `log_path` (so it
+/// can be read while it runs), announces it, and returns its status and what it logged.
+pub fn run_logged(
+    cmd: &mut Command,
+    log_path: &Path,
+    grace: Duration,
+) -> Result<(ExitStatus, String)> {
+    let log = File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    cmd.stdout(log.try_clone().context("sharing the log")?)
+        .stderr(log);
+    eprintln!("\n==> {} (log: {})", describe(cmd), log_path.display());
+    let status = Supervised::spawn(cmd, grace)?.wait()?;
+    bail_if_interrupted()?;
+    let output =
+        fs::read_to_string(log_path).with_context(|| format!("reading {}", log_path.display()))?;
+    Ok((status, output))
 }
 
 /// Runs a short command with its output captured; on failure the error carries the output.

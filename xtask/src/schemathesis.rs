@@ -9,14 +9,14 @@
 //! (spin.toml's HTTP routes), so the ledger's document is run against the edge's base URL,
 //! restricted to the operations those routes cover ([`edge_path_regex`]).
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::process::{bail_if_interrupted, describe, run_captured, run_checked, Supervised};
+use crate::process::{bail_if_interrupted, describe, run_captured, run_checked, run_logged};
 use crate::Paths;
 
 /// The schemathesis release used (the CLI flags below are this version's).
@@ -133,19 +133,11 @@ fn run_one(paths: &Paths, name: &str, mut cmd: Command) -> Result<()> {
     let dir = paths.target_dir.join("schemathesis");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log_path = dir.join(format!("{name}.log"));
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     cmd.arg("--report-dir")
         .arg(dir.join(format!("{name}-report")))
         // Its cache (`.schemathesis/`) goes where it runs: under target/, not the checkout.
         .current_dir(&dir);
-    cmd.stdout(log.try_clone().context("sharing the log")?)
-        .stderr(log);
-    eprintln!("\n==> {} (log: {})", describe(&cmd), log_path.display());
-    let status = Supervised::spawn(&mut cmd, GRACE)?.wait()?;
-    bail_if_interrupted()?;
-    let output =
-        fs::read_to_string(&log_path).with_context(|| format!("reading {}", log_path.display()))?;
+    let (status, output) = run_logged(&mut cmd, &log_path, GRACE)?;
     if !status.success() {
         bail!(
             "schemathesis found failures on the {name} ({status}); full log: {}\n{}",

@@ -140,8 +140,9 @@ async fn run_fault(
     let (tally, told) = sale_task.await??;
     let (mut findings, subscriptions) = stand.audit(env, &told, subscriber).await?;
     // The ledger is the authority on keys (invariant 3). An edge forwards a retry of a hold
-    // it remembers forwarding; its memory is a bounded ring, so long after the sale it may
-    // shed an old key instead: counted, not judged (retries within the sale are, above).
+    // it remembers forwarding; its memory is bounded (buckets of the latest keys), so long
+    // after the sale it may shed an old key instead: counted, not judged (retries within
+    // the sale are, above).
     let edge_forgot = match &stand.edge {
         Some(edge) => clients::replay_probe(&edge.base, &told, REPLAY_SAMPLE)
             .await?

@@ -133,6 +133,34 @@ impl CacheAnswers {
     }
 }
 
+/// Share of the browse run's reads the edge may read through for want of a fresh stream:
+/// heartbeats cross the same 80 ms as changes, and the lease outlasts several of them. (A
+/// relay that skipped heartbeats, as one did behind its own dropped transaction, made the
+/// remote edge read through for most of the run.)
+const BYPASS_SHARE_MAX: f64 = 0.01;
+
+/// The remote edge kept its freshness lease while browsing: the stream's heartbeats
+/// arrived, so the cache answered.
+fn check_lease(section: &mut Section, cache: CacheAnswers) {
+    let reads = cache.hit + cache.miss + cache.bypass;
+    let share = if reads > 0.0 {
+        cache.bypass / reads
+    } else {
+        1.0
+    };
+    section.check(
+        "the remote edge's cache stayed trusted (heartbeats crossed the link)",
+        share <= BYPASS_SHARE_MAX,
+        format!(
+            "{} of {} browse reads read through ({:.2}%, at most {:.0}%)",
+            count(cache.bypass),
+            count(reads),
+            share * 100.0,
+            BYPASS_SHARE_MAX * 100.0
+        ),
+    );
+}
+
 /// Commit at the ledger → shown by the remote edge.
 struct Visibility {
     latency_us: Histogram<u64>,
@@ -151,6 +179,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     progress.step("geo: commit at the ledger → visible at the remote edge");
     let visibility = world.visibility(plan).await?;
     audit(&mut section, &world, &runs, plan).await?;
+    check_lease(&mut section, runs.browse_cache);
     goals(&mut section, &runs);
     section.notes.extend(notes(plan));
     section.tables.push(latency_table(&runs));

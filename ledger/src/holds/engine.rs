@@ -11,6 +11,13 @@
 //! most `batch_size_max`, and at most `zone_writers_max` zones have a writer at once (past
 //! it a request commits alone, like the naive strategy: slower, never refused).
 //!
+//! Writers run on a thread of their own with their own pool ([`super::writer_thread`]), so
+//! a writer resumes as soon as PostgreSQL answers instead of queueing behind request
+//! tasks. A writer keeps its connection from one batch to the next while batches follow
+//! back to back (at most `WRITER_CONNECTION_BATCHES_MAX` in a row, and only while no other
+//! writer could be waiting for it), sparing each batch the pool's checkout and its
+//! liveness round trip; an idle writer holds none.
+//!
 //! Several ledger processes may run at once: each batches its own requests and the zone's
 //! row lock arbitrates between them, so they stay correct (one process batches best).
 
@@ -24,11 +31,17 @@ use tessera_domain::{IdempotencyKey, ZoneId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use super::commit::{commit_batch, CommitContext};
+use super::commit::{commit_batch, CommitContext, WriterConnection};
+use super::writer_thread::WriterThread;
 use crate::config::{HoldStrategy, HoldsConfig};
 use crate::error::ApiError;
 use crate::idempotency::Reply;
 use crate::outbox::OutboxWake;
+
+/// Batches a writer commits on one connection before giving it back to the pool: a hot
+/// zone commits dozens of batches a second, so checkouts (and their pings) become rare,
+/// and the pool still sees every connection again within seconds.
+const WRITER_CONNECTION_BATCHES_MAX: u32 = 256;
 
 /// One hold request waiting for its batch.
 pub struct Job {
@@ -45,7 +58,13 @@ pub struct HoldEngine {
 }
 
 struct Inner {
+    /// For holds committed by the request itself (naive, or past the writer cap).
     ctx: CommitContext,
+    /// For the zone writers: on their thread's pool when it runs.
+    writer_ctx: CommitContext,
+    /// `None` for the naive strategy, or if the thread could not start (then writers run
+    /// on the request runtime: slower, still correct).
+    writer_thread: Option<WriterThread>,
     config: HoldsConfig,
     /// Senders of the live zone writers. A `std::sync::Mutex`: no `.await` while held, and
     /// every send happens under it, so a writer that finds its queue empty under the lock
@@ -56,14 +75,31 @@ struct Inner {
 
 impl HoldEngine {
     pub fn new(pool: PgPool, config: HoldsConfig, outbox_wake: OutboxWake) -> Self {
+        let writer_thread = match config.strategy {
+            HoldStrategy::Naive => None,
+            HoldStrategy::Batched => WriterThread::start(&pool)
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "hold writers run on the request runtime: no thread of their own");
+                })
+                .ok(),
+        };
         let ctx = CommitContext {
             pool,
             hold_ttl: config.hold_ttl,
             outbox_wake,
         };
+        let writer_ctx = match &writer_thread {
+            Some(thread) => CommitContext {
+                pool: thread.pool().clone(),
+                ..ctx.clone()
+            },
+            None => ctx.clone(),
+        };
         Self {
             inner: Arc::new(Inner {
                 ctx,
+                writer_ctx,
+                writer_thread,
                 config,
                 writers: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
@@ -89,14 +125,14 @@ impl HoldEngine {
         match self.inner.config.strategy {
             HoldStrategy::Naive => {
                 let zone_id = job.hold.zone_id;
-                commit_batch(&self.inner.ctx, zone_id, vec![job]).await;
+                commit_batch(&self.inner.ctx, &mut None, zone_id, vec![job]).await;
             }
             HoldStrategy::Batched => {
                 if let Some(job) = self.enqueue(job)? {
                     // Every writer slot is taken: still correct, just unbatched.
                     metrics::counter!("holds_unbatched_total").increment(1);
                     let zone_id = job.hold.zone_id;
-                    commit_batch(&self.inner.ctx, zone_id, vec![job]).await;
+                    commit_batch(&self.inner.ctx, &mut None, zone_id, vec![job]).await;
                 }
             }
         }
@@ -136,15 +172,22 @@ impl HoldEngine {
         writers.insert(zone_id, sender);
         metrics::gauge!("hold_zone_writers").set(writers.len() as f64);
         let engine = self.clone();
-        self.inner
+        let writer = self
+            .inner
             .tasks
-            .spawn(async move { engine.write_zone(zone_id, receiver).await });
+            .track_future(async move { engine.write_zone(zone_id, receiver).await });
+        match &self.inner.writer_thread {
+            Some(thread) => thread.handle().spawn(writer),
+            None => tokio::spawn(writer),
+        };
         Ok(None)
     }
 
     /// A zone's writer: commit whatever is waiting, one batch at a time, until idle.
     async fn write_zone(self, zone_id: ZoneId, mut receiver: mpsc::Receiver<Job>) {
         let config = &self.inner.config;
+        let mut conn: WriterConnection = None;
+        let mut batches_on_conn = 0;
         loop {
             let first = match tokio::time::timeout(config.zone_writer_idle, receiver.recv()).await {
                 Ok(Some(job)) => job,
@@ -165,12 +208,27 @@ impl HoldEngine {
                     Err(_) => break,
                 }
             }
-            let zone_found = commit_batch(&self.inner.ctx, zone_id, batch).await;
+            let zone_found = commit_batch(&self.inner.writer_ctx, &mut conn, zone_id, batch).await;
+            batches_on_conn += 1;
+            if !self.keep_connection(&receiver, batches_on_conn) {
+                conn = None;
+                batches_on_conn = 0;
+            }
             // Requests for a zone that does not exist must not pin a writer slot.
             if !zone_found && self.retire_if_idle(zone_id, &receiver) {
                 break;
             }
         }
+    }
+
+    /// Whether the writer keeps its connection for the next batch: only if that batch is
+    /// already waiting, the connection has not served its quota, and no other writer can
+    /// be waiting for it (the pool has an idle connection or room to open one).
+    fn keep_connection(&self, receiver: &mpsc::Receiver<Job>, batches_on_conn: u32) -> bool {
+        let pool = &self.inner.writer_ctx.pool;
+        let pool_has_room =
+            pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
+        !receiver.is_empty() && batches_on_conn < WRITER_CONNECTION_BATCHES_MAX && pool_has_room
     }
 
     fn retire_if_idle(&self, zone_id: ZoneId, receiver: &mpsc::Receiver<Job>) -> bool {
@@ -192,5 +250,8 @@ impl HoldEngine {
             .clear();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        if let Some(thread) = &self.inner.writer_thread {
+            thread.pool().close().await;
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod settle;
 pub mod stock;
 pub mod sweeper;
+pub mod writer_thread;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

@@ -1,6 +1,7 @@
 //! Moving tickets between a zone's counters. Every mover (batch commit, confirm, release,
-//! expiry) goes through [`move_stock`], so each direction is written once; the zone's
-//! CHECK constraints refuse any move that would break conservation or go negative.
+//! expiry) moves them with [`Movement::assignments`], so each direction is written once;
+//! the zone's CHECK constraints refuse any move that would break conservation or go
+//! negative.
 
 use sqlx::PgConnection;
 use tessera_domain::invalidation::Change;
@@ -18,8 +19,48 @@ pub enum Movement {
     Release,
 }
 
-/// A zone's counters right after a move.
-#[derive(sqlx::FromRow)]
+impl Movement {
+    /// The `set` list of `update zones` moving `$2` tickets this way.
+    pub const fn assignments(self) -> &'static str {
+        match self {
+            Self::Hold => "available = available - $2, held = held + $2, version = version + 1",
+            Self::Confirm => "held = held - $2, sold = sold + $2, version = version + 1",
+            Self::Release => "held = held - $2, available = available + $2, version = version + 1",
+        }
+    }
+
+    /// What `before` becomes when `quantity` tickets move this way: what the update must
+    /// return. `None` if a counter would leave `i32` (the CHECKs refuse far earlier).
+    pub fn apply(self, before: &Counters, quantity: i32) -> Option<Counters> {
+        let (available, held, sold) = match self {
+            Self::Hold => (
+                before.available.checked_sub(quantity)?,
+                before.held.checked_add(quantity)?,
+                before.sold,
+            ),
+            Self::Confirm => (
+                before.available,
+                before.held.checked_sub(quantity)?,
+                before.sold.checked_add(quantity)?,
+            ),
+            Self::Release => (
+                before.available.checked_add(quantity)?,
+                before.held.checked_sub(quantity)?,
+                before.sold,
+            ),
+        };
+        Some(Counters {
+            show_id: before.show_id,
+            available,
+            held,
+            sold,
+            version: before.version.checked_add(1)?,
+        })
+    }
+}
+
+/// A zone's counters (right after a move, or as read under its row lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct Counters {
     pub show_id: Uuid,
     pub available: i32,
@@ -49,17 +90,40 @@ pub async fn move_stock(
     quantity: i32,
     movement: Movement,
 ) -> Result<Counters, sqlx::Error> {
-    let set = match movement {
-        Movement::Hold => "available = available - $2, held = held + $2",
-        Movement::Confirm => "held = held - $2, sold = sold + $2",
-        Movement::Release => "held = held - $2, available = available + $2",
-    };
     sqlx::query_as(&format!(
-        "update zones set {set}, version = version + 1
-         where id = $1 returning show_id, available, held, sold, version"
+        "update zones set {} where id = $1 returning show_id, available, held, sold, version",
+        movement.assignments()
     ))
     .bind(zone_id.as_uuid())
     .bind(quantity)
     .fetch_one(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_movement_conserves_the_total_and_bumps_the_version() {
+        let before = Counters {
+            show_id: Uuid::nil(),
+            available: 10,
+            held: 5,
+            sold: 3,
+            version: 7,
+        };
+        for movement in [Movement::Hold, Movement::Confirm, Movement::Release] {
+            let after = movement.apply(&before, 2).expect("in range");
+            assert_eq!(
+                after.available + after.held + after.sold,
+                18,
+                "{movement:?}"
+            );
+            assert_eq!(after.version, 8, "{movement:?}");
+        }
+        let held = Movement::Hold.apply(&before, 2).expect("in range");
+        assert_eq!((held.available, held.held, held.sold), (8, 7, 3));
+        assert_eq!(Movement::Hold.apply(&before, i32::MAX), None);
+    }
 }

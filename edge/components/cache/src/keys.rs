@@ -13,7 +13,7 @@
 //! | `invalidation/stream_heard_at_ms` | when the invalidation stream last spoke (wall-clock ms): [`crate::freshness`] |
 //! | `invalidation/subscribed_at_ms` | native host only: when it last subscribed, emptying the cache and forgetting `last_seq`; consumed by the first message after it ([`SUBSCRIBED_AT`]) |
 //! | `fill/{key}` | an instance is fetching the missing entry `key` (lease deadline) |
-//! | `forwarded/{slot}` | the `Idempotency-Key` of a hold this node forwarded ([`forwarded`]) |
+//! | `forwarded/{bucket}` | the `Idempotency-Key`s of the last holds this node forwarded that hash to the bucket ([`crate::forwarded`]) |
 //!
 //! A catalog message finds what it evicts without scanning the store: the event detail by
 //! its key, the shows' availability through `event_shows/`, and listings and categories by
@@ -47,9 +47,6 @@ pub const SUBSCRIBED_AT: &str = "invalidation/subscribed_at_ms";
 const INVALIDATION_PREFIX: &str = "invalidation/";
 const FILL_PREFIX: &str = "fill/";
 const FORWARDED_PREFIX: &str = "forwarded/";
-/// Slots of the forwarded-keys ring: bounds what it can take of the store, whatever the
-/// traffic; a newer key in the same slot replaces an older one.
-pub const FORWARDED_SLOTS: u64 = 4096;
 
 /// Listings with a longer query are served but not cached.
 pub const EVENT_LIST_QUERY_MAX: usize = 512;
@@ -152,13 +149,11 @@ pub fn is_cache_entry(key: &str) -> bool {
     !key.starts_with(INVALIDATION_PREFIX) && !key.starts_with(FORWARDED_PREFIX)
 }
 
-/// Where the node remembers that it forwarded a hold with `idempotency_key`: a retry of
-/// that request must reach the ledger (which replays its answer, perhaps a 201 the client
-/// never received) even when the zone is now shed or a rule changed since — an edge
-/// refusal could contradict a hold that exists.
+/// The bucket of the node's memory of forwarded holds ([`crate::forwarded`]) that
+/// `idempotency_key` belongs to.
 pub fn forwarded(idempotency_key: &str) -> String {
-    let slot = crate::etag::fnv1a64(idempotency_key.as_bytes()) % FORWARDED_SLOTS;
-    format!("{FORWARDED_PREFIX}{slot}")
+    let bucket = crate::etag::fnv1a64(idempotency_key.as_bytes()) % crate::forwarded::BUCKETS;
+    format!("{FORWARDED_PREFIX}{bucket}")
 }
 
 /// A query string with its parameters sorted and empty pieces dropped, so `a=1&b=2` and
@@ -177,12 +172,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forwarded_keys_live_in_a_bounded_ring_outside_the_cache() {
+    fn forwarded_keys_live_in_bounded_buckets_outside_the_cache() {
         let a = forwarded("key-a");
         assert_eq!(a, forwarded("key-a"));
         assert!(a.starts_with("forwarded/"));
-        let slot: u64 = a["forwarded/".len()..].parse().expect("slot");
-        assert!(slot < FORWARDED_SLOTS);
+        let bucket: u64 = a["forwarded/".len()..].parse().expect("bucket");
+        assert!(bucket < crate::forwarded::BUCKETS);
         assert!(
             !is_cache_entry(&a),
             "a flush must not forget forwarded keys"

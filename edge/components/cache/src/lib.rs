@@ -16,6 +16,8 @@
 //!   invalidation stream speaks; otherwise reads go through to the ledger (`bypass`).
 //! - [`show_index`]: the per-event index of cached shows that catalog messages evict.
 //! - [`hold`]: the edge's checks before a hold is forwarded (shared domain rules + shedding).
+//! - [`forwarded`]: the node's bounded memory of the holds it forwarded (their retries
+//!   always reach the ledger).
 //! - [`config`]: parsing the component variables.
 //! - [`problem`]: problem+json bodies marked `served_by: "edge"`.
 //!
@@ -29,6 +31,7 @@
 pub mod config;
 pub mod entry;
 pub mod etag;
+pub mod forwarded;
 pub mod freshness;
 pub mod hold;
 pub mod keys;

@@ -19,10 +19,10 @@ use tessera_domain::{ErrorCode, HoldId, Problem};
 use tessera_edge_cache::entry::AvailEntry;
 use tessera_edge_cache::freshness::Trust;
 use tessera_edge_cache::hold::{self, HoldCheck, HoldVerdict};
-use tessera_edge_cache::keys;
 use tessera_edge_cache::problem::{edge, has_code};
 use tessera_edge_cache::spin::vars::{self, Settings};
 use tessera_edge_cache::spin::{incoming, kv, ledger, now_ms, reads, respond};
+use tessera_edge_cache::{forwarded, keys};
 
 enum Route {
     Create,
@@ -187,20 +187,23 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
         .find(|(name, _)| *name == body::IDEMPOTENCY_KEY_HEADER)
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
-    let forwarded_slot = keys::forwarded(&idempotency_key);
+    let bucket_key = keys::forwarded(&idempotency_key);
+    let bucket = kv::get_raw(&store, &bucket_key);
     match verdict {
         HoldVerdict::Forward => {}
         // A retry of a hold this node forwarded goes to the ledger, which replays its answer.
         HoldVerdict::Refuse(_) | HoldVerdict::Shed(_)
-            if kv::get_raw(&store, &forwarded_slot).as_deref()
-                == Some(idempotency_key.as_bytes()) => {}
+            if bucket
+                .as_deref()
+                .is_some_and(|b| forwarded::contains(b, &idempotency_key)) => {}
         HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) => {
             return Err(respond::problem(&problem))
         }
     }
     // Remembered before forwarding: if the answer is lost (timeout, 5xx) the hold may still
     // have been granted, and the retry must reach the ledger to get its replay.
-    kv::set_raw(&store, &forwarded_slot, idempotency_key.as_bytes());
+    let bucket = forwarded::remember(bucket.as_deref(), &idempotency_key);
+    kv::set_raw(&store, &bucket_key, &bucket);
     let seen_version = availability.zone(hold.zone_id).map(|z| z.zone.version);
     let answer = ledger::call(settings, Method::Post, "/v1/holds", &headers, bytes).await?;
     let replayed = answer
