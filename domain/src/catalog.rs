@@ -98,12 +98,13 @@ impl EventStatus {
     }
 }
 
-/// How a zone sells: any place in the area, or specific seats (reserved for assigned
-/// seating; only `general_admission` sells today).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a zone sells: any place in the area (by quantity), or specific seats
+/// ([`crate::seats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SeatingKind {
+    #[default]
     GeneralAdmission,
     Assigned,
 }

@@ -10,6 +10,8 @@
 //! - [`fields`]: rules for what clients type (text without control characters, instants
 //!   in range, IANA time zones).
 //! - [`problem`]: RFC 9457 problem details with Tessera's stable error codes.
+//! - [`seats`]: assigned seating: layouts as organizers describe them, seat states, the
+//!   compact status map readers receive.
 //! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
 //! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
 //!
@@ -23,6 +25,7 @@ pub mod ids;
 pub mod invalidation;
 pub mod money;
 pub mod problem;
+pub mod seats;
 pub mod settings;
 
 pub use ids::{

@@ -6,6 +6,7 @@
 //! - [`holds`]: the inventory engine. [`holds::engine`] queues hold requests per zone and
 //!   commits them in batches ([`holds::commit`]); [`holds::settle`] confirms and releases;
 //!   [`holds::sweeper`] expires lapsed holds.
+//! - [`seats`]: assigned seating: a zone's seats stored with it, the public seat map.
 //! - [`idempotency`]: stored results for `Idempotency-Key` replays.
 //! - [`outbox`]: every change's message, written in its transaction and relayed to Redis.
 //! - [`app`]: startup, routing, middleware and graceful shutdown; [`config`] reads the
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod origin;
 pub mod outbox;
+pub mod seats;
 pub mod seed;
 
 pub use app::{AppState, Ledger};

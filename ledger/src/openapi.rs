@@ -6,14 +6,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::app::AppState;
-use crate::{catalog, health, holds};
+use crate::{catalog, health, holds, seats};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tessera ledger", description = "Catalog, inventory and holds for high-demand ticket sales. Errors are RFC 9457 problem+json with a stable `code`."),
     paths(
         catalog::public::list_events, catalog::public::get_event, catalog::public::list_categories,
-        catalog::public::show_availability,
+        catalog::public::show_availability, seats::map::show_seats,
         holds::create_hold, holds::get_hold, holds::confirm_hold, holds::release_hold,
         catalog::admin::create_event, catalog::admin::get_owned_event, catalog::admin::publish_event,
         catalog::admin::cancel_event, catalog::admin::patch_event, catalog::admin::patch_show,

@@ -8,8 +8,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgConnection;
-use tessera_domain::catalog::EventDetail;
+use tessera_domain::catalog::{EventDetail, SeatingKind};
 use tessera_domain::invalidation::Change;
+use tessera_domain::seats::{Seat, SeatSpec};
 use tessera_domain::{fields, Currency, EventId, FieldError, Problem, TenantId};
 use uuid::Uuid;
 
@@ -125,8 +126,17 @@ pub struct NewZone {
     price_minor: i64,
     /// Every zone of an event has the same one.
     currency: Currency,
+    /// Tickets a general-admission zone sells (required there). An assigned zone's
+    /// capacity is its seat count: omit it, or give that number.
     #[schema(minimum = 0, maximum = 1000000)]
-    capacity: i32,
+    capacity: Option<i32>,
+    /// `general_admission` (the default): any place in the area, by quantity; `assigned`:
+    /// specific seats, described in `seats`.
+    #[serde(default)]
+    seating: SeatingKind,
+    /// An assigned zone's seats (required there, refused elsewhere), in layout order: a
+    /// seat's index in this order is its id within the zone.
+    seats: Option<SeatSpec>,
     #[serde(default = "min_per_order_default")]
     #[schema(minimum = 1, maximum = 100)]
     min_per_order: i32,
@@ -160,7 +170,13 @@ struct ValidVenue {
 struct ValidShow {
     starts_at: DateTime<Utc>,
     sale: Window,
-    zones: Vec<ZoneFields>,
+    zones: Vec<ValidZone>,
+}
+
+struct ValidZone {
+    fields: ZoneFields,
+    /// An assigned zone's seats in layout order; empty for general admission.
+    seats: Vec<Seat>,
 }
 
 impl NewEvent {
@@ -261,11 +277,11 @@ impl NewShow {
                 format!("need 1 to {ZONES_PER_SHOW_MAX} zones"),
             );
         }
-        let zones: Vec<Option<ZoneFields>> = self
+        let zones: Vec<Option<ValidZone>> = self
             .zones
             .iter()
             .enumerate()
-            .map(|(j, zone)| zone.input().parse(&format!("{at}.zones[{j}]"), errors))
+            .map(|(j, zone)| zone.parse(&format!("{at}.zones[{j}]"), errors))
             .collect();
         Some(ValidShow {
             starts_at: starts_at?,
@@ -276,14 +292,72 @@ impl NewShow {
 }
 
 impl NewZone {
-    fn input(&self) -> ZoneInput<'_> {
-        ZoneInput {
+    /// The zone's fields (the rules edits share) and, for an assigned zone, its seats.
+    fn parse(&self, at: &str, errors: &mut FieldErrors) -> Option<ValidZone> {
+        let seats = self.seats(at, errors);
+        let capacity = self.capacity(at, seats.as_deref(), errors);
+        let fields = ZoneInput {
             name: &self.name,
             price_minor: self.price_minor,
-            capacity: self.capacity,
+            capacity: capacity.unwrap_or_default(),
             min_per_order: self.min_per_order,
             max_per_order: self.max_per_order,
             sort_order: self.sort_order,
+        }
+        .parse(at, errors);
+        capacity?;
+        Some(ValidZone {
+            fields: fields?,
+            seats: seats?,
+        })
+    }
+
+    /// The seats an assigned zone needs and only it may have (none for general admission).
+    fn seats(&self, at: &str, errors: &mut FieldErrors) -> Option<Vec<Seat>> {
+        let field = format!("{at}.seats");
+        match (self.seating, &self.seats) {
+            (SeatingKind::GeneralAdmission, None) => Some(Vec::new()),
+            (SeatingKind::GeneralAdmission, Some(_)) => {
+                errors.push(field, "only an assigned zone has seats");
+                None
+            }
+            (SeatingKind::Assigned, None) => {
+                errors.push(field, "an assigned zone needs its seats");
+                None
+            }
+            (SeatingKind::Assigned, Some(spec)) => match spec.parse(&field) {
+                Ok(seats) => Some(seats),
+                Err(broken) => {
+                    for e in broken {
+                        errors.push(e.field, e.message);
+                    }
+                    None
+                }
+            },
+        }
+    }
+
+    /// General admission: the given capacity. Assigned: the seat count, which a given
+    /// capacity must equal.
+    fn capacity(&self, at: &str, seats: Option<&[Seat]>, errors: &mut FieldErrors) -> Option<i32> {
+        let field = format!("{at}.capacity");
+        match (self.seating, self.capacity) {
+            (SeatingKind::GeneralAdmission, Some(capacity)) => Some(capacity),
+            (SeatingKind::GeneralAdmission, None) => {
+                errors.push(field, "required for a general-admission zone");
+                None
+            }
+            (SeatingKind::Assigned, given) => {
+                let count = i32::try_from(seats?.len()).ok()?;
+                if given.is_some_and(|c| c != count) {
+                    errors.push(
+                        field,
+                        format!("an assigned zone's capacity is its seat count ({count})"),
+                    );
+                    return None;
+                }
+                Some(count)
+            }
         }
     }
 }
@@ -412,22 +486,31 @@ async fn insert_show(
         .execute(&mut *conn)
         .await?;
     for zone in &show.zones {
+        let zone_id = Uuid::now_v7();
+        let fields = &zone.fields;
+        let seating = if zone.seats.is_empty() {
+            SeatingKind::GeneralAdmission
+        } else {
+            SeatingKind::Assigned
+        };
         sqlx::query(
             "insert into zones (id, show_id, name, price_minor, currency, capacity, available,
-                                min_per_order, max_per_order, sort_order)
-             values ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
+                                min_per_order, max_per_order, sort_order, seating)
+             values ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10)",
         )
-        .bind(Uuid::now_v7())
+        .bind(zone_id)
         .bind(show_id)
-        .bind(&zone.name)
-        .bind(zone.price_minor)
+        .bind(&fields.name)
+        .bind(fields.price_minor)
         .bind(currency)
-        .bind(zone.capacity)
-        .bind(zone.limits.min)
-        .bind(zone.limits.max)
-        .bind(zone.sort_order)
+        .bind(fields.capacity)
+        .bind(fields.limits.min)
+        .bind(fields.limits.max)
+        .bind(fields.sort_order)
+        .bind(seating)
         .execute(&mut *conn)
         .await?;
+        crate::seats::insert_layout(conn, zone_id, &zone.seats).await?;
     }
     Ok(())
 }

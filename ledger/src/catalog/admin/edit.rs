@@ -8,7 +8,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgConnection;
-use tessera_domain::catalog::EventDetail;
+use tessera_domain::catalog::{EventDetail, SeatingKind};
 use tessera_domain::invalidation::Change;
 use tessera_domain::{fields, ErrorCode, EventId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
@@ -195,6 +195,7 @@ struct ZoneRow {
     min_per_order: i32,
     max_per_order: i32,
     sort_order: i32,
+    seating: SeatingKind,
 }
 
 impl ZonePatch {
@@ -232,6 +233,12 @@ pub(crate) async fn patch_zone(
     let mut tx = state.pool.begin().await?;
     lock_owned_event(&mut tx, tenant, event_id).await?;
     let row = lock_zone(&mut tx, event_id, zone_id).await?;
+    if row.seating == SeatingKind::Assigned && patch.capacity.is_some_and(|c| c != row.capacity) {
+        return Err(ApiError::client(
+            ErrorCode::Conflict,
+            "an assigned zone's capacity is its seats that are not blocked: it cannot be set",
+        ));
+    }
     let fields = patch.apply(&row)?;
     let taken = row.held + row.sold;
     if fields.capacity < taken {
@@ -252,7 +259,8 @@ async fn lock_zone(
     zone_id: ZoneId,
 ) -> ApiResult<ZoneRow> {
     let row: Option<ZoneRow> = sqlx::query_as(
-        "select z.show_id, z.name, z.price_minor, z.capacity, z.held, z.sold, z.min_per_order, z.max_per_order, z.sort_order
+        "select z.show_id, z.name, z.price_minor, z.capacity, z.held, z.sold, z.min_per_order, z.max_per_order,
+                z.sort_order, z.seating
          from zones z join shows s on s.id = z.show_id where z.id = $1 and s.event_id = $2 for update of z",
     )
     .bind(zone_id.as_uuid())

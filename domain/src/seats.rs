@@ -1,0 +1,516 @@
+//! Assigned seating: a zone's seats as an organizer describes them, the layout they
+//! become, and the compact form of their states that readers receive. Shared by the
+//! ledger (which parses and stores layouts) and the edge (which reads and patches the
+//! status map).
+//!
+//! A seat's id within its zone is its **index**: its place in the layout, 0-based and
+//! dense, fixed when the zone is made. The status map, seat-change messages and seat
+//! holds all name seats by it, so a 50,000-seat zone's states fit in 12,500 bytes.
+//!
+//! Adjacency (for best available) is by **position** within a row: two seats are side by
+//! side when their positions differ by one. A gap (an aisle) in a row spec skips a
+//! position, so seats across it are not adjacent though their numbers follow.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::fields::single_line;
+use crate::problem::FieldError;
+
+/// Seats one zone may have (the bound: a stadium section's worth in one request).
+pub const SEATS_PER_ZONE_MAX: usize = 100_000;
+/// Rows one zone may have.
+pub const ROWS_PER_ZONE_MAX: usize = 2_000;
+/// Seats one row may have.
+pub const SEATS_PER_ROW_MAX: i32 = 1_000;
+/// Gaps one row may have.
+pub const GAPS_PER_ROW_MAX: usize = 50;
+/// Characters of a section name, a row label.
+pub const SECTION_LEN_MAX: usize = 32;
+pub const ROW_LABEL_LEN_MAX: usize = 16;
+/// Seat numbers lie in `1..=SEAT_NUMBER_MAX`.
+pub const SEAT_NUMBER_MAX: i32 = 100_000;
+
+/// A seat's state. Stored as text; in the status map, two bits ([`Self::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatus {
+    Available,
+    Held,
+    Sold,
+    /// Out of sale (house seats, broken seats): not counted in the zone's capacity.
+    Blocked,
+}
+
+impl SeatStatus {
+    pub const ALL: [Self; 4] = [Self::Available, Self::Held, Self::Sold, Self::Blocked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Held => "held",
+            Self::Sold => "sold",
+            Self::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// The two bits of the status map: 0 available, 1 held, 2 sold, 3 blocked.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Available => 0,
+            Self::Held => 1,
+            Self::Sold => 2,
+            Self::Blocked => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        Self::ALL[usize::from(code & 0b11)]
+    }
+}
+
+crate::catalog::stored_as_text!(SeatStatus, "seat status", |text| SeatStatus::parse(text));
+
+/// How an organizer describes a zone's seats: rows by count, or every seat listed
+/// (exactly one of the two; a struct rather than an enum so that both, or neither, is a
+/// 422 naming the field, not a body serde cannot read).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SeatSpec {
+    /// Rows front to back; each row's seats numbered from `first_number`.
+    pub rows: Option<Vec<RowSpec>>,
+    /// Every seat, in layout order; a row's seats are adjacent by consecutive numbers.
+    pub list: Option<Vec<ListedSeat>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    #[serde(default)]
+    pub section: String,
+    /// The row's label (`A`, `F`, `12`).
+    pub row: String,
+    /// Seats in the row.
+    pub seats: i32,
+    #[serde(default = "first_number_default")]
+    pub first_number: i32,
+    /// Seat numbers after which the row has a gap (an aisle): no adjacency across it.
+    #[serde(default)]
+    pub gaps_after: Vec<i32>,
+}
+
+fn first_number_default() -> i32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ListedSeat {
+    #[serde(default)]
+    pub section: String,
+    pub row: String,
+    pub number: i32,
+    pub x: f32,
+    pub y: f32,
+}
+
+/// One seat of a parsed layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seat {
+    pub section: String,
+    pub row: String,
+    /// Rows in layout order, front to back (0-based).
+    pub row_order: i32,
+    /// Place along the row (adjacent seats differ by one).
+    pub position: i32,
+    pub number: i32,
+    pub x: f32,
+    pub y: f32,
+}
+
+impl Seat {
+    /// What a buyer reads: `Stalls F12`, or `F12` without a section.
+    pub fn label(&self) -> String {
+        if self.section.is_empty() {
+            format!("{}{}", self.row, self.number)
+        } else {
+            format!("{} {}{}", self.section, self.row, self.number)
+        }
+    }
+}
+
+impl SeatSpec {
+    /// The seats in layout order (their indexes), or every broken rule, under `at`.
+    pub fn parse(&self, at: &str) -> Result<Vec<Seat>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let seats = match (&self.rows, &self.list) {
+            (Some(rows), None) => parse_rows(rows, &format!("{at}.rows"), &mut errors),
+            (None, Some(list)) => parse_list(list, &format!("{at}.list"), &mut errors),
+            _ => {
+                let e = FieldError::new(at, "give the seats as either `rows` or `list`");
+                return Err(vec![e]);
+            }
+        };
+        if seats.is_empty() && errors.is_empty() {
+            errors.push(FieldError::new(at, "a zone needs at least one seat"));
+        }
+        if seats.len() > SEATS_PER_ZONE_MAX {
+            errors.push(FieldError::new(
+                at,
+                format!("at most {SEATS_PER_ZONE_MAX} seats per zone"),
+            ));
+        }
+        if errors.is_empty() {
+            check_unique_places(&seats, at, &mut errors);
+        }
+        if errors.is_empty() {
+            Ok(seats)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn parse_rows(rows: &[RowSpec], at: &str, errors: &mut Vec<FieldError>) -> Vec<Seat> {
+    if rows.len() > ROWS_PER_ZONE_MAX {
+        errors.push(FieldError::new(
+            at,
+            format!("at most {ROWS_PER_ZONE_MAX} rows per zone"),
+        ));
+        return Vec::new();
+    }
+    let mut seats = Vec::new();
+    for (row_order, row) in (0_i32..).zip(rows) {
+        let at = format!("{at}[{row_order}]");
+        let Some(labels) = row_labels(&row.section, &row.row, &at, errors) else {
+            continue;
+        };
+        if !(1..=SEATS_PER_ROW_MAX).contains(&row.seats) {
+            errors.push(FieldError::new(
+                format!("{at}.seats"),
+                format!("must be 1 to {SEATS_PER_ROW_MAX}"),
+            ));
+            continue;
+        }
+        let last = row.first_number.checked_add(row.seats - 1);
+        if row.first_number < 1 || last.is_none_or(|last| last > SEAT_NUMBER_MAX) {
+            errors.push(FieldError::new(
+                format!("{at}.first_number"),
+                format!("the row's numbers must lie in 1 to {SEAT_NUMBER_MAX}"),
+            ));
+            continue;
+        }
+        if let Err(e) = check_gaps(row, &at) {
+            errors.push(e);
+            continue;
+        }
+        seats.extend(row_seats(row, row_order, labels));
+    }
+    seats
+}
+
+/// The row's section and label, checked.
+fn row_labels(
+    section: &str,
+    row: &str,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<(String, String)> {
+    let section = if section.is_empty() {
+        Ok(String::new())
+    } else {
+        single_line(&format!("{at}.section"), section, SECTION_LEN_MAX)
+    };
+    let row = single_line(&format!("{at}.row"), row, ROW_LABEL_LEN_MAX);
+    match (section, row) {
+        (Ok(section), Ok(row)) => Some((section, row)),
+        (section, row) => {
+            errors.extend(section.err());
+            errors.extend(row.err());
+            None
+        }
+    }
+}
+
+fn check_gaps(row: &RowSpec, at: &str) -> Result<(), FieldError> {
+    let last = row.first_number + row.seats - 1;
+    let inside = |n: &i32| (row.first_number..last).contains(n);
+    if row.gaps_after.len() > GAPS_PER_ROW_MAX || !row.gaps_after.iter().all(inside) {
+        return Err(FieldError::new(
+            format!("{at}.gaps_after"),
+            format!(
+                "at most {GAPS_PER_ROW_MAX} seat numbers of the row, each before its last seat"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A row spec's seats: numbers from `first_number`, one position each, and one more
+/// position after each gap. Drawn on a grid: `x` the position, `y` the row.
+fn row_seats(row: &RowSpec, row_order: i32, (section, label): (String, String)) -> Vec<Seat> {
+    let mut position = 0;
+    (row.first_number..row.first_number + row.seats)
+        .map(|number| {
+            let seat = Seat {
+                section: section.clone(),
+                row: label.clone(),
+                row_order,
+                position,
+                number,
+                x: position as f32,
+                y: row_order as f32,
+            };
+            position += if row.gaps_after.contains(&number) {
+                2
+            } else {
+                1
+            };
+            seat
+        })
+        .collect()
+}
+
+fn parse_list(list: &[ListedSeat], at: &str, errors: &mut Vec<FieldError>) -> Vec<Seat> {
+    if list.len() > SEATS_PER_ZONE_MAX {
+        errors.push(FieldError::new(
+            at,
+            format!("at most {SEATS_PER_ZONE_MAX} seats per zone"),
+        ));
+        return Vec::new();
+    }
+    // Rows in the order they first appear.
+    let mut row_orders: std::collections::HashMap<(&str, &str), i32> = Default::default();
+    let mut seats = Vec::with_capacity(list.len());
+    for (i, seat) in list.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        let Some((section, row)) = row_labels(&seat.section, &seat.row, &at, errors) else {
+            continue;
+        };
+        if !(1..=SEAT_NUMBER_MAX).contains(&seat.number) {
+            errors.push(FieldError::new(
+                format!("{at}.number"),
+                format!("must be 1 to {SEAT_NUMBER_MAX}"),
+            ));
+            continue;
+        }
+        if !seat.x.is_finite() || !seat.y.is_finite() {
+            errors.push(FieldError::new(&at, "x and y must be finite numbers"));
+            continue;
+        }
+        let next = i32::try_from(row_orders.len()).unwrap_or(i32::MAX);
+        let row_order = *row_orders
+            .entry((seat.section.as_str(), seat.row.as_str()))
+            .or_insert(next);
+        seats.push(Seat {
+            section,
+            row,
+            row_order,
+            position: seat.number,
+            number: seat.number,
+            x: seat.x,
+            y: seat.y,
+        });
+    }
+    seats
+}
+
+/// No two seats share a row and number (the label a buyer reads).
+fn check_unique_places(seats: &[Seat], at: &str, errors: &mut Vec<FieldError>) {
+    let mut seen = std::collections::HashSet::with_capacity(seats.len());
+    for (index, seat) in seats.iter().enumerate() {
+        if !seen.insert((seat.section.as_str(), seat.row.as_str(), seat.number)) {
+            errors.push(FieldError::new(
+                at,
+                format!("seat {index} ({}) appears twice", seat.label()),
+            ));
+            return;
+        }
+    }
+}
+
+/// `GET /v1/shows/{show_id}/seats`: every assigned zone of a show, its layout and the
+/// state of each seat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SeatMap {
+    pub show_id: crate::ShowId,
+    pub event_id: crate::EventId,
+    /// The show's assigned zones (general-admission zones have no seats), in zone order.
+    pub zones: Vec<ZoneSeats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZoneSeats {
+    pub zone_id: crate::ZoneId,
+    /// The zone's counters' version: the map is as of this version.
+    pub version: i64,
+    pub seat_count: i32,
+    /// The layout: runs of consecutive seats (by index) in one row; stable once the zone
+    /// exists.
+    pub runs: Vec<SeatRun>,
+    /// Each seat's state in index order, two bits per seat (0 available, 1 held, 2 sold,
+    /// 3 blocked; four seats per byte, the first in the low bits), URL-safe base64
+    /// without padding.
+    pub status: String,
+}
+
+/// Seats `first_seat ..` (as many as `numbers`) of one row, in index order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SeatRun {
+    /// Empty when the zone has no sections.
+    pub section: String,
+    pub row: String,
+    /// Index of the run's first seat.
+    pub first_seat: i32,
+    pub numbers: Vec<i32>,
+    /// Where to draw each seat.
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+}
+
+/// The states of a zone's seats in layout order, two bits per seat (four per byte, the
+/// first seat in the low bits), as URL-safe base64 without padding: the status map.
+pub fn encode_status_map(statuses: impl IntoIterator<Item = SeatStatus>) -> String {
+    let mut bytes = Vec::new();
+    for (i, status) in statuses.into_iter().enumerate() {
+        if i % 4 == 0 {
+            bytes.push(0);
+        }
+        if let Some(last) = bytes.last_mut() {
+            *last |= status.code() << ((i % 4) * 2);
+        }
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The states of `seat_count` seats from a status map, or `None` if it is not one.
+pub fn decode_status_map(map: &str, seat_count: usize) -> Option<Vec<SeatStatus>> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(map)
+        .ok()?;
+    if bytes.len() != seat_count.div_ceil(4) {
+        return None;
+    }
+    Some(
+        (0..seat_count)
+            .map(|i| SeatStatus::from_code(bytes[i / 4] >> ((i % 4) * 2)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rows(spec: serde_json::Value) -> SeatSpec {
+        serde_json::from_value(serde_json::json!({ "rows": spec })).expect("spec")
+    }
+
+    #[test]
+    fn rows_become_seats_in_order_with_gaps_breaking_positions() {
+        let spec = rows(serde_json::json!([
+            {"row": "A", "seats": 4, "gaps_after": [2]},
+            {"section": "Balcony", "row": "B", "seats": 2, "first_number": 11}
+        ]));
+        let seats = spec.parse("seats").expect("valid");
+        let places: Vec<(i32, i32, i32)> = seats
+            .iter()
+            .map(|s| (s.row_order, s.number, s.position))
+            .collect();
+        assert_eq!(
+            places,
+            [
+                (0, 1, 0),
+                (0, 2, 1),
+                (0, 3, 3),
+                (0, 4, 4),
+                (1, 11, 0),
+                (1, 12, 1)
+            ]
+        );
+        assert_eq!(seats[2].label(), "A3");
+        assert_eq!(seats[5].label(), "Balcony B12");
+    }
+
+    #[test]
+    fn listed_seats_keep_their_order_and_coordinates() {
+        let spec: SeatSpec = serde_json::from_value(serde_json::json!({"list": [
+            {"row": "A", "number": 2, "x": 1.5, "y": 0},
+            {"row": "B", "number": 1, "x": 0, "y": 1},
+            {"row": "A", "number": 1, "x": 0.5, "y": 0}
+        ]}))
+        .expect("spec");
+        let seats = spec.parse("seats").expect("valid");
+        assert_eq!(
+            seats.iter().map(|s| s.row_order).collect::<Vec<_>>(),
+            [0, 1, 0]
+        );
+        assert_eq!(seats[0].x, 1.5);
+    }
+
+    #[test]
+    fn broken_specs_name_their_fields() {
+        let fields = |spec: SeatSpec| -> Vec<String> {
+            spec.parse("z")
+                .expect_err("invalid")
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(fields(rows(serde_json::json!([]))), ["z"]);
+        assert_eq!(
+            fields(rows(serde_json::json!([{"row": "", "seats": 3}]))),
+            ["z.rows[0].row"]
+        );
+        assert_eq!(
+            fields(rows(serde_json::json!([{"row": "A", "seats": 0}]))),
+            ["z.rows[0].seats"]
+        );
+        assert_eq!(
+            fields(rows(
+                serde_json::json!([{"row": "A", "seats": 3, "gaps_after": [3]}])
+            )),
+            ["z.rows[0].gaps_after"]
+        );
+        assert_eq!(
+            fields(rows(
+                serde_json::json!([{"row": "A", "seats": 2}, {"row": "A", "seats": 2}])
+            )),
+            ["z"],
+            "the same seat twice"
+        );
+        let too_many = (0..101).map(|i| serde_json::json!({"row": format!("R{i}"), "seats": 1000}));
+        assert_eq!(
+            fields(rows(serde_json::Value::Array(too_many.collect()))),
+            ["z"]
+        );
+    }
+
+    #[test]
+    fn a_50000_seat_map_is_12500_bytes_before_base64() {
+        let map = encode_status_map(std::iter::repeat_n(SeatStatus::Sold, 50_000));
+        assert_eq!(map.len(), 16_667);
+    }
+
+    proptest! {
+        #[test]
+        fn status_maps_round_trip(codes in proptest::collection::vec(0u8..4, 0..200)) {
+            let statuses: Vec<SeatStatus> = codes.iter().map(|&c| SeatStatus::from_code(c)).collect();
+            let map = encode_status_map(statuses.iter().copied());
+            prop_assert_eq!(decode_status_map(&map, statuses.len()), Some(statuses.clone()));
+            prop_assert_eq!(decode_status_map(&map, statuses.len() + 5), None);
+        }
+    }
+}

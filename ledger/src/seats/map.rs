@@ -1,0 +1,187 @@
+//! `GET /v1/shows/{show_id}/seats`: each assigned zone's layout (runs of seats in one row)
+//! and its seats' states as a status map (two bits a seat: a 50,000-seat zone's states
+//! are 16,667 characters), as of the zone's `version`. The ETag is made from the zones'
+//! versions, so an unchanged map is a `304` without its body being built.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+use tessera_domain::seats::{encode_status_map, SeatMap, SeatRun, SeatStatus, ZoneSeats};
+use tessera_domain::{EventId, ShowId, ZoneId};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{path_id, PathParams};
+use crate::openapi::problems;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/shows/{show_id}/seats", get(show_seats))
+}
+
+/// A show's assigned zones: id and version, in zone order.
+#[derive(sqlx::FromRow)]
+struct ZoneVersion {
+    event_id: Uuid,
+    zone_id: Option<Uuid>,
+    version: Option<i64>,
+}
+
+/// One seat as the map reads it.
+#[derive(sqlx::FromRow)]
+struct SeatRow {
+    zone_id: Uuid,
+    seat_index: i32,
+    section: String,
+    row_label: String,
+    number: i32,
+    x: f32,
+    y: f32,
+    status: SeatStatus,
+}
+
+/// Every assigned zone of a show: its layout and the state of each seat.
+#[utoipa::path(
+    get, path = "/v1/shows/{show_id}/seats", tag = "catalog",
+    params(("show_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = SeatMap, headers(("ETag" = String))),
+              (status = 304, description = "not modified (If-None-Match)"),
+              problems::NotFound, problems::Invalid, problems::Unavailable)
+)]
+pub(crate) async fn show_seats(
+    State(state): State<AppState>,
+    PathParams(show_id): PathParams<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let show_id: ShowId = path_id("show_id", &show_id)?;
+    let zones = zone_versions(&state, show_id).await?;
+    let event_id = zones
+        .first()
+        .map(|z| EventId(z.event_id))
+        .ok_or_else(|| ApiError::not_found("show"))?;
+    let etag = etag(show_id, &zones);
+    if if_none_match(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
+    }
+    let map = SeatMap {
+        show_id,
+        event_id,
+        zones: zone_seats(&state, &zones).await?,
+    };
+    // Read after the versions: a change in between makes the map newer than its ETag, and
+    // the next request fetches it again (never the reverse).
+    Ok(([(ETAG, etag)], Json(map)).into_response())
+}
+
+/// The show's zones that sell seats (a published show with none still answers, empty).
+async fn zone_versions(state: &AppState, show_id: ShowId) -> ApiResult<Vec<ZoneVersion>> {
+    Ok(sqlx::query_as(
+        "select s.event_id, z.id as zone_id, z.version
+         from shows s join events e on e.id = s.event_id
+              left join zones z on z.show_id = s.id and z.seating = 'assigned'
+         where s.id = $1 and e.status <> 'draft'
+         order by z.sort_order, z.name, z.id",
+    )
+    .bind(show_id.as_uuid())
+    .fetch_all(&state.pool)
+    .await?)
+}
+
+/// Each zone's seats read back and folded into runs and a status map.
+async fn zone_seats(state: &AppState, zones: &[ZoneVersion]) -> ApiResult<Vec<ZoneSeats>> {
+    let ids: Vec<Uuid> = zones.iter().filter_map(|z| z.zone_id).collect();
+    let seats: Vec<SeatRow> = sqlx::query_as(
+        "select zone_id, seat_index, section, row_label, number, x, y, status
+         from seats where zone_id = any($1) order by zone_id, seat_index",
+    )
+    .bind(&ids)
+    .fetch_all(&state.pool)
+    .await?;
+    let by_zone: HashMap<Uuid, &[SeatRow]> = seats
+        .chunk_by(|a, b| a.zone_id == b.zone_id)
+        .map(|chunk| (chunk[0].zone_id, chunk))
+        .collect();
+    zones
+        .iter()
+        .filter_map(|z| Some((z.zone_id?, z.version?)))
+        .map(|(zone_id, version)| {
+            fold_zone(
+                zone_id,
+                version,
+                by_zone.get(&zone_id).copied().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// One zone's seats (in index order) as runs and a status map.
+fn fold_zone(zone_id: Uuid, version: i64, seats: &[SeatRow]) -> ApiResult<ZoneSeats> {
+    let seat_count = i32::try_from(seats.len())
+        .map_err(|_| anyhow::anyhow!("zone {zone_id}: seat count past i32"))?;
+    let mut runs: Vec<SeatRun> = Vec::new();
+    for seat in seats {
+        let continues = runs.last().is_some_and(|run| {
+            run.section == seat.section
+                && run.row == seat.row_label
+                && i64::from(run.first_seat) + run.numbers.len() as i64
+                    == i64::from(seat.seat_index)
+        });
+        if !continues {
+            runs.push(SeatRun {
+                section: seat.section.clone(),
+                row: seat.row_label.clone(),
+                first_seat: seat.seat_index,
+                numbers: Vec::new(),
+                x: Vec::new(),
+                y: Vec::new(),
+            });
+        }
+        if let Some(run) = runs.last_mut() {
+            run.numbers.push(seat.number);
+            run.x.push(seat.x);
+            run.y.push(seat.y);
+        }
+    }
+    Ok(ZoneSeats {
+        zone_id: ZoneId(zone_id),
+        version,
+        seat_count,
+        runs,
+        status: encode_status_map(seats.iter().map(|s| s.status)),
+    })
+}
+
+/// A strong ETag over the show and its assigned zones' versions: every change of a seat's
+/// state moves its zone's version.
+fn etag(show_id: ShowId, zones: &[ZoneVersion]) -> HeaderValue {
+    let mut hash = Sha256::new();
+    hash.update(show_id.as_uuid().as_bytes());
+    for zone in zones {
+        if let (Some(id), Some(version)) = (zone.zone_id, zone.version) {
+            hash.update(id.as_bytes());
+            hash.update(version.to_be_bytes());
+        }
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    HeaderValue::from_str(&format!("\"seats-{hex}\""))
+        .unwrap_or(HeaderValue::from_static("\"seats\""))
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`).
+fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Some(value) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let ours = etag.to_str().unwrap_or_default();
+    value
+        .split(',')
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == ours)
+}
