@@ -39,3 +39,10 @@ create table seats (
 create unique index seats_ticket_key on seats (ticket_id) where ticket_id is not null;
 -- Confirm, release and expiry find a hold's seats.
 create index seats_hold_idx on seats (hold_id) where hold_id is not null;
+
+-- A seat hold's seats (indexes in its zone), kept after the hold ends so its record says
+-- which seats it had; null for general admission.
+alter table holds add column seat_indexes int[]
+    check (seat_indexes is null or cardinality(seat_indexes) = quantity);
+-- The seat a ticket admits to (an index in its zone); null for general admission.
+alter table tickets add column seat_index int check (seat_index >= 0);

@@ -197,7 +197,7 @@ mod tests {
         let quantity = |q: &str| {
             let body =
                 format!(r#"{{"show_id":"a","zone_id":"b","quantity":{q},"customer_id":"c"}}"#);
-            parse_json::<HoldRequest>(body.as_bytes()).map(|r| r.quantity)
+            parse_json::<HoldRequest>(body.as_bytes()).map(|r| r.quantity.unwrap_or(-1))
         };
         assert_eq!(quantity("2.0").ok(), Some(2));
         assert_eq!(quantity("1e2").ok(), Some(100));

@@ -28,13 +28,37 @@ pub struct HoldRequest {
     pub show_id: String,
     #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub zone_id: String,
+    /// Tickets to hold: required for a general-admission zone and with `best_available`;
+    /// with `seats`, omit it or give their count.
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
-    pub quantity: i64,
+    pub quantity: Option<i64>,
     #[cfg_attr(
         feature = "openapi",
         schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._:@-]+$")
     )]
     pub customer_id: String,
+    /// Assigned seating: exactly these seats, all or nothing, by their indexes in the
+    /// zone's layout (`GET /v1/shows/{show_id}/seats`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
+    pub seats: Option<Vec<i64>>,
+    /// Assigned seating: the ledger picks `quantity` adjacent seats in one row, nearest the
+    /// front and centre.
+    #[serde(default)]
+    pub best_available: bool,
+}
+
+/// Which tickets a hold asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatPick {
+    /// A number of places in a general-admission zone.
+    Quantity,
+    /// These seats (indexes, ascending, no repeats), all or nothing.
+    Seats(Vec<i32>),
+    /// `quantity` adjacent seats the ledger picks.
+    BestAvailable,
 }
 
 /// A hold request whose fields have been parsed; zone-specific rules still apply.
@@ -42,8 +66,10 @@ pub struct HoldRequest {
 pub struct NewHold {
     pub show_id: ShowId,
     pub zone_id: ZoneId,
+    /// Tickets: the seat count for a seat hold.
     pub quantity: i32,
     pub customer_id: CustomerId,
+    pub pick: SeatPick,
 }
 
 impl HoldRequest {
@@ -63,18 +89,9 @@ impl HoldRequest {
         let customer_id = CustomerId::parse(&self.customer_id)
             .map_err(|e| errors.push(FieldError::new("customer_id", e)))
             .ok();
-        let quantity = match i32::try_from(self.quantity) {
-            Ok(q) if (1..=QUANTITY_PER_ORDER_MAX).contains(&q) => Some(q),
-            _ => {
-                errors.push(FieldError::new(
-                    "quantity",
-                    format!("must be between 1 and {QUANTITY_PER_ORDER_MAX}"),
-                ));
-                None
-            }
-        };
-        match (show_id, zone_id, quantity, customer_id) {
-            (Some(show_id), Some(zone_id), Some(quantity), Some(customer_id))
+        let pick = self.pick(&mut errors);
+        match (show_id, zone_id, pick, customer_id) {
+            (Some(show_id), Some(zone_id), Some((quantity, pick)), Some(customer_id))
                 if errors.is_empty() =>
             {
                 Ok(NewHold {
@@ -82,11 +99,88 @@ impl HoldRequest {
                     zone_id,
                     quantity,
                     customer_id,
+                    pick,
                 })
             }
             _ => Err(errors),
         }
     }
+
+    /// The tickets asked for: a quantity, these seats, or the best `quantity` seats.
+    fn pick(&self, errors: &mut Vec<FieldError>) -> Option<(i32, SeatPick)> {
+        match (&self.seats, self.best_available) {
+            (Some(_), true) => {
+                errors.push(FieldError::new(
+                    "best_available",
+                    "ask for `seats` or for `best_available`, not both",
+                ));
+                None
+            }
+            (Some(seats), false) => {
+                let seats = parse_seats(seats, errors)?;
+                let count = i32::try_from(seats.len()).ok()?;
+                if self.quantity.is_some_and(|q| q != i64::from(count)) {
+                    errors.push(FieldError::new(
+                        "quantity",
+                        format!("must be the number of seats ({count}), or left out"),
+                    ));
+                    return None;
+                }
+                Some((count, SeatPick::Seats(seats)))
+            }
+            (None, best_available) => {
+                let quantity = parse_quantity(self.quantity, errors)?;
+                let pick = if best_available {
+                    SeatPick::BestAvailable
+                } else {
+                    SeatPick::Quantity
+                };
+                Some((quantity, pick))
+            }
+        }
+    }
+}
+
+fn parse_quantity(quantity: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
+    match quantity.map(i32::try_from) {
+        Some(Ok(q)) if (1..=QUANTITY_PER_ORDER_MAX).contains(&q) => Some(q),
+        None => {
+            errors.push(FieldError::new(
+                "quantity",
+                "required unless `seats` names the seats",
+            ));
+            None
+        }
+        _ => {
+            errors.push(FieldError::new(
+                "quantity",
+                format!("must be between 1 and {QUANTITY_PER_ORDER_MAX}"),
+            ));
+            None
+        }
+    }
+}
+
+/// Seat indexes: 1 to [`QUANTITY_PER_ORDER_MAX`] of them, each a possible index, no
+/// repeats; ascending (the order a batch takes them in).
+fn parse_seats(seats: &[i64], errors: &mut Vec<FieldError>) -> Option<Vec<i32>> {
+    let index_max = i64::try_from(crate::seats::SEATS_PER_ZONE_MAX).unwrap_or(i64::MAX) - 1;
+    let count_ok = (1..=QUANTITY_PER_ORDER_MAX as usize).contains(&seats.len());
+    let mut parsed: Vec<i32> = seats
+        .iter()
+        .filter(|&&s| (0..=index_max).contains(&s))
+        .filter_map(|&s| i32::try_from(s).ok())
+        .collect();
+    parsed.sort_unstable();
+    parsed.dedup();
+    if !count_ok || parsed.len() != seats.len() {
+        errors.push(FieldError::new(
+            "seats",
+            format!("1 to {QUANTITY_PER_ORDER_MAX} different seat indexes, each 0 to {index_max}"),
+        ));
+        return None;
+    }
+    Some(parsed)
 }
 
 /// `POST /v1/holds/{hold_id}/confirm` body.
@@ -139,8 +233,7 @@ pub struct HoldContext {
     pub sale_ends_at: Option<DateTime<Utc>>,
     pub min_per_order: i32,
     pub max_per_order: i32,
-    /// The zone sells assigned seats, which holds by quantity cannot pick (seat maps are
-    /// reserved for a later API).
+    /// The zone sells assigned seats: a hold names them or asks for the best ones.
     pub assigned_seating: bool,
 }
 
@@ -149,6 +242,8 @@ pub struct HoldContext {
 pub struct Rejection {
     pub code: ErrorCode,
     pub detail: String,
+    /// `seat_unavailable`: the requested seats that were not free.
+    pub seats: Vec<i32>,
 }
 
 impl Rejection {
@@ -156,7 +251,26 @@ impl Rejection {
         Self {
             code,
             detail: detail.into(),
+            seats: Vec::new(),
         }
+    }
+
+    /// Some of the seats a hold named are held, sold, blocked or not in the zone.
+    pub fn seats_unavailable(seats: Vec<i32>) -> Self {
+        Self {
+            seats,
+            ..Self::new(
+                ErrorCode::SeatUnavailable,
+                "some of these seats are not available: see `seats`",
+            )
+        }
+    }
+
+    /// The problem a client receives.
+    pub fn problem(self) -> crate::Problem {
+        crate::Problem::new(self.code)
+            .with_detail(self.detail)
+            .with_seats(self.seats)
     }
 }
 
@@ -166,12 +280,26 @@ pub fn zone_not_in_show() -> Rejection {
 }
 
 /// The rules every hold must pass before stock is considered, checked at `now`.
-pub fn check_hold(ctx: &HoldContext, quantity: i32, now: DateTime<Utc>) -> Result<(), Rejection> {
-    if ctx.assigned_seating {
-        return Err(Rejection::new(
-            ErrorCode::ValidationFailed,
-            "this zone sells assigned seats",
-        ));
+pub fn check_hold(
+    ctx: &HoldContext,
+    quantity: i32,
+    pick: &SeatPick,
+    now: DateTime<Utc>,
+) -> Result<(), Rejection> {
+    match (ctx.assigned_seating, pick) {
+        (true, SeatPick::Quantity) => {
+            return Err(Rejection::new(
+                ErrorCode::ValidationFailed,
+                "this zone sells assigned seats: name them in `seats` or ask for `best_available`",
+            ))
+        }
+        (false, SeatPick::Seats(_) | SeatPick::BestAvailable) => {
+            return Err(Rejection::new(
+                ErrorCode::ValidationFailed,
+                "this zone sells places by quantity: it has no seats",
+            ))
+        }
+        _ => {}
     }
     if ctx.event_status != EventStatus::Published {
         return Err(Rejection::new(
@@ -292,6 +420,9 @@ pub struct HoldView {
     pub zone_id: ZoneId,
     pub customer_id: CustomerId,
     pub quantity: i32,
+    /// A seat hold's seats (indexes in the zone's layout); absent for general admission.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seats: Vec<i32>,
     pub unit_price_minor: i64,
     pub currency: Currency,
     pub created_at: DateTime<Utc>,
@@ -306,6 +437,9 @@ pub struct TicketView {
     /// The code printed on the ticket and scanned at the door.
     pub code: String,
     pub zone_id: ZoneId,
+    /// The seat it admits to (an index in the zone's layout); absent for general admission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat_index: Option<i32>,
 }
 
 /// `POST /v1/holds/{hold_id}/confirm` result.
@@ -381,8 +515,10 @@ mod tests {
         let req = HoldRequest {
             show_id: "nope".into(),
             zone_id: "0192f0c4-7d3e-7b6a-9c1e-3f5a2b8c9d01".into(),
-            quantity: 0,
+            quantity: Some(0),
             customer_id: "has space".into(),
+            seats: None,
+            best_available: false,
         };
         let errors = req.parse().expect_err("invalid");
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -397,8 +533,10 @@ mod tests {
 
     #[test]
     fn hold_rules_check_status_window_and_quantity() {
-        assert_eq!(check_hold(&ctx(), 2, at(15)), Ok(()));
-        let code = |c: &HoldContext, q, now| check_hold(c, q, now).map_err(|r| r.code);
+        let by_quantity = SeatPick::Quantity;
+        assert_eq!(check_hold(&ctx(), 2, &by_quantity, at(15)), Ok(()));
+        let code =
+            |c: &HoldContext, q, now| check_hold(c, q, &by_quantity, now).map_err(|r| r.code);
         assert_eq!(code(&ctx(), 1, at(15)), Err(ErrorCode::QuantityOutOfRange));
         assert_eq!(code(&ctx(), 7, at(15)), Err(ErrorCode::QuantityOutOfRange));
         let early = Utc
@@ -412,6 +550,87 @@ mod tests {
         let mut draft = ctx();
         draft.event_status = EventStatus::Draft;
         assert_eq!(code(&draft, 2, at(15)), Err(ErrorCode::EventNotOnSale));
+    }
+
+    fn seat_request(body: serde_json::Value) -> Result<NewHold, Vec<String>> {
+        let mut request = serde_json::json!({
+            "show_id": "0192f0c4-7d3e-7b6a-9c1e-3f5a2b8c9d01",
+            "zone_id": "0192f0c4-7d3e-7b6a-9c1e-3f5a2b8c9d02",
+            "customer_id": "ann"
+        });
+        if let (Some(request), Some(body)) = (request.as_object_mut(), body.as_object()) {
+            request.extend(body.clone());
+        }
+        let request: HoldRequest = serde_json::from_value(request).expect("shape");
+        request
+            .parse()
+            .map_err(|errors| errors.into_iter().map(|e| e.field).collect())
+    }
+
+    #[test]
+    fn a_hold_asks_for_a_quantity_these_seats_or_the_best_ones() {
+        let hold = seat_request(serde_json::json!({"seats": [12, 3, 7]})).expect("valid");
+        assert_eq!(
+            (hold.quantity, hold.pick),
+            (3, SeatPick::Seats(vec![3, 7, 12]))
+        );
+        let hold = seat_request(serde_json::json!({"seats": [4], "quantity": 1})).expect("valid");
+        assert_eq!(hold.pick, SeatPick::Seats(vec![4]));
+        let hold = seat_request(serde_json::json!({"quantity": 4, "best_available": true}))
+            .expect("valid");
+        assert_eq!((hold.quantity, hold.pick), (4, SeatPick::BestAvailable));
+        let hold = seat_request(serde_json::json!({"quantity": 2})).expect("valid");
+        assert_eq!(hold.pick, SeatPick::Quantity);
+
+        let refused = |body| seat_request(body).expect_err("invalid");
+        assert_eq!(refused(serde_json::json!({"seats": [1, 1]})), ["seats"]);
+        assert_eq!(refused(serde_json::json!({"seats": []})), ["seats"]);
+        assert_eq!(refused(serde_json::json!({"seats": [-1]})), ["seats"]);
+        let many: Vec<i64> = (0..10_000).collect();
+        assert_eq!(refused(serde_json::json!({ "seats": many })), ["seats"]);
+        assert_eq!(
+            refused(serde_json::json!({"seats": [1, 2], "quantity": 3})),
+            ["quantity"]
+        );
+        assert_eq!(
+            refused(serde_json::json!({"seats": [1], "best_available": true})),
+            ["best_available"]
+        );
+        assert_eq!(
+            refused(serde_json::json!({"best_available": true})),
+            ["quantity"]
+        );
+        assert_eq!(refused(serde_json::json!({})), ["quantity"]);
+    }
+
+    #[test]
+    fn seats_are_for_assigned_zones_and_quantities_for_the_others() {
+        let assigned = HoldContext {
+            assigned_seating: true,
+            ..ctx()
+        };
+        let seats = SeatPick::Seats(vec![1, 2]);
+        assert_eq!(check_hold(&assigned, 2, &seats, at(15)), Ok(()));
+        assert_eq!(
+            check_hold(&assigned, 2, &SeatPick::BestAvailable, at(15)),
+            Ok(())
+        );
+        let code =
+            |c: &HoldContext, pick: &SeatPick| check_hold(c, 2, pick, at(15)).map_err(|r| r.code);
+        assert_eq!(
+            code(&assigned, &SeatPick::Quantity),
+            Err(ErrorCode::ValidationFailed)
+        );
+        assert_eq!(code(&ctx(), &seats), Err(ErrorCode::ValidationFailed));
+        assert_eq!(
+            code(&ctx(), &SeatPick::BestAvailable),
+            Err(ErrorCode::ValidationFailed)
+        );
+        // The zone's order limits count seats too.
+        assert_eq!(
+            check_hold(&assigned, 7, &SeatPick::BestAvailable, at(15)).map_err(|r| r.code),
+            Err(ErrorCode::QuantityOutOfRange)
+        );
     }
 
     #[test]

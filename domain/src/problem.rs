@@ -31,6 +31,8 @@ pub enum ErrorCode {
     SoldOut,
     /// The zone has stock, but less than requested (409).
     InsufficientStock,
+    /// Some requested seats are held, sold or blocked; `seats` lists them (409).
+    SeatUnavailable,
     /// Quantity outside the zone's min/max per order (422).
     QuantityOutOfRange,
     /// The customer would exceed the event's per-customer limit (409).
@@ -71,7 +73,7 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 26] = {
+    pub const ALL: [ErrorCode; 27] = {
         use ErrorCode::*;
         [
             ValidationFailed,
@@ -100,6 +102,7 @@ impl ErrorCode {
             Unavailable,
             Internal,
             RequestTimeout,
+            SeatUnavailable,
         ]
     };
 
@@ -124,6 +127,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             SoldOut
             | InsufficientStock
+            | SeatUnavailable
             | CustomerLimitExceeded
             | SaleNotStarted
             | SaleEnded
@@ -156,6 +160,7 @@ impl ErrorCode {
             MethodNotAllowed => "method_not_allowed",
             SoldOut => "sold_out",
             InsufficientStock => "insufficient_stock",
+            SeatUnavailable => "seat_unavailable",
             QuantityOutOfRange => "quantity_out_of_range",
             CustomerLimitExceeded => "customer_limit_exceeded",
             SaleNotStarted => "sale_not_started",
@@ -189,6 +194,7 @@ impl ErrorCode {
             MethodNotAllowed => "Method not allowed",
             SoldOut => "Sold out",
             InsufficientStock => "Not enough tickets left",
+            SeatUnavailable => "Some of these seats are no longer available",
             QuantityOutOfRange => "Quantity outside the allowed range",
             CustomerLimitExceeded => "Ticket limit per customer reached",
             SaleNotStarted => "The sale has not started",
@@ -245,6 +251,10 @@ pub struct Problem {
     /// Which tier answered: `ledger` or `edge` (extension member).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_by: Option<String>,
+    /// `seat_unavailable`: the requested seats (indexes in the zone's layout) that were
+    /// not free (extension member).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seats: Vec<i32>,
 }
 
 impl Problem {
@@ -260,6 +270,7 @@ impl Problem {
             code,
             errors: Vec::new(),
             served_by: None,
+            seats: Vec::new(),
         }
     }
 
@@ -280,6 +291,11 @@ impl Problem {
         Self::new(ErrorCode::ValidationFailed)
             .with_detail(detail)
             .with_errors(errors)
+    }
+
+    pub fn with_seats(mut self, seats: Vec<i32>) -> Self {
+        self.seats = seats;
+        self
     }
 
     /// Marks which tier answered (`edge` or `ledger`).
@@ -346,6 +362,7 @@ mod tests {
             "unavailable",
             "internal",
             "request_timeout",
+            "seat_unavailable",
         ];
         let strings: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(strings, published);
@@ -393,6 +410,7 @@ mod tests {
                 Unavailable => 23,
                 Internal => 24,
                 RequestTimeout => 25,
+                SeatUnavailable => 26,
             }
         }
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {

@@ -84,8 +84,10 @@ crate::catalog::stored_as_text!(SeatStatus, "seat status", |text| SeatStatus::pa
 #[serde(deny_unknown_fields)]
 pub struct SeatSpec {
     /// Rows front to back; each row's seats numbered from `first_number`.
+    #[cfg_attr(feature = "openapi", schema(max_items = 2000))]
     pub rows: Option<Vec<RowSpec>>,
     /// Every seat, in layout order; a row's seats are adjacent by consecutive numbers.
+    #[cfg_attr(feature = "openapi", schema(max_items = 100000))]
     pub list: Option<Vec<ListedSeat>>,
 }
 
@@ -93,16 +95,35 @@ pub struct SeatSpec {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RowSpec {
+    /// Empty, or a name without control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 32,
+            pattern = r"^([^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*)?$"
+        )
+    )]
     pub section: String,
     /// The row's label (`A`, `F`, `12`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 16,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub row: String,
     /// Seats in the row.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub seats: i32,
     #[serde(default = "first_number_default")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub first_number: i32,
     /// Seat numbers after which the row has a gap (an aisle): no adjacency across it.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub gaps_after: Vec<i32>,
 }
 
@@ -115,8 +136,24 @@ fn first_number_default() -> i32 {
 #[serde(deny_unknown_fields)]
 pub struct ListedSeat {
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 32,
+            pattern = r"^([^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*)?$"
+        )
+    )]
     pub section: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 16,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub row: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub number: i32,
     pub x: f32,
     pub y: f32,
@@ -246,9 +283,7 @@ fn check_gaps(row: &RowSpec, at: &str) -> Result<(), FieldError> {
     if row.gaps_after.len() > GAPS_PER_ROW_MAX || !row.gaps_after.iter().all(inside) {
         return Err(FieldError::new(
             format!("{at}.gaps_after"),
-            format!(
-                "at most {GAPS_PER_ROW_MAX} seat numbers of the row, each before its last seat"
-            ),
+            "each gap after a seat of the row but its last",
         ));
     }
     Ok(())
@@ -330,7 +365,7 @@ fn check_unique_places(seats: &[Seat], at: &str, errors: &mut Vec<FieldError>) {
         if !seen.insert((seat.section.as_str(), seat.row.as_str(), seat.number)) {
             errors.push(FieldError::new(
                 at,
-                format!("seat {index} ({}) appears twice", seat.label()),
+                format!("the same seat twice: {} (seat {index})", seat.label()),
             ));
             return;
         }

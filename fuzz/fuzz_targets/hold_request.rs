@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tessera_domain::body::parse_json;
-use tessera_domain::holds::{HoldRequest, QUANTITY_PER_ORDER_MAX};
+use tessera_domain::holds::{HoldRequest, SeatPick, QUANTITY_PER_ORDER_MAX};
 use tessera_domain::ids::CUSTOMER_ID_LEN_MAX;
 use tessera_domain::{CustomerId, ShowId, ZoneId};
 
@@ -29,12 +29,24 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again.zone_id, request.zone_id);
     assert_eq!(again.quantity, request.quantity);
     assert_eq!(again.customer_id, request.customer_id);
+    assert_eq!(again.seats, request.seats);
+    assert_eq!(again.best_available, request.best_available);
 
     let Ok(hold) = request.parse() else {
         return;
     };
     assert!((1..=QUANTITY_PER_ORDER_MAX).contains(&hold.quantity));
-    assert_eq!(i64::from(hold.quantity), request.quantity);
+    // A quantity, when given, is the hold's; named seats are the hold's count, each once.
+    assert!(request.quantity.is_none_or(|q| q == i64::from(hold.quantity)));
+    match &hold.pick {
+        SeatPick::Seats(seats) => {
+            assert_eq!(seats.len(), usize::try_from(hold.quantity).expect("positive"));
+            assert!(seats.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
+            assert!(seats.iter().all(|s| *s >= 0));
+        }
+        SeatPick::BestAvailable => assert!(request.best_available && request.seats.is_none()),
+        SeatPick::Quantity => assert!(!request.best_available && request.seats.is_none()),
+    }
     let customer = hold.customer_id.as_str();
     assert!(!customer.is_empty() && customer.len() <= CUSTOMER_ID_LEN_MAX);
     assert_eq!(customer, request.customer_id);

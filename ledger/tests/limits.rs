@@ -128,7 +128,12 @@ async fn a_full_zone_queue_sheds_and_what_queued_commits_together(pool: PgPool) 
     );
     let (_, held, _, _) = zone_counters(&pool, &fixture.zone_ids[0]).await;
     assert_eq!(held as usize, created, "every answered hold committed");
-    assert!(created >= 3, "the writer's batch and the queue ({created})");
+    // The queue's two, and the writer's batch if it took one before the others arrived
+    // (its own thread may start after the whole burst was queued or shed).
+    assert!(
+        created >= 2,
+        "the queue (and the writer's batch): {created}: {late:?}"
+    );
     let batches = holds_per_transaction(&pool, &fixture.zone_ids[0]).await;
     let largest = batches.iter().map(|&(_, holds)| holds).max();
     assert_eq!(

@@ -6,11 +6,19 @@
 // Test code: an `expect` is an assertion, its message the failure report.
 #![allow(clippy::expect_used)]
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::seq::IndexedRandom;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_domain::seats::{decode_status_map, SeatStatus};
-use tessera_testkit::ledger::{event_body, spawn_app, zone, zone_counters, TestApp};
+use tessera_testkit::ledger::{
+    event_body, spawn_app, spawn_app_with, zone, zone_counters, Fixture, TestApp,
+};
+use tessera_testkit::wait_until;
 
 fn slug() -> String {
     format!("e-{}", uuid::Uuid::new_v4().simple())
@@ -290,4 +298,282 @@ async fn the_schema_keeps_one_state_and_one_owner_per_seat(pool: PgPool) {
     .await
     .expect("a seat sold to one ticket");
     app.stop().await;
+}
+
+/// A published event with one assigned zone of `rows` (row specs).
+async fn seated_event(app: &TestApp, rows: Value) -> Fixture {
+    app.publish_event(event_body(
+        &slug(),
+        vec![assigned_zone(json!({ "rows": rows }))],
+    ))
+    .await
+}
+
+/// `POST /v1/holds` for `seats` (indexes) by `customer`.
+async fn hold_seats(
+    app: &TestApp,
+    fixture: &Fixture,
+    seats: &[i32],
+    customer: &str,
+) -> (u16, Value) {
+    let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+                      "seats": seats, "customer_id": customer});
+    app.post_json("/v1/holds", &body, Some(&uuid::Uuid::new_v4().to_string()))
+        .await
+}
+
+async fn hold_best(
+    app: &TestApp,
+    fixture: &Fixture,
+    quantity: i32,
+    customer: &str,
+) -> (u16, Value) {
+    let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+                      "quantity": quantity, "best_available": true, "customer_id": customer});
+    app.post_json("/v1/holds", &body, Some(&uuid::Uuid::new_v4().to_string()))
+        .await
+}
+
+/// The seats of the fixture's zone as the public map shows them.
+async fn seat_states(app: &TestApp, fixture: &Fixture) -> Vec<SeatStatus> {
+    let (status, map) = app
+        .get_json(&format!("/v1/shows/{}/seats", fixture.show_id))
+        .await;
+    assert_eq!(status, 200, "{map}");
+    let zone = &map["zones"][0];
+    let count = zone["seat_count"].as_u64().expect("count") as usize;
+    decode_status_map(zone["status"].as_str().expect("status"), count).expect("a status map")
+}
+
+fn indexes(value: &Value) -> Vec<i32> {
+    value
+        .as_array()
+        .expect("an array of seat indexes")
+        .iter()
+        .map(|s| s.as_i64().expect("index") as i32)
+        .collect()
+}
+
+/// Invariant 7 on every assigned zone: counters = seats by state, a held seat's hold is
+/// live and lists it, a sold seat's ticket is its hold's and names it.
+async fn assert_seats_agree(pool: &PgPool) {
+    let breaches: Vec<String> = sqlx::query_scalar(
+        "select 'zone ' || z.id || ': counters ' || z.available || '/' || z.held || '/' || z.sold
+                || '/' || z.capacity || ' vs seats ' || count(*) filter (where s.status = 'available')
+                || '/' || count(*) filter (where s.status = 'held') || '/'
+                || count(*) filter (where s.status = 'sold') || '/'
+                || count(*) filter (where s.status <> 'blocked')
+         from zones z join seats s on s.zone_id = z.id
+         group by z.id
+         having z.available <> count(*) filter (where s.status = 'available')
+             or z.held <> count(*) filter (where s.status = 'held')
+             or z.sold <> count(*) filter (where s.status = 'sold')
+             or z.capacity <> count(*) filter (where s.status <> 'blocked')
+         union all
+         select 'seat ' || s.seat_index || ' held by ' || coalesce(h.id::text, 'nothing')
+         from seats s left join holds h on h.id = s.hold_id
+         where s.status = 'held'
+           and (h.id is null or h.status <> 'held' or not s.seat_index = any(h.seat_indexes))
+         union all
+         select 'seat ' || s.seat_index || ' sold to ' || coalesce(t.id::text, 'nothing')
+         from seats s left join tickets t on t.id = s.ticket_id
+         where s.status = 'sold'
+           and (t.id is null or t.hold_id <> s.hold_id or t.seat_index <> s.seat_index)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("audit");
+    assert!(breaches.is_empty(), "{breaches:#?}");
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn named_seats_are_held_all_or_nothing(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = seated_event(&app, json!([{"row": "A", "seats": 6}])).await;
+    let (status, hold) = hold_seats(&app, &fixture, &[1, 2], "ann").await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(indexes(&hold["seats"]), [1, 2]);
+    assert_eq!(hold["quantity"], 2);
+    // Seat 2 is taken: the whole request is refused, naming it; seat 3 stays free.
+    let (status, problem) = hold_seats(&app, &fixture, &[2, 3], "bob").await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "seat_unavailable");
+    assert_eq!(indexes(&problem["seats"]), [2]);
+    // A seat the zone does not have is unavailable too.
+    let (status, problem) = hold_seats(&app, &fixture, &[5, 6], "cy").await;
+    assert_eq!(
+        (status, indexes(&problem["seats"])),
+        (409, vec![6]),
+        "{problem}"
+    );
+    use SeatStatus::{Available as A, Held as H};
+    assert_eq!(seat_states(&app, &fixture).await, [A, H, H, A, A, A]);
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (4, 2, 0, 6)
+    );
+    assert_seats_agree(&pool).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn best_available_is_adjacent_front_and_centre_without_single_gaps(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    // Row A: 8 seats (0..=7); row B: 8 seats (8..=15), an aisle after B4.
+    let fixture = seated_event(
+        &app,
+        json!([{"row": "A", "seats": 8}, {"row": "B", "seats": 8, "gaps_after": [4]}]),
+    )
+    .await;
+    // Row A: seats 2 and 5 taken. Free blocks of 2: 0-1, 3-4, 6-7.
+    for (seat, who) in [(2, "x"), (5, "y")] {
+        assert_eq!(hold_seats(&app, &fixture, &[seat], who).await.0, 201);
+    }
+    // Three side by side: none left in row A, so row B; the aisle splits it 4 + 4, and
+    // the block nearest the centre within a side is taken.
+    let (status, hold) = hold_best(&app, &fixture, 3, "ann").await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(indexes(&hold["seats"]), [9, 10, 11]);
+    // Two: row A's 3-4 is nearest the centre and leaves no single seat.
+    let (status, hold) = hold_best(&app, &fixture, 2, "bob").await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(indexes(&hold["seats"]), [3, 4]);
+    // Five side by side exist nowhere (row B is split by its aisle): refused, not scattered.
+    let (status, problem) = hold_best(&app, &fixture, 5, "cy").await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "insufficient_stock");
+    assert_seats_agree(&pool).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn confirm_sells_the_seats_and_release_and_expiry_free_exactly_them(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), &[("HOLD_TTL_SECONDS", "1".to_owned())]).await;
+    let fixture = seated_event(&app, json!([{"row": "A", "seats": 6}])).await;
+    let (_, sold) = hold_seats(&app, &fixture, &[0, 1], "ann").await;
+    let (_, released) = hold_seats(&app, &fixture, &[2], "bob").await;
+    let (_, expiring) = hold_seats(&app, &fixture, &[4, 5], "cy").await;
+    let confirm = app
+        .post_json(
+            &format!(
+                "/v1/holds/{}/confirm",
+                sold["hold_id"].as_str().expect("id")
+            ),
+            &json!({"payment_ref": "pay-1"}),
+            Some("confirm-1"),
+        )
+        .await;
+    assert_eq!(confirm.0, 200, "{}", confirm.1);
+    let tickets = confirm.1["tickets"].as_array().expect("tickets");
+    let ticket_seats: HashSet<i64> = tickets
+        .iter()
+        .map(|t| t["seat_index"].as_i64().expect("a seat"))
+        .collect();
+    assert_eq!(ticket_seats, HashSet::from([0, 1]));
+    let release = app
+        .post_json(
+            &format!(
+                "/v1/holds/{}/release",
+                released["hold_id"].as_str().expect("id")
+            ),
+            &json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(release.0, 200, "{}", release.1);
+    // The third hold lapses and the sweeper frees its seats.
+    let _ = expiring;
+    use SeatStatus::{Available as A, Sold as S};
+    wait_until(
+        "the lapsed hold's seats are free",
+        Duration::from_secs(10),
+        || async { seat_states(&app, &fixture).await == [S, S, A, A, A, A] },
+    )
+    .await;
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (4, 0, 2, 6)
+    );
+    assert_seats_agree(&pool).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn crowds_on_overlapping_seats_on_two_ledgers_never_share_a_seat(pool: PgPool) {
+    const BUYERS: usize = 500;
+    // Two processes on one database: the zone's row lock orders their batches.
+    let a = Arc::new(spawn_app(pool.clone()).await);
+    let b = Arc::new(spawn_app(pool.clone()).await);
+    let fixture = Arc::new(
+        seated_event(
+            &a,
+            json!([{"row": "A", "seats": 20}, {"row": "B", "seats": 20}]),
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for buyer in 0..BUYERS {
+        let app = if buyer % 2 == 0 { a.clone() } else { b.clone() };
+        let fixture = fixture.clone();
+        // Most want the same twelve seats; some ask for the best three.
+        let wanted: Vec<i32> = {
+            let popular: Vec<i32> = (4..16).collect();
+            let mut rng = rand::rng();
+            let mut seats: Vec<i32> = popular
+                .choose_multiple(&mut rng, 1 + buyer % 3)
+                .copied()
+                .collect();
+            seats.sort_unstable();
+            seats
+        };
+        tasks.push(tokio::spawn(async move {
+            let customer = format!("c{buyer}");
+            let answer = if buyer % 5 == 0 {
+                hold_best(&app, &fixture, 3, &customer).await
+            } else {
+                hold_seats(&app, &fixture, &wanted, &customer).await
+            };
+            (wanted, buyer % 5 == 0, answer)
+        }));
+    }
+    let mut granted: HashMap<i32, String> = HashMap::new();
+    let mut refused = Vec::new();
+    for task in tasks {
+        let (wanted, best, (status, body)) = task.await.expect("task");
+        match status {
+            201 => {
+                let seats = indexes(&body["seats"]);
+                if !best {
+                    assert_eq!(seats, wanted, "exactly the seats asked for");
+                }
+                for seat in seats {
+                    let hold = body["hold_id"].as_str().expect("id").to_owned();
+                    assert!(
+                        granted.insert(seat, hold).is_none(),
+                        "seat {seat} granted twice"
+                    );
+                }
+            }
+            409 => refused.push(body),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    // Every refusal of named seats names seats some granted hold has.
+    for problem in &refused {
+        if problem["code"] == "seat_unavailable" {
+            let named = indexes(&problem["seats"]);
+            assert!(
+                !named.is_empty() && named.iter().all(|s| granted.contains_key(s)),
+                "{problem}"
+            );
+        } else {
+            assert_eq!(problem["code"], "insufficient_stock", "{problem}");
+        }
+    }
+    let held = granted.len() as i32;
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (40 - held, held, 0, 40)
+    );
+    assert_seats_agree(&pool).await;
 }

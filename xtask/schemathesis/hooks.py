@@ -61,6 +61,24 @@ INEXPRESSIBLE_RULES = (
     "unknown category",
     # An opaque `next_cursor` only the ledger issues (GET /v1/events).
     "not a cursor from this API",
+    # Assigned seating: which fields go with which seating, and counts across a layout
+    # (domain/src/seats.rs, ledger/src/catalog/admin/create.rs).
+    "give the seats as either `rows` or `list`",
+    "only an assigned zone has seats",
+    "an assigned zone needs its seats",
+    "required for a general-admission zone",
+    "an assigned zone's capacity is its seat count",
+    "a zone needs at least one seat",
+    "the same seat twice",
+    "at most 100000 seats per zone",
+    "the row's numbers must lie in",
+    "each gap after a seat of the row but its last",
+    # Seat holds (domain/src/holds.rs): `seats`, `best_available` and `quantity` together,
+    # and seat indexes (the schema states count and uniqueness, not each item's range).
+    "ask for `seats` or for `best_available`, not both",
+    "must be the number of seats",
+    "required unless `seats` names the seats",
+    "1 to 100 different seat indexes",
 )
 
 

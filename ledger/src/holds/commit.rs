@@ -31,7 +31,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tessera_domain::catalog::{EventStatus, SeatingKind};
 use tessera_domain::holds::{
     check_customer_limit, check_hold, check_stock, zone_not_in_show, HoldContext, HoldStatus,
-    HoldView, NewHold, Rejection,
+    HoldView, NewHold, Rejection, SeatPick,
 };
 use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
@@ -43,6 +43,7 @@ use crate::config::HoldTtl;
 use crate::error::{is_unavailable, ApiError};
 use crate::idempotency::{self, NewRecord, Reply};
 use crate::outbox::OutboxWake;
+use crate::seats::board::Board;
 
 /// Idempotency scope of `POST /v1/holds`.
 pub const HOLD_SCOPE: &str = "hold";
@@ -67,6 +68,14 @@ enum CommitError {
     Retry(&'static str),
     #[error(transparent)]
     Invariant(#[from] InvariantBreach),
+    /// Seats the allocation found free under the zone's lock did not all move to `held`:
+    /// a bug, or a writer that ignores the lock. The batch rolls back.
+    #[error("zone {zone_id}: {seated} of {granted} granted seats marked held")]
+    Seats {
+        zone_id: ZoneId,
+        granted: usize,
+        seated: i64,
+    },
     #[error(transparent)]
     Database(sqlx::Error),
 }
@@ -167,7 +176,7 @@ fn answer_failure(zone_id: ZoneId, jobs: Vec<Job>, e: &CommitError) {
     let unavailable = match e {
         CommitError::Retry(_) => true,
         CommitError::Database(d) => is_unavailable(d),
-        CommitError::Invariant(_) => false,
+        CommitError::Invariant(_) | CommitError::Seats { .. } => false,
     };
     tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
     for job in jobs {
@@ -240,7 +249,6 @@ impl LockedZone {
         ZoneSnapshot {
             show_id: self.show_id(),
             rules: self.hold_context(),
-            available: self.counters.available,
             max_tickets_per_customer: self.max_tickets_per_customer,
             now: self.now,
         }
@@ -251,9 +259,46 @@ impl LockedZone {
 struct ZoneSnapshot {
     show_id: Uuid,
     rules: HoldContext,
-    available: i32,
     max_tickets_per_customer: Option<i32>,
     now: DateTime<Utc>,
+}
+
+/// What a batch's grants come out of: a general-admission zone's count, or an assigned
+/// zone's free seats.
+enum Stock {
+    Count(i32),
+    Seats(Board),
+}
+
+impl Stock {
+    /// Takes what `hold` asks for, or refuses it; the seats taken (none by count).
+    fn take(&mut self, hold: &NewHold) -> Result<Vec<i32>, Rejection> {
+        match (self, &hold.pick) {
+            (Self::Count(available), _) => {
+                check_stock(*available, hold.quantity)?;
+                *available -= hold.quantity;
+                Ok(Vec::new())
+            }
+            (Self::Seats(board), SeatPick::Seats(seats)) => board
+                .take(seats)
+                .map(|()| seats.clone())
+                .map_err(Rejection::seats_unavailable),
+            (Self::Seats(board), _) => board.take_best(hold.quantity).ok_or_else(|| {
+                check_stock(0, hold.quantity)
+                    .err()
+                    .filter(|_| board.free_count() == 0)
+                    .unwrap_or_else(|| {
+                        Rejection::new(
+                            ErrorCode::InsufficientStock,
+                            format!(
+                                "no {} seats side by side are left in one row",
+                                hold.quantity
+                            ),
+                        )
+                    })
+            }),
+        }
+    }
 }
 
 /// Decides a batch in arrival order: each request is granted if it passes the shared hold
@@ -264,16 +309,16 @@ struct ZoneSnapshot {
 /// only when the event has a limit (without one there is nothing to count against).
 fn allocate<'a>(
     zone: &ZoneSnapshot,
+    stock: &mut Stock,
     requests: impl Iterator<Item = &'a NewHold>,
     live_per_customer: &mut HashMap<String, i64>,
-) -> Vec<Result<(), Rejection>> {
-    let mut available = zone.available;
+) -> Vec<Result<Vec<i32>, Rejection>> {
     requests
         .map(|hold| {
             if hold.show_id.as_uuid() != zone.show_id {
                 return Err(zone_not_in_show());
             }
-            check_hold(&zone.rules, hold.quantity, zone.now)?;
+            check_hold(&zone.rules, hold.quantity, &hold.pick, zone.now)?;
             let live = match zone.max_tickets_per_customer {
                 Some(max) => {
                     let live = live_per_customer
@@ -284,12 +329,11 @@ fn allocate<'a>(
                 }
                 None => None,
             };
-            check_stock(available, hold.quantity)?;
-            available -= hold.quantity;
+            let seats = stock.take(hold)?;
             if let Some(live) = live {
                 *live += i64::from(hold.quantity);
             }
-            Ok(())
+            Ok(seats)
         })
         .collect()
 }
@@ -448,7 +492,7 @@ async fn keyed_holds(
 ) -> Result<Vec<KeyedHold>, sqlx::Error> {
     sqlx::query_as(
         "select idempotency_key, request_sha256, id, zone_id, show_id, customer_id, quantity,
-                unit_price_minor, currency, created_at, expires_at
+                unit_price_minor, currency, created_at, expires_at, seat_indexes
          from holds where idempotency_key = any($1)",
     )
     .bind(keys)
@@ -515,13 +559,20 @@ impl Batch<'_> {
     }
 }
 
-/// The holds a batch grants, as the columns (arrays) of one insert.
+/// The holds a batch grants, as the columns (arrays) of one insert, and their seats as
+/// the columns of one update.
 struct Grants<'a> {
     ids: Vec<Uuid>,
     customers: Vec<&'a str>,
     quantities: Vec<i32>,
     keys: Vec<&'a str>,
     hashes: Vec<&'a [u8]>,
+    /// Each hold's seats as an array literal (`{3,4}`), `None` for general admission: an
+    /// array of arrays cannot be unnested row by row.
+    seat_lists: Vec<Option<String>>,
+    /// Every granted seat, and the hold it goes to.
+    seats: Vec<i32>,
+    seat_holds: Vec<Uuid>,
 }
 
 impl<'a> Grants<'a> {
@@ -532,17 +583,30 @@ impl<'a> Grants<'a> {
             quantities: Vec::with_capacity(holds),
             keys: Vec::with_capacity(holds),
             hashes: Vec::with_capacity(holds),
+            seat_lists: Vec::with_capacity(holds),
+            seats: Vec::new(),
+            seat_holds: Vec::new(),
         }
     }
 
-    /// Records the grant of `job` and returns its 201.
-    fn grant(&mut self, batch: &Batch<'_>, job: &'a Job, expires_at: DateTime<Utc>) -> Reply {
+    /// Records the grant of `job` (with `seats`, for a seat hold) and returns its 201.
+    fn grant(
+        &mut self,
+        batch: &Batch<'_>,
+        job: &'a Job,
+        seats: Vec<i32>,
+        expires_at: DateTime<Utc>,
+    ) -> Reply {
         let hold_id = Uuid::now_v7();
         self.ids.push(hold_id);
         self.customers.push(job.hold.customer_id.as_str());
         self.quantities.push(job.hold.quantity);
         self.keys.push(job.key.as_str());
         self.hashes.push(job.request_sha256.as_slice());
+        self.seat_lists.push(array_literal(&seats));
+        self.seats.extend(&seats);
+        self.seat_holds
+            .extend(std::iter::repeat_n(hold_id, seats.len()));
         let view = HoldView {
             hold_id: HoldId(hold_id),
             status: HoldStatus::Held,
@@ -550,6 +614,7 @@ impl<'a> Grants<'a> {
             zone_id: batch.zone_id,
             customer_id: job.hold.customer_id.clone(),
             quantity: job.hold.quantity,
+            seats,
             unit_price_minor: batch.zone.price_minor,
             currency: batch.zone.currency,
             created_at: batch.zone.now,
@@ -564,9 +629,18 @@ impl<'a> Grants<'a> {
     }
 }
 
+/// `{3,4}`, or `None` for no seats.
+fn array_literal(seats: &[i32]) -> Option<String> {
+    if seats.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = seats.iter().map(i32::to_string).collect();
+    Some(format!("{{{}}}", items.join(",")))
+}
+
 fn refusal(rejection: Rejection) -> Reply {
     metrics::counter!("holds_rejected_total", "code" => rejection.code.as_str()).increment(1);
-    Reply::problem(&Problem::new(rejection.code).with_detail(rejection.detail))
+    Reply::problem(&rejection.problem())
 }
 
 /// Decides each fresh request in arrival order and, if any is granted, writes the grants
@@ -586,15 +660,22 @@ async fn decide(
     };
     // `HoldTtl` is at most a day, so this cannot leave chrono's range.
     let expires_at = batch.zone.now + ctx.hold_ttl.as_delta();
+    let mut stock = match batch.zone.seating {
+        SeatingKind::GeneralAdmission => Stock::Count(batch.zone.counters.available),
+        SeatingKind::Assigned => Stock::Seats(
+            crate::seats::load_board(conn, batch.zone_id.as_uuid(), batch.requests()).await?,
+        ),
+    };
     let verdicts = allocate(
         &batch.zone.snapshot(),
+        &mut stock,
         batch.requests(),
         &mut live_per_customer,
     );
     let mut grants = Grants::with_capacity(batch.fresh.len());
     for (&i, verdict) in batch.fresh.iter().zip(verdicts) {
         replies[i] = Some(match verdict {
-            Ok(()) => grants.grant(batch, &batch.jobs[i], expires_at),
+            Ok(seats) => grants.grant(batch, &batch.jobs[i], seats, expires_at),
             Err(rejection) => refusal(rejection),
         });
     }
@@ -616,16 +697,24 @@ async fn decide(
     let Some(expected) = expected else {
         return Err(breach(before).into());
     };
-    let found = write_grants(conn, batch, &grants, expires_at, &expected).await?;
-    if found != expected {
-        return Err(breach(found).into());
+    let written = write_grants(conn, batch, &grants, expires_at, &expected).await?;
+    if written.counters != expected {
+        return Err(breach(written.counters).into());
+    }
+    // Every granted seat was free under the lock, so each must have moved.
+    if written.seated != grants.seats.len() as i64 {
+        return Err(CommitError::Seats {
+            zone_id: batch.zone_id,
+            granted: grants.seats.len(),
+            seated: written.seated,
+        });
     }
     metrics::counter!("holds_created_total").increment(grants.ids.len() as u64);
     Ok(())
 }
 
 /// [`write_grants`]: `$1` the zone, `$2` the tickets granted, the holds as arrays, `$14`
-/// the outbox payload. (`outbox::enqueue` writes the same outbox row for the other movers.)
+/// the outbox payload, `$15`–`$17` the seats (each hold's, and each seat with its hold). (`outbox::enqueue` writes the same outbox row for the other movers.)
 static WRITE_GRANTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with moved as (
@@ -634,14 +723,23 @@ static WRITE_GRANTS_SQL: LazyLock<String> = LazyLock::new(|| {
          ), granted as (
              insert into holds (id, zone_id, show_id, event_id, customer_id, quantity,
                                 unit_price_minor, currency, created_at, expires_at,
-                                idempotency_key, request_sha256)
-             select t.id, $1, $3, $4, t.customer_id, t.quantity, $5, $6, $7, $8, t.key, t.sha
-             from unnest($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::bytea[])
-                  as t(id, customer_id, quantity, key, sha)
+                                idempotency_key, request_sha256, seat_indexes)
+             select t.id, $1, $3, $4, t.customer_id, t.quantity, $5, $6, $7, $8, t.key, t.sha,
+                    t.seats::int4[]
+             from unnest($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::bytea[],
+                         $15::text[])
+                  as t(id, customer_id, quantity, key, sha, seats)
+         ), seated as (
+             update seats s set status = 'held', hold_id = t.hold_id
+             from unnest($16::int4[], $17::uuid[]) as t(seat_index, hold_id)
+             where s.zone_id = $1 and s.seat_index = t.seat_index and s.status = 'available'
+             returning 1
          ), announced as (
              insert into outbox (payload) values ($14)
          )
-         select show_id, available, held, sold, version from moved",
+         select show_id, available, held, sold, version,
+                (select count(*) from seated) as seated
+         from moved",
         Movement::Hold.assignments()
     )
 });
@@ -655,7 +753,7 @@ async fn write_grants(
     grants: &Grants<'_>,
     expires_at: DateTime<Utc>,
     expected: &Counters,
-) -> Result<Counters, sqlx::Error> {
+) -> Result<Written, sqlx::Error> {
     sqlx::query_as(WRITE_GRANTS_SQL.as_str())
         .bind(batch.zone_id.as_uuid())
         .bind(grants.quantity())
@@ -671,8 +769,19 @@ async fn write_grants(
         .bind(&grants.keys)
         .bind(&grants.hashes)
         .bind(sqlx::types::Json(expected.change(batch.zone_id)))
+        .bind(&grants.seat_lists)
+        .bind(&grants.seats)
+        .bind(&grants.seat_holds)
         .fetch_one(conn)
         .await
+}
+
+/// What [`write_grants`] left: the zone's counters and the seats it marked held.
+#[derive(sqlx::FromRow)]
+struct Written {
+    #[sqlx(flatten)]
+    counters: Counters,
+    seated: i64,
 }
 
 /// Serialises concurrent holds of the same customers for this event (in any zone) until
@@ -727,7 +836,7 @@ mod tests {
 
     const CUSTOMERS: [&str; 4] = ["ann", "bob", "cy", "dee"];
 
-    fn zone(available: i32, max_per_customer: Option<i32>) -> ZoneSnapshot {
+    fn zone(max_per_customer: Option<i32>) -> ZoneSnapshot {
         ZoneSnapshot {
             show_id: Uuid::nil(),
             rules: HoldContext {
@@ -740,7 +849,6 @@ mod tests {
                 max_per_order: 6,
                 assigned_seating: false,
             },
-            available,
             max_tickets_per_customer: max_per_customer,
             now: Utc::now(),
         }
@@ -752,6 +860,7 @@ mod tests {
             zone_id: ZoneId(Uuid::nil()),
             quantity,
             customer_id: CustomerId::parse(CUSTOMERS[customer]).expect("valid id"),
+            pick: SeatPick::Quantity,
         }
     }
 
@@ -766,7 +875,8 @@ mod tests {
         ) {
             let holds: Vec<NewHold> = requests.iter().map(|&(c, q)| hold(c, q)).collect();
             let mut live = HashMap::new();
-            let verdicts = allocate(&zone(available, max_per_customer), holds.iter(), &mut live);
+            let mut stock = Stock::Count(available);
+            let verdicts = allocate(&zone(max_per_customer), &mut stock, holds.iter(), &mut live);
             prop_assert_eq!(verdicts.len(), holds.len());
 
             let mut left = available;
@@ -774,7 +884,8 @@ mod tests {
             for (hold, verdict) in holds.iter().zip(&verdicts) {
                 let mine = per_customer.entry(hold.customer_id.as_str()).or_default();
                 match verdict {
-                    Ok(()) => {
+                    Ok(seats) => {
+                        prop_assert!(seats.is_empty(), "no seats by quantity");
                         prop_assert!((1..=6).contains(&hold.quantity));
                         prop_assert!(hold.quantity <= left, "granted beyond the stock");
                         left -= hold.quantity;
@@ -806,7 +917,12 @@ mod tests {
     #[test]
     fn a_smaller_later_request_takes_what_a_larger_one_could_not() {
         let holds = [hold(0, 3), hold(1, 1)];
-        let verdicts = allocate(&zone(2, None), holds.iter(), &mut HashMap::new());
+        let verdicts = allocate(
+            &zone(None),
+            &mut Stock::Count(2),
+            holds.iter(),
+            &mut HashMap::new(),
+        );
         let codes: Vec<_> = verdicts
             .iter()
             .map(|v| v.as_ref().err().map(|r| r.code))

@@ -34,6 +34,8 @@ pub(super) struct StoredHold {
     pub(super) currency: Currency,
     pub(super) created_at: DateTime<Utc>,
     pub(super) expires_at: DateTime<Utc>,
+    /// A seat hold's seats; `None` for general admission.
+    pub(super) seat_indexes: Option<Vec<i32>>,
 }
 
 impl StoredHold {
@@ -46,6 +48,7 @@ impl StoredHold {
             customer_id: CustomerId::parse(&self.customer_id)
                 .map_err(|e| anyhow::anyhow!("stored customer id: {e}"))?,
             quantity: self.quantity,
+            seats: self.seat_indexes.clone().unwrap_or_default(),
             unit_price_minor: self.unit_price_minor,
             currency: self.currency,
             created_at: self.created_at,
@@ -87,7 +90,8 @@ async fn fetch_hold(
 ) -> Result<Option<HoldRow>, sqlx::Error> {
     let sql = format!(
         "select h.id, h.zone_id, h.show_id, h.customer_id, h.quantity, h.unit_price_minor, h.currency,
-                h.status, h.created_at, h.expires_at, e.status as event_status, now() as now
+                h.status, h.created_at, h.expires_at, h.seat_indexes, e.status as event_status,
+                now() as now
          from holds h join events e on e.id = h.event_id where h.id = $1 {}",
         if lock { "for update of h" } else { "" }
     );
@@ -199,32 +203,72 @@ fn ticket_code() -> String {
         .collect()
 }
 
-async fn issue_tickets(
-    conn: &mut PgConnection,
-    hold: &HoldRow,
-) -> Result<Vec<TicketView>, sqlx::Error> {
+/// One ticket per place held; for a seat hold, one per seat, each seat then `sold` to its
+/// ticket (after the zone's counters moved: zone row first, then its seats).
+async fn issue_tickets(conn: &mut PgConnection, hold: &HoldRow) -> ApiResult<Vec<TicketView>> {
     let count = usize::try_from(hold.core.quantity).unwrap_or(0);
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     let codes: Vec<String> = (0..count).map(|_| ticket_code()).collect();
+    let seats = hold.core.seat_indexes.as_deref().unwrap_or_default();
     sqlx::query(
-        "insert into tickets (id, hold_id, zone_id, code)
-         select t.id, $2, $3, t.code from unnest($1::uuid[], $4::text[]) as t(id, code)",
+        "insert into tickets (id, hold_id, zone_id, code, seat_index)
+         select t.id, $2, $3, t.code, s.seat_index
+         from unnest($1::uuid[], $4::text[]) with ordinality as t(id, code, n)
+              left join unnest($5::int4[]) with ordinality as s(seat_index, n) using (n)",
     )
     .bind(&ids)
     .bind(hold.core.id)
     .bind(hold.core.zone_id)
     .bind(&codes)
-    .execute(conn)
+    .bind(seats)
+    .execute(&mut *conn)
     .await?;
+    if !seats.is_empty() {
+        sell_seats(conn, hold, seats, &ids).await?;
+    }
     Ok(ids
         .into_iter()
         .zip(codes)
-        .map(|(id, code)| TicketView {
+        .enumerate()
+        .map(|(i, (id, code))| TicketView {
             ticket_id: TicketId(id),
             code,
             zone_id: ZoneId(hold.core.zone_id),
+            seat_index: seats.get(i).copied(),
         })
         .collect())
+}
+
+/// The hold's seats go from `held` to `sold`, each to its ticket: all of them, or the
+/// confirm fails (a seat not held by this hold would be a bug).
+async fn sell_seats(
+    conn: &mut PgConnection,
+    hold: &HoldRow,
+    seats: &[i32],
+    tickets: &[Uuid],
+) -> ApiResult<()> {
+    let sold = sqlx::query(
+        "update seats s set status = 'sold', ticket_id = t.ticket_id
+         from unnest($3::int4[], $4::uuid[]) as t(seat_index, ticket_id)
+         where s.zone_id = $1 and s.seat_index = t.seat_index and s.hold_id = $2
+               and s.status = 'held'",
+    )
+    .bind(hold.core.zone_id)
+    .bind(hold.core.id)
+    .bind(seats)
+    .bind(tickets)
+    .execute(conn)
+    .await?;
+    if sold.rows_affected() != seats.len() as u64 {
+        return Err(anyhow::anyhow!(
+            "hold {}: {} of its {} seats were held by it",
+            hold.core.id,
+            sold.rows_affected(),
+            seats.len()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Releases a live hold; releasing a released or expired hold changes nothing and
@@ -257,6 +301,7 @@ pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult
     )
     .await?
     .change(ZoneId(hold.core.zone_id));
+    crate::seats::free_held(&mut tx, &[hold.core.id]).await?;
     outbox::enqueue(&mut tx, &change).await?;
     tx.commit().await?;
     state.outbox_wake.notify();

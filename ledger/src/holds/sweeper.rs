@@ -65,13 +65,13 @@ impl Sweeper {
 /// Expires up to `batch_size_max` lapsed holds in one transaction; returns how many.
 pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let expired: Vec<(Uuid, i32)> = sqlx::query_as(
+    let expired: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
         "with due as (
              select id from holds where status = 'held' and expires_at <= now()
              order by expires_at limit $1 for update skip locked)
          update holds h set status = 'expired', settled_at = now()
          from due where h.id = due.id
-         returning h.zone_id, h.quantity",
+         returning h.id, h.zone_id, h.quantity",
     )
     .bind(batch_size_max)
     .persistent(false) // planned per call: see `idempotency::lookup`
@@ -82,7 +82,7 @@ pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sql
     }
     // Zones in id order: two sweepers locking overlapping zones cannot deadlock.
     let mut per_zone: BTreeMap<Uuid, i32> = BTreeMap::new();
-    for (zone_id, quantity) in &expired {
+    for (_, zone_id, quantity) in &expired {
         *per_zone.entry(*zone_id).or_default() += quantity;
     }
     for (zone_id, quantity) in per_zone {
@@ -92,6 +92,9 @@ pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sql
             .change(zone_id);
         outbox::enqueue(&mut tx, &change).await?;
     }
+    // Their seats, after every zone's counters (zone rows first, then seats).
+    let hold_ids: Vec<Uuid> = expired.iter().map(|e| e.0).collect();
+    crate::seats::free_held(&mut tx, &hold_ids).await?;
     tx.commit().await?;
     metrics::counter!("holds_expired_total").increment(expired.len() as u64);
     Ok(expired.len())

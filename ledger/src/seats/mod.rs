@@ -1,12 +1,15 @@
-//! Assigned seating at the ledger: a zone's seats stored with it ([`insert_layout`]) and
-//! the public seat map ([`map`]). The layout rules and the status map's form live in
+//! Assigned seating at the ledger: a zone's seats stored with it ([`insert_layout`]), the
+//! public seat map ([`map`]), and what the holds engine needs: the seats a batch decides on
+//! ([`load_board`], [`board`]) and seats freed when a hold ends ([`free_held`]). The layout rules and the status map's form live in
 //! `tessera_domain::seats`, shared with the edge.
 
+pub mod board;
 pub mod map;
 
 use axum::Router;
 use sqlx::PgConnection;
-use tessera_domain::seats::Seat;
+use tessera_domain::holds::{NewHold, SeatPick};
+use tessera_domain::seats::{Seat, SeatStatus};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -52,4 +55,64 @@ pub async fn insert_layout(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The seats a batch on `zone_id` decides on, read under the zone's lock: every seat of
+/// the zone when a request asks for the best available (the choice needs the whole row),
+/// else only the seats the requests name.
+pub async fn load_board<'a>(
+    conn: &mut PgConnection,
+    zone_id: Uuid,
+    requests: impl Iterator<Item = &'a NewHold>,
+) -> Result<board::Board, sqlx::Error> {
+    let mut named: Vec<i32> = Vec::new();
+    let mut best_available = false;
+    for hold in requests {
+        match &hold.pick {
+            SeatPick::Seats(seats) => named.extend(seats),
+            SeatPick::BestAvailable => best_available = true,
+            SeatPick::Quantity => {}
+        }
+    }
+    let rows: Vec<(i32, i32, i32, SeatStatus)> = if best_available {
+        sqlx::query_as(
+            "select seat_index, row_order, position, status from seats where zone_id = $1",
+        )
+        .bind(zone_id)
+        .fetch_all(conn)
+        .await?
+    } else {
+        named.sort_unstable();
+        named.dedup();
+        sqlx::query_as(
+            "select seat_index, row_order, position, status from seats
+             where zone_id = $1 and seat_index = any($2)",
+        )
+        .bind(zone_id)
+        .bind(&named)
+        .fetch_all(conn)
+        .await?
+    };
+    Ok(board::Board::new(rows.into_iter().map(
+        |(index, row_order, position, status)| board::Place {
+            index,
+            row_order,
+            position,
+            free: status == SeatStatus::Available,
+        },
+    )))
+}
+
+/// Frees the seats of holds that ended without a sale (released, expired). Run after the
+/// zone's counters moved in the same transaction (zone row first, then its seats, as
+/// every mover: no deadlocks). Returns how many seats were freed.
+pub async fn free_held(conn: &mut PgConnection, hold_ids: &[Uuid]) -> Result<u64, sqlx::Error> {
+    let freed = sqlx::query(
+        "update seats set status = 'available', hold_id = null
+         where hold_id = any($1) and status = 'held'",
+    )
+    .bind(hold_ids)
+    .execute(conn)
+    .await?;
+    Ok(freed.rows_affected())
 }

@@ -40,7 +40,7 @@ pub fn check(hold: &NewHold, c: &HoldCheck<'_>) -> HoldVerdict {
         let rejection = zone_not_in_show();
         return HoldVerdict::Refuse(edge(rejection.code, rejection.detail));
     };
-    if let Err(rejection) = check_hold(&ctx, hold.quantity, c.now) {
+    if let Err(rejection) = check_hold(&ctx, hold.quantity, &hold.pick, c.now) {
         return HoldVerdict::Refuse(edge(rejection.code, rejection.detail));
     }
     if c.availability
@@ -130,6 +130,7 @@ mod tests {
             zone_id: zone.parse().expect("id"),
             quantity,
             customer_id: CustomerId::parse("alice").expect("id"),
+            pick: tessera_domain::holds::SeatPick::Quantity,
         }
     }
 
