@@ -12,6 +12,9 @@ pub enum ApiError {
     /// A client error with a stable code and a sentence for people.
     #[error("{code:?}: {detail}")]
     Client { code: ErrorCode, detail: String },
+    /// A hold rule's refusal, with whatever it names (the seats not free).
+    #[error("{0:?}")]
+    Rejected(Rejection),
     /// Field-level validation failures (422 `validation_failed`).
     #[error("validation failed: {0:?}")]
     Validation(Vec<FieldError>),
@@ -49,6 +52,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
             Self::Client { code, detail } => Problem::new(*code).with_detail(detail.clone()),
+            Self::Rejected(rejection) => rejection.clone().problem(),
             Self::Validation(errors) => Problem::new(ErrorCode::ValidationFailed)
                 .with_detail(summarise(errors))
                 .with_errors(errors.clone()),
@@ -65,10 +69,7 @@ fn summarise(errors: &[FieldError]) -> String {
 
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
-        Self::Client {
-            code: r.code,
-            detail: r.detail,
-        }
+        Self::Rejected(r)
     }
 }
 

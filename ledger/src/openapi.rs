@@ -17,7 +17,7 @@ use crate::{catalog, health, holds, seats};
         holds::create_hold, holds::get_hold, holds::confirm_hold, holds::release_hold,
         catalog::admin::create_event, catalog::admin::get_owned_event, catalog::admin::publish_event,
         catalog::admin::cancel_event, catalog::admin::patch_event, catalog::admin::patch_show,
-        catalog::admin::patch_zone,
+        catalog::admin::patch_zone, catalog::admin::block_seats, catalog::admin::unblock_seats,
         health::live, health::ready,
     ),
     modifiers(&BearerAuth),

@@ -577,3 +577,77 @@ async fn crowds_on_overlapping_seats_on_two_ledgers_never_share_a_seat(pool: PgP
     );
     assert_seats_agree(&pool).await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn blocked_seats_leave_the_sale_and_its_capacity_until_unblocked(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = seated_event(&app, json!([{"row": "A", "seats": 6}])).await;
+    let seats_url = |action: &str| {
+        format!(
+            "/admin/v1/events/{}/zones/{}/seats/{action}",
+            fixture.event_id, fixture.zone_ids[0]
+        )
+    };
+    let blocked = app
+        .admin_post(&seats_url("block"), &json!({"seats": [0, 5]}))
+        .await;
+    assert_eq!(blocked.status(), 200);
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (4, 0, 0, 4)
+    );
+    use SeatStatus::{Available as A, Blocked as B, Held as H};
+    assert_eq!(seat_states(&app, &fixture).await, [B, A, A, A, A, B]);
+    // A blocked seat cannot be held.
+    let (status, problem) = hold_seats(&app, &fixture, &[4, 5], "ann").await;
+    assert_eq!(
+        (status, indexes(&problem["seats"])),
+        (409, vec![5]),
+        "{problem}"
+    );
+    // A held seat cannot be blocked, and nothing of that request is.
+    assert_eq!(hold_seats(&app, &fixture, &[2], "bob").await.0, 201);
+    let refused = app
+        .admin_post(&seats_url("block"), &json!({"seats": [1, 2]}))
+        .await;
+    assert_eq!(refused.status(), 409);
+    let problem: Value = refused.json().await.expect("json");
+    assert_eq!(problem["code"], "seat_unavailable");
+    assert_eq!(indexes(&problem["seats"]), [2]);
+    assert_eq!(seat_states(&app, &fixture).await, [B, A, H, A, A, B]);
+    // Unblocking only what is blocked, then back on sale.
+    let refused = app
+        .admin_post(&seats_url("unblock"), &json!({"seats": [0, 1]}))
+        .await;
+    assert_eq!(refused.status(), 409);
+    let unblocked = app
+        .admin_post(&seats_url("unblock"), &json!({"seats": [0, 5]}))
+        .await;
+    assert_eq!(unblocked.status(), 200);
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (5, 1, 0, 6)
+    );
+    assert_seats_agree(&pool).await;
+    // Bad input, and a zone without seats.
+    for body in [
+        json!({"seats": []}),
+        json!({"seats": [1, 1]}),
+        json!({"seats": [-1]}),
+    ] {
+        let response = app.admin_post(&seats_url("block"), &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+    }
+    let general = app.event_with_zone(5).await;
+    let response = app
+        .admin_post(
+            &format!(
+                "/admin/v1/events/{}/zones/{}/seats/block",
+                general.event_id, general.zone_ids[0]
+            ),
+            &json!({"seats": [0]}),
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+    app.stop().await;
+}

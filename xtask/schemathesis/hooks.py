@@ -79,6 +79,7 @@ INEXPRESSIBLE_RULES = (
     "must be the number of seats",
     "required unless `seats` names the seats",
     "1 to 100 different seat indexes",
+    "1 to 1000 different seat indexes",
 )
 
 

@@ -7,11 +7,13 @@
 //! - [`create`]: `POST /admin/v1/events` and the insert the demo seed also uses.
 //! - [`edit`]: `PATCH` of an event, a show or a zone.
 //! - [`status`]: publish and cancel.
+//! - [`seats`]: blocking and unblocking an assigned zone's seats.
 //! - here: the router, the owned-event read, and the steps every edit shares.
 
 mod create;
 mod edit;
 mod fields;
+mod seats;
 mod status;
 
 use axum::extract::State;
@@ -40,6 +42,7 @@ pub(crate) use create::{__path_create_event, create_event};
 pub(crate) use edit::{
     __path_patch_event, __path_patch_show, __path_patch_zone, patch_event, patch_show, patch_zone,
 };
+pub(crate) use seats::{__path_block_seats, __path_unblock_seats, block_seats, unblock_seats};
 pub(crate) use status::{__path_cancel_event, __path_publish_event, cancel_event, publish_event};
 
 pub fn router() -> Router<AppState> {
@@ -58,6 +61,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/v1/events/{event_id}/zones/{zone_id}",
             patch(patch_zone),
+        )
+        .route(
+            "/admin/v1/events/{event_id}/zones/{zone_id}/seats/block",
+            post(block_seats),
+        )
+        .route(
+            "/admin/v1/events/{event_id}/zones/{zone_id}/seats/unblock",
+            post(unblock_seats),
         )
 }
 
