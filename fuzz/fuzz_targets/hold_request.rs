@@ -37,11 +37,19 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!((1..=QUANTITY_PER_ORDER_MAX).contains(&hold.quantity));
     // A quantity, when given, is the hold's; named seats are the hold's count, each once.
-    assert!(request.quantity.is_none_or(|q| q == i64::from(hold.quantity)));
+    assert!(request
+        .quantity
+        .is_none_or(|q| q == i64::from(hold.quantity)));
     match &hold.pick {
         SeatPick::Seats(seats) => {
-            assert_eq!(seats.len(), usize::try_from(hold.quantity).expect("positive"));
-            assert!(seats.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
+            assert_eq!(
+                seats.len(),
+                usize::try_from(hold.quantity).expect("positive")
+            );
+            assert!(
+                seats.windows(2).all(|w| w[0] < w[1]),
+                "ascending, no repeats"
+            );
             assert!(seats.iter().all(|s| *s >= 0));
         }
         SeatPick::BestAvailable => assert!(request.best_available && request.seats.is_none()),
