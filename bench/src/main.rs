@@ -38,7 +38,7 @@ use report::{Machine, Report};
 use stack::Env;
 
 /// Scenarios, numbered from 1 (`--only` picks by number).
-const SCENARIOS: usize = 8;
+const SCENARIOS: usize = 9;
 
 const USAGE: &str = "usage:
   DATABASE_URL=... REDIS_URL=... tessera-bench run [--quick] [--only 1,3,...] --out DIR \\
@@ -379,7 +379,8 @@ async fn run_scenarios(
             5 => scenarios::scale::run(env, plan, progress).await,
             6 => scenarios::mixed_day::run(env, plan, progress).await,
             7 => scenarios::slow_clients::run(env, plan, progress).await,
-            _ => scenarios::geo::run(env, plan, progress).await,
+            8 => scenarios::geo::run(env, plan, progress).await,
+            _ => scenarios::seats::run(env, plan, progress).await,
         }
         .with_context(|| format!("scenario {n}"))?;
         for goal in &section.goals {

@@ -261,6 +261,17 @@ impl Ledger {
                             "capacity": capacity, "max_per_order": 4})
             })
             .collect();
+        self.create_event_with(env, slug, zone_specs).await
+    }
+
+    /// A published event with one show of the zones `zone_specs` describe (as
+    /// `POST /admin/v1/events` takes them).
+    pub async fn create_event_with(
+        &self,
+        env: &Env,
+        slug: &str,
+        zone_specs: Vec<Value>,
+    ) -> anyhow::Result<EventIds> {
         let body = json!({
             "slug": slug, "title": format!("Bench {slug}"), "category": "concerts",
             "venue": {"name": "Arena", "city": "Berlin", "country": "DE", "timezone": "Europe/Berlin"},

@@ -134,3 +134,94 @@ impl Workload for Reads {
         }
     }
 }
+
+/// Buyers of specific seats on one assigned zone: half ask for the best 1–4 seats, half
+/// name 1–4 seats side by side in the popular block (the front rows' centre), so they
+/// conflict as real buyers of good seats do. Every 201 is counted (its seats in `seats`).
+pub struct SeatHolds {
+    pub show_id: String,
+    pub zone_id: String,
+    pub layout: SeatLayout,
+    /// Distinguishes customers across runs.
+    pub run: u64,
+    pub granted: AtomicU64,
+    pub seats: AtomicU64,
+    pub sold_out: AtomicBool,
+}
+
+/// The zone's rows as the bench makes them (all rows alike, one aisle).
+#[derive(Debug, Clone, Copy)]
+pub struct SeatLayout {
+    pub rows: u64,
+    pub seats_per_row: u64,
+    /// The seat number after which each row has its aisle (away from the centre).
+    pub aisle_after: u64,
+}
+
+/// The popular block: the first rows, and this many seats either side of the centre.
+const POPULAR_ROWS: u64 = 10;
+const POPULAR_HALF_WIDTH: u64 = 20;
+const SEATS_PER_HOLD_MAX: u64 = 4;
+
+impl SeatHolds {
+    pub fn new(show_id: &str, zone_id: &str, layout: SeatLayout, run: u64) -> Self {
+        Self {
+            show_id: show_id.to_owned(),
+            zone_id: zone_id.to_owned(),
+            layout,
+            run,
+            granted: AtomicU64::new(0),
+            seats: AtomicU64::new(0),
+            sold_out: AtomicBool::new(false),
+        }
+    }
+
+    /// `quantity` side-by-side seat indexes in the popular block, chosen by `h`.
+    fn popular_seats(&self, h: u64, quantity: u64) -> Vec<u64> {
+        let row = (h >> 16) % POPULAR_ROWS.min(self.layout.rows);
+        let first = self.layout.seats_per_row / 2 - POPULAR_HALF_WIDTH;
+        let start = first + (h >> 24) % (2 * POPULAR_HALF_WIDTH - quantity);
+        (start..start + quantity)
+            .map(|seat| row * self.layout.seats_per_row + seat)
+            .collect()
+    }
+}
+
+impl Workload for SeatHolds {
+    fn next(&self, client: usize, n: u64) -> Option<Call> {
+        if self.sold_out.load(Ordering::Relaxed) {
+            return None;
+        }
+        let h = mix((client as u64) << 40 ^ n ^ self.run << 56);
+        let quantity = 1 + h % SEATS_PER_HOLD_MAX;
+        let customer = format!("r{}-c{client}-{n}", self.run);
+        let body = if (h >> 8).is_multiple_of(2) {
+            json!({"show_id": self.show_id, "zone_id": self.zone_id, "quantity": quantity,
+                   "best_available": true, "customer_id": customer})
+        } else {
+            json!({"show_id": self.show_id, "zone_id": self.zone_id,
+                   "seats": self.popular_seats(h, quantity), "customer_id": customer})
+        };
+        let mut call = Call::post_json(0, "/v1/holds", &body)
+            .header("idempotency-key", uuid::Uuid::new_v4().simple().to_string());
+        call.tag = quantity;
+        Some(call)
+    }
+
+    fn judge(&self, call: &Call, answer: &Answer, _latency: Duration, _measured: bool) -> Verdict {
+        match answer.status {
+            201 => {
+                self.granted.fetch_add(1, Ordering::Relaxed);
+                self.seats.fetch_add(call.tag, Ordering::Relaxed);
+                Verdict::Ok
+            }
+            409 => {
+                if answer.body.windows(8).any(|w| w == b"sold_out") {
+                    self.sold_out.store(true, Ordering::Relaxed);
+                }
+                Verdict::Refused
+            }
+            _ => Verdict::Failed,
+        }
+    }
+}

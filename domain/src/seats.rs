@@ -30,6 +30,9 @@ pub const SECTION_LEN_MAX: usize = 32;
 pub const ROW_LABEL_LEN_MAX: usize = 16;
 /// Seat numbers lie in `1..=SEAT_NUMBER_MAX`.
 pub const SEAT_NUMBER_MAX: i32 = 100_000;
+/// A listed seat's `x` and `y` lie in `-SEAT_COORDINATE_MAX..=SEAT_COORDINATE_MAX`: a
+/// drawing's coordinates, exact in `f32` (the column's `real`).
+pub const SEAT_COORDINATE_MAX: f32 = 1_000_000.0;
 
 /// A seat's state. Stored as text; in the status map, two bits ([`Self::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,7 +158,9 @@ pub struct ListedSeat {
     pub row: String,
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub number: i32,
+    #[cfg_attr(feature = "openapi", schema(minimum = -1000000, maximum = 1000000))]
     pub x: f32,
+    #[cfg_attr(feature = "openapi", schema(minimum = -1000000, maximum = 1000000))]
     pub y: f32,
 }
 
@@ -337,8 +342,12 @@ fn parse_list(list: &[ListedSeat], at: &str, errors: &mut Vec<FieldError>) -> Ve
             ));
             continue;
         }
-        if !seat.x.is_finite() || !seat.y.is_finite() {
-            errors.push(FieldError::new(&at, "x and y must be finite numbers"));
+        let on_drawing = |c: f32| (-SEAT_COORDINATE_MAX..=SEAT_COORDINATE_MAX).contains(&c);
+        if !on_drawing(seat.x) || !on_drawing(seat.y) {
+            errors.push(FieldError::new(
+                &at,
+                format!("x and y must lie in -{SEAT_COORDINATE_MAX} to {SEAT_COORDINATE_MAX}"),
+            ));
             continue;
         }
         let next = i32::try_from(row_orders.len()).unwrap_or(i32::MAX);

@@ -651,3 +651,36 @@ async fn blocked_seats_leave_the_sale_and_its_capacity_until_unblocked(pool: PgP
     assert_eq!(response.status(), 409);
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn best_available_sees_seats_changed_since_its_writers_last_batch(pool: PgPool) {
+    // The writer keeps its board between batches: a release, or another ledger's hold,
+    // must still be seen by the next best-available pick.
+    let a = spawn_app(pool.clone()).await;
+    let b = spawn_app(pool.clone()).await;
+    let fixture = seated_event(&a, json!([{"row": "A", "seats": 4}])).await;
+    let (status, all) = hold_best(&a, &fixture, 4, "ann").await;
+    assert_eq!(
+        (status, indexes(&all["seats"])),
+        (201, vec![0, 1, 2, 3]),
+        "{all}"
+    );
+    let release = a
+        .post_json(
+            &format!("/v1/holds/{}/release", all["hold_id"].as_str().expect("id")),
+            &json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(release.0, 200, "{}", release.1);
+    // All four free again (1-2 would strand 0 and 3).
+    let (status, two) = hold_best(&a, &fixture, 2, "bob").await;
+    assert_eq!((status, indexes(&two["seats"])), (201, vec![0, 1]), "{two}");
+    // Seat 2, the better of the two left, goes through the other ledger: only 3 remains.
+    assert_eq!(hold_seats(&b, &fixture, &[2], "cy").await.0, 201);
+    let (status, one) = hold_best(&a, &fixture, 1, "dee").await;
+    assert_eq!((status, indexes(&one["seats"])), (201, vec![3]), "{one}");
+    assert_seats_agree(&pool).await;
+    b.stop().await;
+    a.stop().await;
+}

@@ -31,7 +31,7 @@ use tessera_domain::{IdempotencyKey, ZoneId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use super::commit::{commit_batch, CommitContext, WriterConnection};
+use super::commit::{commit_batch, CommitContext, WriterState};
 use super::writer_thread::WriterThread;
 use crate::config::{HoldStrategy, HoldsConfig};
 use crate::error::ApiError;
@@ -125,14 +125,26 @@ impl HoldEngine {
         match self.inner.config.strategy {
             HoldStrategy::Naive => {
                 let zone_id = job.hold.zone_id;
-                commit_batch(&self.inner.ctx, &mut None, zone_id, vec![job]).await;
+                commit_batch(
+                    &self.inner.ctx,
+                    &mut WriterState::default(),
+                    zone_id,
+                    vec![job],
+                )
+                .await;
             }
             HoldStrategy::Batched => {
                 if let Some(job) = self.enqueue(job)? {
                     // Every writer slot is taken: still correct, just unbatched.
                     metrics::counter!("holds_unbatched_total").increment(1);
                     let zone_id = job.hold.zone_id;
-                    commit_batch(&self.inner.ctx, &mut None, zone_id, vec![job]).await;
+                    commit_batch(
+                        &self.inner.ctx,
+                        &mut WriterState::default(),
+                        zone_id,
+                        vec![job],
+                    )
+                    .await;
                 }
             }
         }
@@ -186,7 +198,7 @@ impl HoldEngine {
     /// A zone's writer: commit whatever is waiting, one batch at a time, until idle.
     async fn write_zone(self, zone_id: ZoneId, mut receiver: mpsc::Receiver<Job>) {
         let config = &self.inner.config;
-        let mut conn: WriterConnection = None;
+        let mut writer = WriterState::default();
         let mut batches_on_conn = 0;
         loop {
             let first = match tokio::time::timeout(config.zone_writer_idle, receiver.recv()).await {
@@ -208,10 +220,11 @@ impl HoldEngine {
                     Err(_) => break,
                 }
             }
-            let zone_found = commit_batch(&self.inner.writer_ctx, &mut conn, zone_id, batch).await;
+            let zone_found =
+                commit_batch(&self.inner.writer_ctx, &mut writer, zone_id, batch).await;
             batches_on_conn += 1;
             if !self.keep_connection(&receiver, batches_on_conn) {
-                conn = None;
+                writer.conn = None;
                 batches_on_conn = 0;
             }
             // Requests for a zone that does not exist must not pin a writer slot.

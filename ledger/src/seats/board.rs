@@ -22,12 +22,27 @@ pub struct Place {
 /// A zone's seats (all of them, or only those a batch names).
 #[derive(Debug, Default)]
 pub struct Board {
+    /// Every seat of the zone (not only those a batch named).
+    whole: bool,
     by_index: HashMap<i32, Place>,
     /// Indexes of each row's seats by position, for best available.
     rows: BTreeMap<i32, BTreeMap<i32, i32>>,
 }
 
 impl Board {
+    /// A board of every seat of a zone.
+    pub fn whole(places: impl IntoIterator<Item = Place>) -> Self {
+        Self {
+            whole: true,
+            ..Self::new(places)
+        }
+    }
+
+    pub fn is_whole(&self) -> bool {
+        self.whole
+    }
+
+    /// A board of some of a zone's seats.
     pub fn new(places: impl IntoIterator<Item = Place>) -> Self {
         let mut board = Self::default();
         for place in places {

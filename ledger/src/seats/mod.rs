@@ -93,14 +93,19 @@ pub async fn load_board<'a>(
         .fetch_all(conn)
         .await?
     };
-    Ok(board::Board::new(rows.into_iter().map(
-        |(index, row_order, position, status)| board::Place {
+    let places = rows
+        .into_iter()
+        .map(|(index, row_order, position, status)| board::Place {
             index,
             row_order,
             position,
             free: status == SeatStatus::Available,
-        },
-    )))
+        });
+    Ok(if best_available {
+        board::Board::whole(places)
+    } else {
+        board::Board::new(places)
+    })
 }
 
 /// Frees the seats of holds that ended without a sale (released, expired). Run after the
