@@ -684,3 +684,56 @@ async fn best_available_sees_seats_changed_since_its_writers_last_batch(pool: Pg
     b.stop().await;
     a.stop().await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn seat_holds_keep_the_limits_and_idempotency_of_general_admission(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let mut zone = assigned_zone(json!({"rows": [{"row": "A", "seats": 10}]}));
+    zone["max_per_order"] = json!(3);
+    let mut body = event_body(&slug(), vec![zone]);
+    body["max_tickets_per_customer"] = json!(4);
+    let fixture = app.publish_event(body).await;
+    let request = |seats: &[i32], customer: &str| {
+        json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "seats": seats,
+               "customer_id": customer})
+    };
+    // The same key again: the first answer, seats and all; with another body: a conflict.
+    let (status, first) = app
+        .post_json("/v1/holds", &request(&[0, 1], "ann"), Some("seat-key"))
+        .await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = app
+        .post_json("/v1/holds", &request(&[0, 1], "ann"), Some("seat-key"))
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(
+        (&again["hold_id"], &again["seats"]),
+        (&first["hold_id"], &first["seats"])
+    );
+    let (status, conflict) = app
+        .post_json("/v1/holds", &request(&[5], "ann"), Some("seat-key"))
+        .await;
+    assert_eq!(
+        (status, conflict["code"].as_str()),
+        (422, Some("idempotency_conflict"))
+    );
+    // The zone's order limit counts seats; the event's customer limit counts them too.
+    let (status, problem) = hold_seats(&app, &fixture, &[5, 6, 7, 8], "bob").await;
+    assert_eq!(
+        problem["code"], "quantity_out_of_range",
+        "{status} {problem}"
+    );
+    let (status, problem) = hold_seats(&app, &fixture, &[5, 6, 7], "ann").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("customer_limit_exceeded"))
+    );
+    let (status, hold) = hold_seats(&app, &fixture, &[5, 6], "ann").await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (6, 4, 0, 10)
+    );
+    assert_seats_agree(&pool).await;
+    app.stop().await;
+}
