@@ -522,6 +522,54 @@ async fn a_hold_retried_after_a_redis_restart_is_replayed_not_shed(pool: PgPool)
     ledger.stop().await;
 }
 
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_seat_hold_through_the_edge_is_pushed_back_as_a_seats_message(pool: PgPool) {
+    let ledger = ledger_for_edges(pool).await;
+    let zone = json!({"name": "Stalls", "price_minor": 6000, "currency": "EUR",
+        "seating": "assigned", "seats": {"rows": [{"row": "A", "seats": 6}]}});
+    let slug = format!("e-{}", uuid::Uuid::new_v4().simple());
+    let fixture = ledger
+        .publish_event(tessera_testkit::ledger::event_body(&slug, vec![zone]))
+        .await;
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_AVAILABILITY_TTL_MS", LONG_TTL_MS)).await;
+    let zone_id = &fixture.zone_ids[0];
+    let seats = |seats: &[i32], customer: &str| json!({"show_id": fixture.show_id, "zone_id": zone_id, "seats": seats, "customer_id": customer});
+    // Steady state (as `reach_steady_state`, with a seat hold at the ledger).
+    assert_eq!(edge.available(&fixture.show_id, zone_id).await, 6);
+    let (status, body) = ledger
+        .post_json("/v1/holds", &seats(&[5], "steady"), Some(&key()))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    edge.wait_available(&fixture.show_id, zone_id, 5, PUSH_DEADLINE)
+        .await;
+    // The event detail cached too: the hold's checks need nothing from the ledger.
+    let (status, body) = edge
+        .get_json(&format!("/v1/events/{}", fixture.event_id))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reads_before = edge.outbound(None, "GET").await;
+    let (status, hold, _) = edge.post_hold(&seats(&[2, 3], "ann"), Some(&key())).await;
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(hold["seats"], json!([2, 3]));
+    // The ledger announces the seats (`kind: "seats"`); the edge takes the zone's counters
+    // from it, as from an availability message.
+    edge.wait_available(&fixture.show_id, zone_id, 3, PUSH_DEADLINE)
+        .await;
+    assert_eq!(
+        edge.outbound(None, "GET").await,
+        reads_before,
+        "the new count came from the pushed message, not a refetch"
+    );
+    // A quantity on an assigned zone is refused at the edge by the shared rules.
+    let (status, problem, _) = edge.post_hold(&hold_body(&fixture, 2), Some(&key())).await;
+    assert_eq!(
+        (status, problem["served_by"].as_str()),
+        (422, Some("edge")),
+        "{problem}"
+    );
+    ledger.stop().await;
+}
+
 /// `count` fresh keys that share `key`'s bucket in the node's memory of forwarded holds.
 fn keys_in_bucket_of(key: &str, count: usize) -> Vec<String> {
     let bucket = tessera_edge_cache::keys::forwarded(key);

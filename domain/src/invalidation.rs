@@ -10,6 +10,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, ShowId, ZoneId};
+use crate::seats::SeatStatus;
+
+/// Seat changes one `seats` message lists; past it the message says `changes: null` and a
+/// receiver refetches the zone's seats.
+pub const SEAT_CHANGES_PER_MESSAGE_MAX: usize = 1_000;
 
 /// The Redis pub/sub channel (DESIGN.md, "Invalidation contract").
 pub const INVALIDATION_CHANNEL: &str = "tessera.invalidate";
@@ -36,8 +41,79 @@ pub enum Change {
         sold: i32,
         version: i64,
     },
+    /// An assigned zone's seats changed: its new counters (as `availability`) and the
+    /// seats that changed, `[index, state]` each, or `null` when they were more than
+    /// [`SEAT_CHANGES_PER_MESSAGE_MAX`] (refetch the zone's seats).
+    Seats {
+        show_id: ShowId,
+        zone_id: ZoneId,
+        available: i32,
+        held: i32,
+        sold: i32,
+        version: i64,
+        changes: Option<Vec<(i32, SeatStatus)>>,
+    },
     /// The event's catalog documents changed; evict them.
     Catalog { event_id: EventId },
+}
+
+/// A zone's counters as a change announces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneCounters {
+    pub show_id: ShowId,
+    pub zone_id: ZoneId,
+    pub available: i32,
+    pub held: i32,
+    pub sold: i32,
+    pub version: i64,
+}
+
+impl Change {
+    /// The zone counters an `availability` or `seats` message carries.
+    pub fn zone_counters(&self) -> Option<ZoneCounters> {
+        match *self {
+            Self::Availability {
+                show_id,
+                zone_id,
+                available,
+                held,
+                sold,
+                version,
+            }
+            | Self::Seats {
+                show_id,
+                zone_id,
+                available,
+                held,
+                sold,
+                version,
+                ..
+            } => Some(ZoneCounters {
+                show_id,
+                zone_id,
+                available,
+                held,
+                sold,
+                version,
+            }),
+            Self::Catalog { .. } => None,
+        }
+    }
+
+    /// `counters` and the seats now in `state`, as a `seats` message (their list bounded).
+    pub fn seats(counters: ZoneCounters, seats: &[i32], state: SeatStatus) -> Self {
+        let changes = (seats.len() <= SEAT_CHANGES_PER_MESSAGE_MAX)
+            .then(|| seats.iter().map(|&index| (index, state)).collect());
+        Self::Seats {
+            show_id: counters.show_id,
+            zone_id: counters.zone_id,
+            available: counters.available,
+            held: counters.held,
+            sold: counters.sold,
+            version: counters.version,
+            changes,
+        }
+    }
 }
 
 /// The relay's "still here": `{"kind": "heartbeat", "seq": <last published seq>}`. It takes
@@ -134,6 +210,44 @@ mod tests {
         );
         let back: Invalidation = serde_json::from_value(json).expect("de");
         assert_eq!(back, catalog);
+    }
+
+    #[test]
+    fn seat_messages_match_the_documented_format_and_are_bounded() {
+        let counters = ZoneCounters {
+            show_id: ShowId(uuid::Uuid::nil()),
+            zone_id: ZoneId(uuid::Uuid::nil()),
+            available: 10,
+            held: 2,
+            sold: 0,
+            version: 7,
+        };
+        let change = Change::seats(counters, &[4, 5], SeatStatus::Held);
+        let json = serde_json::to_value(Invalidation {
+            seq: 3,
+            change: change.clone(),
+        })
+        .expect("ser");
+        let nil = uuid::Uuid::nil().to_string();
+        assert_eq!(
+            json,
+            serde_json::json!({"seq": 3, "kind": "seats", "show_id": nil, "zone_id": nil,
+                               "available": 10, "held": 2, "sold": 0, "version": 7,
+                               "changes": [[4, "held"], [5, "held"]]})
+        );
+        assert_eq!(change.zone_counters(), Some(counters));
+        let many: Vec<i32> = (0..=SEAT_CHANGES_PER_MESSAGE_MAX as i32).collect();
+        let json =
+            serde_json::to_value(Change::seats(counters, &many, SeatStatus::Sold)).expect("ser");
+        assert_eq!(json["changes"], serde_json::Value::Null);
+        let parsed = Received::parse(
+            &serde_json::to_vec(&Invalidation {
+                seq: 4,
+                change: Change::seats(counters, &[1], SeatStatus::Available),
+            })
+            .expect("ser"),
+        );
+        assert!(matches!(parsed, Ok(Received::Change(_))), "{parsed:?}");
     }
 
     #[test]

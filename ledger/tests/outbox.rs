@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 use sqlx::PgPool;
-use tessera_testkit::ledger::{spawn_app_with, TestApp};
+use tessera_testkit::ledger::{event_body, spawn_app_with, TestApp};
 use tessera_testkit::services::own_redis::OwnRedis;
 use tessera_testkit::wait_until;
 
@@ -313,5 +313,63 @@ async fn an_idle_relay_sends_heartbeats_with_the_last_published_seq(pool: PgPool
     let (last_seq, _) = heartbeats(&mut messages, catalog_seq, 1, INTERVAL * 25).await;
     assert!(last_seq > catalog_seq, "the hold's message came first");
     other.stop().await;
+    app.stop().await;
+}
+
+/// The next message of `kind`.
+async fn next_of_kind(
+    stream: &mut (impl futures::Stream<Item = Value> + Unpin),
+    kind: &str,
+    limit: Duration,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let message = next_within(stream, deadline.saturating_duration_since(Instant::now())).await;
+        if message["kind"] == kind {
+            return message;
+        }
+    }
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn seat_changes_publish_the_documented_seats_messages(pool: PgPool) {
+    let app = spawn_app_with(pool, &[]).await;
+    let mut messages = Box::pin(subscribe(&app.redis_url, &app.channel).await);
+    let zone = serde_json::json!({"name": "Stalls", "price_minor": 6000, "currency": "EUR",
+        "seating": "assigned", "seats": {"rows": [{"row": "A", "seats": 6}]}});
+    let fixture = app
+        .publish_event(event_body(
+            &format!("e-{}", uuid::Uuid::new_v4().simple()),
+            vec![zone],
+        ))
+        .await;
+    let body = serde_json::json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+                                  "seats": [2, 3], "customer_id": "ann"});
+    let (status, hold) = app.post_json("/v1/holds", &body, Some("seats-1")).await;
+    assert_eq!(status, 201, "{hold}");
+    let held = next_of_kind(&mut messages, "seats", Duration::from_secs(5)).await;
+    let expected = serde_json::json!({
+        "kind": "seats", "show_id": fixture.show_id, "zone_id": fixture.zone_ids[0],
+        "available": 4, "held": 2, "sold": 0, "version": held["version"], "seq": held["seq"],
+        "changes": [[2, "held"], [3, "held"]],
+    });
+    assert_eq!(held, expected);
+    // Release: the same seats, available again, at a newer version.
+    let hold_id = hold["hold_id"].as_str().expect("id");
+    let (status, _) = app
+        .post_json(
+            &format!("/v1/holds/{hold_id}/release"),
+            &serde_json::json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let freed = next_of_kind(&mut messages, "seats", Duration::from_secs(5)).await;
+    assert_eq!(
+        freed["changes"],
+        serde_json::json!([[2, "available"], [3, "available"]])
+    );
+    assert_eq!(freed["available"], 6);
+    assert!(freed["version"].as_i64() > held["version"].as_i64());
     app.stop().await;
 }

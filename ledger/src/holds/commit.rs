@@ -33,6 +33,7 @@ use tessera_domain::holds::{
     check_customer_limit, check_hold, check_stock, zone_not_in_show, HoldContext, HoldStatus,
     HoldView, NewHold, Rejection, SeatPick,
 };
+use tessera_domain::seats::SeatStatus;
 use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
 
@@ -815,7 +816,11 @@ async fn write_grants(
         .bind(&grants.quantities)
         .bind(&grants.keys)
         .bind(&grants.hashes)
-        .bind(sqlx::types::Json(expected.change(batch.zone_id)))
+        .bind(sqlx::types::Json(expected.change_with_seats(
+            batch.zone_id,
+            &grants.seats,
+            SeatStatus::Held,
+        )))
         .bind(&grants.seat_lists)
         .bind(&grants.seats)
         .bind(&grants.seat_holds)

@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use tessera_domain::catalog::EventStatus;
 use tessera_domain::holds::{ConfirmedHold, HoldStatus, HoldView, TicketView};
 use tessera_domain::money::line_total_minor;
+use tessera_domain::seats::SeatStatus;
 use tessera_domain::{
     Currency, CustomerId, ErrorCode, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId,
 };
@@ -80,6 +81,11 @@ impl HoldRow {
 
     fn view(&self, status: HoldStatus) -> ApiResult<HoldView> {
         self.core.view(status)
+    }
+
+    /// A seat hold's seats (none for general admission).
+    fn seats(&self) -> &[i32] {
+        self.core.seat_indexes.as_deref().unwrap_or_default()
     }
 }
 
@@ -168,7 +174,7 @@ pub async fn confirm(
         Movement::Confirm,
     )
     .await?
-    .change(ZoneId(hold.core.zone_id));
+    .change_with_seats(ZoneId(hold.core.zone_id), hold.seats(), SeatStatus::Sold);
     let tickets = issue_tickets(&mut tx, &hold).await?;
     outbox::enqueue(&mut tx, &change).await?;
     let confirmed = ConfirmedHold {
@@ -209,7 +215,7 @@ async fn issue_tickets(conn: &mut PgConnection, hold: &HoldRow) -> ApiResult<Vec
     let count = usize::try_from(hold.core.quantity).unwrap_or(0);
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     let codes: Vec<String> = (0..count).map(|_| ticket_code()).collect();
-    let seats = hold.core.seat_indexes.as_deref().unwrap_or_default();
+    let seats = hold.seats();
     sqlx::query(
         "insert into tickets (id, hold_id, zone_id, code, seat_index)
          select t.id, $2, $3, t.code, s.seat_index
@@ -300,7 +306,11 @@ pub async fn release(state: &crate::app::AppState, hold_id: HoldId) -> ApiResult
         Movement::Release,
     )
     .await?
-    .change(ZoneId(hold.core.zone_id));
+    .change_with_seats(
+        ZoneId(hold.core.zone_id),
+        hold.seats(),
+        SeatStatus::Available,
+    );
     crate::seats::free_held(&mut tx, &[hold.core.id]).await?;
     outbox::enqueue(&mut tx, &change).await?;
     tx.commit().await?;

@@ -4,7 +4,8 @@
 //! negative.
 
 use sqlx::PgConnection;
-use tessera_domain::invalidation::Change;
+use tessera_domain::invalidation::{Change, ZoneCounters};
+use tessera_domain::seats::SeatStatus;
 use tessera_domain::{ShowId, ZoneId};
 use uuid::Uuid;
 
@@ -80,6 +81,23 @@ impl Counters {
             sold: self.sold,
             version: self.version,
         }
+    }
+
+    /// The message announcing these counters and, for a seat hold, its seats now in
+    /// `state` (a `seats` message); a general-admission move has no seats.
+    pub fn change_with_seats(&self, zone_id: ZoneId, seats: &[i32], state: SeatStatus) -> Change {
+        if seats.is_empty() {
+            return self.change(zone_id);
+        }
+        let counters = ZoneCounters {
+            show_id: ShowId(self.show_id),
+            zone_id,
+            available: self.available,
+            held: self.held,
+            sold: self.sold,
+            version: self.version,
+        };
+        Change::seats(counters, seats, state)
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tessera_domain::seats::SeatStatus;
 use tessera_domain::ZoneId;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -65,13 +66,13 @@ impl Sweeper {
 /// Expires up to `batch_size_max` lapsed holds in one transaction; returns how many.
 pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let expired: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
+    let expired: Vec<(Uuid, Uuid, i32, Option<Vec<i32>>)> = sqlx::query_as(
         "with due as (
              select id from holds where status = 'held' and expires_at <= now()
              order by expires_at limit $1 for update skip locked)
          update holds h set status = 'expired', settled_at = now()
          from due where h.id = due.id
-         returning h.id, h.zone_id, h.quantity",
+         returning h.id, h.zone_id, h.quantity, h.seat_indexes",
     )
     .bind(batch_size_max)
     .persistent(false) // planned per call: see `idempotency::lookup`
@@ -81,19 +82,22 @@ pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sql
         return Ok(0);
     }
     // Zones in id order: two sweepers locking overlapping zones cannot deadlock.
-    let mut per_zone: BTreeMap<Uuid, i32> = BTreeMap::new();
-    for (_, zone_id, quantity) in &expired {
-        *per_zone.entry(*zone_id).or_default() += quantity;
+    // Per zone: the tickets returned and the seats freed (none for general admission).
+    let mut per_zone: BTreeMap<Uuid, (i32, Vec<i32>)> = BTreeMap::new();
+    for (_, zone_id, quantity, seats) in &expired {
+        let zone = per_zone.entry(*zone_id).or_default();
+        zone.0 += quantity;
+        zone.1.extend(seats.iter().flatten());
     }
-    for (zone_id, quantity) in per_zone {
+    for (zone_id, (quantity, seats)) in per_zone {
         let zone_id = ZoneId(zone_id);
         let change = move_stock(&mut tx, zone_id, quantity, Movement::Release)
             .await?
-            .change(zone_id);
+            .change_with_seats(zone_id, &seats, SeatStatus::Available);
         outbox::enqueue(&mut tx, &change).await?;
     }
     // Their seats, after every zone's counters (zone rows first, then seats).
-    let hold_ids: Vec<Uuid> = expired.iter().map(|e| e.0).collect();
+    let hold_ids: Vec<Uuid> = expired.iter().map(|(id, ..)| *id).collect();
     crate::seats::free_held(&mut tx, &hold_ids).await?;
     tx.commit().await?;
     metrics::counter!("holds_expired_total").increment(expired.len() as u64);

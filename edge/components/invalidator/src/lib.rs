@@ -34,7 +34,7 @@ use anyhow::Context as _;
 use spin_sdk::key_value::Store;
 use spin_sdk::redis_component;
 use tessera_domain::catalog::EventDetail;
-use tessera_domain::invalidation::{Change, Received};
+use tessera_domain::invalidation::{Change, Received, ZoneCounters};
 use tessera_domain::{EventId, ShowId};
 use tessera_edge_cache::entry::{AvailEntry, DocEntry, Entry};
 use tessera_edge_cache::keys;
@@ -84,36 +84,44 @@ fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
 
 /// Applies one change to the cache.
 fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
-    match change {
-        Change::Availability {
-            show_id,
-            zone_id,
-            available,
-            held,
-            sold,
-            version,
-        } => {
-            let key = keys::availability(show_id);
-            match get_entry::<AvailEntry>(store, &key)? {
-                Some(mut entry) => {
-                    if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
-                        // Re-rendered: what hits serve is the body and ETag stored here.
-                        store.set(&key, &entry.encode()?)?;
-                    }
-                }
-                // Not cached: nothing to update, but a fetch of this show may be in flight
-                // with counters older than this message; tell it not to keep them.
-                None => store.set(
-                    &keys::availability_epoch(show_id),
-                    format!("{seq}-{}", now_ms()).as_bytes(),
-                )?,
+    if let Change::Catalog { event_id } = change {
+        // Move the epoch first: a fetch that completes after this point will not store.
+        bump_epoch(store, seq)?;
+        return evict_event(store, event_id);
+    }
+    // `availability` and `seats` messages both carry the zone's counters. (The seat map
+    // itself is not cached at the edge yet, so a seat message's changed seats have nothing
+    // to patch.)
+    match change.zone_counters() {
+        Some(zone) => apply_counters(store, seq, zone),
+        None => Ok(()),
+    }
+}
+
+/// A zone's new counters into its show's cached availability, by version.
+fn apply_counters(store: &Store, seq: i64, zone: ZoneCounters) -> anyhow::Result<()> {
+    let key = keys::availability(zone.show_id);
+    match get_entry::<AvailEntry>(store, &key)? {
+        Some(mut entry) => {
+            let ZoneCounters {
+                zone_id,
+                available,
+                held,
+                sold,
+                version,
+                ..
+            } = zone;
+            if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
+                // Re-rendered: what hits serve is the body and ETag stored here.
+                store.set(&key, &entry.encode()?)?;
             }
         }
-        Change::Catalog { event_id } => {
-            // Move the epoch first: a fetch that completes after this point will not store.
-            bump_epoch(store, seq)?;
-            evict_event(store, event_id)?;
-        }
+        // Not cached: nothing to update, but a fetch of this show may be in flight with
+        // counters older than this message; tell it not to keep them.
+        None => store.set(
+            &keys::availability_epoch(zone.show_id),
+            format!("{seq}-{}", now_ms()).as_bytes(),
+        )?,
     }
     Ok(())
 }

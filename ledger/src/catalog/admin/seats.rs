@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use tessera_domain::catalog::{EventDetail, SeatingKind};
 use tessera_domain::holds::Rejection;
-use tessera_domain::invalidation::Change;
+use tessera_domain::invalidation::{Change, ZoneCounters};
 use tessera_domain::seats::SeatStatus;
 use tessera_domain::{ErrorCode, EventId, FieldError, ShowId, ZoneId};
 use uuid::Uuid;
@@ -138,7 +138,7 @@ async fn change_seats(
     } else {
         delta
     };
-    let change = move_capacity(&mut tx, show_id, zone_id, delta).await?;
+    let change = move_capacity(&mut tx, show_id, zone_id, delta, &moved, to).await?;
     outbox::enqueue(&mut tx, &change).await?;
     commit_edit(&state, tx, event_id).await
 }
@@ -167,12 +167,15 @@ async fn lock_seated_zone(
     }
 }
 
-/// `available` and `capacity` move by `delta` together; returns the change to announce.
+/// `available` and `capacity` move by `delta` together; returns the change to announce:
+/// the counters and `seats` now `state`.
 async fn move_capacity(
     conn: &mut PgConnection,
     show_id: ShowId,
     zone_id: ZoneId,
     delta: i32,
+    seats: &[i32],
+    state: SeatStatus,
 ) -> ApiResult<Change> {
     let (available, held, sold, version): (i32, i32, i32, i64) = sqlx::query_as(
         "update zones set available = available + $2, capacity = capacity + $2,
@@ -183,12 +186,13 @@ async fn move_capacity(
     .bind(delta)
     .fetch_one(conn)
     .await?;
-    Ok(Change::Availability {
+    let counters = ZoneCounters {
         show_id,
         zone_id,
         available,
         held,
         sold,
         version,
-    })
+    };
+    Ok(Change::seats(counters, seats, state))
 }
