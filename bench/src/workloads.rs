@@ -86,24 +86,31 @@ impl Workload for Holds {
     }
 
     fn judge(&self, call: &Call, answer: &Answer, _latency: Duration, _measured: bool) -> Verdict {
-        match answer.status {
-            201 => {
-                self.granted.fetch_add(1, Ordering::Relaxed);
-                self.tickets.fetch_add(call.tag, Ordering::Relaxed);
-                self.last_granted_us
-                    .fetch_max(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                Verdict::Ok
-            }
-            409 => {
-                // `sold_out`: nothing left. `insufficient_stock`: fewer left than asked;
-                // smaller orders may still succeed, so keep going.
-                if answer.body.windows(8).any(|w| w == b"sold_out") {
-                    self.sold_out.store(true, Ordering::Relaxed);
-                }
-                Verdict::Refused
-            }
-            _ => Verdict::Failed,
+        judge_hold(answer, &self.sold_out, || {
+            self.granted.fetch_add(1, Ordering::Relaxed);
+            self.tickets.fetch_add(call.tag, Ordering::Relaxed);
+            self.last_granted_us
+                .fetch_max(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        })
+    }
+}
+
+/// A hold's answer: 201 granted (`on_grant` counts it), 409 refused, anything else failed.
+/// A `sold_out` refusal stops the buyers; `insufficient_stock` (or `seat_unavailable`) does
+/// not: smaller orders, or other seats, may still succeed.
+fn judge_hold(answer: &Answer, sold_out: &AtomicBool, on_grant: impl FnOnce()) -> Verdict {
+    match answer.status {
+        201 => {
+            on_grant();
+            Verdict::Ok
         }
+        409 => {
+            if answer.body.windows(8).any(|w| w == b"sold_out") {
+                sold_out.store(true, Ordering::Relaxed);
+            }
+            Verdict::Refused
+        }
+        _ => Verdict::Failed,
     }
 }
 
@@ -209,19 +216,9 @@ impl Workload for SeatHolds {
     }
 
     fn judge(&self, call: &Call, answer: &Answer, _latency: Duration, _measured: bool) -> Verdict {
-        match answer.status {
-            201 => {
-                self.granted.fetch_add(1, Ordering::Relaxed);
-                self.seats.fetch_add(call.tag, Ordering::Relaxed);
-                Verdict::Ok
-            }
-            409 => {
-                if answer.body.windows(8).any(|w| w == b"sold_out") {
-                    self.sold_out.store(true, Ordering::Relaxed);
-                }
-                Verdict::Refused
-            }
-            _ => Verdict::Failed,
-        }
+        judge_hold(answer, &self.sold_out, || {
+            self.granted.fetch_add(1, Ordering::Relaxed);
+            self.seats.fetch_add(call.tag, Ordering::Relaxed);
+        })
     }
 }

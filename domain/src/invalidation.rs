@@ -100,6 +100,26 @@ impl Change {
         }
     }
 
+    /// `counters` as an `availability` message.
+    pub fn availability(counters: ZoneCounters) -> Self {
+        let ZoneCounters {
+            show_id,
+            zone_id,
+            available,
+            held,
+            sold,
+            version,
+        } = counters;
+        Self::Availability {
+            show_id,
+            zone_id,
+            available,
+            held,
+            sold,
+            version,
+        }
+    }
+
     /// `counters` and the seats now in `state`, as a `seats` message (their list bounded).
     pub fn seats(counters: ZoneCounters, seats: &[i32], state: SeatStatus) -> Self {
         let changes = (seats.len() <= SEAT_CHANGES_PER_MESSAGE_MAX)

@@ -123,28 +123,12 @@ impl HoldEngine {
             enqueued_at: Instant::now(),
         };
         match self.inner.config.strategy {
-            HoldStrategy::Naive => {
-                let zone_id = job.hold.zone_id;
-                commit_batch(
-                    &self.inner.ctx,
-                    &mut WriterState::default(),
-                    zone_id,
-                    vec![job],
-                )
-                .await;
-            }
+            HoldStrategy::Naive => self.commit_alone(job).await,
             HoldStrategy::Batched => {
                 if let Some(job) = self.enqueue(job)? {
                     // Every writer slot is taken: still correct, just unbatched.
                     metrics::counter!("holds_unbatched_total").increment(1);
-                    let zone_id = job.hold.zone_id;
-                    commit_batch(
-                        &self.inner.ctx,
-                        &mut WriterState::default(),
-                        zone_id,
-                        vec![job],
-                    )
-                    .await;
+                    self.commit_alone(job).await;
                 }
             }
         }
@@ -193,6 +177,13 @@ impl HoldEngine {
             None => tokio::spawn(writer),
         };
         Ok(None)
+    }
+
+    /// Commits one request in a transaction of its own, on the request's task.
+    async fn commit_alone(&self, job: Job) {
+        let zone_id = job.hold.zone_id;
+        let mut alone = WriterState::default();
+        commit_batch(&self.inner.ctx, &mut alone, zone_id, vec![job]).await;
     }
 
     /// A zone's writer: commit whatever is waiting, one batch at a time, until idle.

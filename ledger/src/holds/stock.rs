@@ -71,9 +71,9 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// The outbox message announcing these counters.
-    pub fn change(&self, zone_id: ZoneId) -> Change {
-        Change::Availability {
+    /// These counters as a message names them.
+    pub fn of_zone(&self, zone_id: ZoneId) -> ZoneCounters {
+        ZoneCounters {
             show_id: ShowId(self.show_id),
             zone_id,
             available: self.available,
@@ -83,21 +83,18 @@ impl Counters {
         }
     }
 
+    /// The outbox message announcing these counters.
+    pub fn change(&self, zone_id: ZoneId) -> Change {
+        Change::availability(self.of_zone(zone_id))
+    }
+
     /// The message announcing these counters and, for a seat hold, its seats now in
     /// `state` (a `seats` message); a general-admission move has no seats.
     pub fn change_with_seats(&self, zone_id: ZoneId, seats: &[i32], state: SeatStatus) -> Change {
         if seats.is_empty() {
             return self.change(zone_id);
         }
-        let counters = ZoneCounters {
-            show_id: ShowId(self.show_id),
-            zone_id,
-            available: self.available,
-            held: self.held,
-            sold: self.sold,
-            version: self.version,
-        };
-        Change::seats(counters, seats, state)
+        Change::seats(self.of_zone(zone_id), seats, state)
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgConnection;
 use tessera_domain::catalog::{EventDetail, SeatingKind};
-use tessera_domain::invalidation::Change;
+use tessera_domain::invalidation::{Change, ZoneCounters};
 use tessera_domain::{fields, ErrorCode, EventId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
 
@@ -291,12 +291,12 @@ async fn update_zone(
     .bind(fields.sort_order)
     .fetch_one(conn)
     .await?;
-    Ok(Change::Availability {
+    Ok(Change::availability(ZoneCounters {
         show_id,
         zone_id,
         available,
         held,
         sold,
         version,
-    })
+    }))
 }
