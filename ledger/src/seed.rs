@@ -40,6 +40,17 @@ fn zone(
            "max_per_order": max_per_order, "sort_order": sort_order})
 }
 
+/// An assigned zone of `rows` rows (labelled 1, 2, …) of `seats_per_row` seats, with an
+/// aisle after every `block` seats.
+fn seated_zone(name: &str, price_minor: i64, rows: u32, seats_per_row: u32, block: u32) -> Value {
+    let aisles: Vec<u32> = (block..seats_per_row).step_by(block as usize).collect();
+    let rows: Vec<Value> = (1..=rows)
+        .map(|row| json!({"row": row.to_string(), "seats": seats_per_row, "gaps_after": aisles}))
+        .collect();
+    json!({"name": name, "price_minor": price_minor, "currency": "EUR", "max_per_order": 6,
+           "sort_order": 2, "seating": "assigned", "seats": {"rows": rows}})
+}
+
 fn demo_events() -> Vec<Value> {
     let sale_opened = at(-1, 9);
     vec![
@@ -51,7 +62,7 @@ fn demo_events() -> Vec<Value> {
             "shows": [
                 {"starts_at": at(45, 18), "sale_starts_at": sale_opened, "zones": [
                     zone("Golden Circle", 18900, "EUR", 2000, 4, 0), zone("Floor", 8900, "EUR", 20000, 6, 1),
-                    zone("Tier 1 seated", 12900, "EUR", 15000, 6, 2), zone("Tier 2 seated", 6900, "EUR", 30000, 6, 3)]},
+                    seated_zone("Tier 1 seated", 12900, 50, 300, 25), zone("Tier 2 seated", 6900, "EUR", 30000, 6, 3)]},
                 {"starts_at": at(46, 18), "sale_starts_at": sale_opened, "zones": [
                     zone("Golden Circle", 18900, "EUR", 2000, 4, 0), zone("Floor", 8900, "EUR", 20000, 6, 1)]}
             ]
