@@ -305,20 +305,21 @@ impl Stock {
                 .take(seats)
                 .map(|()| seats.clone())
                 .map_err(Rejection::seats_unavailable),
-            (Self::Seats(board), _) => board.take_best(hold.quantity).ok_or_else(|| {
-                check_stock(0, hold.quantity)
-                    .err()
-                    .filter(|_| board.free_count() == 0)
-                    .unwrap_or_else(|| {
-                        Rejection::new(
-                            ErrorCode::InsufficientStock,
-                            format!(
-                                "no {} seats side by side are left in one row",
-                                hold.quantity
-                            ),
-                        )
-                    })
-            }),
+            (Self::Seats(board), _) => match board.take_best(hold.quantity) {
+                Some(seats) => Ok(seats),
+                None => {
+                    // Sold out, or too few seats at all; else none side by side.
+                    let free = i32::try_from(board.free_count()).unwrap_or(i32::MAX);
+                    check_stock(free, hold.quantity)?;
+                    Err(Rejection::new(
+                        ErrorCode::InsufficientStock,
+                        format!(
+                            "no {} seats side by side are left in one row",
+                            hold.quantity
+                        ),
+                    ))
+                }
+            },
         }
     }
 }
@@ -591,7 +592,8 @@ struct Grants<'a> {
     keys: Vec<&'a str>,
     hashes: Vec<&'a [u8]>,
     /// Each hold's seats as an array literal (`{3,4}`), `None` for general admission: an
-    /// array of arrays cannot be unnested row by row.
+    /// array of arrays cannot be unnested row by row, and gathering each hold's seats from
+    /// `seats` in the statement would scan them once per hold under the zone's lock.
     seat_lists: Vec<Option<String>>,
     /// Every granted seat, and the hold it goes to.
     seats: Vec<i32>,
@@ -762,7 +764,8 @@ fn keep_board(cached: &mut Option<CachedBoard>, stock: Stock, version: i64) {
 }
 
 /// [`write_grants`]: `$1` the zone, `$2` the tickets granted, the holds as arrays, `$14`
-/// the outbox payload, `$15`–`$17` the seats (each hold's, and each seat with its hold). (`outbox::enqueue` writes the same outbox row for the other movers.)
+/// the outbox payload, `$15` each hold's seats, `$16`–`$17` each granted seat and its
+/// hold. (`outbox::enqueue` writes the same outbox row for the other movers.)
 static WRITE_GRANTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with moved as (

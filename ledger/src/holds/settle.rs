@@ -253,23 +253,12 @@ async fn sell_seats(
     seats: &[i32],
     tickets: &[Uuid],
 ) -> ApiResult<()> {
-    let sold = sqlx::query(
-        "update seats s set status = 'sold', ticket_id = t.ticket_id
-         from unnest($3::int4[], $4::uuid[]) as t(seat_index, ticket_id)
-         where s.zone_id = $1 and s.seat_index = t.seat_index and s.hold_id = $2
-               and s.status = 'held'",
-    )
-    .bind(hold.core.zone_id)
-    .bind(hold.core.id)
-    .bind(seats)
-    .bind(tickets)
-    .execute(conn)
-    .await?;
-    if sold.rows_affected() != seats.len() as u64 {
+    let sold =
+        crate::seats::sell_held(conn, hold.core.zone_id, hold.core.id, seats, tickets).await?;
+    if sold != seats.len() as u64 {
         return Err(anyhow::anyhow!(
-            "hold {}: {} of its {} seats were held by it",
+            "hold {}: {sold} of its {} seats were held by it",
             hold.core.id,
-            sold.rows_affected(),
             seats.len()
         )
         .into());

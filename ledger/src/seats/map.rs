@@ -101,6 +101,7 @@ async fn zone_seats(state: &AppState, zones: &[ZoneVersion]) -> ApiResult<Vec<Zo
          from seats where zone_id = any($1) order by zone_id, seat_index",
     )
     .bind(&ids)
+    .persistent(false) // planned per call: see `crate::seats::load_board`
     .fetch_all(&state.pool)
     .await?;
     let by_zone: HashMap<Uuid, &[SeatRow]> = seats

@@ -1,6 +1,7 @@
 //! Assigned seating at the ledger: a zone's seats stored with it ([`insert_layout`]), the
 //! public seat map ([`map`]), and what the holds engine needs: the seats a batch decides on
-//! ([`load_board`], [`board`]) and seats freed when a hold ends ([`free_held`]). The layout rules and the status map's form live in
+//! ([`load_board`], [`board`]), and a hold's seats sold ([`sell_held`]) or freed
+//! ([`free_held`]) when it ends. The layout rules and the status map's form live in
 //! `tessera_domain::seats`, shared with the edge.
 
 pub mod board;
@@ -60,6 +61,12 @@ pub async fn insert_layout(
 /// The seats a batch on `zone_id` decides on, read under the zone's lock: every seat of
 /// the zone when a request asks for the best available (the choice needs the whole row),
 /// else only the seats the requests name.
+///
+/// The statements that touch seats are planned per call (`persistent(false)`, as
+/// `idempotency::lookup`): a generic plan cached while a zone's seats were few would stay
+/// a sequential scan of the table (millions of rows across zones). The writers' own
+/// connections plan every execution anyway; the naive strategy, confirm, release and the
+/// sweeper use the request pool's.
 pub async fn load_board<'a>(
     conn: &mut PgConnection,
     zone_id: Uuid,
@@ -79,6 +86,7 @@ pub async fn load_board<'a>(
             "select seat_index, row_order, position, status from seats where zone_id = $1",
         )
         .bind(zone_id)
+        .persistent(false) // planned per call: see `idempotency::lookup`
         .fetch_all(conn)
         .await?
     } else {
@@ -90,6 +98,7 @@ pub async fn load_board<'a>(
         )
         .bind(zone_id)
         .bind(&named)
+        .persistent(false)
         .fetch_all(conn)
         .await?
     };
@@ -108,6 +117,32 @@ pub async fn load_board<'a>(
     })
 }
 
+/// Sells `hold_id`'s `seats`, each to its ticket (`tickets[i]` for `seats[i]`), after the
+/// zone's counters moved in the same transaction. Returns how many were sold: only seats
+/// still held by that hold move.
+pub async fn sell_held(
+    conn: &mut PgConnection,
+    zone_id: Uuid,
+    hold_id: Uuid,
+    seats: &[i32],
+    tickets: &[Uuid],
+) -> Result<u64, sqlx::Error> {
+    let sold = sqlx::query(
+        "update seats s set status = 'sold', ticket_id = t.ticket_id
+         from unnest($3::int4[], $4::uuid[]) as t(seat_index, ticket_id)
+         where s.zone_id = $1 and s.seat_index = t.seat_index and s.hold_id = $2
+               and s.status = 'held'",
+    )
+    .bind(zone_id)
+    .bind(hold_id)
+    .bind(seats)
+    .bind(tickets)
+    .persistent(false)
+    .execute(conn)
+    .await?;
+    Ok(sold.rows_affected())
+}
+
 /// Frees the seats of holds that ended without a sale (released, expired). Run after the
 /// zone's counters moved in the same transaction (zone row first, then its seats, as
 /// every mover: no deadlocks). Returns how many seats were freed.
@@ -117,6 +152,7 @@ pub async fn free_held(conn: &mut PgConnection, hold_ids: &[Uuid]) -> Result<u64
          where hold_id = any($1) and status = 'held'",
     )
     .bind(hold_ids)
+    .persistent(false) // planned per call: see `idempotency::lookup`
     .execute(conn)
     .await?;
     Ok(freed.rows_affected())

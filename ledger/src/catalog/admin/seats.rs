@@ -125,6 +125,7 @@ async fn change_seats(
     .bind(&seats)
     .bind(from)
     .bind(to)
+    .persistent(false) // planned per call: see `crate::seats::load_board`
     .fetch_all(&mut *tx)
     .await?;
     if moved.len() != seats.len() {
