@@ -64,10 +64,46 @@ impl Env {
     }
 }
 
-/// A free port on loopback (bound, read, released).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+/// `N` distinct free ports on loopback (all bound at once, read, released): a process told
+/// to listen on them may still lose one to another socket before it binds, hence
+/// [`LAUNCH_ATTEMPTS`].
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
+/// How many times a ledger is started on fresh ports when the ones picked were taken.
+const LAUNCH_ATTEMPTS: usize = 3;
+
+/// What the ledger's log says when its port was taken (`serve`'s bind error).
+const BIND_FAILURE: &str = "failed to bind";
+
+/// How many lines of a process's log an error about its start quotes.
+const LOG_TAIL_LINES: usize = 12;
+
+/// `  12: some::function` or `      at src/file.rs:1:2`.
+fn is_backtrace_frame(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("at ")
+        || line.split_once(": ").is_some_and(|(frame, _)| {
+            !frame.is_empty() && frame.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// The last lines of `path` that are not a backtrace's frames, to quote in an error.
+fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !is_backtrace_frame(line))
+        .collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 fn spawn(env: &Env, name: &str, mut cmd: Command) -> anyhow::Result<Child> {
@@ -90,9 +126,11 @@ async fn wait_ready(
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait()? {
+            let log = env.log_path(name)?;
             bail!(
-                "{name} exited during start ({status}); see {}/logs/{name}.log",
-                env.out_dir.display()
+                "{name} exited during start ({status}); {} ends:\n{}",
+                log.display(),
+                log_tail(&log)
             );
         }
         if let Ok(response) = env.http.get(format!("{base}/health")).send().await {
@@ -188,9 +226,29 @@ impl Ledger {
         channel: &str,
         settings: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let authority = format!("127.0.0.1:{}", free_port()?);
-        // A port of its own: scenarios run two ledgers at once.
-        let metrics_authority = format!("127.0.0.1:{}", free_port()?);
+        let mut attempt = 1;
+        loop {
+            match Self::launch_on_free_ports(env, name, database_url, channel, settings).await {
+                Err(e) if attempt < LAUNCH_ATTEMPTS && format!("{e:#}").contains(BIND_FAILURE) => {
+                    eprintln!("{name}: its port was taken before it bound; starting it again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn launch_on_free_ports(
+        env: &Env,
+        name: &str,
+        database_url: &str,
+        channel: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        // A metrics port of its own: scenarios run two ledgers at once.
+        let [port, metrics_port] = free_ports()?;
+        let authority = format!("127.0.0.1:{port}");
+        let metrics_authority = format!("127.0.0.1:{metrics_port}");
         let process_env: Vec<(String, String)> = [
             ("LEDGER_ADDR", authority.as_str()),
             ("METRICS_ADDR", metrics_authority.as_str()),
@@ -415,7 +473,8 @@ impl Native {
         show_id: &str,
         event_id: &str,
     ) -> anyhow::Result<Self> {
-        let authority = format!("127.0.0.1:{}", free_port()?);
+        let [port] = free_ports()?;
+        let authority = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(&env.bench_bin);
         cmd.args([
             "serve-native",
@@ -442,5 +501,39 @@ impl Native {
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_picked_together_are_distinct() {
+        let ports: [u16; 16] = free_ports().unwrap();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
+
+    #[test]
+    fn a_log_tail_quotes_the_error_without_the_backtrace() {
+        let dir = std::env::temp_dir().join(format!("tessera-bench-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ledger.log");
+        let frames: String = (0..40)
+            .map(|i| format!("  {i}: frame\n      at x.rs:1\n"))
+            .collect();
+        std::fs::write(
+            &path,
+            format!(
+                "Error: failed to bind LEDGER_ADDR 127.0.0.1:1\n\nCaused by:\n    in use\n{frames}"
+            ),
+        )
+        .unwrap();
+        let tail = log_tail(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(tail.contains(BIND_FAILURE), "{tail}");
+        assert!(tail.contains("in use"), "{tail}");
+        assert!(!tail.contains("frame"), "{tail}");
     }
 }
