@@ -408,19 +408,87 @@ pub struct ZoneSeats {
     pub status: String,
 }
 
-/// Seats `first_seat ..` (as many as `numbers`) of one row, in index order.
+/// Seats side by side: `count` seats from index `first_seat`, in one row, adjacent (no gap
+/// between them), numbered up from `first_number` and drawn at evenly spaced points from
+/// (`x`, `y`), each `dx`, `dy` from the last. A row of 1,000 seats without gaps is one run,
+/// whatever its length; a listed layout with irregular spacing splits where it stops being
+/// even.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeatRun {
     /// Empty when the zone has no sections.
     pub section: String,
     pub row: String,
-    /// Index of the run's first seat.
+    /// Index of the run's first seat (the status map's order).
     pub first_seat: i32,
-    pub numbers: Vec<i32>,
-    /// Where to draw each seat.
-    pub x: Vec<f32>,
-    pub y: Vec<f32>,
+    pub count: i32,
+    pub first_number: i32,
+    pub x: f32,
+    pub y: f32,
+    pub dx: f32,
+    pub dy: f32,
+}
+
+/// How far a listed seat may lie from its run's evenly spaced point and still join it
+/// (drawing units: far below anything a screen shows).
+const RUN_SPACING_TOLERANCE: f32 = 1e-3;
+
+impl SeatRun {
+    fn start(index: i32, seat: &Seat) -> Self {
+        Self {
+            section: seat.section.clone(),
+            row: seat.row.clone(),
+            first_seat: index,
+            count: 1,
+            first_number: seat.number,
+            x: seat.x,
+            y: seat.y,
+            dx: 0.0,
+            dy: 0.0,
+        }
+    }
+
+    /// Extends the run by `next` (the seat after `last`, its last seat) if `next` sits right
+    /// beside it, keeps the numbering and the spacing.
+    fn extend(&mut self, last: &Seat, next: &Seat) -> bool {
+        let beside = next.section == self.section
+            && next.row == self.row
+            && next.row_order == last.row_order
+            && next.position == last.position + 1
+            && next.number == last.number + 1;
+        if !beside {
+            return false;
+        }
+        let (dx, dy) = (next.x - last.x, next.y - last.y);
+        let even = self.count == 1
+            || ((dx - self.dx).abs() <= RUN_SPACING_TOLERANCE
+                && (dy - self.dy).abs() <= RUN_SPACING_TOLERANCE);
+        if !even {
+            return false;
+        }
+        if self.count == 1 {
+            (self.dx, self.dy) = (dx, dy);
+        }
+        self.count += 1;
+        true
+    }
+}
+
+/// A zone's seats (in index order) as runs of seats side by side.
+pub fn layout_runs(seats: &[Seat]) -> Vec<SeatRun> {
+    let mut runs: Vec<SeatRun> = Vec::new();
+    let mut last: Option<&Seat> = None;
+    for (index, seat) in (0_i32..).zip(seats) {
+        let extended = match (runs.last_mut(), last) {
+            (Some(run), Some(last)) => run.extend(last, seat),
+            _ => false,
+        };
+        if !extended {
+            runs.push(SeatRun::start(index, seat));
+        }
+        last = Some(seat);
+    }
+    runs
 }
 
 /// The states of a zone's seats in layout order, two bits per seat (four per byte, the
@@ -486,6 +554,70 @@ mod tests {
         );
         assert_eq!(seats[2].label(), "A3");
         assert_eq!(seats[5].label(), "Balcony B12");
+    }
+
+    /// Every seat as its run draws it: (index, section, row, number, x, y).
+    fn drawn(runs: &[SeatRun]) -> Vec<(i32, String, String, i32, f32, f32)> {
+        runs.iter()
+            .flat_map(|run| {
+                (0..run.count).map(move |i| {
+                    let step = i as f32;
+                    (
+                        run.first_seat + i,
+                        run.section.clone(),
+                        run.row.clone(),
+                        run.first_number + i,
+                        run.x + step * run.dx,
+                        run.y + step * run.dy,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_row_is_one_run_until_a_gap_and_draws_every_seat() {
+        let spec = rows(serde_json::json!([
+            {"row": "A", "seats": 300, "gaps_after": [25]},
+            {"section": "Balcony", "row": "B", "seats": 2, "first_number": 11}
+        ]));
+        let seats = spec.parse("seats").expect("valid");
+        let runs = layout_runs(&seats);
+        let shape: Vec<(i32, i32, i32, f32, f32)> = runs
+            .iter()
+            .map(|r| (r.first_seat, r.count, r.first_number, r.x, r.dx))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (0, 25, 1, 0.0, 1.0),
+                (25, 275, 26, 26.0, 1.0),
+                (300, 2, 11, 0.0, 1.0)
+            ]
+        );
+        let expected: Vec<_> = (0_i32..)
+            .zip(&seats)
+            .map(|(i, s)| (i, s.section.clone(), s.row.clone(), s.number, s.x, s.y))
+            .collect();
+        assert_eq!(drawn(&runs), expected);
+    }
+
+    #[test]
+    fn listed_seats_split_where_numbering_or_spacing_breaks() {
+        let spec: SeatSpec = serde_json::from_value(serde_json::json!({"list": [
+            {"row": "A", "number": 1, "x": 0, "y": 0},
+            {"row": "A", "number": 2, "x": 2, "y": 0.5},
+            {"row": "A", "number": 3, "x": 4, "y": 1},
+            {"row": "A", "number": 4, "x": 7, "y": 1},
+            {"row": "A", "number": 6, "x": 9, "y": 1},
+            {"row": "B", "number": 7, "x": 11, "y": 1}
+        ]}))
+        .expect("spec");
+        let runs = layout_runs(&spec.parse("seats").expect("valid"));
+        let counts: Vec<(i32, i32)> = runs.iter().map(|r| (r.first_seat, r.count)).collect();
+        // A1–A3 evenly spaced; A4 farther; A6 after a missing number; B7 another row.
+        assert_eq!(counts, [(0, 3), (3, 1), (4, 1), (5, 1)]);
+        assert_eq!((runs[0].dx, runs[0].dy), (2.0, 0.5));
     }
 
     #[test]
@@ -555,6 +687,29 @@ mod tests {
             let map = encode_status_map(statuses.iter().copied());
             prop_assert_eq!(decode_status_map(&map, statuses.len()), Some(statuses.clone()));
             prop_assert_eq!(decode_status_map(&map, statuses.len() + 5), None);
+        }
+
+        /// Whatever the rows, the runs draw exactly the seats, in index order, and a run
+        /// never spans a gap.
+        #[test]
+        fn runs_draw_exactly_the_seats(
+            shapes in proptest::collection::vec((1i32..40, proptest::collection::vec(1i32..40, 0..3)), 1..12)
+        ) {
+            let spec: Vec<serde_json::Value> = shapes.iter().enumerate().map(|(i, (seats, gaps))| {
+                let gaps: Vec<i32> = gaps.iter().filter(|g| **g < *seats).copied().collect();
+                serde_json::json!({"row": format!("R{i}"), "seats": seats, "gaps_after": gaps})
+            }).collect();
+            let seats = rows(serde_json::Value::Array(spec)).parse("seats").expect("valid");
+            let runs = layout_runs(&seats);
+            let expected: Vec<_> = (0_i32..).zip(&seats)
+                .map(|(i, s)| (i, s.section.clone(), s.row.clone(), s.number, s.x, s.y))
+                .collect();
+            prop_assert_eq!(drawn(&runs), expected);
+            for run in &runs {
+                let first = &seats[run.first_seat as usize];
+                let last = &seats[(run.first_seat + run.count - 1) as usize];
+                prop_assert_eq!(last.position - first.position, run.count - 1);
+            }
         }
     }
 }

@@ -73,8 +73,10 @@ async fn an_assigned_zone_is_made_with_its_seats_and_mapped(pool: PgPool) {
     assert_eq!(
         zone["runs"],
         json!([
-            {"section": "", "row": "A", "first_seat": 0, "numbers": [1, 2, 3, 4], "x": [0.0, 1.0, 3.0, 4.0], "y": [0.0, 0.0, 0.0, 0.0]},
-            {"section": "Balcony", "row": "B", "first_seat": 4, "numbers": [11, 12], "x": [0.0, 1.0], "y": [1.0, 1.0]}
+            // A1–A2, then the aisle (`gaps_after: [2]`), then A3–A4 two places on.
+            {"section": "", "row": "A", "first_seat": 0, "count": 2, "first_number": 1, "x": 0.0, "y": 0.0, "dx": 1.0, "dy": 0.0},
+            {"section": "", "row": "A", "first_seat": 2, "count": 2, "first_number": 3, "x": 3.0, "y": 0.0, "dx": 1.0, "dy": 0.0},
+            {"section": "Balcony", "row": "B", "first_seat": 4, "count": 2, "first_number": 11, "x": 0.0, "y": 1.0, "dx": 1.0, "dy": 0.0}
         ])
     );
     let statuses = decode_status_map(zone["status"].as_str().expect("status"), 6);
@@ -155,9 +157,14 @@ async fn a_100000_seat_zone_is_one_request_and_its_states_stay_compact(pool: PgP
     assert_eq!(status, 200);
     let zone = &map["zones"][0];
     assert_eq!(zone["seat_count"], 100_000);
-    assert_eq!(zone["runs"].as_array().expect("runs").len(), 100);
+    // A run a side of each row's aisle: the layout is 200 runs, not 100,000 seats.
+    assert_eq!(zone["runs"].as_array().expect("runs").len(), 200);
     // Two bits a seat: 25,000 bytes, 33,334 characters of base64.
     assert_eq!(zone["status"].as_str().expect("status").len(), 33_334);
+    // The whole answer: the status map and a small layout (it was 1.5 MB with a number and
+    // coordinates per seat).
+    let bytes = serde_json::to_vec(&map).expect("json").len();
+    assert!(bytes < 70_000, "{bytes} bytes");
     app.stop().await;
 }
 

@@ -1,4 +1,4 @@
-//! `GET /v1/shows/{show_id}/seats`: each assigned zone's layout (runs of seats in one row)
+//! `GET /v1/shows/{show_id}/seats`: each assigned zone's layout (runs of seats side by side)
 //! and its seats' states as a status map (two bits a seat: a 50,000-seat zone's states
 //! are 16,667 characters), as of the zone's `version`. The ETag is made from the zones'
 //! versions, so an unchanged map is a `304` without its body being built.
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
-use tessera_domain::seats::{encode_status_map, SeatMap, SeatRun, SeatStatus, ZoneSeats};
+use tessera_domain::seats::{encode_status_map, layout_runs, Seat, SeatMap, SeatStatus, ZoneSeats};
 use tessera_domain::{EventId, ShowId, ZoneId};
 use uuid::Uuid;
 
@@ -37,9 +37,10 @@ struct ZoneVersion {
 #[derive(sqlx::FromRow)]
 struct SeatRow {
     zone_id: Uuid,
-    seat_index: i32,
     section: String,
     row_label: String,
+    row_order: i32,
+    position: i32,
     number: i32,
     x: f32,
     y: f32,
@@ -97,7 +98,7 @@ async fn zone_versions(state: &AppState, show_id: ShowId) -> ApiResult<Vec<ZoneV
 async fn zone_seats(state: &AppState, zones: &[ZoneVersion]) -> ApiResult<Vec<ZoneSeats>> {
     let ids: Vec<Uuid> = zones.iter().filter_map(|z| z.zone_id).collect();
     let seats: Vec<SeatRow> = sqlx::query_as(
-        "select zone_id, seat_index, section, row_label, number, x, y, status
+        "select zone_id, section, row_label, row_order, position, number, x, y, status
          from seats where zone_id = any($1) order by zone_id, seat_index",
     )
     .bind(&ids)
@@ -122,39 +123,27 @@ async fn zone_seats(state: &AppState, zones: &[ZoneVersion]) -> ApiResult<Vec<Zo
 }
 
 /// One zone's seats (in index order) as runs and a status map.
-fn fold_zone(zone_id: Uuid, version: i64, seats: &[SeatRow]) -> ApiResult<ZoneSeats> {
-    let seat_count = i32::try_from(seats.len())
+fn fold_zone(zone_id: Uuid, version: i64, rows: &[SeatRow]) -> ApiResult<ZoneSeats> {
+    let seat_count = i32::try_from(rows.len())
         .map_err(|_| anyhow::anyhow!("zone {zone_id}: seat count past i32"))?;
-    let mut runs: Vec<SeatRun> = Vec::new();
-    for seat in seats {
-        let continues = runs.last().is_some_and(|run| {
-            run.section == seat.section
-                && run.row == seat.row_label
-                && i64::from(run.first_seat) + run.numbers.len() as i64
-                    == i64::from(seat.seat_index)
-        });
-        if !continues {
-            runs.push(SeatRun {
-                section: seat.section.clone(),
-                row: seat.row_label.clone(),
-                first_seat: seat.seat_index,
-                numbers: Vec::new(),
-                x: Vec::new(),
-                y: Vec::new(),
-            });
-        }
-        if let Some(run) = runs.last_mut() {
-            run.numbers.push(seat.number);
-            run.x.push(seat.x);
-            run.y.push(seat.y);
-        }
-    }
+    let seats: Vec<Seat> = rows
+        .iter()
+        .map(|row| Seat {
+            section: row.section.clone(),
+            row: row.row_label.clone(),
+            row_order: row.row_order,
+            position: row.position,
+            number: row.number,
+            x: row.x,
+            y: row.y,
+        })
+        .collect();
     Ok(ZoneSeats {
         zone_id: ZoneId(zone_id),
         version,
         seat_count,
-        runs,
-        status: encode_status_map(seats.iter().map(|s| s.status)),
+        runs: layout_runs(&seats),
+        status: encode_status_map(rows.iter().map(|s| s.status)),
     })
 }
 
