@@ -522,8 +522,32 @@ async fn a_hold_retried_after_a_redis_restart_is_replayed_not_shed(pool: PgPool)
     ledger.stop().await;
 }
 
+/// The edge's seat map: status, `Tessera-Cache`, ETag and body.
+async fn edge_seat_map(edge: &EdgeNode, show_id: &str) -> (u16, String, String, Value) {
+    let response = edge.get(&format!("/v1/shows/{show_id}/seats")).await;
+    let status = response.status().as_u16();
+    let cache = header(response.headers(), "tessera-cache")
+        .unwrap_or_default()
+        .to_owned();
+    let etag = header(response.headers(), "etag")
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, cache, etag, body)
+}
+
+/// Seat `index`'s state in a seat map's first zone.
+fn seat_state(map: &Value, index: usize) -> Option<tessera_domain::seats::SeatStatus> {
+    let zone = &map["zones"][0];
+    let count = usize::try_from(zone["seat_count"].as_i64()?).ok()?;
+    tessera_domain::seats::decode_status_map(zone["status"].as_str()?, count)?
+        .get(index)
+        .copied()
+}
+
 #[sqlx::test(migrations = "../../migrations")]
-async fn a_seat_hold_through_the_edge_is_pushed_back_as_a_seats_message(pool: PgPool) {
+async fn the_edges_seat_map_follows_seat_holds_by_push_and_sheds_taken_seats(pool: PgPool) {
+    use tessera_domain::seats::SeatStatus;
     let ledger = ledger_for_edges(pool).await;
     let zone = json!({"name": "Stalls", "price_minor": 6000, "currency": "EUR",
         "seating": "assigned", "seats": {"rows": [{"row": "A", "seats": 6}]}});
@@ -531,35 +555,106 @@ async fn a_seat_hold_through_the_edge_is_pushed_back_as_a_seats_message(pool: Pg
     let fixture = ledger
         .publish_event(tessera_testkit::ledger::event_body(&slug, vec![zone]))
         .await;
-    let edge = start(options(&ledger).env("SPIN_VARIABLE_AVAILABILITY_TTL_MS", LONG_TTL_MS)).await;
+    // Long TTL: only pushed messages can change what is cached. A wide shed window, as in
+    // the sold-out test: this test is about shedding, not the window (unit-tested).
+    let edge = start(
+        options(&ledger)
+            .env("SPIN_VARIABLE_AVAILABILITY_TTL_MS", LONG_TTL_MS)
+            .env("SPIN_VARIABLE_SOLD_OUT_SHED_WINDOW_MS", "60000"),
+    )
+    .await;
     let zone_id = &fixture.zone_ids[0];
-    let seats = |seats: &[i32], customer: &str| json!({"show_id": fixture.show_id, "zone_id": zone_id, "seats": seats, "customer_id": customer});
+    let show_id = &fixture.show_id;
+    let seats = |seats: &[i32], customer: &str| json!({"show_id": show_id, "zone_id": zone_id, "seats": seats, "customer_id": customer});
     // Steady state (as `reach_steady_state`, with a seat hold at the ledger).
-    assert_eq!(edge.available(&fixture.show_id, zone_id).await, 6);
+    assert_eq!(edge.available(show_id, zone_id).await, 6);
     let (status, body) = ledger
         .post_json("/v1/holds", &seats(&[5], "steady"), Some(&key()))
         .await;
     assert_eq!(status, 201, "{body}");
-    edge.wait_available(&fixture.show_id, zone_id, 5, PUSH_DEADLINE)
+    edge.wait_available(show_id, zone_id, 5, PUSH_DEADLINE)
         .await;
+
+    // The seat map: fetched once, then served from the cache, the ledger's document.
+    let (status, cache, _, _) = edge_seat_map(&edge, show_id).await;
+    assert_eq!((status, cache.as_str()), (200, "miss"));
+    let (status, cache, etag, map) = edge_seat_map(&edge, show_id).await;
+    assert_eq!((status, cache.as_str()), (200, "hit"), "{map}");
+    let (_, at_ledger) = ledger.get_json(&format!("/v1/shows/{show_id}/seats")).await;
+    assert_eq!(map, at_ledger);
+    assert_eq!(seat_state(&map, 5), Some(SeatStatus::Held));
+    let not_modified = reqwest::Client::new()
+        .get(edge.url(&format!("/v1/shows/{show_id}/seats")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(not_modified.status(), 304);
+
     // The event detail cached too: the hold's checks need nothing from the ledger.
     let (status, body) = edge
         .get_json(&format!("/v1/events/{}", fixture.event_id))
         .await;
     assert_eq!(status, 200, "{body}");
     let reads_before = edge.outbound(None, "GET").await;
-    let (status, hold, _) = edge.post_hold(&seats(&[2, 3], "ann"), Some(&key())).await;
+    let ann_key = key();
+    let (status, hold, _) = edge.post_hold(&seats(&[2, 3], "ann"), Some(&ann_key)).await;
     assert_eq!(status, 201, "{hold}");
     assert_eq!(hold["seats"], json!([2, 3]));
-    // The ledger announces the seats (`kind: "seats"`); the edge takes the zone's counters
-    // from it, as from an availability message.
-    edge.wait_available(&fixture.show_id, zone_id, 3, PUSH_DEADLINE)
+    // The ledger announces the seats (`kind: "seats"`): the edge takes the zone's counters
+    // and patches its seat map from the message, without fetching either again.
+    edge.wait_available(show_id, zone_id, 3, PUSH_DEADLINE)
         .await;
+    wait_until(
+        "the edge's seat map shows the new hold",
+        PUSH_DEADLINE,
+        || async {
+            let (_, _, _, map) = edge_seat_map(&edge, show_id).await;
+            seat_state(&map, 2) == Some(SeatStatus::Held)
+        },
+    )
+    .await;
+    let (_, cache, new_etag, map) = edge_seat_map(&edge, show_id).await;
+    assert_eq!(cache, "hit");
+    assert_ne!(new_etag, etag);
+    let at_ledger = reqwest::get(ledger.url(&format!("/v1/shows/{show_id}/seats")))
+        .await
+        .expect("request");
+    assert_eq!(
+        header(at_ledger.headers(), "etag"),
+        Some(new_etag.as_str()),
+        "the ledger's tag"
+    );
+    assert_eq!(map, at_ledger.json::<Value>().await.expect("json"));
     assert_eq!(
         edge.outbound(None, "GET").await,
         reads_before,
-        "the new count came from the pushed message, not a refetch"
+        "the new states came from the pushed message, not a refetch"
     );
+
+    // A hold naming a seat the map shows taken is refused by the edge, naming the seat.
+    let posts_before = edge.outbound(None, "POST").await;
+    let (status, problem, _) = edge.post_hold(&seats(&[3, 4], "bob"), Some(&key())).await;
+    assert_eq!(
+        (
+            status,
+            problem["code"].as_str(),
+            problem["served_by"].as_str()
+        ),
+        (409, Some("seat_unavailable"), Some("edge")),
+        "{problem}"
+    );
+    assert_eq!(problem["seats"], json!([3]));
+    assert_eq!(
+        edge.outbound(None, "POST").await,
+        posts_before,
+        "the shed hold never reached the ledger"
+    );
+    // A retry of the hold this node forwarded reaches the ledger, which replays it.
+    let (status, body, headers) = edge.post_hold(&seats(&[2, 3], "ann"), Some(&ann_key)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["hold_id"], hold["hold_id"]);
+    assert_eq!(header(&headers, "idempotent-replayed"), Some("true"));
     // A quantity on an assigned zone is refused at the edge by the shared rules.
     let (status, problem, _) = edge.post_hold(&hold_body(&fixture, 2), Some(&key())).await;
     assert_eq!(

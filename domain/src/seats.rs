@@ -491,34 +491,108 @@ pub fn layout_runs(seats: &[Seat]) -> Vec<SeatRun> {
     runs
 }
 
+/// A zone's seat states packed two bits a seat, four seats a byte, the first seat in the
+/// low bits: the status map before its base64, and what the edge keeps and patches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedStatus {
+    bytes: Vec<u8>,
+    seat_count: usize,
+}
+
+impl PackedStatus {
+    pub fn pack(statuses: impl IntoIterator<Item = SeatStatus>) -> Self {
+        let mut bytes = Vec::new();
+        let mut seat_count = 0;
+        for (i, status) in statuses.into_iter().enumerate() {
+            if i % 4 == 0 {
+                bytes.push(0);
+            }
+            if let Some(last) = bytes.last_mut() {
+                *last |= status.code() << ((i % 4) * 2);
+            }
+            seat_count = i + 1;
+        }
+        Self { bytes, seat_count }
+    }
+
+    /// `bytes` as the states of `seat_count` seats, if the length fits.
+    pub fn from_bytes(bytes: Vec<u8>, seat_count: usize) -> Option<Self> {
+        (bytes.len() == seat_count.div_ceil(4)).then_some(Self { bytes, seat_count })
+    }
+
+    /// The states of a status map (`status` in the seat map).
+    pub fn from_map(map: &str, seat_count: usize) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(map)
+            .ok()?;
+        Self::from_bytes(bytes, seat_count)
+    }
+
+    pub fn seat_count(&self) -> usize {
+        self.seat_count
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The state of seat `index`, or `None` if the zone has no such seat.
+    pub fn get(&self, index: i32) -> Option<SeatStatus> {
+        status_in(&self.bytes, self.seat_count, index)
+    }
+
+    /// Sets seat `index`'s state; `false` if the zone has no such seat.
+    pub fn set(&mut self, index: i32, status: SeatStatus) -> bool {
+        let Some(i) = usize::try_from(index).ok().filter(|&i| i < self.seat_count) else {
+            return false;
+        };
+        let shift = (i % 4) * 2;
+        self.bytes[i / 4] = (self.bytes[i / 4] & !(0b11 << shift)) | (status.code() << shift);
+        true
+    }
+
+    /// The status map: URL-safe base64 without padding.
+    pub fn to_map(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.bytes)
+    }
+
+    pub fn statuses(&self) -> impl Iterator<Item = SeatStatus> + '_ {
+        (0..self.seat_count).map(|i| SeatStatus::from_code(self.bytes[i / 4] >> ((i % 4) * 2)))
+    }
+}
+
+/// The state of seat `index` in packed states of `seat_count` seats, read in place (the
+/// edge's hold checks read it straight from a stored entry).
+pub fn status_in(packed: &[u8], seat_count: usize, index: i32) -> Option<SeatStatus> {
+    let i = usize::try_from(index).ok().filter(|&i| i < seat_count)?;
+    Some(SeatStatus::from_code(packed.get(i / 4)? >> ((i % 4) * 2)))
+}
+
 /// The states of a zone's seats in layout order, two bits per seat (four per byte, the
 /// first seat in the low bits), as URL-safe base64 without padding: the status map.
 pub fn encode_status_map(statuses: impl IntoIterator<Item = SeatStatus>) -> String {
-    let mut bytes = Vec::new();
-    for (i, status) in statuses.into_iter().enumerate() {
-        if i % 4 == 0 {
-            bytes.push(0);
-        }
-        if let Some(last) = bytes.last_mut() {
-            *last |= status.code() << ((i % 4) * 2);
-        }
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    PackedStatus::pack(statuses).to_map()
 }
 
 /// The states of `seat_count` seats from a status map, or `None` if it is not one.
 pub fn decode_status_map(map: &str, seat_count: usize) -> Option<Vec<SeatStatus>> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(map)
-        .ok()?;
-    if bytes.len() != seat_count.div_ceil(4) {
-        return None;
-    }
     Some(
-        (0..seat_count)
-            .map(|i| SeatStatus::from_code(bytes[i / 4] >> ((i % 4) * 2)))
+        PackedStatus::from_map(map, seat_count)?
+            .statuses()
             .collect(),
     )
+}
+
+/// The seat map's entity tag, the same at the ledger and the edge: the sum of its zones'
+/// versions (each only grows, and every change of a seat's state moves its zone's) and
+/// their number.
+pub fn map_etag(versions: impl IntoIterator<Item = i64>) -> String {
+    let (sum, count) = versions
+        .into_iter()
+        .fold((0i128, 0usize), |(sum, count), v| {
+            (sum + i128::from(v), count + 1)
+        });
+    format!("\"s{sum}-{count}\"")
 }
 
 #[cfg(test)]
@@ -687,6 +761,28 @@ mod tests {
             let map = encode_status_map(statuses.iter().copied());
             prop_assert_eq!(decode_status_map(&map, statuses.len()), Some(statuses.clone()));
             prop_assert_eq!(decode_status_map(&map, statuses.len() + 5), None);
+        }
+
+        /// Setting one seat changes that seat only, and what is read back, in place or
+        /// through the map, is what was set.
+        #[test]
+        fn a_packed_seat_is_set_alone(
+            codes in proptest::collection::vec(0u8..4, 1..200),
+            pick in 0usize..200,
+            code in 0u8..4,
+        ) {
+            let statuses: Vec<SeatStatus> = codes.iter().map(|&c| SeatStatus::from_code(c)).collect();
+            let index = (pick % statuses.len()) as i32;
+            let mut packed = PackedStatus::pack(statuses.iter().copied());
+            prop_assert!(packed.set(index, SeatStatus::from_code(code)));
+            let mut expected = statuses.clone();
+            expected[index as usize] = SeatStatus::from_code(code);
+            prop_assert_eq!(packed.statuses().collect::<Vec<_>>(), expected.clone());
+            prop_assert_eq!(status_in(packed.as_bytes(), statuses.len(), index), Some(expected[index as usize]));
+            prop_assert_eq!(decode_status_map(&packed.to_map(), statuses.len()), Some(expected));
+            prop_assert!(!packed.set(statuses.len() as i32, SeatStatus::Held));
+            prop_assert!(!packed.set(-1, SeatStatus::Held));
+            prop_assert_eq!(packed.get(statuses.len() as i32), None);
         }
 
         /// Whatever the rows, the runs draw exactly the seats, in index order, and a run

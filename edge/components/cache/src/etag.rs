@@ -10,6 +10,8 @@ use tessera_domain::catalog::ZoneAvailability;
 /// any edit or publication; an event detail changes only when edited; categories (names
 /// and counts) change least.
 pub const CACHE_CONTROL_AVAILABILITY: &str = "public, max-age=1";
+/// Seat states move with every hold, as availability does.
+pub const CACHE_CONTROL_SEAT_MAP: &str = CACHE_CONTROL_AVAILABILITY;
 pub const CACHE_CONTROL_LIST: &str = "public, max-age=5";
 pub const CACHE_CONTROL_EVENT: &str = "public, max-age=10";
 pub const CACHE_CONTROL_CATEGORIES: &str = "public, max-age=60";

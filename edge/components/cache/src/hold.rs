@@ -1,20 +1,27 @@
 //! The edge's checks on a hold before it is forwarded: the shared domain rules against the
 //! cached catalog, in the ledger's order (zone of this show → seating → `check_hold`), then
-//! sold-out shedding. The ledger re-checks everything under the zone's lock; these checks
-//! only spare it requests it would certainly refuse.
+//! shedding: sold-out zones, and named seats the cached seat map shows taken. The ledger
+//! re-checks everything under the zone's lock; these checks only spare it requests it
+//! would certainly refuse.
 
 use chrono::{DateTime, Utc};
 use tessera_domain::catalog::EventDetail;
-use tessera_domain::holds::{check_hold, zone_not_in_show, NewHold};
-use tessera_domain::{ErrorCode, Problem};
+use tessera_domain::holds::{check_hold, zone_not_in_show, NewHold, Rejection, SeatPick};
+use tessera_domain::{ErrorCode, Problem, ZoneId};
 
 use crate::entry::AvailEntry;
-use crate::problem::edge;
+use crate::freshness::within_window;
+use crate::problem::{edge, from_rules};
+use crate::seat_map;
+use crate::stored::Stored;
 
 /// Everything the checks need, read from the cache or fetched.
 pub struct HoldCheck<'a> {
     pub detail: &'a EventDetail,
     pub availability: &'a AvailEntry,
+    /// The show's cached seat map, if there is one (read for holds that name seats; never
+    /// fetched for them).
+    pub seat_map: Option<&'a Stored>,
     pub now: DateTime<Utc>,
     pub now_ms: i64,
     pub shed_window_ms: u64,
@@ -30,8 +37,8 @@ pub enum HoldVerdict {
     Forward,
     /// Refuse it here; the ledger would refuse it too.
     Refuse(Problem),
-    /// Refuse it `sold_out` without asking the ledger (the host counts these as `holds`
-    /// answers `served_by="edge"` with status 409).
+    /// Refuse it `sold_out` or `seat_unavailable` without asking the ledger (the host
+    /// counts these as `holds` answers `served_by="edge"` with status 409).
     Shed(Problem),
 }
 
@@ -48,7 +55,24 @@ pub fn check(hold: &NewHold, c: &HoldCheck<'_>) -> HoldVerdict {
     {
         return HoldVerdict::Shed(edge(ErrorCode::SoldOut, "no tickets left in this zone"));
     }
+    if let SeatPick::Seats(seats) = &hold.pick {
+        if let Some(taken) = seats_taken(c, hold.zone_id, seats) {
+            return HoldVerdict::Shed(from_rules(Rejection::seats_unavailable(taken).problem()));
+        }
+    }
     HoldVerdict::Forward
+}
+
+/// The named seats the cached map shows taken, if it may be trusted for that: the stream is
+/// fresh and a message or fetch confirmed the zone's seats within the shed window (as a
+/// sold-out zero). An unreadable map sheds nothing.
+fn seats_taken(c: &HoldCheck<'_>, zone_id: ZoneId, seats: &[i32]) -> Option<Vec<i32>> {
+    if !c.stream_fresh {
+        return None;
+    }
+    let look = seat_map::look_up(c.seat_map?, zone_id, seats).ok()??;
+    let recent = within_window(look.confirmed_at_ms, c.now_ms, c.shed_window_ms);
+    (recent && !look.unavailable.is_empty()).then_some(look.unavailable)
 }
 
 #[cfg(test)]
@@ -145,11 +169,23 @@ mod tests {
         now_ms: i64,
         stream_fresh: bool,
     ) -> HoldVerdict {
+        verdict_seated(d, a, None, h, now_ms, stream_fresh)
+    }
+
+    fn verdict_seated(
+        d: &EventDetail,
+        a: &AvailEntry,
+        seat_map: Option<&Stored>,
+        h: &NewHold,
+        now_ms: i64,
+        stream_fresh: bool,
+    ) -> HoldVerdict {
         check(
             h,
             &HoldCheck {
                 detail: d,
                 availability: a,
+                seat_map,
                 now: Utc
                     .with_ymd_and_hms(2029, 6, 1, 0, 0, 0)
                     .single()
@@ -230,5 +266,68 @@ mod tests {
             HoldVerdict::Forward,
             "the ledger decides while the stream cannot vouch for the zero"
         );
+    }
+
+    /// The zone's seat map, confirmed at `confirmed_at_ms`: seats 0–2 available, 3 held,
+    /// 4 sold.
+    fn seat_map(confirmed_at_ms: i64) -> Stored {
+        use crate::entry::Entry;
+        use tessera_domain::seats::{encode_status_map, SeatMap, SeatStatus, ZoneSeats};
+        let states = [
+            SeatStatus::Available,
+            SeatStatus::Available,
+            SeatStatus::Available,
+            SeatStatus::Held,
+            SeatStatus::Sold,
+        ];
+        let map = SeatMap {
+            show_id: SHOW.parse().expect("id"),
+            event_id: EVENT.parse().expect("id"),
+            zones: vec![ZoneSeats {
+                zone_id: ZONE.parse().expect("id"),
+                version: 7,
+                seat_count: 5,
+                runs: Vec::new(),
+                status: encode_status_map(states),
+            }],
+        };
+        let entry = crate::seat_map::SeatMapEntry::merge_fetch(None, map, confirmed_at_ms, 60_000)
+            .expect("merges");
+        Stored::parse(
+            entry.encode().expect("encodes"),
+            crate::stored::Kind::SeatMap,
+        )
+        .expect("parses")
+    }
+
+    #[test]
+    fn named_seats_the_map_shows_taken_are_shed_while_it_is_recent_and_the_stream_fresh() {
+        let d = detail(EventStatus::Published, SeatingKind::Assigned);
+        let a = availability(3, 10_000);
+        let map = seat_map(10_000);
+        let seats = |seats: Vec<i32>| NewHold {
+            quantity: seats.len() as i32,
+            pick: SeatPick::Seats(seats),
+            ..hold(ZONE, 1)
+        };
+        let shed = verdict_seated(&d, &a, Some(&map), &seats(vec![2, 3, 4]), 10_500, true);
+        match shed {
+            HoldVerdict::Shed(problem) => {
+                assert_eq!(problem.code, ErrorCode::SeatUnavailable);
+                assert_eq!(problem.seats, vec![3, 4], "the taken seats, named");
+                assert_eq!(problem.served_by.as_deref(), Some("edge"));
+            }
+            other => panic!("expected a shed hold, got {other:?}"),
+        }
+        // Free seats, an old confirmation, a silent stream, no map: the ledger decides.
+        let forwarded = [
+            verdict_seated(&d, &a, Some(&map), &seats(vec![0, 1]), 10_500, true),
+            verdict_seated(&d, &a, Some(&map), &seats(vec![3]), 11_001, true),
+            verdict_seated(&d, &a, Some(&map), &seats(vec![3]), 10_500, false),
+            verdict_seated(&d, &a, None, &seats(vec![3]), 10_500, true),
+        ];
+        for verdict in forwarded {
+            assert_eq!(verdict, HoldVerdict::Forward);
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! | key | value |
 //! | --- | --- |
 //! | `avail/{show_id}` | [`crate::entry::AvailEntry`]: the show's availability, merged per zone |
-//! | `event_shows/{event_id}` | [`crate::show_index::ShowIndex`]: the shows of the event with an `avail/` entry, written before the entry |
+//! | `seats/{show_id}` | [`crate::seat_map::SeatMapEntry`]: the show's seat map, patched per zone by version |
+//! | `event_shows/{event_id}` | [`crate::show_index::ShowIndex`]: the shows of the event with an `avail/` or `seats/` entry, written before the entry |
 //! | `event/{event_id}` | [`crate::entry::DocEntry`]: `GET /v1/events/{id}` verbatim |
 //! | `events/{slot}` | [`crate::entry::DocEntry`]: one `GET /v1/events` page (slot: a hash of the normalised query), stamped with the catalog epoch |
 //! | `categories` | [`crate::entry::DocEntry`]: `GET /v1/categories`, stamped with the catalog epoch |
@@ -26,6 +27,7 @@
 use tessera_domain::{EventId, ShowId};
 
 pub const AVAIL_PREFIX: &str = "avail/";
+pub const SEAT_MAP_PREFIX: &str = "seats/";
 pub const EVENT_PREFIX: &str = "event/";
 pub const EVENT_LIST_PREFIX: &str = "events/";
 const EVENT_SHOWS_PREFIX: &str = "event_shows/";
@@ -59,6 +61,10 @@ pub fn availability(show_id: ShowId) -> String {
     PrefixedId::availability(show_id).as_str().to_owned()
 }
 
+pub fn seat_map(show_id: ShowId) -> String {
+    PrefixedId::seat_map(show_id).as_str().to_owned()
+}
+
 /// The ledger path of an event's detail, before its id.
 const EVENT_PATH_PREFIX: &str = "/v1/events/";
 /// Bytes of the longest prefix and id ([`EVENT_SHOWS_PREFIX`] and a hyphenated UUID).
@@ -75,6 +81,10 @@ pub struct PrefixedId {
 impl PrefixedId {
     pub fn availability(show_id: ShowId) -> Self {
         Self::new(AVAIL_PREFIX, show_id.0)
+    }
+
+    pub fn seat_map(show_id: ShowId) -> Self {
+        Self::new(SEAT_MAP_PREFIX, show_id.0)
     }
 
     pub fn event(event_id: EventId) -> Self {
@@ -104,8 +114,9 @@ impl PrefixedId {
 /// costs a neighbour an extra refetch).
 pub const AVAILABILITY_EPOCH_SLOTS: u64 = 1024;
 
-/// Moved by the invalidator when a message concerns a show that is not cached: a fetch of
-/// that show in flight re-checks it after storing and drops what it stored if it moved.
+/// Moved by the invalidator when a message concerns a show whose availability or seat map
+/// is not cached: a fetch of that show in flight re-checks it after storing and drops what
+/// it stored if it moved.
 pub fn availability_epoch(show_id: ShowId) -> String {
     let slot = crate::etag::fnv1a64(show_id.to_string().as_bytes()) % AVAILABILITY_EPOCH_SLOTS;
     format!("{INVALIDATION_PREFIX}avail_epoch/{slot}")
@@ -250,7 +261,9 @@ mod tests {
             PrefixedId::event_path(event_id).as_str(),
             format!("/v1/events/{event_id}")
         );
+        assert_eq!(seat_map(show), format!("{SEAT_MAP_PREFIX}{show}"));
         for prefix in [
+            SEAT_MAP_PREFIX,
             EVENT_SHOWS_PREFIX,
             EVENT_PATH_PREFIX,
             AVAIL_PREFIX,

@@ -9,6 +9,8 @@
 //!   serves as they are, then the fields only writers read.
 //! - [`entry`]: the cached documents (catalog documents verbatim; availability merged per
 //!   zone by `version`, with the "confirmed at" times that sold-out shedding needs).
+//! - [`seat_map`]: a show's seat map, patched in place by `seats` messages, and read in
+//!   place by the hold checks.
 //! - [`etag`]: ETags and `If-None-Match` matching.
 //! - [`seq`]: what an invalidation message's `seq` (a heartbeat's too) says about missed
 //!   messages.
@@ -36,6 +38,7 @@ pub mod freshness;
 pub mod hold;
 pub mod keys;
 pub mod problem;
+pub mod seat_map;
 pub mod seq;
 pub mod show_index;
 pub mod stored;

@@ -7,7 +7,7 @@
 //!
 //! | bytes | what |
 //! | --- | --- |
-//! | 0..4 | magic: [`Kind::Availability`] `TAV1`, [`Kind::Document`] `TDC1` |
+//! | 0..4 | magic: [`Kind::Availability`] `TAV1`, [`Kind::Document`] `TDC1`, [`Kind::SeatMap`] `TSM1` |
 //! | 4..12 | `stored_at_ms` (i64) |
 //! | 12..20 | `expires_at_ms` (i64) |
 //! | 20..22 | ETag length (u16) |
@@ -19,7 +19,8 @@
 //! (u16), then per zone its id (16 bytes), `available`, `held`, `sold`, `capacity` (i32
 //! each), `version`, `confirmed_at_ms`, `sold_out_at_ms` (i64 each; `i64::MIN`: none).
 //! The rest of a document: the source (u16 length, bytes), then the catalog epoch (a flag
-//! byte, 0 none or 1 some, then u16 length and bytes).
+//! byte, 0 none or 1 some, then u16 length and bytes). A seat map's:
+//! [`crate::seat_map`].
 //!
 //! Anything else — a short value, other magic, lengths that do not add up, an ETag that is
 //! not a quoted visible-ASCII tag — is [`Corrupt`]: readers treat it as a miss and delete
@@ -45,6 +46,8 @@ pub enum Kind {
     Availability,
     /// `event/…`, `events/…`, `categories`: [`crate::entry::DocEntry`].
     Document,
+    /// `seats/{show_id}`: [`crate::seat_map::SeatMapEntry`].
+    SeatMap,
 }
 
 impl Kind {
@@ -52,6 +55,7 @@ impl Kind {
         match self {
             Self::Availability => *b"TAV1",
             Self::Document => *b"TDC1",
+            Self::SeatMap => *b"TSM1",
         }
     }
 }
@@ -237,6 +241,17 @@ impl Writer {
         self.raw(&value.to_le_bytes());
     }
 
+    /// A u32 length, then the bytes.
+    pub fn bytes32(&mut self, bytes: &[u8]) {
+        match u32::try_from(bytes.len()) {
+            Ok(len) => {
+                self.raw(&len.to_le_bytes());
+                self.raw(bytes);
+            }
+            Err(_) => self.too_long = true,
+        }
+    }
+
     /// A u16 length, then the bytes.
     pub fn bytes16(&mut self, bytes: &[u8]) {
         self.u16(bytes.len());
@@ -288,6 +303,16 @@ impl<'a> Reader<'a> {
     /// A u16 length, then that many bytes.
     pub fn bytes16(&mut self) -> Result<&'a [u8], Corrupt> {
         let len = usize::from(self.u16()?);
+        self.bytes(len)
+    }
+
+    /// A u32 length, then that many bytes.
+    pub fn bytes32(&mut self) -> Result<&'a [u8], Corrupt> {
+        let len = self.len32()?;
+        self.bytes(len)
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<&'a [u8], Corrupt> {
         if self.rest.len() < len {
             return Err(Corrupt("cut short"));
         }

@@ -7,6 +7,7 @@
 //! | `GET /v1/events/{event_id}` | `event/{event_id}` | `public, max-age=10` |
 //! | `GET /v1/categories` | `categories` | `public, max-age=60` |
 //! | `GET /v1/shows/{show_id}/availability` | `avail/{show_id}` | `public, max-age=1` |
+//! | `GET /v1/shows/{show_id}/seats` | `seats/{show_id}` | `public, max-age=1` |
 //!
 //! Every answer carries `Tessera-Cache: hit|miss|bypass` (the host counts them), an `ETag`,
 //! and honours `If-None-Match` with a bodiless 304. `HEAD` is served like `GET` without a
@@ -17,7 +18,7 @@
 //! the component reads one variable at most (`stream_freshness_ms`, for availability) and
 //! opens the store once; everything else it needs is read only on a miss.
 //!
-//! Availability is served from the cache only while the invalidation stream is fresh
+//! Availability and the seat map are served from the cache only while the invalidation stream is fresh
 //! (`stream_freshness_ms`, DESIGN.md's freshness lease); otherwise it is read through to
 //! the ledger, coalesced, and marked `bypass`. The catalog documents are not gated: they
 //! change rarely, a catalog message evicts them, and their TTL bounds a missed eviction.
@@ -28,10 +29,10 @@ use spin_sdk::key_value::Store;
 use tessera_domain::{EventId, ShowId};
 use tessera_edge_cache::etag::{
     self, CACHE_CONTROL_AVAILABILITY, CACHE_CONTROL_CATEGORIES, CACHE_CONTROL_EVENT,
-    CACHE_CONTROL_LIST,
+    CACHE_CONTROL_LIST, CACHE_CONTROL_SEAT_MAP,
 };
 use tessera_edge_cache::keys;
-use tessera_edge_cache::spin::reads::{self, Read};
+use tessera_edge_cache::spin::reads::{self, Live, Read};
 use tessera_edge_cache::spin::respond::{self, CACHE, SERVED_BY};
 use tessera_edge_cache::spin::vars::OnDemand;
 use tessera_edge_cache::spin::{kv, now_ms};
@@ -42,6 +43,7 @@ enum Route<'a> {
     Event(&'a str),
     Categories,
     Availability(&'a str),
+    SeatMap(&'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -56,6 +58,7 @@ fn route(path: &str) -> Option<Route<'_>> {
         ("v1", "events", Some(id), None, _) => Route::Event(id),
         ("v1", "categories", None, ..) => Route::Categories,
         ("v1", "shows", Some(id), Some("availability"), None) => Route::Availability(id),
+        ("v1", "shows", Some(id), Some("seats"), None) => Route::SeatMap(id),
         _ => return None,
     })
 }
@@ -109,8 +112,14 @@ async fn read_route(
         Route::Availability(raw) => {
             let show_id: ShowId = respond::path_id("show_id", raw)?;
             let store = kv::open()?;
-            let read = reads::served_availability(&store, &OnDemand, show_id).await?;
+            let read = reads::served_live(&store, &OnDemand, Live::Availability, show_id).await?;
             Ok((read, CACHE_CONTROL_AVAILABILITY))
+        }
+        Route::SeatMap(raw) => {
+            let show_id: ShowId = respond::path_id("show_id", raw)?;
+            let store = kv::open()?;
+            let read = reads::served_live(&store, &OnDemand, Live::SeatMap, show_id).await?;
+            Ok((read, CACHE_CONTROL_SEAT_MAP))
         }
         Route::Event(raw) => {
             let event_id: EventId = respond::path_id("event_id", raw)?;

@@ -6,22 +6,28 @@
 //! `available == 0` was confirmed within `sold_out_shed_window_ms` while the invalidation
 //! stream is fresh (`stream_freshness_ms`: a zero a silent stream cannot vouch for may have
 //! been released meanwhile), or that the ledger answered `sold_out` that recently, is
-//! refused `sold_out` here ("shed"). The cached availability serves whatever the stream's
-//! state: besides shedding, a hold needs only the show's event and zones from it. Everything else is forwarded with its original body, `Idempotency-Key`
+//! refused `sold_out` here ("shed"); so is a hold naming seats that the cached seat map,
+//! confirmed as recently while the stream is fresh, shows taken (`seat_unavailable`, naming
+//! them). A retry of a hold this node forwarded is never shed: it reaches the ledger, which
+//! replays its answer. The cached availability serves whatever the stream's state: besides
+//! shedding, a hold needs only the show's event and zones from it. Everything else is
+//! forwarded with its original body, `Idempotency-Key`
 //! and `Content-Type`, and the ledger's answer relayed unchanged. Hold results are never
 //! cached (`Cache-Control: no-store`).
 
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use tessera_domain::body;
-use tessera_domain::holds::{ConfirmRequest, HoldRequest, NewHold};
+use tessera_domain::holds::{ConfirmRequest, HoldRequest, NewHold, SeatPick};
 use tessera_domain::{ErrorCode, HoldId, Problem};
 use tessera_edge_cache::entry::AvailEntry;
 use tessera_edge_cache::freshness::Trust;
 use tessera_edge_cache::hold::{self, HoldCheck, HoldVerdict};
+use tessera_edge_cache::keys::PrefixedId;
 use tessera_edge_cache::problem::{edge, has_code};
 use tessera_edge_cache::spin::vars::{self, Settings};
 use tessera_edge_cache::spin::{incoming, kv, ledger, now_ms, reads, respond};
+use tessera_edge_cache::stored::Kind;
 use tessera_edge_cache::{forwarded, keys};
 
 enum Route {
@@ -171,11 +177,20 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
     let detail = reads::event_detail(&store, settings, availability.event_id)
         .await
         .map_err(|r| not_found_as_zone(r, "event not found"))?;
+    // Only a hold that names seats reads the seat map, and only as cached: fetching a map
+    // to refuse a hold would cost the ledger more than the hold.
+    let seat_map = matches!(hold.pick, SeatPick::Seats(_))
+        .then(|| {
+            let key = PrefixedId::seat_map(hold.show_id);
+            kv::get_stored(&store, key.as_str(), Kind::SeatMap)
+        })
+        .flatten();
     let verdict = hold::check(
         &hold,
         &HoldCheck {
             detail: &detail,
             availability: &availability,
+            seat_map: seat_map.as_ref(),
             now: chrono::Utc::now(),
             now_ms: now_ms(),
             shed_window_ms: settings.sold_out_shed_window_ms,

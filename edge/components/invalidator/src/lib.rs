@@ -5,10 +5,14 @@
 //!   `version` is newer (and refreshes its "confirmed at" time for shedding); for a show
 //!   that is not cached it moves the show's availability epoch, so a fetch in flight (which
 //!   may have read older counters) does not keep what it read.
+//! - `seats`: as `availability` for the zone's counters, and patches the zone's seats in
+//!   `seats/{show_id}` by `version`; a map it cannot patch (`changes: null`, more than a
+//!   message carries; a seat or zone it does not know) is deleted, and the next read
+//!   fetches it.
 //! - `catalog`: moves the catalog epoch, which evicts every event listing and the categories
 //!   (they serve only under the epoch they were fetched under) and stops in-flight fetches
 //!   from storing what they read before the change; deletes the event detail and the
-//!   availability of the event's shows, found in the event's show index and its cached
+//!   availability and seat maps of the event's shows, found in the event's show index and its cached
 //!   detail. No key listing: a catalog message costs a bounded number of KV calls (at most
 //!   `SHOWS_PER_EVENT_MAX` plus the detail's shows), however full the store is.
 //! - `heartbeat` (`{"kind": "heartbeat", "seq": <last published>}`): changes nothing but
@@ -35,9 +39,11 @@ use spin_sdk::key_value::Store;
 use spin_sdk::redis_component;
 use tessera_domain::catalog::EventDetail;
 use tessera_domain::invalidation::{Change, Received, ZoneCounters};
-use tessera_domain::{EventId, ShowId};
+use tessera_domain::seats::SeatStatus;
+use tessera_domain::{EventId, ShowId, ZoneId};
 use tessera_edge_cache::entry::{AvailEntry, DocEntry, Entry};
 use tessera_edge_cache::keys;
+use tessera_edge_cache::seat_map::{Patch, SeatMapEntry};
 use tessera_edge_cache::seq::{self, Numbered};
 use tessera_edge_cache::show_index::ShowIndex;
 use tessera_edge_cache::spin::now_ms;
@@ -89,9 +95,26 @@ fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
         bump_epoch(store, seq)?;
         return evict_event(store, event_id);
     }
-    // `availability` and `seats` messages both carry the zone's counters. (The seat map
-    // itself is not cached at the edge yet, so a seat message's changed seats have nothing
-    // to patch.)
+    // A `seats` message also patches the cached seat map. Seat states change only with a
+    // `seats` message (an `availability` message for an assigned zone is an edit of its
+    // name or price), so the map is read only for these.
+    if let Change::Seats {
+        show_id,
+        zone_id,
+        version,
+        changes,
+        ..
+    } = &change
+    {
+        patch_seat_map(
+            store,
+            seq,
+            (*show_id, *zone_id),
+            *version,
+            changes.as_deref(),
+        )?;
+    }
+    // `availability` and `seats` messages both carry the zone's counters.
     match change.zone_counters() {
         Some(zone) => apply_counters(store, seq, zone),
         None => Ok(()),
@@ -118,11 +141,40 @@ fn apply_counters(store: &Store, seq: i64, zone: ZoneCounters) -> anyhow::Result
         }
         // Not cached: nothing to update, but a fetch of this show may be in flight with
         // counters older than this message; tell it not to keep them.
-        None => store.set(
-            &keys::availability_epoch(zone.show_id),
-            format!("{seq}-{}", now_ms()).as_bytes(),
-        )?,
+        None => bump_show_epoch(store, seq, zone.show_id)?,
     }
+    Ok(())
+}
+
+/// A `seats` message's changed seats into the show's cached seat map, by version; a map
+/// the message cannot patch (too many changes to carry, a seat or zone it does not know)
+/// is dropped, and the next read fetches it.
+fn patch_seat_map(
+    store: &Store,
+    seq: i64,
+    (show_id, zone_id): (ShowId, ZoneId),
+    version: i64,
+    changes: Option<&[(i32, SeatStatus)]>,
+) -> anyhow::Result<()> {
+    let key = keys::seat_map(show_id);
+    let Some(mut entry) = get_entry::<SeatMapEntry>(store, &key)? else {
+        // As for availability: a fetch in flight may have read older states.
+        return bump_show_epoch(store, seq, show_id);
+    };
+    match entry.apply(zone_id, version, changes, now_ms()) {
+        Patch::Applied => store.set(&key, &entry.encode()?)?,
+        Patch::Unchanged => {}
+        Patch::Refetch => store.delete(&key)?,
+    }
+    Ok(())
+}
+
+/// Tells fetches of `show_id`'s live documents in flight not to keep what they read.
+fn bump_show_epoch(store: &Store, seq: i64, show_id: ShowId) -> anyhow::Result<()> {
+    store.set(
+        &keys::availability_epoch(show_id),
+        format!("{seq}-{}", now_ms()).as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -178,6 +230,7 @@ fn evict_event(store: &Store, event_id: EventId) -> anyhow::Result<()> {
     });
     for show_id in index.union(detail_shows) {
         store.delete(&keys::availability(show_id))?;
+        store.delete(&keys::seat_map(show_id))?;
     }
     store.delete(&index_key)?;
     store.delete(&event_key)?;

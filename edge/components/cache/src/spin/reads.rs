@@ -11,20 +11,22 @@
 //! listed in its event's show index before it is stored; listings and the categories are
 //! stamped with the catalog epoch they were fetched under and serve only under it.
 //!
-//! Availability is served from the cache only while the invalidation stream is fresh
-//! ([`crate::freshness`]); otherwise [`availability_stored`] reads through to the ledger
+//! Availability and seat maps ([`Live`]) are served from the cache only while the
+//! invalidation stream is fresh ([`crate::freshness`]); otherwise [`live_stored`] reads through to the ledger
 //! (coalesced by the same fill lease as misses) and the answer is a `bypass`.
 
 use spin_sdk::http::Response;
 use spin_sdk::key_value::Store;
 use tessera_domain::catalog::{Availability, EventDetail};
+use tessera_domain::seats::SeatMap;
 use tessera_domain::{EventId, ShowId};
 
 use super::vars::{Settings, Variables};
 use super::{kv, ledger, now_ms, respond};
-use crate::entry::{self, AvailEntry, DocEntry};
+use crate::entry::{self, AvailEntry, DocEntry, Entry};
 use crate::freshness::{self, Served, Trust};
 use crate::keys::{self, PrefixedId};
+use crate::seat_map::SeatMapEntry;
 use crate::show_index::{Insert, ShowIndex};
 use crate::stored::{Kind, Stored};
 
@@ -139,24 +141,24 @@ pub fn is_indexed(store: &Store, event_id: EventId, show_id: ShowId) -> bool {
     ShowIndex::decode(stored.as_deref()).is_ok_and(|index| index.contains(show_id))
 }
 
-/// Stores a fetched availability entry (`bytes`, its stored form) where a catalog message
-/// will find it: listed in its event's index first, stored unless an epoch moved, and
-/// checked in the index again after storing — a concurrent index write may have dropped
-/// its listing meanwhile; then it is listed again, or, if that fails, the entry is dropped
-/// (the next read refetches).
-fn store_availability(
+/// Stores a fetched entry of a show (`bytes`, its stored form, under `key`) where a
+/// catalog message will find it: listed in its event's index first, stored unless an epoch
+/// moved, and checked in the index again after storing — a concurrent index write may have
+/// dropped its listing meanwhile; then it is listed again, or, if that fails, the entry is
+/// dropped (the next read refetches).
+fn store_live(
     store: &Store,
-    entry: &AvailEntry,
+    (event_id, show_id): (EventId, ShowId),
+    key: &str,
     bytes: &[u8],
     epoch_keys: &[&str],
     before: &[Option<Vec<u8>>],
 ) {
-    let key = PrefixedId::availability(entry.show_id);
-    if index_show(store, entry.event_id, entry.show_id)
-        && store_unless_moved(store, key.as_str(), bytes, epoch_keys, before)
-        && !index_show(store, entry.event_id, entry.show_id)
+    if index_show(store, event_id, show_id)
+        && store_unless_moved(store, key, bytes, epoch_keys, before)
+        && !index_show(store, event_id, show_id)
     {
-        kv::delete(store, key.as_str());
+        kv::delete(store, key);
     }
 }
 
@@ -240,29 +242,57 @@ fn unique() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(now_ms())
 }
 
-/// The catalog's availability read: how far the cache may be trusted now, then the entry
-/// as stored (a hit reads one variable and two keys).
-pub async fn served_availability(
+/// A show's documents that every hold moves, kept current by the invalidation stream and
+/// so served from the cache only while it is fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Live {
+    /// `avail/{show_id}`: `GET /v1/shows/{show_id}/availability`.
+    Availability,
+    /// `seats/{show_id}`: `GET /v1/shows/{show_id}/seats`.
+    SeatMap,
+}
+
+impl Live {
+    fn key(self, show_id: ShowId) -> PrefixedId {
+        match self {
+            Self::Availability => PrefixedId::availability(show_id),
+            Self::SeatMap => PrefixedId::seat_map(show_id),
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Self::Availability => Kind::Availability,
+            Self::SeatMap => Kind::SeatMap,
+        }
+    }
+}
+
+/// The catalog's read of a live document: how far the cache may be trusted now, then the
+/// entry as stored (a hit reads one variable and two keys).
+pub async fn served_live(
     store: &Store,
     settings: &impl Variables,
+    live: Live,
     show_id: ShowId,
 ) -> Result<Read<Stored>, Response> {
     let (trust, now) = stream_trust(store, settings.stream_freshness_ms()?);
-    availability_stored(store, settings, show_id, trust, now).await
+    live_stored(store, settings, live, show_id, trust, now).await
 }
 
-/// `avail/{show_id}` as stored, merged per zone with what is cached when fetched. Under
-/// [`Trust::Cached`] an entry fresh at `now_ms` is a hit and a missing one a miss; under
-/// [`Trust::ReadThrough`] only an entry fetched since the request arrived will do (this
-/// instance's fetch or, coalesced, another's) and the answer is a bypass.
-pub async fn availability_stored(
+/// `live`'s entry for `show_id` as stored, merged per zone with what is cached when
+/// fetched. Under [`Trust::Cached`] an entry fresh at `now_ms` is a hit and a missing one a
+/// miss; under [`Trust::ReadThrough`] only an entry fetched since the request arrived will
+/// do (this instance's fetch or, coalesced, another's) and the answer is a bypass.
+pub async fn live_stored(
     store: &Store,
     settings: &impl Variables,
+    live: Live,
     show_id: ShowId,
     trust: Trust,
     now_ms_at_arrival: i64,
 ) -> Result<Read<Stored>, Response> {
-    let key = PrefixedId::availability(show_id);
+    let key = live.key(show_id);
     let (cached, fetched) = match trust {
         Trust::Cached => (Served::Hit, Served::Miss),
         Trust::ReadThrough { .. } => (Served::Bypass, Served::Bypass),
@@ -276,7 +306,7 @@ pub async fn availability_stored(
                 }
         }
     };
-    let read = || kv::get_stored(store, key.as_str(), Kind::Availability);
+    let read = || kv::get_stored(store, key.as_str(), live.kind());
     if let Some(entry) = read().filter(usable_at(now_ms_at_arrival)) {
         return Ok(Read {
             value: entry,
@@ -293,21 +323,32 @@ pub async fn availability_stored(
         }
         Fill::Fetch(lease) => lease,
     };
-    let entry = fetch_availability(store, settings, show_id, fetched).await?;
+    let entry = match live {
+        Live::Availability => fetch_availability(store, settings, show_id, fetched).await?,
+        Live::SeatMap => fetch_seat_map(store, settings, show_id, fetched).await?,
+    };
     Ok(Read {
         value: entry,
         served: fetched,
     })
 }
 
-/// `avail/{show_id}` decoded, for the hold checks (see [`availability_stored`]).
+/// `avail/{show_id}` decoded, for the hold checks (see [`live_stored`]).
 pub async fn availability(
     store: &Store,
     settings: &impl Variables,
     show_id: ShowId,
     trust: Trust,
 ) -> Result<Read<AvailEntry>, Response> {
-    let read = availability_stored(store, settings, show_id, trust, now_ms()).await?;
+    let read = live_stored(
+        store,
+        settings,
+        Live::Availability,
+        show_id,
+        trust,
+        now_ms(),
+    )
+    .await?;
     let value = AvailEntry::decode(read.value.into_bytes())
         .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))?;
     Ok(Read {
@@ -345,9 +386,45 @@ async fn fetch_availability(
     let bytes = entry
         .encode()
         .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))?;
-    store_availability(store, &entry, &bytes, &epoch_keys, &before);
+    let owner = (entry.event_id, entry.show_id);
+    store_live(store, owner, key.as_str(), &bytes, &epoch_keys, &before);
     Stored::parse(bytes, Kind::Availability)
         .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))
+}
+
+/// Fetches the show's seat map, merges it with what is cached now (per zone by version)
+/// and stores it where a catalog message will find it (unless an epoch moved during the
+/// fetch). It lives as long as availability: both are kept current by messages.
+async fn fetch_seat_map(
+    store: &Store,
+    settings: &impl Variables,
+    show_id: ShowId,
+    served: Served,
+) -> Result<Stored, Response> {
+    let key = PrefixedId::seat_map(show_id);
+    let ttl_ms = settings.availability_ttl_ms()?;
+    let now = now_ms();
+    let epoch_keys = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
+    let before = [epoch(store), kv::get_raw(store, epoch_keys[1])];
+    let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/seats")).await?;
+    if *answer.status() != 200 {
+        return Err(relay_fetched(&answer, served));
+    }
+    let unreadable = |e: &dyn std::fmt::Display| {
+        eprintln!("tessera edge: unreadable seat map for {show_id} from the ledger: {e}");
+        respond::unavailable("the ledger answered unreadably, retry shortly")
+    };
+    let fresh: SeatMap = serde_json::from_slice(answer.body()).map_err(|e| unreadable(&e))?;
+    let cached = kv::get_entry::<SeatMapEntry>(store, key.as_str());
+    let entry = SeatMapEntry::merge_fetch(cached.as_ref(), fresh, now, ttl_ms)
+        .map_err(|e| unreadable(&e))?;
+    let bytes = entry
+        .encode()
+        .map_err(|e| respond::internal(&format!("seat map of {show_id}: {e}")))?;
+    let owner = (entry.event_id, entry.show_id);
+    store_live(store, owner, key.as_str(), &bytes, &epoch_keys, &before);
+    Stored::parse(bytes, Kind::SeatMap)
+        .map_err(|e| respond::internal(&format!("seat map of {show_id}: {e}")))
 }
 
 /// A catalog document at `path_and_query`, cached under `key` (`None`: never cached), as
