@@ -20,6 +20,10 @@ use crate::scenarios::{add_slice, slice_on};
 use crate::stack::{start_edge, Env, EventIds, Ledger};
 use crate::workloads::{SeatHolds, SeatLayout};
 use crate::{Plan, Progress};
+use redis::AsyncCommands;
+use tessera_domain::invalidation::{Change, Invalidation, ZoneCounters};
+use tessera_domain::seats::{decode_status_map, SeatStatus};
+use tessera_testkit::metrics::sum_metric;
 
 const PATHS: [&str; 3] = ["naive, direct", "batched, direct", "batched, via edge"];
 const NAIVE: usize = 0;
@@ -122,6 +126,8 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     edge.stop().await;
     naive.stop().await?;
     batched.stop().await?;
+    progress.step("seats: patching an edge's seat map");
+    let patch = PatchTiming::measure(env, layout).await?;
     report(
         &mut section,
         plan,
@@ -129,7 +135,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         &runs,
         &failures,
         not_adjacent,
-        map,
+        (map, patch),
     );
     Ok(section)
 }
@@ -237,6 +243,155 @@ impl MapSize {
     }
 }
 
+/// `seats` messages of this many changes each…
+const PATCH_SEATS: usize = 100;
+/// …this many of them.
+const PATCH_MESSAGES: usize = 20;
+/// How long one message may take to be applied.
+const PATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What an edge's invalidator spends on a `seats` message of [`PATCH_SEATS`] changes to its
+/// cached map of the zone: the host's `edge_invalidation_seconds` over [`PATCH_MESSAGES`]
+/// messages. The ledger is quiet (no heartbeats, no sales) and the messages are the
+/// ledger's own type, numbered on from its last and published on its channel, holding 100
+/// seats each: admin blocks would also evict the map (they change the event's capacity),
+/// and holds take at most four seats.
+struct PatchTiming {
+    mean_ms: f64,
+    messages: usize,
+    /// The map was still a cache hit showing the last message's seats held: patched in
+    /// place, never dropped and refetched.
+    still_cached: bool,
+}
+
+impl PatchTiming {
+    async fn measure(env: &Env, layout: SeatLayout) -> anyhow::Result<Self> {
+        let quiet = [("OUTBOX_HEARTBEAT_INTERVAL_MS", "600000")];
+        let ledger = Ledger::start(env, "seats-patch", &quiet).await?;
+        let ids = seated_event(env, &ledger, "seats-patch", layout).await?;
+        // Without heartbeats the node trusts its cache for as long as the measurement.
+        let edge = start_edge(
+            env,
+            "seats-patch-edge",
+            &ledger,
+            &[
+                ("SPIN_VARIABLE_STREAM_FRESHNESS_MS", "600000"),
+                ("SPIN_VARIABLE_AVAILABILITY_TTL_MS", "600000"),
+            ],
+        )
+        .await?;
+        let result = Self::patch(env, &ledger, &edge, &ids).await;
+        edge.stop().await;
+        ledger.stop().await?;
+        result
+    }
+
+    async fn patch(
+        env: &Env,
+        ledger: &Ledger,
+        edge: &crate::stack::Edge,
+        ids: &EventIds,
+    ) -> anyhow::Result<Self> {
+        let path = format!("/v1/shows/{}/seats", ids.show_id);
+        let map: Value = env.http.get(edge.url(&path)).send().await?.json().await?;
+        let zone = &map["zones"][0];
+        let (Some(mut version), Some(seat_count)) =
+            (zone["version"].as_i64(), zone["seat_count"].as_i64())
+        else {
+            anyhow::bail!("no assigned zone in the edge's seat map: {map}");
+        };
+        let mut seq = last_published_seq(&ledger.pool).await?;
+        let mut redis = redis::Client::open(env.redis_url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let applied = || async {
+            let text = edge.scrape().await?;
+            anyhow::Ok((
+                sum_metric(&text, "edge_invalidations_total", &[("outcome", "applied")]),
+                sum_metric(&text, "edge_invalidation_seconds_sum", &[]),
+                sum_metric(&text, "edge_invalidation_seconds_count", &[]),
+            ))
+        };
+        let (mut count, sum_before, count_before) = applied().await?;
+        let mut held = 0;
+        for message in 0..PATCH_MESSAGES {
+            let first = i32::try_from(message * PATCH_SEATS)?;
+            let seats: Vec<i32> = (first..first + PATCH_SEATS as i32).collect();
+            (seq, version, held) = (seq + 1, version + 1, held + PATCH_SEATS as i32);
+            let counters = ZoneCounters {
+                show_id: ids.show_id.parse()?,
+                zone_id: ids.zone_ids[0].parse()?,
+                available: i32::try_from(seat_count)? - held,
+                held,
+                sold: 0,
+                version,
+            };
+            let change = Change::seats(counters, &seats, SeatStatus::Held);
+            let payload = serde_json::to_string(&Invalidation { seq, change })?;
+            let _: i64 = redis.publish(&ledger.channel, payload).await?;
+            wait_for(|| async { Ok(applied().await?.0 > count) }, message).await?;
+            count += 1.0;
+        }
+        let (_, sum_after, count_after) = applied().await?;
+        let served = env.http.get(edge.url(&path)).send().await?;
+        let hit = served
+            .headers()
+            .get("tessera-cache")
+            .is_some_and(|v| v.as_bytes() == b"hit");
+        let map: Value = served.json().await?;
+        let last = i32::try_from(PATCH_MESSAGES * PATCH_SEATS)? - 1;
+        let status = map["zones"][0]["status"].as_str().unwrap_or_default();
+        let states = decode_status_map(status, usize::try_from(seat_count)?).unwrap_or_default();
+        let messages = count_after - count_before;
+        Ok(Self {
+            mean_ms: if messages > 0.0 {
+                (sum_after - sum_before) / messages * 1_000.0
+            } else {
+                0.0
+            },
+            messages: messages as usize,
+            still_cached: hit && states.get(last as usize) == Some(&SeatStatus::Held),
+        })
+    }
+}
+
+/// The highest `seq` the ledger has published, once everything it wrote is published.
+async fn last_published_seq(pool: &PgPool) -> anyhow::Result<i64> {
+    wait_for(
+        || async {
+            let pending: i64 =
+                sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                    .fetch_one(pool)
+                    .await?;
+            Ok(pending == 0)
+        },
+        0,
+    )
+    .await?;
+    Ok(
+        sqlx::query_scalar("select coalesce(max(seq), 0) from outbox")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Polls `done` until it holds, for at most [`PATCH_DEADLINE`] (step `step` of the phase).
+async fn wait_for<F, Fut>(mut done: F, step: usize) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = std::time::Instant::now() + PATCH_DEADLINE;
+    while !done().await? {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "seat map patching, step {step}: not done within {PATCH_DEADLINE:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
 fn report(
     section: &mut Section,
     plan: &Plan,
@@ -244,7 +399,7 @@ fn report(
     runs: &[PathRun],
     failures: &[String],
     (not_adjacent, holds): (u64, u64),
-    map: Option<MapSize>,
+    (map, patch): (Option<MapSize>, PatchTiming),
 ) {
     let seats = layout.rows * layout.seats_per_row;
     section.notes.push(format!(
@@ -306,6 +461,15 @@ fn report(
             map.status_chars as u64 <= bound,
         );
     }
+    section.goal(
+        "seats.patch_100_ms",
+        "an edge patches its cached map with 100-seat messages (time reported)",
+        format!(
+            "{:.2} ms a message on average ({} messages, instantiation included); patched in place: {}",
+            patch.mean_ms, patch.messages, patch.still_cached
+        ),
+        patch.still_cached,
+    );
     section.tables.push(table(runs, &seats_per_s));
     section.data = json!({
         "layout": {"rows": layout.rows, "seats_per_row": layout.seats_per_row},

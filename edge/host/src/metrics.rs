@@ -8,7 +8,8 @@
 //! - `edge_guest_failures_total{component,reason}`: traps, deadlines, missing responses,
 //!   failed response bodies (`body`), requests that found no free instance slot in time
 //!   (`instance_wait`)
-//! - `edge_invalidations_total{component,outcome}`, `edge_redis_connected{channel}`,
+//! - `edge_invalidations_total{component,outcome}`, `edge_invalidation_seconds{component}`
+//!   (one message, instantiation included), `edge_redis_connected{channel}`,
 //!   `edge_redis_resubscriptions_total{channel}`
 //! - `edge_outbound_requests_total{component,method}`: every outbound HTTP request a guest
 //!   makes that the manifest allows (sent, whatever came of it); `edge_outbound_denied_total`:

@@ -128,6 +128,7 @@ async fn subscribe(subscription: &Subscription) -> redis::RedisResult<redis::aio
 /// Run one message through a fresh instance; failures are counted, never fatal.
 async fn deliver(app: &App, subscription: &Subscription, payload: &[u8]) {
     let id = subscription.component.as_str();
+    let started = Instant::now();
     let outcome = match handle(app, id, payload).await {
         Ok(Ok(())) => "applied",
         Ok(Err(())) => "rejected",
@@ -139,6 +140,9 @@ async fn deliver(app: &App, subscription: &Subscription, payload: &[u8]) {
     };
     metrics::counter!("edge_invalidations_total", "component" => id.to_owned(), "outcome" => outcome)
         .increment(1);
+    // Instantiation included: what one message costs the node.
+    metrics::histogram!("edge_invalidation_seconds", "component" => id.to_owned())
+        .record(started.elapsed().as_secs_f64());
 }
 
 async fn handle(app: &App, id: &str, payload: &[u8]) -> wasmtime::Result<Result<(), ()>> {
