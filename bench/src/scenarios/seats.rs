@@ -2,7 +2,9 @@
 //! 128 closed-loop buyers: half ask for the best 1–4 seats, half name 1–4 seats side by
 //! side in the front rows' centre (so they conflict). Three paths take turns in slices,
 //! each on a fresh zone: the naive strategy (one transaction per hold) straight at its
-//! ledger (the baseline), the batched engine straight, and through an edge. After every
+//! ledger (the baseline), the batched engine straight, and through an edge (which has the
+//! zone's seat map cached, as after a buyer's first page, so it patches it from every batch's
+//! message and sheds holds for seats it shows taken). After every
 //! slice: no seat in two holds, every hold complete, counters = seats = rows = the 201s
 //! answered, and every hold's seats side by side.
 
@@ -28,6 +30,7 @@ use tessera_testkit::metrics::sum_metric;
 const PATHS: [&str; 3] = ["naive, direct", "batched, direct", "batched, via edge"];
 const NAIVE: usize = 0;
 const BATCHED: usize = 1;
+const VIA_EDGE: usize = 2;
 /// The full run's zone: 100 rows of 500 (the 50,000 seats), an aisle after seat
 /// 125 of each row; the quick run's is smaller (its debug builds read whole rows slowly).
 const LAYOUT_FULL: SeatLayout = SeatLayout {
@@ -51,6 +54,8 @@ struct PathRun {
     figures: Option<Figures>,
     holds: u64,
     seats: u64,
+    /// Holds the edge refused itself (`seat_unavailable` from its cached map).
+    shed: u64,
 }
 
 pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<Section> {
@@ -74,6 +79,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
             figures: None,
             holds: 0,
             seats: 0,
+            shed: 0,
         })
         .collect();
     let mut failures = Vec::new();
@@ -88,6 +94,13 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
                 plan.slices
             ));
             let ids = seated_event(env, ledger, &format!("seats-{slice}-{path}"), layout).await?;
+            if path == VIA_EDGE {
+                // As a buyer's page does before anyone picks a seat: the edge caches the
+                // map, patches it from every batch's message, and sheds holds for seats it
+                // shows taken.
+                let map = format!("http://{authority}/v1/shows/{}/seats", ids.show_id);
+                env.http.get(map).send().await?.error_for_status()?;
+            }
             let run_no = u64::from(slice) * PATHS.len() as u64 + path as u64;
             let workload = Arc::new(SeatHolds::new(
                 &ids.show_id,
@@ -95,6 +108,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
                 layout,
                 run_no,
             ));
+            let shed_before = edge_sheds(&edge).await?;
             let figures = slice_on(
                 authority,
                 workload.clone(),
@@ -110,6 +124,9 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
             );
             runs[path].holds += holds;
             runs[path].seats += seats;
+            if path == VIA_EDGE {
+                runs[path].shed += (edge_sheds(&edge).await? - shed_before) as u64;
+            }
             let audit = SeatAudit::read(&ledger.pool, &ids.zone_ids[0]).await?;
             if let Some(error) = audit.error(holds, seats) {
                 failures.push(format!("{}, slice {slice}: {error}", PATHS[path]));
@@ -138,6 +155,12 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         (map, patch),
     );
     Ok(section)
+}
+
+/// Holds the edge answered 409 itself (shed), so far.
+async fn edge_sheds(edge: &crate::stack::Edge) -> anyhow::Result<f64> {
+    let labels = [("component", "holds"), ("status", "409"), ("served_by", "edge")];
+    Ok(sum_metric(&edge.scrape().await?, "edge_requests_total", &labels))
 }
 
 /// A published event with one assigned zone of `layout`.
@@ -473,7 +496,7 @@ fn report(
     section.tables.push(table(runs, &seats_per_s));
     section.data = json!({
         "layout": {"rows": layout.rows, "seats_per_row": layout.seats_per_row},
-        "runs": runs.iter().enumerate().map(|(i, r)| json!({"path": PATHS[i], "holds": r.holds, "seats": r.seats, "figures": r.figures})).collect::<Vec<_>>(),
+        "runs": runs.iter().enumerate().map(|(i, r)| json!({"path": PATHS[i], "holds": r.holds, "seats": r.seats, "shed_at_edge": r.shed, "figures": r.figures})).collect::<Vec<_>>(),
         "not_adjacent": not_adjacent,
     });
 }
@@ -488,6 +511,7 @@ fn table(runs: &[PathRun], seats_per_s: &dyn Fn(usize) -> Option<f64>) -> Table 
             "p50",
             "p99",
             "refused (409)",
+            "of them shed at the edge",
             "errors",
             "÷ naive",
         ],
@@ -502,6 +526,11 @@ fn table(runs: &[PathRun], seats_per_s: &dyn Fn(usize) -> Option<f64>) -> Table 
             ms(f.p50_ms),
             ms(f.p99_ms),
             count(f.refused as f64),
+            if path == VIA_EDGE {
+                count(run.shed as f64)
+            } else {
+                String::new()
+            },
             count(f.failed as f64),
             naive
                 .filter(|n| *n > 0.0 && path != NAIVE)
