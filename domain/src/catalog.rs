@@ -218,6 +218,10 @@ pub struct EventDetail {
     pub shows: Vec<ShowView>,
     /// Bumped on every catalog change; the edge's `ETag`.
     pub version: i64,
+    /// The public keys the event's ticket codes are signed with (none before it is
+    /// published): any door or offline scanner verifies a code with these alone.
+    #[serde(default)]
+    pub checkin_keys: Vec<crate::tickets::CheckinKey>,
 }
 
 impl EventDetail {

@@ -13,6 +13,8 @@
 //! - [`seats`]: assigned seating: layouts as organizers describe them, seat states, the
 //!   compact status map readers receive.
 //! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
+//! - [`tickets`]: signed ticket codes and gate credentials (Ed25519), verified with the
+//!   event's public keys alone.
 //! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
 //!
 //! Nothing here does I/O, so the crate builds for `wasm32-wasip2` unchanged.
@@ -27,6 +29,7 @@ pub mod money;
 pub mod problem;
 pub mod seats;
 pub mod settings;
+pub mod tickets;
 
 pub use ids::{
     CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, VenueId, ZoneId,

@@ -235,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::catalog::router())
         .merge(crate::holds::router())
         .merge(crate::seats::router())
+        .merge(crate::tickets::router())
         .merge(crate::health::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::client(ErrorCode::NotFound, "no such route") })

@@ -40,5 +40,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
         .run(&pool)
         .await
         .context("failed to apply migrations")?;
+    // The re-issue step of `20261128000003_ticket_codes.sql`: codes made before signing.
+    let reissued = crate::tickets::keys::reissue_unsigned_codes(&pool)
+        .await
+        .context("failed to sign the codes of earlier tickets")?;
+    if reissued > 0 {
+        tracing::info!(
+            reissued,
+            "signed the codes of tickets issued before signing"
+        );
+    }
     Ok(pool)
 }

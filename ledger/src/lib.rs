@@ -7,6 +7,8 @@
 //!   commits them in batches ([`holds::commit`]); [`holds::settle`] confirms and releases;
 //!   [`holds::sweeper`] expires lapsed holds.
 //! - [`seats`]: assigned seating: a zone's seats stored with it, the public seat map.
+//! - [`tickets`]: the ticket's life after the sale: each event's signing keys, signed
+//!   codes, the public keys scanners verify them with.
 //! - [`idempotency`]: stored results for `Idempotency-Key` replays.
 //! - [`outbox`]: every change's message, written in its transaction and relayed to Redis.
 //! - [`app`]: startup, routing, middleware and graceful shutdown; [`config`] reads the
@@ -35,6 +37,7 @@ pub mod origin;
 pub mod outbox;
 pub mod seats;
 pub mod seed;
+pub mod tickets;
 
 pub use app::{AppState, Ledger};
 pub use config::Config;

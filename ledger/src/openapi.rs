@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::app::AppState;
-use crate::{catalog, health, holds, seats};
+use crate::{catalog, health, holds, seats, tickets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use crate::{catalog, health, holds, seats};
     paths(
         catalog::public::list_events, catalog::public::get_event, catalog::public::list_categories,
         catalog::public::show_availability, seats::map::show_seats,
+        tickets::checkin_keys::checkin_keys,
         holds::create_hold, holds::get_hold, holds::confirm_hold, holds::release_hold,
         catalog::admin::create_event, catalog::admin::get_owned_event, catalog::admin::publish_event,
         catalog::admin::cancel_event, catalog::admin::patch_event, catalog::admin::patch_show,
@@ -24,6 +25,7 @@ use crate::{catalog, health, holds, seats};
     tags(
         (name = "catalog", description = "Public catalog and live availability"),
         (name = "holds", description = "Holding, confirming and releasing tickets"),
+        (name = "checkin", description = "Verifying tickets at the door"),
         (name = "admin", description = "Tenant-scoped event management (bearer token)"),
         (name = "operations", description = "Health and readiness (metrics are on the operations listener, METRICS_ADDR)"),
     )

@@ -159,8 +159,16 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
 
 /// Holds the edge answered 409 itself (shed), so far.
 async fn edge_sheds(edge: &crate::stack::Edge) -> anyhow::Result<f64> {
-    let labels = [("component", "holds"), ("status", "409"), ("served_by", "edge")];
-    Ok(sum_metric(&edge.scrape().await?, "edge_requests_total", &labels))
+    let labels = [
+        ("component", "holds"),
+        ("status", "409"),
+        ("served_by", "edge"),
+    ];
+    Ok(sum_metric(
+        &edge.scrape().await?,
+        "edge_requests_total",
+        &labels,
+    ))
 }
 
 /// A published event with one assigned zone of `layout`.

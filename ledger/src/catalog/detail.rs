@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use tessera_domain::catalog::{
     EventDetail, EventStatus, SeatingKind, ShowView, VenueView, ZoneView,
 };
+use tessera_domain::tickets::CheckinKey;
 use tessera_domain::{Currency, EventId, ShowId, TenantId, VenueId, ZoneId};
 use uuid::Uuid;
 
@@ -82,8 +83,10 @@ pub async fn load_event_detail(
     .bind(event.id)
     .fetch_all(&mut *conn)
     .await?;
+    let checkin_keys = crate::tickets::keys::public_keys(&mut *conn, event_id).await?;
     let tenant = TenantId(event.tenant_id);
-    Ok(Some((tenant, event.into_detail(show_views(shows, &zones)))))
+    let detail = event.into_detail(show_views(shows, &zones), checkin_keys);
+    Ok(Some((tenant, detail)))
 }
 
 /// The shows in their order, each with its zones (in the zones' order).
@@ -121,7 +124,7 @@ impl ZoneRow {
 }
 
 impl EventRow {
-    fn into_detail(self, shows: Vec<ShowView>) -> EventDetail {
+    fn into_detail(self, shows: Vec<ShowView>, checkin_keys: Vec<CheckinKey>) -> EventDetail {
         EventDetail {
             event_id: EventId(self.id),
             slug: self.slug,
@@ -142,6 +145,7 @@ impl EventRow {
             },
             shows,
             version: self.version,
+            checkin_keys,
         }
     }
 }

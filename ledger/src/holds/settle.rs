@@ -3,14 +3,13 @@
 //! sweeper skips locked holds, so a hold is never settled twice.
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use sqlx::PgConnection;
 use tessera_domain::catalog::EventStatus;
 use tessera_domain::holds::{ConfirmedHold, HoldStatus, HoldView, TicketView};
 use tessera_domain::money::line_total_minor;
 use tessera_domain::seats::SeatStatus;
 use tessera_domain::{
-    Currency, CustomerId, ErrorCode, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId,
+    Currency, CustomerId, ErrorCode, EventId, HoldId, IdempotencyKey, ShowId, TicketId, ZoneId,
 };
 use uuid::Uuid;
 
@@ -18,10 +17,6 @@ use super::stock::{move_stock, Movement};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, NewRecord, Reply};
 use crate::outbox;
-
-/// Ticket codes: 12 characters from an alphabet without look-alikes (0/O, 1/I): 60 bits.
-const TICKET_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-const TICKET_CODE_LEN: usize = 12;
 
 /// The columns of a hold that make up its API view.
 #[derive(sqlx::FromRow)]
@@ -66,6 +61,7 @@ struct HoldRow {
     /// Decoded once (`tessera_domain`'s stored enums): an unknown value fails the read.
     status: HoldStatus,
     event_status: EventStatus,
+    event_id: Uuid,
     now: DateTime<Utc>,
 }
 
@@ -97,7 +93,7 @@ async fn fetch_hold(
     let sql = format!(
         "select h.id, h.zone_id, h.show_id, h.customer_id, h.quantity, h.unit_price_minor, h.currency,
                 h.status, h.created_at, h.expires_at, h.seat_indexes, e.status as event_status,
-                now() as now
+                h.event_id, now() as now
          from holds h join events e on e.id = h.event_id where h.id = $1 {}",
         if lock { "for update of h" } else { "" }
     );
@@ -200,21 +196,16 @@ pub async fn confirm(
     Ok(reply)
 }
 
-/// A fresh random ticket code. (The thread-local generator must not live across an
-/// `.await`: it is not `Send`.)
-fn ticket_code() -> String {
-    let mut rng = rand::rng();
-    (0..TICKET_CODE_LEN)
-        .map(|_| char::from(TICKET_CODE_ALPHABET[rng.random_range(0..TICKET_CODE_ALPHABET.len())]))
-        .collect()
-}
-
 /// One ticket per place held; for a seat hold, one per seat, each seat then `sold` to its
 /// ticket (after the zone's counters moved: zone row first, then its seats).
 async fn issue_tickets(conn: &mut PgConnection, hold: &HoldRow) -> ApiResult<Vec<TicketView>> {
     let count = usize::try_from(hold.core.quantity).unwrap_or(0);
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
-    let codes: Vec<String> = (0..count).map(|_| ticket_code()).collect();
+    // Signed with the event's newest key: any door verifies them with its public key.
+    let event_id = EventId(hold.event_id);
+    let signer = crate::tickets::keys::signer(conn, event_id).await?;
+    let codes =
+        crate::tickets::keys::sign_codes(&signer, event_id, ShowId(hold.core.show_id), &ids);
     let seats = hold.seats();
     sqlx::query(
         "insert into tickets (id, hold_id, zone_id, code, seat_index)

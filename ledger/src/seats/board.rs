@@ -158,7 +158,12 @@ fn best_in_row(row: &Row, size: usize) -> Option<Vec<i32>> {
         run_start = end;
     }
     let (_, start) = best?;
-    Some(row.slots[start..start + size].iter().map(|s| s.index).collect())
+    Some(
+        row.slots[start..start + size]
+            .iter()
+            .map(|s| s.index)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -241,7 +246,9 @@ mod tests {
     fn reference_best(places: &[Place], size: i32) -> Option<Vec<i32>> {
         let mut rows: BTreeMap<i32, BTreeMap<i32, (i32, bool)>> = BTreeMap::new();
         for p in places {
-            rows.entry(p.row_order).or_default().insert(p.position, (p.index, p.free));
+            rows.entry(p.row_order)
+                .or_default()
+                .insert(p.position, (p.index, p.free));
         }
         rows.values().find_map(|row| {
             let free = |pos: i32| row.get(&pos).is_some_and(|s| s.1);

@@ -129,6 +129,7 @@ mod tests {
                 }],
             }],
             version: 3,
+            checkin_keys: Vec::new(),
         }
     }
 

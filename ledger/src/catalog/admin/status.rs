@@ -76,5 +76,9 @@ pub async fn change_status(
         .bind(to)
         .execute(&mut *conn)
         .await?;
+    if to == EventStatus::Published {
+        // Its key pair, before any ticket needs a code (its public half in the detail).
+        crate::tickets::keys::ensure_key(conn, event_id).await?;
+    }
     finish_edit(conn, event_id).await
 }
