@@ -13,6 +13,7 @@
 //! - [`seats`]: assigned seating: layouts as organizers describe them, seat states, the
 //!   compact status map readers receive.
 //! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
+//! - [`checkin`]: a door's scan (`POST /v1/checkin`) and its verdict.
 //! - [`tickets`]: signed ticket codes and gate credentials (Ed25519), verified with the
 //!   event's public keys alone.
 //! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
@@ -21,6 +22,7 @@
 
 pub mod body;
 pub mod catalog;
+pub mod checkin;
 pub mod fields;
 pub mod holds;
 pub mod ids;

@@ -46,13 +46,45 @@ const SIGNATURE_BYTES: usize = 64;
 pub const CODE_BYTES: usize = CODE_CLAIM_BYTES + SIGNATURE_BYTES;
 /// Characters of a ticket code (base64 of [`CODE_BYTES`], no padding): ≤ 200, for a QR code.
 pub const CODE_CHARS: usize = (CODE_BYTES * 4).div_ceil(3);
-/// Longest gate name a credential carries.
-pub const GATE_NAME_BYTES_MAX: usize = 64;
+/// Longest gate name, in characters…
+pub const GATE_NAME_CHARS_MAX: usize = 32;
+/// …so at most this many bytes of UTF-8 in a credential (its one length byte holds it).
+pub const GATE_NAME_BYTES_MAX: usize = GATE_NAME_CHARS_MAX * 4;
 /// Longest credential text accepted before decoding (a bound on work for any input).
 pub const CREDENTIAL_CHARS_MAX: usize = 400;
 
 /// Which of an event's keys signed a code or credential.
 pub type KeyId = u16;
+
+/// A ticket's state (invariant 9): `valid → checked_in` at most once; `void` once cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Valid,
+    CheckedIn,
+    Void,
+}
+
+impl TicketStatus {
+    pub const ALL: [Self; 3] = [Self::Valid, Self::CheckedIn, Self::Void];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::CheckedIn => "checked_in",
+            Self::Void => "void",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+}
+
+crate::catalog::stored_as_text!(TicketStatus, "ticket status", |text| TicketStatus::parse(
+    text
+));
 
 /// An event's signing key, as the ledger keeps it (private: never serialised).
 pub struct EventSigningKey {
@@ -116,7 +148,8 @@ impl EventSigningKey {
     }
 }
 
-/// A gate's name is longer than [`GATE_NAME_BYTES_MAX`] bytes.
+/// A gate's name is longer than [`GATE_NAME_BYTES_MAX`] bytes (a caller that checked
+/// [`GATE_NAME_CHARS_MAX`] never sees this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a gate name has at most {GATE_NAME_BYTES_MAX} bytes")]
 pub struct GateNameTooLong;
@@ -261,6 +294,25 @@ impl Verifier {
     }
 }
 
+/// The event a code names, read before it is verified: only to choose the keys to verify
+/// it with (nothing is trusted before [`Verifier::verify_code`]).
+pub fn code_event(code: &str) -> Option<EventId> {
+    if code.len() != CODE_CHARS {
+        return None;
+    }
+    let bytes = decode(code)?;
+    Some(EventId(Uuid::from_slice(bytes.get(19..35)?).ok()?))
+}
+
+/// The event a gate credential names, read before it is verified (as [`code_event`]).
+pub fn credential_event(token: &str) -> Option<EventId> {
+    if token.len() > CREDENTIAL_CHARS_MAX {
+        return None;
+    }
+    let bytes = decode(token)?;
+    Some(EventId(Uuid::from_slice(bytes.get(35..51)?).ok()?))
+}
+
 fn signed_message(domain: &[u8], bytes: &[u8]) -> Vec<u8> {
     [domain, bytes].concat()
 }
@@ -302,6 +354,7 @@ mod tests {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         let verifier = Verifier::new(&[signer.public()]);
         assert_eq!(verifier.verify_code(&code), Ok(claim()));
+        assert_eq!(code_event(&code), Some(claim().event_id));
     }
 
     #[test]
@@ -356,6 +409,7 @@ mod tests {
         let token = signer.sign_credential(&credential).expect("short name");
         let verifier = Verifier::new(&[signer.public()]);
         assert_eq!(verifier.verify_credential(&token), Ok(credential.clone()));
+        assert_eq!(credential_event(&token), Some(credential.event_id));
         let code = signer.sign_code(&claim());
         assert_eq!(verifier.verify_credential(&code), Err(Forged));
         let mut bytes = decode(&token).expect("base64");

@@ -80,6 +80,9 @@ INEXPRESSIBLE_RULES = (
     "required unless `seats` names the seats",
     "1 to 100 different seat indexes",
     "1 to 1000 different seat indexes",
+    # Check-in (domain/src/checkin.rs): a scan's time against the clock, and `force` with it.
+    "within the last 30 days and at most 5 minutes ahead",
+    "an offline entry (`force`) says when it happened",
 )
 
 

@@ -387,9 +387,10 @@ async fn oversell(pool: &sqlx::PgPool, zone_id: &str) -> anyhow::Result<()> {
     .bind(zone)
     .execute(&mut *tx)
     .await?;
+    // 12-character codes, as before signing (`ticket_code_length` allows those or signed ones).
     sqlx::query(
         "insert into tickets (id, hold_id, zone_id, code)
-         select gen_random_uuid(), $1, $2, 'FORGED' || n from generate_series(1, 3) n",
+         select gen_random_uuid(), $1, $2, 'FORGEDCODE0' || n from generate_series(1, 3) n",
     )
     .bind(hold)
     .bind(zone)

@@ -1,7 +1,10 @@
 //! The ticket's life after the sale: the events' signing keys and signed codes
-//! ([`keys`]), and the public key set scanners verify codes with ([`checkin_keys`]).
+//! ([`keys`]), the public key set scanners verify codes with ([`checkin_keys`]), the
+//! doors' credentials ([`gates`]) and the scan that checks a ticket in ([`checkin`]).
 
+pub mod checkin;
 pub mod checkin_keys;
+pub mod gates;
 pub mod keys;
 
 use axum::Router;
@@ -9,5 +12,15 @@ use axum::Router;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
+    use axum::routing::post;
     checkin_keys::router()
+        .merge(checkin::router())
+        .route(
+            "/admin/v1/events/{event_id}/gates",
+            post(gates::create_gate),
+        )
+        .route(
+            "/admin/v1/events/{event_id}/gates/{credential_id}/revoke",
+            post(gates::revoke_gate),
+        )
 }

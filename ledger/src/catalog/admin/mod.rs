@@ -117,7 +117,7 @@ async fn detail_of(conn: &mut PgConnection, event_id: EventId) -> ApiResult<Even
 }
 
 /// Locks the event row and checks the tenant owns it; returns its status.
-async fn lock_owned_event(
+pub(crate) async fn lock_owned_event(
     conn: &mut PgConnection,
     tenant: AdminTenant,
     event_id: EventId,
