@@ -1151,3 +1151,132 @@ async fn invalid_utf8_and_nul_through_the_components_are_a_4xx_never_a_5xx(pool:
     assert_eq!(status, 200, "still serving");
     ledger.stop().await;
 }
+
+/// `POST /v1/checkin` through the edge with `token`: status, body, `Tessera-Served-By`.
+async fn edge_scan(edge: &EdgeNode, token: Option<&str>, body: &Value) -> (u16, Value, String) {
+    let mut request = reqwest::Client::new()
+        .post(edge.url("/v1/checkin"))
+        .json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let served_by = header(response.headers(), "tessera-served-by")
+        .unwrap_or_default()
+        .to_owned();
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        served_by,
+    )
+}
+
+/// A confirmed hold of one ticket at `ledger`: the event and the ticket's code.
+async fn sold_ticket(ledger: &TestApp) -> (Fixture, String) {
+    let fixture = ledger.event_with_zone(10).await;
+    let (status, hold) = ledger.hold(&fixture, 1, "ann", &key()).await;
+    assert_eq!(status, 201, "{hold}");
+    let path = format!(
+        "/v1/holds/{}/confirm",
+        hold["hold_id"].as_str().expect("id")
+    );
+    let (status, confirm) = ledger
+        .post_json(&path, &json!({"payment_ref": "pay"}), Some(&key()))
+        .await;
+    assert_eq!(status, 200, "{confirm}");
+    let code = confirm["tickets"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    (fixture, code)
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_edge_checks_credentials_and_codes_and_the_ledger_redeems_once(pool: PgPool) {
+    let ledger = ledger_for_edges(pool).await;
+    let (fixture, code) = sold_ticket(&ledger).await;
+    let (_, other_code) = sold_ticket(&ledger).await;
+    let issued: Value = ledger
+        .admin_post(
+            &format!("/admin/v1/events/{}/gates", fixture.event_id),
+            &json!({"gate": "North"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("credential");
+    let token = issued["token"].as_str().expect("token").to_owned();
+    let edge = start(options(&ledger)).await;
+    let scan = |code: &str, nonce: &str| json!({"code": code, "gate": "North", "nonce": nonce});
+    // The event's public keys, cached at the edge for scanners, with the ledger's ETag.
+    let keys_path = format!("/v1/events/{}/checkin-keys", fixture.event_id);
+    let at_ledger = reqwest::get(ledger.url(&keys_path)).await.expect("request");
+    let ledger_etag = header(at_ledger.headers(), "etag")
+        .unwrap_or_default()
+        .to_owned();
+    let ledger_keys: Value = at_ledger.json().await.expect("json");
+    for expected in ["miss", "hit"] {
+        let response = edge.get(&keys_path).await;
+        assert_eq!(header(response.headers(), "tessera-cache"), Some(expected));
+        assert_eq!(
+            header(response.headers(), "etag"),
+            Some(ledger_etag.as_str())
+        );
+        assert_eq!(response.json::<Value>().await.expect("json"), ledger_keys);
+    }
+
+    let (status, verdict, served_by) = edge_scan(&edge, Some(&token), &scan(&code, "s-1")).await;
+    assert_eq!(
+        (status, verdict["result"].as_str()),
+        (201, Some("ok")),
+        "{verdict}"
+    );
+    assert_eq!(served_by, "ledger");
+    let posts = edge.outbound(None, "POST").await;
+    // Judged at the edge, none of these reaches the ledger.
+    let mut bent = code.clone().into_bytes();
+    bent[90] = if bent[90] == b'A' { b'B' } else { b'A' };
+    let bent = String::from_utf8(bent).expect("ascii");
+    let (status, verdict, served_by) = edge_scan(&edge, Some(&token), &scan(&bent, "s-2")).await;
+    assert_eq!(
+        (status, verdict["result"].as_str(), served_by.as_str()),
+        (409, Some("invalid"), "edge")
+    );
+    let (status, verdict, _) = edge_scan(&edge, Some(&token), &scan(&other_code, "s-3")).await;
+    assert_eq!(
+        (status, verdict["result"].as_str()),
+        (409, Some("wrong_event")),
+        "{verdict}"
+    );
+    let (status, problem, served_by) = edge_scan(&edge, None, &scan(&code, "s-4")).await;
+    assert_eq!(
+        (status, problem["code"].as_str(), served_by.as_str()),
+        (401, Some("unauthorized"), "edge")
+    );
+    let mut bent_token = token.clone().into_bytes();
+    let last = bent_token.len() - 2;
+    bent_token[last] = if bent_token[last] == b'A' { b'B' } else { b'A' };
+    let bent_token = String::from_utf8(bent_token).expect("ascii");
+    let (status, _, served_by) = edge_scan(&edge, Some(&bent_token), &scan(&code, "s-5")).await;
+    assert_eq!((status, served_by.as_str()), (401, "edge"));
+    let (status, _, served_by) = edge_scan(
+        &edge,
+        Some(&token),
+        &json!({"code": code, "gate": "South", "nonce": "s-6"}),
+    )
+    .await;
+    assert_eq!((status, served_by.as_str()), (403, "edge"));
+    assert_eq!(
+        edge.outbound(None, "POST").await,
+        posts,
+        "refused at the edge: no scan reached the ledger"
+    );
+    // The ticket's state is the ledger's: a second scan is forwarded and refused there.
+    let (status, verdict, served_by) = edge_scan(&edge, Some(&token), &scan(&code, "s-7")).await;
+    assert_eq!(
+        (status, verdict["result"].as_str(), served_by.as_str()),
+        (409, Some("already_redeemed"), "ledger")
+    );
+    ledger.stop().await;
+}

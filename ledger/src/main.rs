@@ -41,6 +41,10 @@ async fn main() -> anyhow::Result<()> {
             println!("demo tenant:  {}", seeded.tenant_id);
             println!("admin token:  {}", seeded.admin_token);
             println!("demo events:  {} created", seeded.events_created);
+            println!(
+                "gate token:   {} (door {:?} of event {}, until {})",
+                seeded.gate.token, seeded.gate.gate, seeded.gate.event_id, seeded.gate.expires_at
+            );
             Ok(())
         }
         "-h" | "--help" | "help" => {

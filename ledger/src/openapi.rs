@@ -42,6 +42,18 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // A door's gate credential (POST /v1/checkin), not an admin token.
+        components.add_security_scheme(
+            "gate",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "a gate credential from POST /admin/v1/events/{event_id}/gates",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

@@ -19,7 +19,13 @@ pub struct Seeded {
     pub tenant_id: TenantId,
     pub admin_token: String,
     pub events_created: usize,
+    /// A door's credential for the first demo event (`Main entrance`, valid a day).
+    pub gate: crate::tickets::gates::IssuedGate,
 }
+
+/// The demo door's name and how long its credential lasts.
+const DEMO_GATE: &str = "Main entrance";
+const DEMO_GATE_VALID: Duration = Duration::days(1);
 
 fn at(days: i64, hour: i64) -> String {
     let day: DateTime<Utc> = Utc::now()
@@ -129,6 +135,7 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<Seeded> {
         None => auth::create_tenant(&mut tx, DEMO_TENANT).await?,
     };
     let mut events_created = 0;
+    let mut first_event = None;
     for event in demo_events() {
         let slug = event["slug"].as_str().unwrap_or_default().to_owned();
         let exists: bool = sqlx::query_scalar(
@@ -139,6 +146,7 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<Seeded> {
         .fetch_one(&mut *tx)
         .await?;
         if exists {
+            first_event = first_event.or(Some(slug));
             continue;
         }
         let new: NewEvent =
@@ -155,13 +163,40 @@ pub async fn run(pool: &PgPool) -> anyhow::Result<Seeded> {
         .await
         .map_err(|e| anyhow::anyhow!("publishing {slug}: {e}"))?;
         events_created += 1;
+        first_event = first_event.or(Some(slug));
     }
+    let gate = demo_gate(&mut tx, tenant_id, first_event.as_deref()).await?;
     tx.commit().await?;
     Ok(Seeded {
         tenant_id,
         admin_token,
         events_created,
+        gate,
     })
+}
+
+/// A credential for the door of the demo event `slug`.
+async fn demo_gate(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: TenantId,
+    slug: Option<&str>,
+) -> anyhow::Result<crate::tickets::gates::IssuedGate> {
+    let slug = slug.context("no demo events")?;
+    let event_id: uuid::Uuid =
+        sqlx::query_scalar("select id from events where tenant_id = $1 and slug = $2")
+            .bind(tenant_id.as_uuid())
+            .bind(slug)
+            .fetch_one(&mut *conn)
+            .await?;
+    crate::tickets::gates::issue(
+        conn,
+        AdminTenant(tenant_id),
+        tessera_domain::EventId(event_id),
+        DEMO_GATE.to_owned(),
+        DEMO_GATE_VALID,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the demo gate of {slug}: {e}"))
 }
 
 #[cfg(test)]

@@ -34,14 +34,23 @@ const GRACE: Duration = Duration::from_secs(10);
 /// Lines of schemathesis' output kept in the error when its summary cannot be found.
 const REPORT_TAIL_LINES: usize = 80;
 
-/// Runs schemathesis with every check against the ledger (admin operations with
-/// `admin_token`), then against the edge's public operations; any failure is an error
+/// The credentials schemathesis presents: the admin token on admin operations, the demo
+/// door's gate credential on `POST /v1/checkin` (`schemathesis.toml` maps them to the
+/// document's security schemes).
+#[derive(Clone, Copy)]
+pub struct Tokens<'a> {
+    pub admin: &'a str,
+    pub gate: &'a str,
+}
+
+/// Runs schemathesis with every check against the ledger (operations with their
+/// credentials), then against the edge's public operations; any failure is an error
 /// carrying schemathesis' report.
 pub fn run_schemathesis(
     paths: &Paths,
     ledger_url: &str,
     edge_url: &str,
-    admin_token: &str,
+    tokens: Tokens<'_>,
 ) -> Result<()> {
     let st = ensure_schemathesis(paths)?;
     let config = paths.root.join("xtask").join("schemathesis");
@@ -55,7 +64,7 @@ pub fn run_schemathesis(
     ];
     for (name, base_url, include) in runs {
         bail_if_interrupted()?;
-        let mut cmd = st_command(&st, &config, &schema, base_url, admin_token);
+        let mut cmd = st_command(&st, &config, &schema, base_url, tokens);
         if let Some(regex) = include {
             cmd.args(["--include-path-regex", regex]);
         }
@@ -101,16 +110,16 @@ fn ensure_schemathesis(paths: &Paths) -> Result<PathBuf> {
     Ok(st)
 }
 
-/// `st run` with every check, the bounds above, the admin token and the hooks. `config` is
-/// `xtask/schemathesis/`: `schemathesis.toml` gives the token to the operations that need
-/// it, from the environment (the command line is printed), and `hooks.py` models what the
+/// `st run` with every check, the bounds above, the credentials and the hooks. `config` is
+/// `xtask/schemathesis/`: `schemathesis.toml` gives the tokens to the operations that need
+/// them, from the environment (the command line is printed), and `hooks.py` models what the
 /// document cannot say (fresh idempotency keys, opaque cursors; see its docstrings).
 fn st_command(
     st: &Path,
     config: &Path,
     schema: &str,
     base_url: &str,
-    admin_token: &str,
+    tokens: Tokens<'_>,
 ) -> Command {
     let mut cmd = Command::new(st);
     cmd.arg("--config-file")
@@ -120,7 +129,8 @@ fn st_command(
         .arg(format!("--max-examples={MAX_EXAMPLES}"))
         .arg(format!("--workers={WORKERS}"))
         .arg(format!("--request-timeout={REQUEST_TIMEOUT_SECONDS}"))
-        .env("TESSERA_ADMIN_TOKEN", admin_token)
+        .env("TESSERA_ADMIN_TOKEN", tokens.admin)
+        .env("TESSERA_GATE_TOKEN", tokens.gate)
         .env("SCHEMATHESIS_HOOKS", config.join("hooks.py"))
         // Plain output for the log; no usage telemetry from CI.
         .env("NO_COLOR", "1")

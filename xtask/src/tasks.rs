@@ -285,12 +285,16 @@ fn api_conformance(paths: &Paths, services: &Services) -> Result<()> {
     let channel = format!("tessera.{run}");
     header("tessera-ledger seed (schemathesis)");
     let seeded = run_captured(stack.ledger("seed").env("OUTBOX_CHANNEL", &channel))?;
-    let token = seeded
-        .lines()
-        .find_map(|line| line.strip_prefix("admin token:"))
-        .map(str::trim)
-        .context("`tessera-ledger seed` printed no admin token")?
-        .to_owned();
+    let printed = |label: &str| {
+        seeded
+            .lines()
+            .find_map(|line| line.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .with_context(|| format!("`tessera-ledger seed` printed no `{label}`"))
+    };
+    let token = printed("admin token:")?;
+    let gate_token = printed("gate token:")?;
     let checked = (|| {
         let mut ledger = stack.ledger("serve");
         ledger
@@ -314,7 +318,10 @@ fn api_conformance(paths: &Paths, services: &Services) -> Result<()> {
             paths,
             &url(&stack.ledger_addr),
             &url(&stack.edge_addr),
-            &token,
+            crate::schemathesis::Tokens {
+                admin: &token,
+                gate: &gate_token,
+            },
         )
     })();
     drop_database(services, &database);

@@ -85,7 +85,7 @@ impl FromRequestParts<AppState> for Gate {
 
 /// Redeems a ticket at a gate.
 #[utoipa::path(post, path = "/v1/checkin", tag = "checkin",
-    request_body = CheckinRequest, security(("bearer" = [])),
+    request_body = CheckinRequest, security(("gate" = [])),
     responses(
         (status = 201, body = Verdict, description = "ok: let them in"),
         (status = 409, body = Verdict, description = "already_redeemed, duplicate_offline, void, wrong_event or invalid: the verdict says which"),

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use tessera_domain::catalog::EventStatus;
 use tessera_domain::fields::single_line;
 use tessera_domain::problem::FieldError;
@@ -95,7 +96,21 @@ pub(crate) async fn create_gate(
     let event_id: EventId = path_id("event_id", &event_id)?;
     let (gate, valid_for) = new.parse()?;
     let mut tx = state.pool.begin().await?;
-    if lock_owned_event(&mut tx, tenant, event_id).await? != EventStatus::Published {
+    let issued = issue(&mut tx, tenant, event_id, gate, valid_for).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// Issues a credential for `gate` of `tenant`'s published event `event_id`, valid for
+/// `valid_for`, in the caller's transaction (the admin route; the demo data's door).
+pub async fn issue(
+    conn: &mut PgConnection,
+    tenant: AdminTenant,
+    event_id: EventId,
+    gate: String,
+    valid_for: Duration,
+) -> ApiResult<IssuedGate> {
+    if lock_owned_event(conn, tenant, event_id).await? != EventStatus::Published {
         return Err(ApiError::client(
             ErrorCode::Conflict,
             "gate credentials are for published events",
@@ -112,9 +127,9 @@ pub(crate) async fn create_gate(
     .bind(event_id.as_uuid())
     .bind(&gate)
     .bind(expires_at)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    let signer = super::keys::signer(&mut tx, event_id).await?;
+    let signer = super::keys::signer(conn, event_id).await?;
     let token = signer
         .sign_credential(&GateCredential {
             credential_id,
@@ -124,15 +139,13 @@ pub(crate) async fn create_gate(
             gate: gate.clone(),
         })
         .map_err(anyhow::Error::new)?;
-    tx.commit().await?;
-    let issued = IssuedGate {
+    Ok(IssuedGate {
         credential_id,
         event_id,
         gate,
         expires_at,
         token,
-    };
-    Ok((StatusCode::CREATED, Json(issued)))
+    })
 }
 
 /// Revokes a credential: its device's scans are refused from now on (idempotent).

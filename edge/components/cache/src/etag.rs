@@ -47,6 +47,15 @@ pub fn for_event_body(body: &[u8]) -> String {
     }
 }
 
+/// An event's check-in keys: the ledger's own tag (the key ids), or a body hash if the body
+/// is not such a document.
+pub fn for_checkin_keys_body(body: &[u8]) -> String {
+    match serde_json::from_slice::<tessera_domain::tickets::CheckinKeys>(body) {
+        Ok(keys) => keys.etag(),
+        Err(_) => for_body(body),
+    }
+}
+
 /// Availability: the sum of the zone versions (each only grows, so any zone update raises
 /// the sum), the number of zones (a zone added or removed) and the number of zones at zero
 /// (a `sold_out` answer recorded without a new version).

@@ -6,6 +6,7 @@
 //! | `seats/{show_id}` | [`crate::seat_map::SeatMapEntry`]: the show's seat map, patched per zone by version |
 //! | `event_shows/{event_id}` | [`crate::show_index::ShowIndex`]: the shows of the event with an `avail/` or `seats/` entry, written before the entry |
 //! | `event/{event_id}` | [`crate::entry::DocEntry`]: `GET /v1/events/{id}` verbatim |
+//! | `checkin_keys/{event_id}` | [`crate::entry::DocEntry`]: `GET /v1/events/{id}/checkin-keys` verbatim (the check-in component's) |
 //! | `events/{slot}` | [`crate::entry::DocEntry`]: one `GET /v1/events` page (slot: a hash of the normalised query), stamped with the catalog epoch |
 //! | `categories` | [`crate::entry::DocEntry`]: `GET /v1/categories`, stamped with the catalog epoch |
 //! | `invalidation/last_seq` | highest `seq` applied, decimal text |
@@ -29,6 +30,7 @@ use tessera_domain::{EventId, ShowId};
 pub const AVAIL_PREFIX: &str = "avail/";
 pub const SEAT_MAP_PREFIX: &str = "seats/";
 pub const EVENT_PREFIX: &str = "event/";
+pub const CHECKIN_KEYS_PREFIX: &str = "checkin_keys/";
 pub const EVENT_LIST_PREFIX: &str = "events/";
 const EVENT_SHOWS_PREFIX: &str = "event_shows/";
 pub const CATEGORIES: &str = "categories";
@@ -130,6 +132,11 @@ pub fn fill_lease(key: &str) -> String {
 
 pub fn event(event_id: EventId) -> String {
     PrefixedId::event(event_id).as_str().to_owned()
+}
+
+/// The event's public keys, as the check-in component caches them.
+pub fn checkin_keys(event_id: EventId) -> String {
+    format!("{CHECKIN_KEYS_PREFIX}{event_id}")
 }
 
 /// The index of the event's cached shows ([`crate::show_index`]).

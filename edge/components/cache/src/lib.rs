@@ -17,6 +17,8 @@
 //! - [`freshness`]: the freshness lease: cached availability is trusted only while the
 //!   invalidation stream speaks; otherwise reads go through to the ledger (`bypass`).
 //! - [`show_index`]: the per-event index of cached shows that catalog messages evict.
+//! - [`checkin`]: the edge's checks on a door's scan (credential, code) before it is
+//!   forwarded.
 //! - [`hold`]: the edge's checks before a hold is forwarded (shared domain rules + shedding).
 //! - [`forwarded`]: the node's bounded memory of the holds it forwarded (their retries
 //!   always reach the ledger).
@@ -30,6 +32,7 @@
 // Tests may unwrap: a panic there is a failed test, not a trapped guest.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod checkin;
 pub mod config;
 pub mod entry;
 pub mod etag;

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `GET /v1/events?…` | `events/{slot of the sorted query}` | `public, max-age=5` |
 //! | `GET /v1/events/{event_id}` | `event/{event_id}` | `public, max-age=10` |
+//! | `GET /v1/events/{event_id}/checkin-keys` | `checkin_keys/{event_id}` | `public, max-age=10` |
 //! | `GET /v1/categories` | `categories` | `public, max-age=60` |
 //! | `GET /v1/shows/{show_id}/availability` | `avail/{show_id}` | `public, max-age=1` |
 //! | `GET /v1/shows/{show_id}/seats` | `seats/{show_id}` | `public, max-age=1` |
@@ -41,6 +42,7 @@ use tessera_edge_cache::stored::Stored;
 enum Route<'a> {
     Events,
     Event(&'a str),
+    CheckinKeys(&'a str),
     Categories,
     Availability(&'a str),
     SeatMap(&'a str),
@@ -56,6 +58,7 @@ fn route(path: &str) -> Option<Route<'_>> {
     Some(match (next()?, next()?, next(), next(), next()) {
         ("v1", "events", None, ..) => Route::Events,
         ("v1", "events", Some(id), None, _) => Route::Event(id),
+        ("v1", "events", Some(id), Some("checkin-keys"), None) => Route::CheckinKeys(id),
         ("v1", "categories", None, ..) => Route::Categories,
         ("v1", "shows", Some(id), Some("availability"), None) => Route::Availability(id),
         ("v1", "shows", Some(id), Some("seats"), None) => Route::SeatMap(id),
@@ -125,6 +128,23 @@ async fn read_route(
             let event_id: EventId = respond::path_id("event_id", raw)?;
             let store = kv::open()?;
             let read = reads::event_document(&store, &OnDemand, event_id, now_ms()).await?;
+            Ok((read, CACHE_CONTROL_EVENT))
+        }
+        Route::CheckinKeys(raw) => {
+            let event_id: EventId = respond::path_id("event_id", raw)?;
+            let key = keys::checkin_keys(event_id);
+            let path = format!("/v1/events/{event_id}/checkin-keys");
+            let store = kv::open()?;
+            let read = reads::document(
+                &store,
+                &OnDemand,
+                Some(&key),
+                &path,
+                etag::for_checkin_keys_body,
+                now_ms(),
+            )
+            .await?;
+            // As the event detail: keys change only when rotated or revoked.
             Ok((read, CACHE_CONTROL_EVENT))
         }
         Route::Categories => {

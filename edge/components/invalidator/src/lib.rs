@@ -11,8 +11,8 @@
 //!   fetches it.
 //! - `catalog`: moves the catalog epoch, which evicts every event listing and the categories
 //!   (they serve only under the epoch they were fetched under) and stops in-flight fetches
-//!   from storing what they read before the change; deletes the event detail and the
-//!   availability and seat maps of the event's shows, found in the event's show index and its cached
+//!   from storing what they read before the change; deletes the event detail, its
+//!   check-in keys, and the availability and seat maps of the event's shows, found in the event's show index and its cached
 //!   detail. No key listing: a catalog message costs a bounded number of KV calls (at most
 //!   `SHOWS_PER_EVENT_MAX` plus the detail's shows), however full the store is.
 //! - `heartbeat` (`{"kind": "heartbeat", "seq": <last published>}`): changes nothing but
@@ -234,5 +234,6 @@ fn evict_event(store: &Store, event_id: EventId) -> anyhow::Result<()> {
     }
     store.delete(&index_key)?;
     store.delete(&event_key)?;
+    store.delete(&keys::checkin_keys(event_id))?;
     Ok(())
 }

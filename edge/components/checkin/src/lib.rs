@@ -1,0 +1,152 @@
+//! `tessera-checkin`: `POST /v1/checkin` at the edge (the door's scanner talks to the
+//! nearest node).
+//!
+//! In order: the gate credential (`Authorization: Bearer …`: signed by the event's key and
+//! unexpired, else 401), the body (`tessera_domain::checkin`'s rules: 415/413/400/422), the
+//! gate (the credential's, else 403), then the code: signed by the door's event → forwarded
+//! with the credential and the original body, the ledger's verdict relayed; not signed by
+//! it → `invalid`, or `wrong_event` when another event's keys signed it, answered here
+//! (409, `served_by: "edge"`) without reaching the ledger. The events' public keys come
+//! from `GET /v1/events/{id}/checkin-keys` through the node's cache (`checkin_keys/{id}`,
+//! evicted with the event). Scans are never cached (`Cache-Control: no-store`).
+
+use chrono::Utc;
+use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+use tessera_domain::checkin::{CheckinRequest, Verdict};
+use tessera_domain::tickets::{credential_event, CheckinKey, CheckinKeys};
+use tessera_domain::{body, ErrorCode, EventId, Problem};
+use tessera_edge_cache::checkin::{self, CodeCheck};
+use tessera_edge_cache::problem::edge;
+use tessera_edge_cache::spin::vars::{self, Settings};
+use tessera_edge_cache::spin::{incoming, kv, ledger, now_ms, reads, respond};
+use tessera_edge_cache::{etag, keys};
+
+#[http_component]
+async fn handle(request: IncomingRequest) -> Response {
+    match serve(request).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn serve(request: IncomingRequest) -> Result<Response, Response> {
+    let path = request.path_with_query().unwrap_or_default();
+    let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
+    if path != "/v1/checkin" {
+        return Err(respond::no_route());
+    }
+    if request.method() != Method::Post {
+        return Err(respond::method_not_allowed("POST"));
+    }
+    let token = bearer(&request)?;
+    let unauthorized = |detail: &str| respond::problem(&edge(ErrorCode::Unauthorized, detail));
+    let door = credential_event(&token)
+        .ok_or_else(|| unauthorized("not a gate credential the ledger signed"))?;
+    let settings = vars::load()?;
+    let store = kv::open()?;
+    let door_keys = event_keys(&store, &settings, door)
+        .await?
+        .ok_or_else(|| unauthorized("not a gate credential the ledger signed"))?;
+    let credential =
+        checkin::credential(&token, &door_keys, Utc::now()).map_err(|p| respond::problem(&p))?;
+    let (content_type, bytes) = json_body(request, &settings).await?;
+    let parsed: CheckinRequest = body::parse_json(&bytes).map_err(respond::rules_problem)?;
+    let scan = parsed
+        .parse(Utc::now())
+        .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
+    checkin::gate(&scan, &credential).map_err(|p| respond::problem(&p))?;
+    let verdict = match checkin::code(&scan.code, door, &door_keys) {
+        CodeCheck::Forward => None,
+        CodeCheck::Answer(verdict) => Some(verdict),
+        CodeCheck::OtherEvent(named) => {
+            let keys = event_keys(&store, &settings, named)
+                .await?
+                .unwrap_or_default();
+            Some(checkin::other_event(&scan.code, named, &keys))
+        }
+    };
+    if let Some(verdict) = verdict {
+        return Ok(answer(&verdict));
+    }
+    let headers = [
+        ("authorization", format!("Bearer {token}")),
+        ("content-type", content_type),
+    ];
+    let answer = ledger::call(&settings, Method::Post, "/v1/checkin", &headers, bytes).await?;
+    let mut response = ledger::relay(&answer);
+    response.set_header("cache-control", "no-store");
+    Ok(response)
+}
+
+/// The credential from `Authorization: Bearer …`, or 401.
+fn bearer(request: &IncomingRequest) -> Result<String, Response> {
+    incoming::header(request, "authorization")
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
+        .ok_or_else(|| {
+            respond::problem(&edge(
+                ErrorCode::Unauthorized,
+                "send the gate's credential: Authorization: Bearer <token>",
+            ))
+        })
+}
+
+/// The media type (checked JSON) and the body's bytes (bounded).
+async fn json_body(
+    request: IncomingRequest,
+    settings: &Settings,
+) -> Result<(String, Vec<u8>), Response> {
+    let content_type = incoming::header(&request, "content-type");
+    if !body::is_json_content_type(content_type.as_deref()) {
+        return Err(respond::rules_problem(body::unsupported_media_type()));
+    }
+    // `is_json_content_type` accepted it, so it is visible ASCII.
+    let content_type = content_type
+        .and_then(|v| String::from_utf8(v).ok())
+        .unwrap_or_else(|| "application/json".to_owned());
+    let bytes = incoming::body(request, settings.request_body_max_bytes).await?;
+    Ok((content_type, bytes))
+}
+
+/// `event_id`'s public keys through the node's cache; `None` if the ledger has no public
+/// event by that id.
+async fn event_keys(
+    store: &Store,
+    settings: &Settings,
+    event_id: EventId,
+) -> Result<Option<Vec<CheckinKey>>, Response> {
+    let key = keys::checkin_keys(event_id);
+    let path = format!("/v1/events/{event_id}/checkin-keys");
+    let read = match reads::document(
+        store,
+        settings,
+        Some(&key),
+        &path,
+        etag::for_checkin_keys_body,
+        now_ms(),
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(response) if *response.status() == 404 => return Ok(None),
+        Err(response) => return Err(response),
+    };
+    let document: CheckinKeys = serde_json::from_slice(read.value.body()).map_err(|e| {
+        kv::delete(store, &key);
+        respond::internal(&format!("unreadable check-in keys of {event_id}: {e}"))
+    })?;
+    Ok(Some(document.keys))
+}
+
+/// A verdict the edge gives itself.
+fn answer(verdict: &Verdict) -> Response {
+    let body = serde_json::to_vec(verdict).unwrap_or_default();
+    let mut builder = Response::builder();
+    builder
+        .status(verdict.result.status())
+        .header(respond::SERVED_BY, "edge")
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store");
+    builder.body(body).build()
+}
