@@ -17,7 +17,7 @@ pub struct ZoneAudit {
     /// Tickets of holds still `held`, and of `confirmed` ones.
     pub held_tickets: i64,
     pub confirmed_tickets: i64,
-    /// Rows in `tickets`.
+    /// Rows in `tickets` that are not void (a cancelled order's are).
     pub ticket_rows: i64,
 }
 
@@ -39,11 +39,12 @@ impl ZoneAudit {
             .bind(zone)
             .fetch_one(pool)
             .await?;
-        let ticket_rows: i64 =
-            sqlx::query_scalar("select count(*) from tickets where zone_id = $1")
-                .bind(zone)
-                .fetch_one(pool)
-                .await?;
+        let ticket_rows: i64 = sqlx::query_scalar(
+            "select count(*) from tickets where zone_id = $1 and status <> 'void'",
+        )
+        .bind(zone)
+        .fetch_one(pool)
+        .await?;
         Ok(Self {
             capacity: capacity.into(),
             available: available.into(),

@@ -385,6 +385,9 @@ pub enum HoldStatus {
     Confirmed,
     Released,
     Expired,
+    /// A confirmed order the organizer cancelled: its tickets void, its stock back on
+    /// sale, a refund due.
+    Cancelled,
 }
 
 impl HoldStatus {
@@ -394,6 +397,7 @@ impl HoldStatus {
             Self::Confirmed => "confirmed",
             Self::Released => "released",
             Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -403,6 +407,7 @@ impl HoldStatus {
             "confirmed" => Self::Confirmed,
             "released" => Self::Released,
             "expired" => Self::Expired,
+            "cancelled" => Self::Cancelled,
             _ => return None,
         })
     }

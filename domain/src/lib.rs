@@ -14,6 +14,7 @@
 //!   compact status map readers receive.
 //! - [`invalidation`]: the messages the ledger publishes on `tessera.invalidate`.
 //! - [`checkin`]: a door's scan (`POST /v1/checkin`) and its verdict.
+//! - [`refunds`]: cancelled orders and the refunds they owe.
 //! - [`tickets`]: signed ticket codes and gate credentials (Ed25519), verified with the
 //!   event's public keys alone.
 //! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod invalidation;
 pub mod money;
 pub mod problem;
+pub mod refunds;
 pub mod seats;
 pub mod settings;
 pub mod tickets;

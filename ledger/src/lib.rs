@@ -5,7 +5,8 @@
 //!   tenant-scoped admin writes; [`auth`] resolves admin bearer tokens to tenants.
 //! - [`holds`]: the inventory engine. [`holds::engine`] queues hold requests per zone and
 //!   commits them in batches ([`holds::commit`]); [`holds::settle`] confirms and releases;
-//!   [`holds::sweeper`] expires lapsed holds.
+//!   [`holds::sweeper`] expires lapsed holds; [`holds::cancel`] cancels confirmed orders
+//!   and completes their refunds.
 //! - [`seats`]: assigned seating: a zone's seats stored with it, the public seat map.
 //! - [`tickets`]: the ticket's life after the sale: each event's signing keys, signed
 //!   codes, the public keys scanners verify them with.

@@ -16,6 +16,7 @@ use crate::{catalog, health, holds, seats, tickets};
         catalog::public::show_availability, seats::map::show_seats,
         tickets::checkin_keys::checkin_keys, tickets::checkin::checkin,
         tickets::gates::create_gate, tickets::gates::revoke_gate,
+        holds::cancel::cancel_order, holds::cancel::complete_refund,
         holds::create_hold, holds::get_hold, holds::confirm_hold, holds::release_hold,
         catalog::admin::create_event, catalog::admin::get_owned_event, catalog::admin::publish_event,
         catalog::admin::cancel_event, catalog::admin::patch_event, catalog::admin::patch_show,

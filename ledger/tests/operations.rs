@@ -363,7 +363,7 @@ async fn openapi_lists_every_status_each_operation_returns(pool: PgPool) {
         );
     }
     // Every operation that parses a body, a query or a path id documents 422; every admin
-    // route documents 401, and 403 where an event is owned.
+    // route documents 401, and 403 where an event, order or refund is owned.
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("path item") {
             let statuses = documented_statuses(&doc, path, method);
@@ -377,7 +377,10 @@ async fn openapi_lists_every_status_each_operation_returns(pool: PgPool) {
             );
             if path.starts_with("/admin/") {
                 assert!(statuses.contains(&401), "{method} {path}: no 401");
-                let owned = path.contains("{event_id}");
+                // Owned through an event: the event itself, an order, a refund.
+                let owned = ["{event_id}", "{hold_id}", "{refund_id}"]
+                    .iter()
+                    .any(|id| path.contains(id));
                 assert_eq!(statuses.contains(&403), owned, "{method} {path}: 403");
             }
         }

@@ -2,6 +2,7 @@
 //! [`engine`]; confirm and release settle one hold ([`settle`]); the [`sweeper`] expires
 //! lapsed holds; all of them move a zone's counters through [`stock`].
 
+pub mod cancel;
 pub mod commit;
 pub mod engine;
 pub mod settle;
@@ -28,6 +29,14 @@ pub fn router() -> Router<AppState> {
         .route("/v1/holds/{hold_id}", get(get_hold))
         .route("/v1/holds/{hold_id}/confirm", post(confirm_hold))
         .route("/v1/holds/{hold_id}/release", post(release_hold))
+        .route(
+            "/admin/v1/orders/{hold_id}/cancel",
+            post(cancel::cancel_order),
+        )
+        .route(
+            "/admin/v1/refunds/{refund_id}/complete",
+            post(cancel::complete_refund),
+        )
 }
 
 /// Take `quantity` tickets from a zone for a customer until `expires_at`.

@@ -55,13 +55,13 @@ impl StoredHold {
 
 /// A hold with its state, as confirm, release and reads see it.
 #[derive(sqlx::FromRow)]
-struct HoldRow {
+pub(super) struct HoldRow {
     #[sqlx(flatten)]
-    core: StoredHold,
+    pub(super) core: StoredHold,
     /// Decoded once (`tessera_domain`'s stored enums): an unknown value fails the read.
-    status: HoldStatus,
+    pub(super) status: HoldStatus,
     event_status: EventStatus,
-    event_id: Uuid,
+    pub(super) event_id: Uuid,
     now: DateTime<Utc>,
 }
 
@@ -85,7 +85,7 @@ impl HoldRow {
     }
 }
 
-async fn fetch_hold(
+pub(super) async fn fetch_hold(
     conn: &mut PgConnection,
     hold_id: HoldId,
     lock: bool,
@@ -121,7 +121,12 @@ fn not_live(status: HoldStatus) -> ApiError {
         HoldStatus::Confirmed => {
             ApiError::client(ErrorCode::HoldNotActive, "the hold is already confirmed")
         }
-        _ => ApiError::client(ErrorCode::HoldNotActive, "the hold was released"),
+        HoldStatus::Cancelled => {
+            ApiError::client(ErrorCode::HoldNotActive, "the order was cancelled")
+        }
+        HoldStatus::Held | HoldStatus::Released => {
+            ApiError::client(ErrorCode::HoldNotActive, "the hold was released")
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Moving tickets between a zone's counters. Every mover (batch commit, confirm, release,
-//! expiry) moves them with [`Movement::assignments`], so each direction is written once;
+//! expiry, cancellation) moves them with [`Movement::assignments`], so each direction is written once;
 //! the zone's CHECK constraints refuse any move that would break conservation or go
 //! negative.
 
@@ -18,6 +18,8 @@ pub enum Movement {
     Confirm,
     /// held → available (a hold is released or expires).
     Release,
+    /// sold → available (a confirmed order is cancelled: its tickets void).
+    Return,
 }
 
 impl Movement {
@@ -27,6 +29,7 @@ impl Movement {
             Self::Hold => "available = available - $2, held = held + $2, version = version + 1",
             Self::Confirm => "held = held - $2, sold = sold + $2, version = version + 1",
             Self::Release => "held = held - $2, available = available + $2, version = version + 1",
+            Self::Return => "sold = sold - $2, available = available + $2, version = version + 1",
         }
     }
 
@@ -48,6 +51,11 @@ impl Movement {
                 before.available.checked_add(quantity)?,
                 before.held.checked_sub(quantity)?,
                 before.sold,
+            ),
+            Self::Return => (
+                before.available.checked_add(quantity)?,
+                before.held,
+                before.sold.checked_sub(quantity)?,
             ),
         };
         Some(Counters {
@@ -128,7 +136,12 @@ mod tests {
             sold: 3,
             version: 7,
         };
-        for movement in [Movement::Hold, Movement::Confirm, Movement::Release] {
+        for movement in [
+            Movement::Hold,
+            Movement::Confirm,
+            Movement::Release,
+            Movement::Return,
+        ] {
             let after = movement.apply(&before, 2).expect("in range");
             assert_eq!(
                 after.available + after.held + after.sold,
@@ -139,6 +152,11 @@ mod tests {
         }
         let held = Movement::Hold.apply(&before, 2).expect("in range");
         assert_eq!((held.available, held.held, held.sold), (8, 7, 3));
+        let returned = Movement::Return.apply(&before, 2).expect("in range");
+        assert_eq!(
+            (returned.available, returned.held, returned.sold),
+            (12, 5, 1)
+        );
         assert_eq!(Movement::Hold.apply(&before, i32::MAX), None);
     }
 }

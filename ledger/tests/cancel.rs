@@ -1,0 +1,256 @@
+//! Cancelling confirmed orders (invariant 9): tickets void, stock and seats back on sale
+//! in the same transaction, one refund due, the door refusing the voided codes, and the
+//! refund completed once.
+
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tessera_testkit::ledger::{
+    assert_conservation, event_body, spawn_app, zone_counters, Fixture, TestApp,
+};
+use uuid::Uuid;
+
+/// Holds `body` and confirms it: the hold id and the confirm answer.
+async fn buy(app: &TestApp, body: &Value) -> (String, Value) {
+    let (status, hold) = app
+        .post_json("/v1/holds", body, Some(&Uuid::new_v4().to_string()))
+        .await;
+    assert_eq!(status, 201, "{hold}");
+    let hold_id = hold["hold_id"].as_str().expect("id").to_owned();
+    let (status, confirm) = app
+        .post_json(
+            &format!("/v1/holds/{hold_id}/confirm"),
+            &json!({"payment_ref": "pay-1"}),
+            Some(&Uuid::new_v4().to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{confirm}");
+    (hold_id, confirm)
+}
+
+async fn cancel(app: &TestApp, hold_id: &str) -> (u16, Value) {
+    let response = app
+        .admin_post(&format!("/admin/v1/orders/{hold_id}/cancel"), &Value::Null)
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn ga(fixture: &Fixture, quantity: i64) -> Value {
+    json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": quantity, "customer_id": "ann"})
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_cancelled_order_voids_its_tickets_returns_its_stock_and_owes_one_refund(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let (hold_id, confirm) = buy(&app, &ga(&fixture, 3)).await;
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (7, 0, 3, 10)
+    );
+    let (status, cancelled) = cancel(&app, &hold_id).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["order"]["status"], "cancelled");
+    assert_eq!(
+        cancelled["voided_tickets"]
+            .as_array()
+            .expect("tickets")
+            .len(),
+        3
+    );
+    assert_eq!(cancelled["refund"]["status"], "due");
+    assert_eq!(cancelled["refund"]["amount_minor"], confirm["total_minor"]);
+    // The stock is back on sale in the same commit, and the totals still add up.
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (10, 0, 0, 10)
+    );
+    assert_conservation(&pool).await;
+    let void: i64 = sqlx::query_scalar(
+        "select count(*) from tickets where hold_id = $1 and status = 'void' and voided_at is not null",
+    )
+    .bind(hold_id.parse::<Uuid>().expect("uuid"))
+    .fetch_one(&pool)
+    .await
+    .expect("tickets");
+    assert_eq!(void, 3);
+    // Cancelling again: the same order and the same refund, nothing moved twice.
+    let (status, again) = cancel(&app, &hold_id).await;
+    assert_eq!((status, &again), (200, &cancelled));
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (10, 0, 0, 10)
+    );
+    let refunds: i64 = sqlx::query_scalar("select count(*) from refunds")
+        .fetch_one(&pool)
+        .await
+        .expect("refunds");
+    assert_eq!(refunds, 1);
+    // The hold reads cancelled; the stock sells again.
+    let (_, hold) = app.get_json(&format!("/v1/holds/{hold_id}")).await;
+    assert_eq!(hold["status"], "cancelled");
+    let (status, problem) = app
+        .post_json(
+            &format!("/v1/holds/{hold_id}/confirm"),
+            &json!({"payment_ref": "pay-2"}),
+            Some("confirm-again"),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("hold_not_active"))
+    );
+    assert_eq!(problem["detail"], "the order was cancelled");
+    buy(&app, &ga(&fixture, 4)).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_voided_code_is_refused_at_the_door(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let (hold_id, confirm) = buy(&app, &ga(&fixture, 1)).await;
+    let code = confirm["tickets"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let issued: Value = app
+        .admin_post(
+            &format!("/admin/v1/events/{}/gates", fixture.event_id),
+            &json!({"gate": "A"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("credential");
+    assert_eq!(cancel(&app, &hold_id).await.0, 200);
+    let response = app
+        .client
+        .post(app.url("/v1/checkin"))
+        .bearer_auth(issued["token"].as_str().expect("token"))
+        .json(&json!({"code": code, "gate": "A", "nonce": "after-cancel"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 409);
+    let verdict: Value = response.json().await.expect("json");
+    assert_eq!(verdict["result"], "void");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_cancelled_seat_order_puts_exactly_its_seats_back(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let zone = json!({"name": "Stalls", "price_minor": 5000, "currency": "EUR", "seating": "assigned",
+                      "seats": {"rows": [{"row": "A", "seats": 6}]}});
+    let fixture = app
+        .publish_event(event_body(
+            &format!("e-{}", Uuid::new_v4().simple()),
+            vec![zone],
+        ))
+        .await;
+    let seats = |seats: &[i32], who: &str| json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "seats": seats, "customer_id": who});
+    let (cancelled, _) = buy(&app, &seats(&[1, 2], "ann")).await;
+    buy(&app, &seats(&[3], "bob")).await;
+    assert_eq!(cancel(&app, &cancelled).await.0, 200);
+    let states: Vec<(i32, String)> = sqlx::query_as(
+        "select seat_index, status from seats where zone_id = $1 order by seat_index",
+    )
+    .bind(fixture.zone_ids[0].parse::<Uuid>().expect("uuid"))
+    .fetch_all(&pool)
+    .await
+    .expect("seats");
+    let sold: Vec<i32> = states
+        .iter()
+        .filter(|(_, s)| s == "sold")
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(sold, [3], "only bob's seat stays sold");
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (5, 0, 1, 6)
+    );
+    // The freed seats sell again.
+    buy(&app, &seats(&[1, 2], "cy")).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_refund_is_completed_once_with_its_reference(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let (hold_id, _) = buy(&app, &ga(&fixture, 2)).await;
+    let (_, cancelled) = cancel(&app, &hold_id).await;
+    let refund_id = cancelled["refund"]["refund_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let complete = |reference: &str| {
+        let path = format!("/admin/v1/refunds/{refund_id}/complete");
+        let body = json!({"reference": reference});
+        let app = &app;
+        async move {
+            let response = app.admin_post(&path, &body).await;
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, refund) = complete("re_123").await;
+    assert_eq!(status, 200, "{refund}");
+    assert_eq!(
+        (refund["status"].as_str(), refund["reference"].as_str()),
+        (Some("refunded"), Some("re_123"))
+    );
+    assert_eq!(
+        complete("re_123").await,
+        (200, refund.clone()),
+        "the same completion again"
+    );
+    let (status, problem) = complete("re_999").await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("conflict")));
+    assert_eq!(complete(" ").await.0, 422);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn only_the_owner_cancels_and_only_confirmed_orders(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let (status, live) = app
+        .post_json(
+            "/v1/holds",
+            &ga(&fixture, 1),
+            Some(&Uuid::new_v4().to_string()),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, problem) = cancel(&app, live["hold_id"].as_str().expect("id")).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("conflict")));
+    assert_eq!(cancel(&app, &Uuid::new_v4().to_string()).await.0, 404);
+    assert_eq!(cancel(&app, "not-a-uuid").await.0, 422);
+    // Another tenant's token.
+    let (hold_id, _) = buy(&app, &ga(&fixture, 1)).await;
+    let mut conn = pool.acquire().await.expect("connection");
+    let (_, other_token) = tessera_ledger::auth::create_tenant(&mut conn, "Other")
+        .await
+        .expect("tenant");
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/v1/orders/{hold_id}/cancel")))
+        .bearer_auth(other_token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (8, 1, 1, 10)
+    );
+    app.stop().await;
+}
