@@ -1172,19 +1172,9 @@ async fn edge_scan(edge: &EdgeNode, token: Option<&str>, body: &Value) -> (u16, 
     )
 }
 
-/// A confirmed hold of one ticket at `ledger`: the event and the ticket's code.
+/// One ticket sold at `ledger`: the event and the ticket's code.
 async fn sold_ticket(ledger: &TestApp) -> (Fixture, String) {
-    let fixture = ledger.event_with_zone(10).await;
-    let (status, hold) = ledger.hold(&fixture, 1, "ann", &key()).await;
-    assert_eq!(status, 201, "{hold}");
-    let path = format!(
-        "/v1/holds/{}/confirm",
-        hold["hold_id"].as_str().expect("id")
-    );
-    let (status, confirm) = ledger
-        .post_json(&path, &json!({"payment_ref": "pay"}), Some(&key()))
-        .await;
-    assert_eq!(status, 200, "{confirm}");
+    let (fixture, confirm) = ledger.sold(1).await;
     let code = confirm["tickets"][0]["code"]
         .as_str()
         .expect("code")

@@ -12,24 +12,6 @@ use tessera_testkit::ledger::{
 };
 use uuid::Uuid;
 
-/// Holds `body` and confirms it: the hold id and the confirm answer.
-async fn buy(app: &TestApp, body: &Value) -> (String, Value) {
-    let (status, hold) = app
-        .post_json("/v1/holds", body, Some(&Uuid::new_v4().to_string()))
-        .await;
-    assert_eq!(status, 201, "{hold}");
-    let hold_id = hold["hold_id"].as_str().expect("id").to_owned();
-    let (status, confirm) = app
-        .post_json(
-            &format!("/v1/holds/{hold_id}/confirm"),
-            &json!({"payment_ref": "pay-1"}),
-            Some(&Uuid::new_v4().to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{confirm}");
-    (hold_id, confirm)
-}
-
 async fn cancel(app: &TestApp, hold_id: &str) -> (u16, Value) {
     let response = app
         .admin_post(&format!("/admin/v1/orders/{hold_id}/cancel"), &Value::Null)
@@ -46,7 +28,7 @@ fn ga(fixture: &Fixture, quantity: i64) -> Value {
 async fn a_cancelled_order_voids_its_tickets_returns_its_stock_and_owes_one_refund(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let fixture = app.event_with_zone(10).await;
-    let (hold_id, confirm) = buy(&app, &ga(&fixture, 3)).await;
+    let (hold_id, confirm) = app.buy(&ga(&fixture, 3)).await;
     assert_eq!(
         zone_counters(&pool, &fixture.zone_ids[0]).await,
         (7, 0, 3, 10)
@@ -104,7 +86,7 @@ async fn a_cancelled_order_voids_its_tickets_returns_its_stock_and_owes_one_refu
         (409, Some("hold_not_active"))
     );
     assert_eq!(problem["detail"], "the order was cancelled");
-    buy(&app, &ga(&fixture, 4)).await;
+    app.buy(&ga(&fixture, 4)).await;
     app.stop().await;
 }
 
@@ -112,7 +94,7 @@ async fn a_cancelled_order_voids_its_tickets_returns_its_stock_and_owes_one_refu
 async fn a_voided_code_is_refused_at_the_door(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let fixture = app.event_with_zone(10).await;
-    let (hold_id, confirm) = buy(&app, &ga(&fixture, 1)).await;
+    let (hold_id, confirm) = app.buy(&ga(&fixture, 1)).await;
     let code = confirm["tickets"][0]["code"]
         .as_str()
         .expect("code")
@@ -153,8 +135,8 @@ async fn a_cancelled_seat_order_puts_exactly_its_seats_back(pool: PgPool) {
         ))
         .await;
     let seats = |seats: &[i32], who: &str| json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "seats": seats, "customer_id": who});
-    let (cancelled, _) = buy(&app, &seats(&[1, 2], "ann")).await;
-    buy(&app, &seats(&[3], "bob")).await;
+    let (cancelled, _) = app.buy(&seats(&[1, 2], "ann")).await;
+    app.buy(&seats(&[3], "bob")).await;
     assert_eq!(cancel(&app, &cancelled).await.0, 200);
     let states: Vec<(i32, String)> = sqlx::query_as(
         "select seat_index, status from seats where zone_id = $1 order by seat_index",
@@ -174,7 +156,7 @@ async fn a_cancelled_seat_order_puts_exactly_its_seats_back(pool: PgPool) {
         (5, 0, 1, 6)
     );
     // The freed seats sell again.
-    buy(&app, &seats(&[1, 2], "cy")).await;
+    app.buy(&seats(&[1, 2], "cy")).await;
     app.stop().await;
 }
 
@@ -182,7 +164,7 @@ async fn a_cancelled_seat_order_puts_exactly_its_seats_back(pool: PgPool) {
 async fn a_refund_is_completed_once_with_its_reference(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let fixture = app.event_with_zone(10).await;
-    let (hold_id, _) = buy(&app, &ga(&fixture, 2)).await;
+    let (hold_id, _) = app.buy(&ga(&fixture, 2)).await;
     let (_, cancelled) = cancel(&app, &hold_id).await;
     let refund_id = cancelled["refund"]["refund_id"]
         .as_str()
@@ -235,7 +217,7 @@ async fn only_the_owner_cancels_and_only_confirmed_orders(pool: PgPool) {
     assert_eq!(cancel(&app, &Uuid::new_v4().to_string()).await.0, 404);
     assert_eq!(cancel(&app, "not-a-uuid").await.0, 422);
     // Another tenant's token.
-    let (hold_id, _) = buy(&app, &ga(&fixture, 1)).await;
+    let (hold_id, _) = app.buy(&ga(&fixture, 1)).await;
     let mut conn = pool.acquire().await.expect("connection");
     let (_, other_token) = tessera_ledger::auth::create_tenant(&mut conn, "Other")
         .await

@@ -12,26 +12,10 @@ use tessera_domain::{EventId, TenantId};
 use tessera_testkit::ledger::{spawn_app, Fixture, TestApp};
 use uuid::Uuid;
 
-/// A published event with one zone and a confirmed hold of `quantity`: the fixture and the
+/// A published event with one zone and `quantity` of it sold: the fixture and the
 /// tickets' codes.
 async fn sold(app: &TestApp, quantity: i64) -> (Fixture, Vec<String>) {
-    let fixture = app.event_with_zone(20).await;
-    let (status, hold) = app
-        .hold(&fixture, quantity, "ann", &Uuid::new_v4().to_string())
-        .await;
-    assert_eq!(status, 201, "{hold}");
-    let path = format!(
-        "/v1/holds/{}/confirm",
-        hold["hold_id"].as_str().expect("id")
-    );
-    let (status, confirm) = app
-        .post_json(
-            &path,
-            &json!({"payment_ref": "pay"}),
-            Some(&Uuid::new_v4().to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{confirm}");
+    let (fixture, confirm) = app.sold(quantity).await;
     let codes = confirm["tickets"]
         .as_array()
         .expect("tickets")

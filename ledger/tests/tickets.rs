@@ -9,30 +9,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_domain::tickets::{CheckinKey, TicketClaim, Verifier, CODE_CHARS};
 use tessera_domain::{EventId, ShowId, TicketId};
-use tessera_testkit::ledger::{spawn_app, TestApp};
+use tessera_testkit::ledger::spawn_app;
 use uuid::Uuid;
-
-/// A published event with one zone, its hold confirmed: the confirm answer.
-async fn confirmed(app: &TestApp, quantity: i64) -> (tessera_testkit::ledger::Fixture, Value) {
-    let fixture = app.event_with_zone(20).await;
-    let (status, hold) = app
-        .hold(&fixture, quantity, "ann", &Uuid::new_v4().to_string())
-        .await;
-    assert_eq!(status, 201, "{hold}");
-    let path = format!(
-        "/v1/holds/{}/confirm",
-        hold["hold_id"].as_str().expect("id")
-    );
-    let (status, confirm) = app
-        .post_json(
-            &path,
-            &json!({"payment_ref": "pay-1"}),
-            Some(&Uuid::new_v4().to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{confirm}");
-    (fixture, confirm)
-}
 
 fn keys(value: &Value) -> Vec<CheckinKey> {
     serde_json::from_value(value.clone()).expect("checkin keys")
@@ -53,7 +31,7 @@ fn codes(confirm: &Value) -> Vec<(String, String)> {
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn confirmed_tickets_carry_codes_the_events_public_key_verifies(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let (fixture, confirm) = confirmed(&app, 3).await;
+    let (fixture, confirm) = app.sold(3).await;
     let (status, detail) = app
         .get_json(&format!("/v1/events/{}", fixture.event_id))
         .await;
@@ -79,7 +57,7 @@ async fn confirmed_tickets_carry_codes_the_events_public_key_verifies(pool: PgPo
         );
     }
     // Another event's key verifies none of them.
-    let (other, _) = confirmed(&app, 1).await;
+    let (other, _) = app.sold(1).await;
     let (_, other_detail) = app
         .get_json(&format!("/v1/events/{}", other.event_id))
         .await;
@@ -116,7 +94,7 @@ async fn confirmed_tickets_carry_codes_the_events_public_key_verifies(pool: PgPo
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn a_rotated_key_signs_new_codes_and_old_codes_stay_valid(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let (fixture, before) = confirmed(&app, 1).await;
+    let (fixture, before) = app.sold(1).await;
     let event_id: EventId = fixture.event_id.parse().expect("id");
     let mut conn = pool.acquire().await.expect("connection");
     let new_key = tessera_ledger::tickets::keys::rotate(&mut conn, event_id)
@@ -155,7 +133,7 @@ async fn a_rotated_key_signs_new_codes_and_old_codes_stay_valid(pool: PgPool) {
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn codes_made_before_signing_are_signed_by_the_reissue_step(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let (fixture, confirm) = confirmed(&app, 2).await;
+    let (fixture, confirm) = app.sold(2).await;
     // As a ticket issued before this version: a 12-character code.
     let (ticket_id, _) = codes(&confirm)[0].clone();
     let ticket_uuid: Uuid = ticket_id.parse().expect("uuid");
@@ -194,7 +172,7 @@ async fn codes_made_before_signing_are_signed_by_the_reissue_step(pool: PgPool) 
 async fn the_private_key_is_in_no_answer_and_no_outbox_payload(pool: PgPool) {
     use base64::Engine as _;
     let app = spawn_app(pool.clone()).await;
-    let (fixture, confirm) = confirmed(&app, 2).await;
+    let (fixture, confirm) = app.sold(2).await;
     let seed: Vec<u8> =
         sqlx::query_scalar("select private_key from event_keys where event_id = $1")
             .bind(fixture.event_id.parse::<Uuid>().expect("uuid"))

@@ -198,6 +198,34 @@ impl TestApp {
         self.post_json("/v1/holds", &body, Some(key)).await
     }
 
+    /// Holds `body` (`POST /v1/holds`) and confirms it, each with a fresh key, asserting
+    /// both succeed: the hold id and the confirm answer (tickets with their codes).
+    pub async fn buy(&self, body: &Value) -> (String, Value) {
+        let (status, hold) = self
+            .post_json("/v1/holds", body, Some(&uuid::Uuid::new_v4().to_string()))
+            .await;
+        assert_eq!(status, 201, "{hold}");
+        let hold_id = hold["hold_id"].as_str().unwrap_or_default().to_owned();
+        let (status, confirm) = self
+            .post_json(
+                &format!("/v1/holds/{hold_id}/confirm"),
+                &json!({"payment_ref": "pay-1"}),
+                Some(&uuid::Uuid::new_v4().to_string()),
+            )
+            .await;
+        assert_eq!(status, 200, "{confirm}");
+        (hold_id, confirm)
+    }
+
+    /// A published event with one zone of 20 and `quantity` of it bought by `ann`: the
+    /// event and the confirm answer.
+    pub async fn sold(&self, quantity: i64) -> (Fixture, Value) {
+        let fixture = self.event_with_zone(20).await;
+        let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": quantity, "customer_id": "ann"});
+        let (_, confirm) = self.buy(&body).await;
+        (fixture, confirm)
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value, key: Option<&str>) -> (u16, Value) {
         let mut request = self.client.post(self.url(path)).json(body);
         if let Some(key) = key {

@@ -50,7 +50,8 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
         .ok_or_else(|| unauthorized("not a gate credential the ledger signed"))?;
     let credential =
         checkin::credential(&token, &door_keys, Utc::now()).map_err(|p| respond::problem(&p))?;
-    let (content_type, bytes) = json_body(request, &settings).await?;
+    let (content_type, bytes) =
+        incoming::json_body(request, settings.request_body_max_bytes).await?;
     let parsed: CheckinRequest = body::parse_json(&bytes).map_err(respond::rules_problem)?;
     let scan = parsed
         .parse(Utc::now())
@@ -90,23 +91,6 @@ fn bearer(request: &IncomingRequest) -> Result<String, Response> {
                 "send the gate's credential: Authorization: Bearer <token>",
             ))
         })
-}
-
-/// The media type (checked JSON) and the body's bytes (bounded).
-async fn json_body(
-    request: IncomingRequest,
-    settings: &Settings,
-) -> Result<(String, Vec<u8>), Response> {
-    let content_type = incoming::header(&request, "content-type");
-    if !body::is_json_content_type(content_type.as_deref()) {
-        return Err(respond::rules_problem(body::unsupported_media_type()));
-    }
-    // `is_json_content_type` accepted it, so it is visible ASCII.
-    let content_type = content_type
-        .and_then(|v| String::from_utf8(v).ok())
-        .unwrap_or_else(|| "application/json".to_owned());
-    let bytes = incoming::body(request, settings.request_body_max_bytes).await?;
-    Ok((content_type, bytes))
 }
 
 /// `event_id`'s public keys through the node's cache; `None` if the ledger has no public

@@ -125,15 +125,8 @@ async fn keyed_json_body<T: serde::de::DeserializeOwned>(
     let key =
         body::idempotency_key(incoming::header(&request, body::IDEMPOTENCY_KEY_HEADER).as_deref())
             .map_err(respond::rules_problem)?;
-    let content_type = incoming::header(&request, "content-type");
-    if !body::is_json_content_type(content_type.as_deref()) {
-        return Err(respond::rules_problem(body::unsupported_media_type()));
-    }
-    // `is_json_content_type` accepted it, so it is visible ASCII.
-    let content_type = content_type
-        .and_then(|v| String::from_utf8(v).ok())
-        .unwrap_or_else(|| "application/json".to_owned());
-    let bytes = incoming::body(request, settings.request_body_max_bytes).await?;
+    let (content_type, bytes) =
+        incoming::json_body(request, settings.request_body_max_bytes).await?;
     let parsed: T = body::parse_json(&bytes).map_err(respond::rules_problem)?;
     let headers = vec![
         (body::IDEMPOTENCY_KEY_HEADER, key.as_str().to_owned()),

@@ -1,4 +1,4 @@
-//! Reading the incoming request: headers by name and a size-limited body.
+//! Reading the incoming request: headers by name, a size-limited body, a JSON body.
 
 use futures::StreamExt;
 use spin_sdk::http::{IncomingRequest, Response};
@@ -38,4 +38,20 @@ pub async fn body(request: IncomingRequest, max: u64) -> Result<Vec<u8>, Respons
         }
     }
     Ok(bytes)
+}
+
+/// A JSON body as the ledger's extractor judges it, after the caller's header checks: the
+/// media type (415), then the size (413). Returns the media type to forward (checked
+/// visible ASCII) and the bytes, unparsed.
+pub async fn json_body(request: IncomingRequest, max: u64) -> Result<(String, Vec<u8>), Response> {
+    let content_type = header(&request, "content-type");
+    if !body::is_json_content_type(content_type.as_deref()) {
+        return Err(respond::rules_problem(body::unsupported_media_type()));
+    }
+    // `is_json_content_type` accepted it, so it is visible ASCII.
+    let content_type = content_type
+        .and_then(|v| String::from_utf8(v).ok())
+        .unwrap_or_else(|| "application/json".to_owned());
+    let bytes = self::body(request, max).await?;
+    Ok((content_type, bytes))
 }
