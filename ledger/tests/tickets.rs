@@ -170,7 +170,6 @@ async fn codes_made_before_signing_are_signed_by_the_reissue_step(pool: PgPool) 
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn the_private_key_is_in_no_answer_and_no_outbox_payload(pool: PgPool) {
-    use base64::Engine as _;
     let app = spawn_app(pool.clone()).await;
     let (fixture, confirm) = app.sold(2).await;
     let seed: Vec<u8> =
@@ -179,12 +178,7 @@ async fn the_private_key_is_in_no_answer_and_no_outbox_payload(pool: PgPool) {
             .fetch_one(&pool)
             .await
             .expect("the event's key");
-    let spellings = [
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&seed),
-        base64::engine::general_purpose::STANDARD.encode(&seed),
-        seed.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        format!("{seed:?}"),
-    ];
+    let spellings = spellings(&seed);
     let admin = app
         .admin(
             reqwest::Method::GET,
@@ -222,4 +216,77 @@ async fn the_private_key_is_in_no_answer_and_no_outbox_payload(pool: PgPool) {
         }
     }
     app.stop().await;
+}
+
+/// The ways a 32-byte secret could be written out: base64 (both alphabets), hex, `Debug`.
+fn spellings(seed: &[u8]) -> [String; 4] {
+    use base64::Engine as _;
+    [
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seed),
+        base64::engine::general_purpose::STANDARD.encode(seed),
+        seed.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        format!("{seed:?}"),
+    ]
+}
+
+/// What the ledger logs while a test runs: the in-process ledger's tasks share the test's
+/// current-thread runtime, so a subscriber set as this thread's default sees them.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn the_private_key_is_in_no_log_line_at_any_level(pool: PgPool) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let app = spawn_app(pool.clone()).await;
+    // Publishing makes the key; confirming and issuing a gate credential read it to sign.
+    let (fixture, _) = app.sold(2).await;
+    let gate = app
+        .admin_post(
+            &format!("/admin/v1/events/{}/gates", fixture.event_id),
+            &json!({"gate": "A"}),
+        )
+        .await;
+    assert_eq!(gate.status(), 201);
+    app.stop().await;
+    let seed: Vec<u8> =
+        sqlx::query_scalar("select private_key from event_keys where event_id = $1")
+            .bind(fixture.event_id.parse::<Uuid>().expect("uuid"))
+            .fetch_one(&pool)
+            .await
+            .expect("the event's key");
+    let log = String::from_utf8_lossy(&captured.0.lock().expect("log")).into_owned();
+    assert!(
+        log.contains("event_keys"),
+        "the capture holds the statements that store and read the key"
+    );
+    for secret in spellings(&seed) {
+        assert!(!log.contains(&secret), "the private key is in the log");
+    }
 }
