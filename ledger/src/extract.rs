@@ -127,3 +127,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
         body::idempotency_key(value).map(Self).map_err(from_problem)
     }
 }
+
+/// Whether the request's `If-None-Match` names `etag` (or is `*`), comparing weakly
+/// (`W/"x"` matches `"x"`): then the answer is a bodiless 304. An unreadable header
+/// matches nothing (the full answer is always safe).
+pub fn if_none_match(headers: &axum::http::HeaderMap, etag: &axum::http::HeaderValue) -> bool {
+    let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    value
+        .split(',')
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag.as_bytes() == etag.as_bytes())
+}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::header::ETAG;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{path_id, PathParams};
+use crate::extract::{if_none_match, path_id, PathParams};
 use crate::openapi::problems;
 
 pub fn router() -> Router<AppState> {
@@ -158,16 +158,4 @@ fn etag(zones: &[ZoneVersion]) -> HeaderValue {
             .filter_map(|z| z.version),
     );
     HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"seats\""))
-}
-
-/// Whether `If-None-Match` names `etag` (or `*`).
-fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
-    let Some(value) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let ours = etag.to_str().unwrap_or_default();
-    value
-        .split(',')
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == ours)
 }

@@ -112,7 +112,7 @@ pub(crate) async fn checkin(
     let verdict = match replay(&mut tx, gate.credential.credential_id, &scan.nonce).await? {
         Some(verdict) => verdict,
         None => {
-            let verdict = judge(&mut tx, &state, &gate, &scan).await?;
+            let verdict = judge(&mut tx, &gate, &scan).await?;
             record(&mut tx, &gate, &scan, &verdict).await?;
             verdict
         }
@@ -138,16 +138,11 @@ async fn replay(
 }
 
 /// The code's verdict, the ticket checked in if it may enter.
-async fn judge(
-    conn: &mut PgConnection,
-    state: &AppState,
-    gate: &Gate,
-    scan: &Scan,
-) -> ApiResult<Verdict> {
+async fn judge(conn: &mut PgConnection, gate: &Gate, scan: &Scan) -> ApiResult<Verdict> {
     let event_id = gate.credential.event_id;
     let Ok(claim) = gate.verifier.verify_code(&scan.code) else {
         return Ok(Verdict::refused(
-            other_event(state, event_id, &scan.code).await?,
+            other_event(conn, event_id, &scan.code).await?,
         ));
     };
     if claim.event_id != event_id {
@@ -157,13 +152,13 @@ async fn judge(
     redeem(conn, claim.ticket_id, scan).await
 }
 
-/// `wrong_event` if another event's keys signed `code`, else `invalid`.
-async fn other_event(state: &AppState, door: EventId, code: &str) -> ApiResult<ScanResult> {
+/// `wrong_event` if another event's keys signed `code`, else `invalid` (read on the scan's
+/// own connection: no second one taken from the pool while its transaction holds one).
+async fn other_event(conn: &mut PgConnection, door: EventId, code: &str) -> ApiResult<ScanResult> {
     let Some(named) = code_event(code).filter(|e| *e != door) else {
         return Ok(ScanResult::Invalid);
     };
-    let mut conn = state.pool.acquire().await?;
-    let keys = super::keys::public_keys(&mut conn, named).await?;
+    let keys = super::keys::public_keys(conn, named).await?;
     Ok(match Verifier::new(&keys).verify_code(code) {
         Ok(claim) if claim.event_id == named => ScanResult::WrongEvent,
         _ => ScanResult::Invalid,

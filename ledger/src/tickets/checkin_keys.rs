@@ -3,7 +3,7 @@
 //! names the key ids (a rotation or revocation changes it).
 
 use axum::extract::State;
-use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::header::ETAG;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +13,7 @@ use tessera_domain::EventId;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{path_id, PathParams};
+use crate::extract::{if_none_match, path_id, PathParams};
 use crate::openapi::problems;
 
 pub fn router() -> Router<AppState> {
@@ -47,15 +47,7 @@ pub(crate) async fn checkin_keys(
     let document = CheckinKeys { event_id, keys };
     let etag = HeaderValue::from_str(&document.etag())
         .map_err(|e| anyhow::anyhow!("checkin-keys ETag: {e}"))?;
-    let matches = headers
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == "*" || t.as_bytes() == etag.as_bytes())
-        });
-    if matches {
+    if if_none_match(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
     }
     Ok(([(ETAG, etag)], Json(document)).into_response())

@@ -128,11 +128,13 @@ pub async fn reissue_unsigned_codes(pool: &PgPool) -> anyhow::Result<u64> {
     let mut reissued = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let tickets: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        // The length spelled as the partial index's predicate (a parameter would not match
+        // it): migration `20261128000006`.
+        let tickets: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(&format!(
             "select t.id, h.event_id, h.show_id from tickets t join holds h on h.id = t.hold_id
-             where length(t.code) <> $1 order by h.event_id limit $2 for update of t skip locked",
-        )
-        .bind(i32::try_from(CODE_CHARS)?)
+             where length(t.code) <> {CODE_CHARS} order by h.event_id limit $1
+             for update of t skip locked"
+        ))
         .bind(REISSUE_BATCH)
         .fetch_all(&mut *tx)
         .await?;
