@@ -1270,3 +1270,110 @@ async fn the_edge_checks_credentials_and_codes_and_the_ledger_redeems_once(pool:
     );
     ledger.stop().await;
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_voided_ticket_is_refused_at_every_door_by_push(pool: PgPool) {
+    let ledger = ledger_for_edges(pool).await;
+    let fixture = ledger.event_with_zone(10).await;
+    let order = |quantity: i64| json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": quantity, "customer_id": "ann"});
+    let (voided_order, voided) = ledger.buy(&order(2)).await;
+    let (_, kept) = ledger.buy(&order(1)).await;
+    let code_of = |confirm: &Value| {
+        confirm["tickets"][0]["code"]
+            .as_str()
+            .expect("code")
+            .to_owned()
+    };
+    let issued: Value = ledger
+        .admin_post(
+            &format!("/admin/v1/events/{}/gates", fixture.event_id),
+            &json!({"gate": "North"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("credential");
+    let token = issued["token"].as_str().expect("token").to_owned();
+    let (a, b) = tokio::join!(start(options(&ledger)), start(options(&ledger)));
+    let keys_path = format!("/v1/events/{}/checkin-keys", fixture.event_id);
+    for edge in [&a, &b] {
+        assert_eq!(
+            header(edge.get(&keys_path).await.headers(), "tessera-cache"),
+            Some("miss")
+        );
+    }
+    let gets = [a.outbound(None, "GET").await, b.outbound(None, "GET").await];
+    let cancelled = ledger
+        .admin_post(
+            &format!("/admin/v1/orders/{voided_order}/cancel"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    // Each node's cached set takes the voided tickets from the message, in place.
+    let revoked = json!(2);
+    for edge in [&a, &b] {
+        wait_until("the revocation reaches the node", PUSH_DEADLINE, || async {
+            let response = edge.get(&keys_path).await;
+            response.json::<Value>().await.expect("json")["revocation_version"] == revoked
+        })
+        .await;
+    }
+    assert_eq!(
+        [a.outbound(None, "GET").await, b.outbound(None, "GET").await],
+        gets,
+        "patched by the message, not refetched"
+    );
+    let posts = [
+        a.outbound(None, "POST").await,
+        b.outbound(None, "POST").await,
+    ];
+    let scan = |code: &str, nonce: &str| json!({"code": code, "gate": "North", "nonce": nonce});
+    for (n, edge) in [&a, &b].into_iter().enumerate() {
+        let (status, verdict, served_by) = edge_scan(
+            edge,
+            Some(&token),
+            &scan(&code_of(&voided), &format!("v-{n}")),
+        )
+        .await;
+        assert_eq!(
+            (status, verdict["result"].as_str(), served_by.as_str()),
+            (409, Some("revoked"), "edge"),
+            "{verdict}"
+        );
+        assert_eq!(verdict["ticket_id"], voided["tickets"][0]["ticket_id"]);
+    }
+    assert_eq!(
+        [
+            a.outbound(None, "POST").await,
+            b.outbound(None, "POST").await
+        ],
+        posts,
+        "refused at the doors without the ledger"
+    );
+    // The event cancelled: every code of it is refused at the door, the kept one too.
+    let cancelled = ledger
+        .admin_post(
+            &format!("/admin/v1/events/{}/cancel", fixture.event_id),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    for (n, edge) in [&a, &b].into_iter().enumerate() {
+        wait_until(
+            "the cancellation reaches the node",
+            PUSH_DEADLINE,
+            || async {
+                let (_, verdict, served_by) = edge_scan(
+                    edge,
+                    Some(&token),
+                    &scan(&code_of(&kept), &format!("k-{n}")),
+                )
+                .await;
+                verdict["result"] == "revoked" && served_by == "edge"
+            },
+        )
+        .await;
+    }
+    ledger.stop().await;
+}

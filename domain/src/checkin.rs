@@ -134,6 +134,9 @@ pub enum ScanResult {
     DuplicateOffline,
     /// The ticket was cancelled.
     Void,
+    /// The ticket's code is in the event's revoked set (its ticket voided, or the event
+    /// cancelled): the edge's answer from its cache, before the ledger says `void`.
+    Revoked,
     /// A valid code of another event.
     WrongEvent,
     /// Not a code the event's keys signed (forged, damaged, or not a ticket).

@@ -9,12 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, ShowId, ZoneId};
+use crate::ids::{EventId, ShowId, TicketId, ZoneId};
 use crate::seats::SeatStatus;
 
 /// Seat changes one `seats` message lists; past it the message says `changes: null` and a
 /// receiver refetches the zone's seats.
 pub const SEAT_CHANGES_PER_MESSAGE_MAX: usize = 1_000;
+
+/// Ticket ids one `revocation` message lists; past it the message says `ticket_ids: null`
+/// and a receiver refetches the event's check-in keys (with its revoked set).
+pub const REVOCATIONS_PER_MESSAGE_MAX: usize = 1_000;
 
 /// The Redis pub/sub channel (DESIGN.md, "Invalidation contract").
 pub const INVALIDATION_CHANNEL: &str = "tessera.invalidate";
@@ -55,6 +59,16 @@ pub enum Change {
     },
     /// The event's catalog documents changed; evict them.
     Catalog { event_id: EventId },
+    /// Tickets of the event were voided: their codes are refused at the door. `version` is
+    /// the event's count of voided tickets after this change (it only grows), so a receiver
+    /// holding the set at `version - ticket_ids.len()` adds them, one already at `version`
+    /// has them, and any other refetches; `ticket_ids: null` (more than
+    /// [`REVOCATIONS_PER_MESSAGE_MAX`], or the whole event cancelled) means refetch.
+    Revocation {
+        event_id: EventId,
+        version: i64,
+        ticket_ids: Option<Vec<TicketId>>,
+    },
 }
 
 /// A zone's counters as a change announces them.
@@ -96,7 +110,7 @@ impl Change {
                 sold,
                 version,
             }),
-            Self::Catalog { .. } => None,
+            Self::Catalog { .. } | Self::Revocation { .. } => None,
         }
     }
 
@@ -132,6 +146,21 @@ impl Change {
             sold: counters.sold,
             version: counters.version,
             changes,
+        }
+    }
+}
+
+impl Change {
+    /// `ticket_ids` of `event_id` voided, the event's revocation count now `version`
+    /// (the list bounded; `None` asks receivers to refetch).
+    pub fn revocation(event_id: EventId, version: i64, ticket_ids: Option<&[TicketId]>) -> Self {
+        let ticket_ids = ticket_ids
+            .filter(|ids| ids.len() <= REVOCATIONS_PER_MESSAGE_MAX)
+            .map(<[TicketId]>::to_vec);
+        Self::Revocation {
+            event_id,
+            version,
+            ticket_ids,
         }
     }
 }
@@ -268,6 +297,39 @@ mod tests {
             .expect("ser"),
         );
         assert!(matches!(parsed, Ok(Received::Change(_))), "{parsed:?}");
+    }
+
+    #[test]
+    fn revocation_messages_match_the_documented_format_and_are_bounded() {
+        let nil = uuid::Uuid::nil();
+        let ids = [TicketId(nil)];
+        let change = Change::revocation(EventId(nil), 12, Some(&ids));
+        let json = serde_json::to_value(Invalidation { seq: 9, change }).expect("ser");
+        assert_eq!(
+            json,
+            serde_json::json!({"seq": 9, "kind": "revocation", "event_id": nil.to_string(),
+                               "version": 12, "ticket_ids": [nil.to_string()]})
+        );
+        let many = vec![TicketId(nil); REVOCATIONS_PER_MESSAGE_MAX + 1];
+        let json = serde_json::to_value(Change::revocation(EventId(nil), 2_000, Some(&many)))
+            .expect("ser");
+        assert_eq!(json["ticket_ids"], serde_json::Value::Null);
+        let parsed = Received::parse(
+            br#"{"seq": 3, "kind": "revocation", "event_id": "00000000-0000-0000-0000-000000000000", "version": 1, "ticket_ids": null}"#,
+        );
+        assert!(
+            matches!(
+                parsed,
+                Ok(Received::Change(Invalidation {
+                    change: Change::Revocation {
+                        ticket_ids: None,
+                        ..
+                    },
+                    ..
+                }))
+            ),
+            "{parsed:?}"
+        );
     }
 
     #[test]

@@ -174,20 +174,77 @@ impl CheckinKey {
     }
 }
 
-/// `GET /v1/events/{event_id}/checkin-keys`: what verifies the event's codes.
+/// `GET /v1/events/{event_id}/checkin-keys`: what verifies the event's codes, and which of
+/// them are refused although they verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckinKeys {
     pub event_id: EventId,
     /// The event's unrevoked public keys, oldest first.
     pub keys: Vec<CheckinKey>,
+    /// The event is cancelled: every code of it is refused (`revoked` then stays empty).
+    #[serde(default)]
+    pub cancelled: bool,
+    /// How many of the event's tickets were ever voided; `revocation` messages carry the
+    /// count after their change, so a holder of this document knows which it has applied.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+    pub revocation_version: i64,
+    /// The voided tickets of an event that is not cancelled, in ascending order.
+    #[serde(default)]
+    pub revoked: Vec<TicketId>,
+}
+
+/// What a `revocation` message does to a held [`CheckinKeys`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoking {
+    /// The tickets were added: store the document again.
+    Applied,
+    /// The document already has this change (or a later one).
+    Stale,
+    /// A change between the document and this message is missing (or the message lists
+    /// no tickets): drop the document and refetch it.
+    Refetch,
 }
 
 impl CheckinKeys {
-    /// The entity tag: the key ids (keys are never changed, only added or revoked).
+    /// The entity tag: the key ids (keys are never changed, only added or revoked), the
+    /// revocation count and whether the event is cancelled.
     pub fn etag(&self) -> String {
         let ids: Vec<String> = self.keys.iter().map(|k| k.key_id.to_string()).collect();
-        format!("\"k{}\"", ids.join("-"))
+        let cancelled = if self.cancelled { "-c" } else { "" };
+        format!(
+            "\"k{}-r{}{cancelled}\"",
+            ids.join("-"),
+            self.revocation_version
+        )
+    }
+
+    /// Whether a verified code of this event is refused anyway (its ticket voided, or the
+    /// whole event cancelled).
+    pub fn is_revoked(&self, ticket_id: TicketId) -> bool {
+        self.cancelled || self.revoked.binary_search(&ticket_id).is_ok()
+    }
+
+    /// Applies a `revocation` message (`version` and its tickets) by version.
+    pub fn revoke(&mut self, version: i64, ticket_ids: Option<&[TicketId]>) -> Revoking {
+        if version <= self.revocation_version {
+            return Revoking::Stale;
+        }
+        let Some(ids) = ticket_ids else {
+            return Revoking::Refetch;
+        };
+        let follows = i64::try_from(ids.len())
+            .ok()
+            .and_then(|n| self.revocation_version.checked_add(n));
+        if self.cancelled || follows != Some(version) {
+            return Revoking::Refetch;
+        }
+        self.revoked.extend_from_slice(ids);
+        self.revoked.sort_unstable();
+        self.revoked.dedup();
+        self.revocation_version = version;
+        Revoking::Applied
     }
 }
 
@@ -330,6 +387,49 @@ fn decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keys_with(version: i64, revoked: &[u128]) -> CheckinKeys {
+        CheckinKeys {
+            event_id: EventId(Uuid::from_u128(1)),
+            keys: Vec::new(),
+            cancelled: false,
+            revocation_version: version,
+            revoked: revoked
+                .iter()
+                .map(|&n| TicketId(Uuid::from_u128(n)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn revocations_apply_in_version_order_and_gaps_ask_for_a_refetch() {
+        let ticket = |n: u128| TicketId(Uuid::from_u128(n));
+        let mut keys = keys_with(2, &[3, 7]);
+        let before = keys.etag();
+        assert_eq!(
+            keys.revoke(4, Some(&[ticket(9), ticket(5)])),
+            Revoking::Applied
+        );
+        assert_eq!(keys.revoked, [ticket(3), ticket(5), ticket(7), ticket(9)]);
+        assert!(keys.is_revoked(ticket(5)) && !keys.is_revoked(ticket(4)));
+        assert_ne!(keys.etag(), before, "a revocation changes the tag");
+        // The same message again, or an older one: nothing moves.
+        assert_eq!(
+            keys.revoke(4, Some(&[ticket(9), ticket(5)])),
+            Revoking::Stale
+        );
+        assert_eq!(keys.revoke(3, Some(&[ticket(1)])), Revoking::Stale);
+        // A message after a missed one, or one without its list: refetch.
+        assert_eq!(keys.revoke(6, Some(&[ticket(11)])), Revoking::Refetch);
+        assert_eq!(keys.revoke(5, None), Revoking::Refetch);
+        assert_eq!(keys.revocation_version, 4);
+        let cancelled = CheckinKeys {
+            cancelled: true,
+            ..keys_with(0, &[])
+        };
+        assert!(cancelled.is_revoked(ticket(1)));
+        assert_ne!(cancelled.etag(), keys_with(0, &[]).etag());
+    }
 
     fn key(key_id: KeyId, seed: u8) -> EventSigningKey {
         EventSigningKey::from_seed(key_id, &[seed; 32])

@@ -236,3 +236,252 @@ async fn only_the_owner_cancels_and_only_confirmed_orders(pool: PgPool) {
     );
     app.stop().await;
 }
+
+/// Every hold and order of an event: `(status, count)` sorted by status.
+async fn hold_states(pool: &PgPool, event_id: &str) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "select status, count(*) from holds where event_id = $1 group by status order by status",
+    )
+    .bind(event_id.parse::<Uuid>().expect("uuid"))
+    .fetch_all(pool)
+    .await
+    .expect("holds")
+}
+
+async fn cancel_event(app: &TestApp, event_id: &str) -> (u16, Value) {
+    let response = app
+        .admin_post(&format!("/admin/v1/events/{event_id}/cancel"), &Value::Null)
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn cancelling_an_event_cancels_its_orders_and_releases_its_live_holds(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    // Sorted by name: the general-admission zone ("Zone 10") first.
+    let seated = json!({"name": "Zz Stalls", "price_minor": 5000, "currency": "EUR", "seating": "assigned",
+                        "seats": {"rows": [{"row": "A", "seats": 6}]}});
+    let fixture = app
+        .publish_event(event_body(
+            &format!("e-{}", Uuid::new_v4().simple()),
+            vec![tessera_testkit::ledger::zone(10), seated],
+        ))
+        .await;
+    let (ga_zone, seat_zone) = (&fixture.zone_ids[0], &fixture.zone_ids[1]);
+    let seats = |seats: &[i32], who: &str| json!({"show_id": fixture.show_id, "zone_id": seat_zone, "seats": seats, "customer_id": who});
+    let (_, ga_order) = app.buy(&ga(&fixture, 2)).await;
+    let (_, seat_order) = app.buy(&seats(&[1, 2], "bob")).await;
+    let key = Uuid::new_v4().to_string();
+    let (status, live) = app.hold(&fixture, 3, "cy", &key).await;
+    assert_eq!(status, 201, "{live}");
+    let (status, _) = app
+        .post_json(
+            "/v1/holds",
+            &seats(&[4], "dan"),
+            Some(&key.replace('-', "")),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let (status, detail) = cancel_event(&app, &fixture.event_id).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["status"], "cancelled");
+    assert_eq!(
+        hold_states(&pool, &fixture.event_id).await,
+        [("cancelled".to_owned(), 2), ("released".to_owned(), 2)]
+    );
+    // Stock and seats all back, every ticket void, one refund per order of its total.
+    assert_eq!(zone_counters(&pool, ga_zone).await, (10, 0, 0, 10));
+    assert_eq!(zone_counters(&pool, seat_zone).await, (6, 0, 0, 6));
+    let taken: i64 = sqlx::query_scalar(
+        "select count(*) from seats where zone_id = $1 and (status <> 'available' or hold_id is not null)",
+    )
+    .bind(seat_zone.parse::<Uuid>().expect("uuid"))
+    .fetch_one(&pool)
+    .await
+    .expect("seats");
+    assert_eq!(taken, 0);
+    let tickets: Vec<(String, i64)> =
+        sqlx::query_as("select status, count(*) from tickets group by status")
+            .fetch_all(&pool)
+            .await
+            .expect("tickets");
+    assert_eq!(tickets, [("void".to_owned(), 4)]);
+    let mut refunds: Vec<i64> =
+        sqlx::query_scalar("select amount_minor from refunds where status = 'due'")
+            .fetch_all(&pool)
+            .await
+            .expect("refunds");
+    refunds.sort_unstable();
+    let mut totals = [&ga_order, &seat_order].map(|o| o["total_minor"].as_i64().expect("total"));
+    totals.sort_unstable();
+    assert_eq!(refunds, totals);
+    assert_conservation(&pool).await;
+    // Nothing is confirmable or holdable after; the door's keys say cancelled.
+    let (status, problem) = app
+        .post_json(
+            &format!(
+                "/v1/holds/{}/confirm",
+                live["hold_id"].as_str().expect("id")
+            ),
+            &json!({"payment_ref": "late"}),
+            Some("late-confirm"),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("hold_not_active"))
+    );
+    let (status, problem) = app.hold(&fixture, 1, "eve", "after-cancel").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("event_not_on_sale"))
+    );
+    let (_, keys) = app
+        .get_json(&format!("/v1/events/{}/checkin-keys", fixture.event_id))
+        .await;
+    assert_eq!(
+        (
+            keys["cancelled"].as_bool(),
+            keys["revocation_version"].as_i64()
+        ),
+        (Some(true), Some(4))
+    );
+    // Again: the same answer, nothing moved or owed twice.
+    let (status, again) = cancel_event(&app, &fixture.event_id).await;
+    assert_eq!((status, &again["status"]), (200, &detail["status"]));
+    let refunds: i64 = sqlx::query_scalar("select count(*) from refunds")
+        .fetch_one(&pool)
+        .await
+        .expect("refunds");
+    assert_eq!(refunds, 2);
+    assert_eq!(zone_counters(&pool, ga_zone).await, (10, 0, 0, 10));
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn no_hold_is_confirmed_after_its_event_is_cancelled(pool: PgPool) {
+    const HOLDS: usize = 24;
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(100).await;
+    let mut hold_ids = Vec::new();
+    for n in 0..HOLDS {
+        let (status, hold) = app
+            .hold(&fixture, 2, &format!("c{n}"), &Uuid::new_v4().to_string())
+            .await;
+        assert_eq!(status, 201, "{hold}");
+        hold_ids.push(hold["hold_id"].as_str().expect("id").to_owned());
+    }
+    // Every confirm races the cancellation; whatever each answers, afterwards no order
+    // stands, nothing is held or sold, and each confirm that won owes one refund.
+    let body = json!({"payment_ref": "race"});
+    let paths: Vec<String> = hold_ids
+        .iter()
+        .map(|hold_id| format!("/v1/holds/{hold_id}/confirm"))
+        .collect();
+    let confirms = paths
+        .iter()
+        .zip(&hold_ids)
+        .map(|(path, key)| app.post_json(path, &body, Some(key)));
+    let (answers, (status, _)) = tokio::join!(
+        futures::future::join_all(confirms),
+        cancel_event(&app, &fixture.event_id)
+    );
+    assert_eq!(status, 200);
+    let won = answers.iter().filter(|(status, _)| *status == 200).count();
+    for (status, answer) in &answers {
+        assert!(
+            *status == 200 || *status == 409 || *status == 422,
+            "{status} {answer}"
+        );
+    }
+    let states = hold_states(&pool, &fixture.event_id).await;
+    assert!(
+        states
+            .iter()
+            .all(|(s, _)| s == "cancelled" || s == "released"),
+        "{states:?}"
+    );
+    assert_eq!(
+        states
+            .iter()
+            .find(|(s, _)| s == "cancelled")
+            .map_or(0, |(_, n)| *n),
+        won as i64
+    );
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (100, 0, 0, 100)
+    );
+    let refunds: i64 = sqlx::query_scalar("select count(*) from refunds")
+        .fetch_one(&pool)
+        .await
+        .expect("refunds");
+    assert_eq!(refunds, won as i64);
+    assert_conservation(&pool).await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn the_doors_keys_list_revoked_tickets_and_a_message_announces_them(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let (cancelled, confirm) = app.buy(&ga(&fixture, 2)).await;
+    app.buy(&ga(&fixture, 1)).await;
+    let path = format!("/v1/events/{}/checkin-keys", fixture.event_id);
+    let keys = |if_none_match: Option<String>| {
+        let mut request = app.client.get(app.url(&path));
+        if let Some(tag) = if_none_match {
+            request = request.header("if-none-match", tag);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let etag = response.headers()["etag"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            (
+                status,
+                etag,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (_, before, document) = keys(None).await;
+    assert_eq!(
+        (
+            document["revocation_version"].as_i64(),
+            document["revoked"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(cancel(&app, &cancelled).await.0, 200);
+    let (status, after, document) = keys(Some(before.clone())).await;
+    assert_eq!(status, 200, "a revocation changes the tag");
+    assert_ne!(after, before);
+    let mut voided: Vec<String> = confirm["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| t["ticket_id"].as_str().expect("id").to_owned())
+        .collect();
+    voided.sort();
+    assert_eq!(document["revocation_version"], 2);
+    assert_eq!(document["revoked"], json!(voided));
+    assert_eq!(document["cancelled"], false);
+    assert_eq!(keys(Some(after)).await.0, 304);
+    // The message names the event, the count after it and the tickets.
+    let message: Value = sqlx::query_scalar(
+        "select payload from outbox where payload->>'kind' = 'revocation' order by id desc limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("message");
+    assert_eq!(
+        message,
+        json!({"kind": "revocation", "event_id": fixture.event_id, "version": 2, "ticket_ids": voided})
+    );
+    app.stop().await;
+}

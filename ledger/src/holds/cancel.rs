@@ -14,7 +14,7 @@ use tessera_domain::holds::HoldStatus;
 use tessera_domain::money::line_total_minor;
 use tessera_domain::refunds::{CancelledOrder, CompleteRefund, RefundStatus, RefundView};
 use tessera_domain::seats::SeatStatus;
-use tessera_domain::{Currency, ErrorCode, HoldId, TenantId, TicketId, ZoneId};
+use tessera_domain::{Currency, ErrorCode, EventId, HoldId, TenantId, TicketId, ZoneId};
 use uuid::Uuid;
 
 use super::settle::{fetch_hold, HoldRow};
@@ -25,6 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{path_id, JsonBody, PathParams};
 use crate::openapi::problems;
 use crate::outbox;
+use crate::tickets::revocations::{self, Voided};
 
 /// Cancel a confirmed order: its tickets void, its stock and seats back on sale, a refund due.
 #[utoipa::path(post, path = "/admin/v1/orders/{hold_id}/cancel", tag = "admin",
@@ -71,15 +72,16 @@ pub(crate) async fn cancel_order(
 async fn cancel(conn: &mut PgConnection, hold: &HoldRow) -> ApiResult<CancelledOrder> {
     let zone_id = ZoneId(hold.core.zone_id);
     let counters = move_stock(conn, zone_id, hold.core.quantity, Movement::Return).await?;
-    sqlx::query(
-        "update tickets set status = 'void', voided_at = now() where hold_id = $1 and status <> 'void'",
+    let voided: Vec<Uuid> = sqlx::query_scalar(
+        "update tickets set status = 'void', voided_at = now()
+         where hold_id = $1 and status <> 'void' returning id",
     )
     .bind(hold.core.id)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
     let seats = hold.core.seat_indexes.as_deref().unwrap_or_default();
     if !seats.is_empty() {
-        let freed = crate::seats::free_sold(conn, hold.core.zone_id, hold.core.id).await?;
+        let freed = crate::seats::free_sold(conn, &[hold.core.id]).await?;
         if freed != seats.len() as u64 {
             return Err(anyhow::anyhow!(
                 "order {}: {freed} of its {} seats were sold to it",
@@ -106,6 +108,8 @@ async fn cancel(conn: &mut PgConnection, hold: &HoldRow) -> ApiResult<CancelledO
     .await?;
     let change = counters.change_with_seats(zone_id, seats, SeatStatus::Available);
     outbox::enqueue(conn, &change).await?;
+    let voided: Vec<TicketId> = voided.into_iter().map(TicketId).collect();
+    revocations::announce(conn, EventId(hold.event_id), Voided::Tickets(&voided)).await?;
     order(conn, hold).await
 }
 

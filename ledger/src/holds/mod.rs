@@ -5,6 +5,7 @@
 pub mod cancel;
 pub mod commit;
 pub mod engine;
+pub mod event_cancel;
 pub mod settle;
 pub mod stock;
 pub mod sweeper;

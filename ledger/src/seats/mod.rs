@@ -143,20 +143,16 @@ pub async fn sell_held(
     Ok(sold.rows_affected())
 }
 
-/// Puts a cancelled order's seats back on sale (`sold` → `available`, owner cleared). Run
-/// after the zone's counters moved in the same transaction, as every mover. Returns how
+/// Puts cancelled orders' seats back on sale (`sold` → `available`, owner cleared). Run
+/// after the zones' counters moved in the same transaction, as every mover. Returns how
 /// many seats were freed.
-pub async fn free_sold(
-    conn: &mut PgConnection,
-    zone_id: Uuid,
-    hold_id: Uuid,
-) -> Result<u64, sqlx::Error> {
+pub async fn free_sold(conn: &mut PgConnection, hold_ids: &[Uuid]) -> Result<u64, sqlx::Error> {
     let freed = sqlx::query(
         "update seats set status = 'available', hold_id = null, ticket_id = null
-         where zone_id = $1 and hold_id = $2 and status = 'sold'",
+         where hold_id = any($1) and status = 'sold'",
     )
-    .bind(zone_id)
-    .bind(hold_id)
+    .bind(hold_ids)
+    .persistent(false) // planned per call: see `idempotency::lookup`
     .execute(conn)
     .await?;
     Ok(freed.rows_affected())

@@ -1,6 +1,8 @@
 //! `GET /v1/events/{event_id}/checkin-keys`: the public keys an event's codes are signed
-//! with, for edges and offline scanners to verify codes without the database. The ETag
-//! names the key ids (a rotation or revocation changes it).
+//! with, for edges and offline scanners to verify codes without the database, and the
+//! codes refused since (voided tickets; every code of a cancelled event). The ETag names the
+//! key ids and the revocation count (a rotation, a void or the event's cancellation changes
+//! it).
 
 use axum::extract::State;
 use axum::http::header::ETAG;
@@ -44,7 +46,14 @@ pub(crate) async fn checkin_keys(
         return Err(ApiError::not_found("event"));
     }
     let keys = super::keys::public_keys(&mut conn, event_id).await?;
-    let document = CheckinKeys { event_id, keys };
+    let mut document = CheckinKeys {
+        event_id,
+        keys,
+        cancelled: false,
+        revocation_version: 0,
+        revoked: Vec::new(),
+    };
+    super::revocations::fill(&mut conn, &mut document).await?;
     let etag = HeaderValue::from_str(&document.etag())
         .map_err(|e| anyhow::anyhow!("checkin-keys ETag: {e}"))?;
     if if_none_match(&headers, &etag) {

@@ -1,11 +1,13 @@
 //! The ticket's life after the sale: the events' signing keys and signed codes
 //! ([`keys`]), the public key set scanners verify codes with ([`checkin_keys`]), the
-//! doors' credentials ([`gates`]) and the scan that checks a ticket in ([`checkin`]).
+//! doors' credentials ([`gates`]), the scan that checks a ticket in ([`checkin`]) and
+//! the codes refused since they were issued ([`revocations`]).
 
 pub mod checkin;
 pub mod checkin_keys;
 pub mod gates;
 pub mod keys;
+pub mod revocations;
 
 use axum::Router;
 

@@ -1,12 +1,13 @@
 //! The edge's checks on a door's scan before it is forwarded (`POST /v1/checkin`): the gate
 //! credential (signed by the event's key, unexpired) and the code (signed by the event's
 //! keys; `wrong_event` when another event's keys signed it), all with public keys the edge
-//! caches. What the edge can judge alone never reaches the ledger; the ledger checks
-//! everything again (and what only it knows: revocation, the ticket's state).
+//! caches, and the event's revoked set (`revoked`). What the edge can judge alone never
+//! reaches the ledger; the ledger checks everything again (and what only it knows: the
+//! ticket's state, a revocation the edge has not heard of yet).
 
 use chrono::{DateTime, Utc};
 use tessera_domain::checkin::{Scan, ScanResult, Verdict};
-use tessera_domain::tickets::{code_event, CheckinKey, GateCredential, Verifier};
+use tessera_domain::tickets::{code_event, CheckinKey, CheckinKeys, GateCredential, Verifier};
 use tessera_domain::{ErrorCode, EventId, Problem};
 
 use crate::problem::edge;
@@ -50,9 +51,15 @@ pub enum CodeCheck {
     Answer(Verdict),
 }
 
-/// The code against the door's keys.
-pub fn code(code: &str, door: EventId, door_keys: &[CheckinKey]) -> CodeCheck {
-    match Verifier::new(door_keys).verify_code(code) {
+/// The code against the door's keys and revoked set.
+pub fn code(code: &str, door: EventId, door_keys: &CheckinKeys) -> CodeCheck {
+    match Verifier::new(&door_keys.keys).verify_code(code) {
+        Ok(claim) if claim.event_id == door && door_keys.is_revoked(claim.ticket_id) => {
+            CodeCheck::Answer(Verdict {
+                ticket_id: Some(claim.ticket_id),
+                ..at_edge(ScanResult::Revoked)
+            })
+        }
         Ok(claim) if claim.event_id == door => CodeCheck::Forward,
         Ok(_) => CodeCheck::Answer(at_edge(ScanResult::Invalid)),
         Err(_) => match code_event(code).filter(|named| *named != door) {
@@ -100,7 +107,13 @@ mod tests {
     fn the_doors_codes_go_on_others_are_judged_here() {
         let door_key = EventSigningKey::from_seed(1, &[1; 32]);
         let other_key = EventSigningKey::from_seed(1, &[2; 32]);
-        let door_keys = [door_key.public()];
+        let mut door_keys = CheckinKeys {
+            event_id: event(1),
+            keys: vec![door_key.public()],
+            cancelled: false,
+            revocation_version: 0,
+            revoked: Vec::new(),
+        };
         let good = signed(&door_key, event(1));
         assert_eq!(code(&good, event(1), &door_keys), CodeCheck::Forward);
         let foreign = signed(&other_key, event(2));
@@ -114,7 +127,7 @@ mod tests {
         );
         // A code claiming another event but signed by no key of it is forged.
         assert_eq!(
-            other_event(&foreign, event(2), &door_keys).result,
+            other_event(&foreign, event(2), &door_keys.keys).result,
             ScanResult::Invalid
         );
         let mut bent = good.clone().into_bytes();
@@ -127,6 +140,17 @@ mod tests {
             }
             other => panic!("a bent code must be answered here: {other:?}"),
         }
+        // A revoked ticket is refused here, naming it; so is every code of a cancelled event.
+        door_keys.revoke(1, Some(&[TicketId(Uuid::from_u128(9))]));
+        let revoked = |keys: &CheckinKeys| match code(&good, event(1), keys) {
+            CodeCheck::Answer(verdict) => (verdict.result, verdict.ticket_id),
+            other => panic!("a revoked code must be answered here: {other:?}"),
+        };
+        let ticket = Some(TicketId(Uuid::from_u128(9)));
+        assert_eq!(revoked(&door_keys), (ScanResult::Revoked, ticket));
+        door_keys.revoked.clear();
+        door_keys.cancelled = true;
+        assert_eq!(revoked(&door_keys), (ScanResult::Revoked, ticket));
     }
 
     #[test]

@@ -3,19 +3,21 @@
 //!
 //! In order: the gate credential (`Authorization: Bearer …`: signed by the event's key and
 //! unexpired, else 401), the body (`tessera_domain::checkin`'s rules: 415/413/400/422), the
-//! gate (the credential's, else 403), then the code: signed by the door's event → forwarded
-//! with the credential and the original body, the ledger's verdict relayed; not signed by
-//! it → `invalid`, or `wrong_event` when another event's keys signed it, answered here
-//! (409, `served_by: "edge"`) without reaching the ledger. The events' public keys come
-//! from `GET /v1/events/{id}/checkin-keys` through the node's cache (`checkin_keys/{id}`,
-//! evicted with the event). Scans are never cached (`Cache-Control: no-store`).
+//! gate (the credential's, else 403), then the code: signed by the door's event and not in
+//! its revoked set → forwarded with the credential and the original body, the ledger's
+//! verdict relayed; in the revoked set → `revoked`; not signed by the door's keys →
+//! `invalid`, or `wrong_event` when another event's keys signed it — each answered here
+//! (409, `served_by: "edge"`) without reaching the ledger. The events' public keys and
+//! revoked sets come from `GET /v1/events/{id}/checkin-keys` through the node's cache
+//! (`checkin_keys/{id}`, evicted with the event, patched in place by `revocation`
+//! messages). Scans are never cached (`Cache-Control: no-store`).
 
 use chrono::Utc;
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use tessera_domain::checkin::{CheckinRequest, Verdict};
-use tessera_domain::tickets::{credential_event, CheckinKey, CheckinKeys};
+use tessera_domain::tickets::{credential_event, CheckinKeys};
 use tessera_domain::{body, ErrorCode, EventId, Problem};
 use tessera_edge_cache::checkin::{self, CodeCheck};
 use tessera_edge_cache::problem::edge;
@@ -48,8 +50,8 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
     let door_keys = event_keys(&store, &settings, door)
         .await?
         .ok_or_else(|| unauthorized("not a gate credential the ledger signed"))?;
-    let credential =
-        checkin::credential(&token, &door_keys, Utc::now()).map_err(|p| respond::problem(&p))?;
+    let credential = checkin::credential(&token, &door_keys.keys, Utc::now())
+        .map_err(|p| respond::problem(&p))?;
     let (content_type, bytes) =
         incoming::json_body(request, settings.request_body_max_bytes).await?;
     let parsed: CheckinRequest = body::parse_json(&bytes).map_err(respond::rules_problem)?;
@@ -63,6 +65,7 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
         CodeCheck::OtherEvent(named) => {
             let keys = event_keys(&store, &settings, named)
                 .await?
+                .map(|document| document.keys)
                 .unwrap_or_default();
             Some(checkin::other_event(&scan.code, named, &keys))
         }
@@ -93,13 +96,13 @@ fn bearer(request: &IncomingRequest) -> Result<String, Response> {
         })
 }
 
-/// `event_id`'s public keys through the node's cache; `None` if the ledger has no public
-/// event by that id.
+/// `event_id`'s public keys and revoked set through the node's cache; `None` if the ledger
+/// has no public event by that id.
 async fn event_keys(
     store: &Store,
     settings: &Settings,
     event_id: EventId,
-) -> Result<Option<Vec<CheckinKey>>, Response> {
+) -> Result<Option<CheckinKeys>, Response> {
     let key = keys::checkin_keys(event_id);
     let path = format!("/v1/events/{event_id}/checkin-keys");
     let read = match reads::document(
@@ -120,7 +123,7 @@ async fn event_keys(
         kv::delete(store, &key);
         respond::internal(&format!("unreadable check-in keys of {event_id}: {e}"))
     })?;
-    Ok(Some(document.keys))
+    Ok(Some(document))
 }
 
 /// A verdict the edge gives itself.

@@ -15,6 +15,10 @@
 //!   check-in keys, and the availability and seat maps of the event's shows, found in the event's show index and its cached
 //!   detail. No key listing: a catalog message costs a bounded number of KV calls (at most
 //!   `SHOWS_PER_EVENT_MAX` plus the detail's shows), however full the store is.
+//! - `revocation`: adds the voided tickets to the event's cached check-in keys
+//!   (`checkin_keys/{event_id}`) by the event's revocation count, re-rendering the body and
+//!   ETag, so the check-in component refuses them without the ledger; a set it cannot extend
+//!   (a missed message, `ticket_ids: null`) is deleted and refetched.
 //! - `heartbeat` (`{"kind": "heartbeat", "seq": <last published>}`): changes nothing but
 //!   the bookkeeping below; a `seq` above the last applied means a missed message.
 //! - `seq`: a jump past last+1 (for a heartbeat: past last) means a message was missed, so
@@ -40,7 +44,8 @@ use spin_sdk::redis_component;
 use tessera_domain::catalog::EventDetail;
 use tessera_domain::invalidation::{Change, Received, ZoneCounters};
 use tessera_domain::seats::SeatStatus;
-use tessera_domain::{EventId, ShowId, ZoneId};
+use tessera_domain::tickets::{CheckinKeys, Revoking};
+use tessera_domain::{EventId, ShowId, TicketId, ZoneId};
 use tessera_edge_cache::entry::{AvailEntry, DocEntry, Entry};
 use tessera_edge_cache::keys;
 use tessera_edge_cache::seat_map::{Patch, SeatMapEntry};
@@ -94,6 +99,14 @@ fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
         // Move the epoch first: a fetch that completes after this point will not store.
         bump_epoch(store, seq)?;
         return evict_event(store, event_id);
+    }
+    if let Change::Revocation {
+        event_id,
+        version,
+        ticket_ids,
+    } = change
+    {
+        return revoke_codes(store, event_id, version, ticket_ids.as_deref());
     }
     // A `seats` message also patches the cached seat map. Seat states change only with a
     // `seats` message (an `availability` message for an assigned zone is an edit of its
@@ -165,6 +178,37 @@ fn patch_seat_map(
         Patch::Applied => store.set(&key, &entry.encode()?)?,
         Patch::Unchanged => {}
         Patch::Refetch => store.delete(&key)?,
+    }
+    Ok(())
+}
+
+/// A `revocation` message's tickets into the event's cached check-in keys, by version, so
+/// the next scan of one is refused here; a set the message cannot extend (a missed message,
+/// no list) is dropped and refetched. Not cached: nothing to do — a fetch in flight may
+/// keep an older set until its TTL, which costs only a forward: the ledger refuses a void
+/// ticket from its row.
+fn revoke_codes(
+    store: &Store,
+    event_id: EventId,
+    version: i64,
+    ticket_ids: Option<&[TicketId]>,
+) -> anyhow::Result<()> {
+    let key = keys::checkin_keys(event_id);
+    let Some(mut entry) = get_entry::<DocEntry>(store, &key)? else {
+        return Ok(());
+    };
+    let Ok(mut document) = serde_json::from_str::<CheckinKeys>(&entry.body) else {
+        store.delete(&key)?;
+        return Ok(());
+    };
+    match document.revoke(version, ticket_ids) {
+        Revoking::Applied => {
+            entry.body = serde_json::to_string(&document)?;
+            entry.etag = document.etag();
+            store.set(&key, &entry.encode()?)?;
+        }
+        Revoking::Stale => {}
+        Revoking::Refetch => store.delete(&key)?,
     }
     Ok(())
 }

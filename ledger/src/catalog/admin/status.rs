@@ -1,5 +1,6 @@
 //! Publishing and cancelling an event: `draft → published`, `draft | published →
 //! cancelled`; repeating a move is a no-op, and a cancelled event stays cancelled.
+//! Cancelling also undoes the event's sales ([`crate::holds::event_cancel`]).
 
 use axum::extract::State;
 use axum::Json;
@@ -12,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::AdminTenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{path_id, PathParams};
+use crate::holds;
 use crate::openapi::problems;
 
 /// Make a draft event visible and on sale (idempotent).
@@ -28,7 +30,9 @@ pub(crate) async fn publish_event(
     set_status(&state, tenant, &event_id, EventStatus::Published).await
 }
 
-/// Cancel an event: no new holds or confirms (idempotent).
+/// Cancel an event: no new holds or confirms; every confirmed order cancelled (tickets
+/// void, stock and seats back, a refund due each) and every live hold released
+/// (idempotent: cancelling again finishes what an interrupted cancel left).
 #[utoipa::path(post, path = "/admin/v1/events/{event_id}/cancel", tag = "admin", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid)),
     responses((status = 200, body = EventDetail), problems::NotFound, problems::Invalid, problems::Unauthorized, problems::Forbidden, problems::Unavailable))]
@@ -37,7 +41,16 @@ pub(crate) async fn cancel_event(
     tenant: AdminTenant,
     PathParams(event_id): PathParams<String>,
 ) -> ApiResult<Json<EventDetail>> {
-    set_status(&state, tenant, &event_id, EventStatus::Cancelled).await
+    let Json(cancelled) = set_status(&state, tenant, &event_id, EventStatus::Cancelled).await?;
+    let event_id = cancelled.event_id;
+    holds::event_cancel::wait_for_writers(&state.pool, event_id).await?;
+    let mut tx = state.pool.begin().await?;
+    let undone = holds::event_cancel::cancel_sales(&mut tx, event_id).await?;
+    let detail = detail_of(&mut tx, event_id).await?;
+    tx.commit().await?;
+    state.outbox_wake.notify();
+    tracing::info!(%event_id, ?undone, "event cancelled");
+    Ok(Json(detail))
 }
 
 async fn set_status(
