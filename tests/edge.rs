@@ -1351,6 +1351,17 @@ async fn a_voided_ticket_is_refused_at_every_door_by_push(pool: PgPool) {
         posts,
         "refused at the doors without the ledger"
     );
+    // The buyer's order page, through the edge: the ledger's answer, never cached.
+    let order_path = format!("/v1/orders/{voided_order}");
+    let through_edge = a.get(&order_path).await;
+    assert_eq!(through_edge.status(), 200);
+    assert_eq!(
+        header(through_edge.headers(), "cache-control"),
+        Some("no-store")
+    );
+    let (_, at_ledger) = ledger.get_json(&order_path).await;
+    assert_eq!(through_edge.json::<Value>().await.expect("json"), at_ledger);
+    assert_eq!(at_ledger["tickets"][0]["status"], "void");
     // The event cancelled: every code of it is refused at the door, the kept one too.
     let cancelled = ledger
         .admin_post(

@@ -29,6 +29,7 @@ pub mod holds;
 pub mod ids;
 pub mod invalidation;
 pub mod money;
+pub mod orders;
 pub mod problem;
 pub mod refunds;
 pub mod seats;

@@ -18,6 +18,7 @@ use crate::{catalog, health, holds, seats, tickets};
         tickets::gates::create_gate, tickets::gates::revoke_gate,
         holds::cancel::cancel_order, holds::cancel::complete_refund,
         holds::create_hold, holds::get_hold, holds::confirm_hold, holds::release_hold,
+        holds::order::get_order,
         catalog::admin::create_event, catalog::admin::get_owned_event, catalog::admin::publish_event,
         catalog::admin::cancel_event, catalog::admin::patch_event, catalog::admin::patch_show,
         catalog::admin::patch_zone, catalog::admin::block_seats, catalog::admin::unblock_seats,

@@ -132,11 +132,12 @@ async fn order(conn: &mut PgConnection, hold: &HoldRow) -> ApiResult<CancelledOr
     })
 }
 
-const REFUND_COLUMNS: &str = "select id, hold_id, amount_minor, currency, status, reference,
+pub(super) const REFUND_COLUMNS: &str =
+    "select id, hold_id, amount_minor, currency, status, reference,
                                      created_at, completed_at from refunds";
 
 #[derive(sqlx::FromRow)]
-struct RefundRow {
+pub(super) struct RefundRow {
     id: Uuid,
     hold_id: Uuid,
     amount_minor: i64,
@@ -148,7 +149,7 @@ struct RefundRow {
 }
 
 impl RefundRow {
-    fn view(self) -> RefundView {
+    pub(super) fn view(self) -> RefundView {
         RefundView {
             refund_id: self.id,
             hold_id: HoldId(self.hold_id),

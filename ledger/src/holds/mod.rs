@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod commit;
 pub mod engine;
 pub mod event_cancel;
+pub mod order;
 pub mod settle;
 pub mod stock;
 pub mod sweeper;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/holds/{hold_id}", get(get_hold))
         .route("/v1/holds/{hold_id}/confirm", post(confirm_hold))
         .route("/v1/holds/{hold_id}/release", post(release_hold))
+        .route("/v1/orders/{hold_id}", get(order::get_order))
         .route(
             "/admin/v1/orders/{hold_id}/cancel",
             post(cancel::cancel_order),

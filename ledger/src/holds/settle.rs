@@ -68,7 +68,7 @@ pub(super) struct HoldRow {
 impl HoldRow {
     /// The status a client should see: a live hold past its expiry is expired, even if
     /// the sweeper has not returned its stock yet.
-    fn effective_status(&self) -> HoldStatus {
+    pub(super) fn effective_status(&self) -> HoldStatus {
         match self.status {
             HoldStatus::Held if self.now >= self.core.expires_at => HoldStatus::Expired,
             status => status,

@@ -1,4 +1,5 @@
-//! `tessera-holds`: hold, confirm and release at the edge.
+//! `tessera-holds`: hold, confirm and release at the edge, and the order they make
+//! (`GET /v1/orders/{hold_id}`, forwarded: never cached).
 //!
 //! Each request is validated with the ledger's own rules from `tessera-domain` (header,
 //! media type, size, JSON shape, fields; for a new hold also the zone's hold rules against
@@ -35,6 +36,8 @@ enum Route {
     Get(String),
     Confirm(String),
     Release(String),
+    /// `GET /v1/orders/{hold_id}`: forwarded (an order's tickets change at the door).
+    Order(String),
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -48,6 +51,7 @@ fn route(path: &str) -> Option<Route> {
         ["v1", "holds", id] => Route::Get((*id).to_owned()),
         ["v1", "holds", id, "confirm"] => Route::Confirm((*id).to_owned()),
         ["v1", "holds", id, "release"] => Route::Release((*id).to_owned()),
+        ["v1", "orders", id] => Route::Order((*id).to_owned()),
         _ => return None,
     })
 }
@@ -65,8 +69,10 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
     let route = route(path).ok_or_else(respond::no_route)?;
     let method = request.method();
     match (&route, &method) {
-        (Route::Get(_), Method::Get | Method::Head) => {}
-        (Route::Get(_), _) => return Err(respond::method_not_allowed("GET, HEAD")),
+        (Route::Get(_) | Route::Order(_), Method::Get | Method::Head) => {}
+        (Route::Get(_) | Route::Order(_), _) => {
+            return Err(respond::method_not_allowed("GET, HEAD"))
+        }
         (_, Method::Post) => {}
         _ => return Err(respond::method_not_allowed("POST")),
     }
@@ -87,19 +93,28 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
             )
             .await?
         }
-        Route::Get(raw) => {
-            let hold_id: HoldId = respond::path_id("hold_id", &raw)?;
-            ledger::call(
-                &settings,
-                method,
-                &format!("/v1/holds/{hold_id}"),
-                &[],
-                Vec::new(),
-            )
-            .await?
-        }
+        Route::Get(raw) => read(&settings, method, "holds", &raw).await?,
+        Route::Order(raw) => read(&settings, method, "orders", &raw).await?,
     };
     Ok(relay(&answer))
+}
+
+/// `GET /v1/{collection}/{hold_id}` at the ledger, the id checked first.
+async fn read(
+    settings: &Settings,
+    method: Method,
+    collection: &str,
+    raw: &str,
+) -> Result<Response, Response> {
+    let hold_id: HoldId = respond::path_id("hold_id", raw)?;
+    ledger::call(
+        settings,
+        method,
+        &format!("/v1/{collection}/{hold_id}"),
+        &[],
+        Vec::new(),
+    )
+    .await
 }
 
 /// The ledger's answer for the client; hold state is never cacheable.
