@@ -401,6 +401,35 @@ mod tests {
         }
     }
 
+    /// The example in the README's "Ticket codes" (signed with a seed of 32 sevens).
+    const README_CODE: &str = "AQABAZrOIVw-eoufECtsTY4KEQGaziAAAHAAgAAAAAAA4AEBms4gAABwAIAAAAAAAKABs0bN7Rhsz76ghvadEjl6zMc32ITpfzrcry2WLIxu2Yu-Q7-20_a72LdG0qjoqZYxSQ0sLXyOiaNOY2xq356wAA";
+
+    #[test]
+    fn the_readme_example_code_verifies_with_its_public_key() {
+        let key = EventSigningKey::from_seed(1, &[7; 32]);
+        assert_eq!(
+            key.public().public_key,
+            "6kpsY-KcUgq-9VB7Ey7F-ZVHdq6-vnuSQh7qaRRG0iw"
+        );
+        let claim = Verifier::new([&key.public()])
+            .verify_code(README_CODE)
+            .expect("the README's code verifies");
+        let id = |s: &str| Uuid::parse_str(s).expect("uuid");
+        assert_eq!(
+            claim,
+            TicketClaim {
+                ticket_id: TicketId(id("019ace21-5c3e-7a8b-9f10-2b6c4d8e0a11")),
+                event_id: EventId(id("019ace20-0000-7000-8000-00000000e001")),
+                show_id: ShowId(id("019ace20-0000-7000-8000-00000000a001")),
+            }
+        );
+        assert_eq!(
+            key.sign_code(&claim),
+            README_CODE,
+            "Ed25519 is deterministic"
+        );
+    }
+
     #[test]
     fn revocations_apply_in_version_order_and_gaps_ask_for_a_refetch() {
         let ticket = |n: u128| TicketId(Uuid::from_u128(n));
