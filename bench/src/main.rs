@@ -37,15 +37,17 @@ use sqlx::PgPool;
 use report::{Machine, Report};
 use stack::Env;
 
-/// Scenarios, numbered from 1 (`--only` picks by number).
-const SCENARIOS: usize = 9;
+/// Scenarios, numbered from 1 (`--only` picks by number; [`USAGE`] lists them).
+const SCENARIOS: usize = 10;
 
 const USAGE: &str = "usage:
   DATABASE_URL=... REDIS_URL=... tessera-bench run [--quick] [--only 1,3,...] --out DIR \\
       --ledger-bin PATH --edge-bin PATH --manifest PATH [--build release|debug]
   tessera-bench serve-native --addr HOST:PORT --ledger URL --show SHOW_ID --event EVENT_ID
   DATABASE_URL=... CHAOS_PG_CTL=... CHAOS_PG_DATA=... [CHAOS_PG_USER=...] tessera-bench chaos \\
-      [--short] [--only FAULT_ID] --out DIR --ledger-bin PATH --edge-bin PATH --manifest PATH";
+      [--short] [--only FAULT_ID] --out DIR --ledger-bin PATH --edge-bin PATH --manifest PATH
+--only picks scenarios by number: 1 flash sale, 2 sell-out, 3 edge reads, 4 invalidation,
+  5 scale, 6 mixed day, 7 slow clients, 8 geo, 9 seats, 10 check-in at the door";
 
 /// How long and how wide each scenario runs: `--quick` for a first look (and CI's
 /// correctness run), the full plan for the figures in the README.
@@ -73,6 +75,13 @@ pub struct Plan {
     /// the changes timed from the ledger's commit to the remote edge.
     pub geo_window: Duration,
     pub geo_changes: usize,
+    /// Scenario 10 (check-in at the door): the tickets 32 doors scan twice each, the valid
+    /// codes the ledger-redeem path may use up in its window (each is redeemed once), the
+    /// orders voided one at a time, and each path's window in the edge-verify comparison.
+    pub checkin_tickets: usize,
+    pub checkin_redeem_tickets: usize,
+    pub checkin_cancellations: usize,
+    pub checkin_window: Duration,
 }
 
 impl Plan {
@@ -100,6 +109,11 @@ impl Plan {
                 slow_window: Duration::from_secs(4),
                 geo_window: Duration::from_millis(1500),
                 geo_changes: 10,
+                // Debug builds redeem a few hundred scans a second: CI stays fast.
+                checkin_tickets: 500,
+                checkin_redeem_tickets: 1_000,
+                checkin_cancellations: 10,
+                checkin_window: Duration::from_secs(1),
             }
         } else {
             Self {
@@ -123,6 +137,12 @@ impl Plan {
                 slow_window: Duration::from_secs(10),
                 geo_window: Duration::from_secs(10),
                 geo_changes: 50,
+                checkin_tickets: 5_000,
+                // More than the ledger redeems in the window on this machine, so the path
+                // runs the whole window (it ends early, and says so, if they run out).
+                checkin_redeem_tickets: 10_000,
+                checkin_cancellations: 50,
+                checkin_window: Duration::from_secs(2),
             }
         }
     }
@@ -380,7 +400,8 @@ async fn run_scenarios(
             6 => scenarios::mixed_day::run(env, plan, progress).await,
             7 => scenarios::slow_clients::run(env, plan, progress).await,
             8 => scenarios::geo::run(env, plan, progress).await,
-            _ => scenarios::seats::run(env, plan, progress).await,
+            9 => scenarios::seats::run(env, plan, progress).await,
+            _ => scenarios::checkin::run(env, plan, progress).await,
         }
         .with_context(|| format!("scenario {n}"))?;
         for goal in &section.goals {

@@ -374,6 +374,28 @@ impl Ledger {
         })
     }
 
+    /// `POST {path}` on the admin API as this ledger's tenant (e.g. a gate credential, an
+    /// order's cancellation): the JSON answer, or an error naming the status.
+    pub async fn admin_post(&self, env: &Env, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let response = env
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("POST {path}: reading the answer"))?;
+        if !status.is_success() {
+            bail!("POST {path}: {status} {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))
+    }
+
     /// A counter from the ledger's `/metrics` (summed over the series that have every
     /// pair of `labels`, e.g. `("origin", "edge")`).
     pub async fn metric(

@@ -1,4 +1,4 @@
-//! The nine scenarios of the benchmark report, each against the baseline it is judged by.
+//! The ten scenarios of the benchmark report, each against the baseline it is judged by.
 //!
 //! The steps more than one scenario takes live here, once: a ledger with edge nodes in
 //! front of it ([`Stand`]), one closed-loop slice on one server and the running total of
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::load::{self, Call, Figures, Targets, Workload};
 use crate::stack::{start_edges, Edge, Env, Ledger};
 
+pub mod checkin;
 pub mod edge_reads;
 pub mod flash_sale;
 pub mod geo;

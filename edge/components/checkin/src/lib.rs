@@ -11,6 +11,14 @@
 //! revoked sets come from `GET /v1/events/{id}/checkin-keys` through the node's cache
 //! (`checkin_keys/{id}`, evicted with the event, patched in place by `revocation`
 //! messages). Scans are never cached (`Cache-Control: no-store`).
+//!
+//! Every verdict given here and every ledger answer relayed carries `Server-Timing:
+//! verify;dur=<ms>` (W3C Server Timing): the time spent verifying the credential and the
+//! code (signatures and the revoked-set look-up), without reading the keys from the cache.
+//! The benchmark (scenario 10, `checkin.edge_verify`) reads it to set verification against
+//! a whole edge request.
+
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use spin_sdk::http::{IncomingRequest, Method, Response};
@@ -50,8 +58,10 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
     let door_keys = event_keys(&store, &settings, door)
         .await?
         .ok_or_else(|| unauthorized("not a gate credential the ledger signed"))?;
+    let started = Instant::now();
     let credential = checkin::credential(&token, &door_keys.keys, Utc::now())
         .map_err(|p| respond::problem(&p))?;
+    let mut verify = started.elapsed();
     let (content_type, bytes) =
         incoming::json_body(request, settings.request_body_max_bytes).await?;
     let parsed: CheckinRequest = body::parse_json(&bytes).map_err(respond::rules_problem)?;
@@ -59,7 +69,10 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
         .parse(Utc::now())
         .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
     checkin::gate(&scan, &credential).map_err(|p| respond::problem(&p))?;
-    let verdict = match checkin::code(&scan.code, door, &door_keys) {
+    let started = Instant::now();
+    let check = checkin::code(&scan.code, door, &door_keys);
+    verify += started.elapsed();
+    let verdict = match check {
         CodeCheck::Forward => None,
         CodeCheck::Answer(verdict) => Some(verdict),
         CodeCheck::OtherEvent(named) => {
@@ -67,11 +80,16 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
                 .await?
                 .map(|document| document.keys)
                 .unwrap_or_default();
-            Some(checkin::other_event(&scan.code, named, &keys))
+            let started = Instant::now();
+            let verdict = checkin::other_event(&scan.code, named, &keys);
+            verify += started.elapsed();
+            Some(verdict)
         }
     };
     if let Some(verdict) = verdict {
-        return Ok(answer(&verdict));
+        let mut response = answer(&verdict);
+        response.set_header(SERVER_TIMING, verify_timing(verify));
+        return Ok(response);
     }
     let headers = [
         ("authorization", format!("Bearer {token}")),
@@ -80,7 +98,17 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
     let answer = ledger::call(&settings, Method::Post, "/v1/checkin", &headers, bytes).await?;
     let mut response = ledger::relay(&answer);
     response.set_header("cache-control", "no-store");
+    response.set_header(SERVER_TIMING, verify_timing(verify));
     Ok(response)
+}
+
+/// The W3C Server Timing header: how long this node spent verifying the scan.
+const SERVER_TIMING: &str = "server-timing";
+
+/// `verify;dur=0.042`: Server Timing's durations are milliseconds; three decimals keep
+/// the microseconds a verification takes.
+fn verify_timing(verify: Duration) -> String {
+    format!("verify;dur={:.3}", verify.as_secs_f64() * 1_000.0)
 }
 
 /// The credential from `Authorization: Bearer …`, or 401.
