@@ -88,6 +88,10 @@ uuid_id!(
     /// An issued ticket.
     TicketId
 );
+uuid_id!(
+    /// An admin token's public id (for listing and revoking; never the token itself).
+    TokenId
+);
 
 /// Longest customer id we accept; fits any external account id or email.
 pub const CUSTOMER_ID_LEN_MAX: usize = 64;

@@ -17,6 +17,7 @@
 //! - [`refunds`]: cancelled orders and the refunds they owe.
 //! - [`tickets`]: signed ticket codes and gate credentials (Ed25519), verified with the
 //!   event's public keys alone.
+//! - [`tokens`]: tenants' admin tokens: the token API's shapes, the CLI's argument rules.
 //! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
 //!
 //! Nothing here does I/O, so the crate builds for `wasm32-wasip2` unchanged.
@@ -32,12 +33,16 @@ pub mod money;
 pub mod orders;
 pub mod problem;
 pub mod refunds;
+pub mod sales;
 pub mod seats;
 pub mod settings;
 pub mod tickets;
+pub mod tokens;
+pub mod webhooks;
 
 pub use ids::{
-    CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, VenueId, ZoneId,
+    CustomerId, EventId, HoldId, IdempotencyKey, ShowId, TenantId, TicketId, TokenId, VenueId,
+    ZoneId,
 };
 pub use money::Currency;
 

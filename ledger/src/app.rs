@@ -52,6 +52,8 @@ pub struct AppState {
     pub engine: HoldEngine,
     pub outbox_wake: OutboxWake,
     pub config: Arc<Config>,
+    /// The guarded HTTP client webhooks are checked and sent with.
+    pub egress: crate::webhooks::egress::Egress,
 }
 
 pub struct Ledger {
@@ -81,6 +83,11 @@ impl Ledger {
             .with_context(|| format!("invalid REDIS_URL {:?}", redact_url(&config.redis_url)))?;
         let outbox_wake = OutboxWake::default();
         let engine = HoldEngine::new(pool.clone(), config.holds.clone(), outbox_wake.clone());
+        let egress = crate::webhooks::egress::Egress::new(
+            config.webhooks.timeout,
+            config.webhooks.allow_private_addresses,
+        )
+        .context("building the webhook HTTP client")?;
         let state = AppState {
             pool,
             redis_probe: RedisProbe::new(redis.clone()),
@@ -88,6 +95,7 @@ impl Ledger {
             engine,
             outbox_wake,
             config: Arc::new(config),
+            egress,
         };
         Ok(Self {
             listener,
@@ -179,6 +187,16 @@ fn spawn_background(
         }
         .run(cancel.clone()),
     );
+    if config.webhooks.dispatch {
+        tasks.spawn(
+            crate::webhooks::dispatcher::Dispatcher {
+                pool: state.pool.clone(),
+                egress: state.egress.clone(),
+                config: config.webhooks.clone(),
+            }
+            .run(cancel.clone()),
+        );
+    }
     tasks.spawn(crate::metrics::upkeep(metrics.clone(), cancel.clone()));
     let operations =
         crate::metrics::router(metrics).route("/health", axum::routing::get(crate::health::live));
@@ -236,6 +254,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::holds::router())
         .merge(crate::seats::router())
         .merge(crate::tickets::router())
+        .merge(crate::organizers::router())
+        .merge(crate::sales::router())
+        .merge(crate::webhooks::router())
         .merge(crate::health::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::client(ErrorCode::NotFound, "no such route") })

@@ -125,6 +125,7 @@ pub struct Config {
     /// Digests of the edge keys accepted (`EDGE_KEY`, and `EDGE_KEY_PREVIOUS` during a
     /// rotation); `None` = no edge is trusted.
     pub edge_keys: Option<EdgeKeys>,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +144,28 @@ pub struct HoldsConfig {
     pub sweep_interval: Duration,
     /// Most expired holds released per sweeper transaction.
     pub sweep_batch_size_max: i64,
+}
+
+/// Webhook deliveries (`crate::webhooks`).
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    /// How often the dispatcher looks for new events and due retries.
+    pub poll_interval: Duration,
+    /// One attempt's whole time (connect, send, answer).
+    pub timeout: Duration,
+    /// The first retry's wait; each further one doubles, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long a delivery is retried before it is dead.
+    pub max_age: Duration,
+    /// How long delivered rows are kept (for the deliveries listing).
+    pub retention: Duration,
+    /// Deliver to loopback, private and link-local addresses too (local development and
+    /// tests only: it lets tenants reach the ledger's own network).
+    pub allow_private_addresses: bool,
+    /// Whether this process delivers at all (`WEBHOOK_DISPATCH=off`: events still pile up
+    /// for the processes that do; the API conformance run sends nothing anywhere).
+    pub dispatch: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +226,7 @@ impl Config {
                 .seconds("IDEMPOTENCY_RETENTION_SECONDS", Duration::from_secs(86_400))?,
             log_json: s.choice("LOG_FORMAT", "text", &["text", "json"])? == "json",
             edge_keys: EdgeKeys::read(&s)?,
+            webhooks: WebhooksConfig::read(&s)?,
         })
     }
 }
@@ -219,6 +243,25 @@ impl HoldsConfig {
                 .seconds("HOLD_ZONE_WRITER_IDLE_SECONDS", Duration::from_secs(30))?,
             sweep_interval: s.millis("SWEEP_INTERVAL_MS", Duration::from_secs(1))?,
             sweep_batch_size_max: s.parse("SWEEP_BATCH_SIZE_MAX", 500)?,
+        })
+    }
+}
+
+impl WebhooksConfig {
+    fn read<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            poll_interval: s.millis("WEBHOOK_POLL_INTERVAL_MS", Duration::from_millis(250))?,
+            timeout: s.millis("WEBHOOK_TIMEOUT_MS", Duration::from_secs(10))?,
+            backoff_base: s.millis("WEBHOOK_BACKOFF_BASE_MS", Duration::from_secs(1))?,
+            backoff_max: s.millis("WEBHOOK_BACKOFF_MAX_MS", Duration::from_secs(3600))?,
+            max_age: s.seconds("WEBHOOK_MAX_AGE_SECONDS", Duration::from_secs(3 * 86_400))?,
+            retention: s.seconds("WEBHOOK_RETENTION_SECONDS", Duration::from_secs(7 * 86_400))?,
+            allow_private_addresses: s.choice(
+                "WEBHOOK_ALLOW_PRIVATE_ADDRESSES",
+                "false",
+                &["true", "false"],
+            )? == "true",
+            dispatch: s.choice("WEBHOOK_DISPATCH", "on", &["on", "off"])? == "on",
         })
     }
 }

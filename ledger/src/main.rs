@@ -1,4 +1,7 @@
-//! The `tessera-ledger` binary: `serve` (default), `migrate`, or `seed`.
+//! The `tessera-ledger` binary: `serve` (default), `migrate`, `seed`, and the tenant and
+//! token commands (`tessera_ledger::cli`).
+
+use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -7,52 +10,70 @@ use anyhow::Context;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tessera_domain::settings::redact_url;
+use tessera_ledger::cli::{self, Command, USAGE};
 use tessera_ledger::{Config, Ledger};
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: tessera-ledger [serve|migrate|seed]
-  serve    run the ledger (default)
-  migrate  create the database if needed and apply migrations
-  seed     migrate, then add demo events and print an admin token
-Configuration comes from the environment; see .env.example.";
+/// Exit status for arguments that make no command (as sysexits' EX_USAGE family and most
+/// CLIs do); a command that fails exits 1.
+const EXIT_USAGE: u8 = 2;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("tessera-ledger: {e}\n\n{USAGE}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if command == Command::Help {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut config = Config::from_env()?;
-    init_tracing(config.log_json);
+    // The tenant and token commands print their results on stdout: logs go to stderr.
+    init_tracing(config.log_json, matches!(command, Command::Admin(_)));
     config.connections_max =
         tessera_serving::fit_to_open_files(config.connections_max, "CONNECTIONS_MAX");
-    let command = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "serve".to_owned());
-    match command.as_str() {
-        "serve" => serve(config).await,
-        "migrate" => {
+    match command {
+        Command::Serve => serve(config).await?,
+        Command::Migrate => {
             tessera_ledger::db::connect(&config).await?;
             // The URL may carry a password: never print it.
             println!("migrations applied to {}", redact_url(&config.database_url));
-            Ok(())
         }
-        "seed" => {
+        Command::Seed => seed(&config).await?,
+        Command::Admin(command) => {
             let pool = tessera_ledger::db::connect(&config).await?;
-            let seeded = tessera_ledger::seed::run(&pool)
-                .await
-                .context("seeding demo data failed")?;
-            println!("demo tenant:  {}", seeded.tenant_id);
-            println!("admin token:  {}", seeded.admin_token);
-            println!("demo events:  {} created", seeded.events_created);
-            println!(
-                "gate token:   {} (door {:?} of event {}, until {})",
-                seeded.gate.token, seeded.gate.gate, seeded.gate.event_id, seeded.gate.expires_at
-            );
-            Ok(())
+            let mut conn = pool.acquire().await?;
+            match cli::run_admin(&mut conn, command).await {
+                Ok(output) => print!("{output}"),
+                Err(e) => {
+                    eprintln!("tessera-ledger: {e:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
         }
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
+        Command::Help => println!("{USAGE}"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed(config: &Config) -> anyhow::Result<()> {
+    let pool = tessera_ledger::db::connect(config).await?;
+    let seeded = tessera_ledger::seed::run(&pool)
+        .await
+        .context("seeding demo data failed")?;
+    println!("demo tenant:  {}", seeded.tenant_id);
+    println!("admin token:  {}", seeded.admin_token);
+    println!("demo events:  {} created", seeded.events_created);
+    println!(
+        "gate token:   {} (door {:?} of event {}, until {})",
+        seeded.gate.token, seeded.gate.gate, seeded.gate.event_id, seeded.gate.expires_at
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -96,13 +117,14 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
-fn init_tracing(json: bool) {
+fn init_tracing(json: bool, to_stderr: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (json, to_stderr) {
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (true, false) => builder.json().init(),
+        (false, true) => builder.with_writer(std::io::stderr).init(),
+        (false, false) => builder.init(),
     }
 }

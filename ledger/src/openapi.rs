@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::app::AppState;
-use crate::{catalog, health, holds, seats, tickets};
+use crate::{catalog, health, holds, organizers, sales, seats, tickets, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,10 +18,15 @@ use crate::{catalog, health, holds, seats, tickets};
         tickets::gates::create_gate, tickets::gates::revoke_gate,
         holds::cancel::cancel_order, holds::cancel::complete_refund,
         holds::create_hold, holds::get_hold, holds::confirm_hold, holds::release_hold,
-        holds::order::get_order,
+        holds::order::get_order, sales::event_sales,
+        webhooks::endpoints::create_webhook, webhooks::endpoints::list_webhooks,
+        webhooks::endpoints::delete_webhook, webhooks::endpoints::list_deliveries,
+        webhooks::endpoints::redeliver,
         catalog::admin::create_event, catalog::admin::get_owned_event, catalog::admin::publish_event,
         catalog::admin::cancel_event, catalog::admin::patch_event, catalog::admin::patch_show,
         catalog::admin::patch_zone, catalog::admin::block_seats, catalog::admin::unblock_seats,
+        organizers::tokens::create_token, organizers::tokens::list_tokens,
+        organizers::tokens::revoke_token,
         health::live, health::ready,
     ),
     modifiers(&BearerAuth),
@@ -132,7 +137,7 @@ pub mod problems {
     #[response(
         status = 401,
         content_type = "application/problem+json",
-        description = "unauthorized: missing or unknown bearer token",
+        description = "unauthorized: missing, unknown, expired or revoked bearer token",
         headers(("WWW-Authenticate" = String))
     )]
     pub struct Unauthorized(pub Problem);

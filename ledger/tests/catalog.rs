@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_domain::money::PRICE_MINOR_MAX;
-use tessera_testkit::ledger::{event_body, spawn_app, zone, zone_counters, TestApp};
+use tessera_testkit::ledger::{event_body, spawn_app, zone, zone_counters};
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn admin_needs_a_token_of_the_owning_tenant(pool: PgPool) {
@@ -357,19 +357,6 @@ async fn availability_versions_increase_on_every_change(pool: PgPool) {
     app.stop().await;
 }
 
-/// `GET` with the admin token; returns status and body.
-async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Asserts a generic 500 `internal` that does not show the stored value.
 fn assert_internal(what: &str, (status, problem): (u16, Value), stored: &str) {
     assert_eq!(
@@ -407,11 +394,7 @@ async fn unknown_stored_status_or_seating_is_an_error_not_a_default(pool: PgPool
         .expect("unknown status");
     // Read as a draft it would be a 404, as published a 200: neither is a guess we make.
     assert_internal("public read", app.get_json(&event).await, "archived");
-    assert_internal(
-        "admin read",
-        admin_get(&app, &admin_event).await,
-        "archived",
-    );
+    assert_internal("admin read", app.admin_get(&admin_event).await, "archived");
     let publish = app
         .admin_post(&format!("{admin_event}/publish"), &json!({}))
         .await;
@@ -504,7 +487,7 @@ async fn edits_are_checked_like_creates_and_change_nothing_when_refused(pool: Pg
     let app = spawn_app(pool).await;
     let fixture = app.event_with_zone(10).await;
     let event = format!("/admin/v1/events/{}", fixture.event_id);
-    let (_, before) = admin_get(&app, &event).await;
+    let (_, before) = app.admin_get(&event).await;
     let cases = [
         (
             event.clone(),
@@ -552,7 +535,7 @@ async fn edits_are_checked_like_creates_and_change_nothing_when_refused(pool: Pg
             .collect();
         assert_eq!(fields, expected, "{path}");
     }
-    let (_, after) = admin_get(&app, &event).await;
+    let (_, after) = app.admin_get(&event).await;
     assert_eq!(after, before, "a refused edit changes nothing");
     app.stop().await;
 }

@@ -377,8 +377,8 @@ async fn openapi_lists_every_status_each_operation_returns(pool: PgPool) {
             );
             if path.starts_with("/admin/") {
                 assert!(statuses.contains(&401), "{method} {path}: no 401");
-                // Owned through an event: the event itself, an order, a refund.
-                let owned = ["{event_id}", "{hold_id}", "{refund_id}"]
+                // Owned through an event (the event itself, an order, a refund) or a webhook.
+                let owned = ["{event_id}", "{hold_id}", "{refund_id}", "{webhook_id}"]
                     .iter()
                     .any(|id| path.contains(id));
                 assert_eq!(statuses.contains(&403), owned, "{method} {path}: 403");

@@ -136,6 +136,19 @@ impl TestApp {
         self.admin(reqwest::Method::PATCH, path, body).await
     }
 
+    /// `GET path` as the tenant's admin: status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `method path` with a JSON `body`, as the tenant's admin.
     pub async fn admin(
         &self,

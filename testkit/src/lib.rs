@@ -12,6 +12,8 @@
 //! - [`delay_proxy`]: a TCP proxy that delays each direction by a fixed one-way time
 //!   ([`delay_proxy::DelayProxy`]): distance between processes on one machine.
 //! - [`metrics`]: fetching a Prometheus scrape and summing its series.
+//! - [`webhook_receiver`]: a webhook receiver that verifies signatures as the README says
+//!   and can refuse, fail or hang on request.
 //! - [`wait_until`]: waiting on a condition with a deadline, the one way tests wait.
 //!
 //! Used by the ledger's tests, the end-to-end tests (`tests/`) and the bench. The
@@ -28,6 +30,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod raw_http;
 pub mod services;
+pub mod webhook_receiver;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -110,6 +110,7 @@ async fn cancel(conn: &mut PgConnection, hold: &HoldRow) -> ApiResult<CancelledO
     outbox::enqueue(conn, &change).await?;
     let voided: Vec<TicketId> = voided.into_iter().map(TicketId).collect();
     revocations::announce(conn, EventId(hold.event_id), Voided::Tickets(&voided)).await?;
+    crate::webhooks::emit::orders_cancelled(conn, &[hold.core.id]).await?;
     order(conn, hold).await
 }
 
@@ -202,6 +203,7 @@ pub(crate) async fn complete_refund(
             .bind(&reference)
             .execute(&mut *tx)
             .await?;
+            crate::webhooks::emit::refund_completed(&mut tx, refund_id).await?;
         }
         (RefundStatus::Refunded, Some(stored)) if stored == reference => {}
         (RefundStatus::Refunded, _) => {

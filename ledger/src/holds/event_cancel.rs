@@ -89,6 +89,7 @@ pub async fn cancel_sales(conn: &mut PgConnection, event_id: EventId) -> ApiResu
     let voided = void_tickets(conn, &order_ids).await?;
     free_seats(conn, &orders, &released).await?;
     record_refunds(conn, &orders).await?;
+    crate::webhooks::emit::orders_cancelled(conn, &order_ids).await?;
     revocations::announce(conn, event_id, Voided::WholeEvent { count: voided }).await?;
     metrics::counter!("orders_cancelled_total").increment(orders.len() as u64);
     metrics::counter!("holds_released_total").increment(released.len() as u64);

@@ -178,6 +178,7 @@ pub async fn confirm(
     .change_with_seats(ZoneId(hold.core.zone_id), hold.seats(), SeatStatus::Sold);
     let tickets = issue_tickets(&mut tx, &hold).await?;
     outbox::enqueue(&mut tx, &change).await?;
+    crate::webhooks::emit::orders_confirmed(&mut tx, &[hold.core.id]).await?;
     let confirmed = ConfirmedHold {
         hold: hold.view(HoldStatus::Confirmed)?,
         payment_ref: payment_ref.to_owned(),

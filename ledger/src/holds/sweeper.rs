@@ -99,6 +99,7 @@ pub async fn sweep_once(pool: &PgPool, batch_size_max: i64) -> Result<usize, sql
     // Their seats, after every zone's counters (zone rows first, then seats).
     let hold_ids: Vec<Uuid> = expired.iter().map(|(id, ..)| *id).collect();
     crate::seats::free_held(&mut tx, &hold_ids).await?;
+    crate::webhooks::emit::holds_expired(&mut tx, &hold_ids).await?;
     tx.commit().await?;
     metrics::counter!("holds_expired_total").increment(expired.len() as u64);
     Ok(expired.len())

@@ -195,6 +195,8 @@ async fn redeem(conn: &mut PgConnection, ticket_id: TicketId, scan: &Scan) -> Ap
         served_by: None,
     };
     if let Some((seat_index, at)) = entered {
+        crate::webhooks::emit::ticket_checked_in(conn, ticket_id.as_uuid(), scan.offline_entry)
+            .await?;
         return Ok(verdict(
             ScanResult::Ok,
             seat_index,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::Json;
 use sqlx::PgConnection;
 use tessera_domain::catalog::{EventDetail, EventStatus};
+use tessera_domain::webhooks::EventType;
 use tessera_domain::{ErrorCode, EventId, Problem};
 
 use super::{commit_and_wake, detail_of, finish_edit, lock_owned_event};
@@ -92,6 +93,14 @@ pub async fn change_status(
     if to == EventStatus::Published {
         // Its key pair, before any ticket needs a code (its public half in the detail).
         crate::tickets::keys::ensure_key(conn, event_id).await?;
+    }
+    let announced = match to {
+        EventStatus::Published => Some(EventType::EventPublished),
+        EventStatus::Cancelled => Some(EventType::EventCancelled),
+        EventStatus::Draft => None,
+    };
+    if let Some(event_type) = announced {
+        crate::webhooks::emit::event_status(conn, event_id, event_type).await?;
     }
     finish_edit(conn, event_id).await
 }
