@@ -1,4 +1,4 @@
-//! The ten scenarios of the benchmark report, each against the baseline it is judged by.
+//! The eleven scenarios of the benchmark report, each against the baseline it is judged by.
 //!
 //! The steps more than one scenario takes live here, once: a ledger with edge nodes in
 //! front of it ([`Stand`]), one closed-loop slice on one server and the running total of
@@ -21,6 +21,7 @@ pub mod scale;
 pub mod seats;
 pub mod sell_out;
 pub mod slow_clients;
+pub mod webhooks;
 
 /// A ledger `name` on a fresh database with edge nodes in front of it, named
 /// `{name}-edge-0`, `{name}-edge-1`, …

@@ -30,7 +30,9 @@ const FAN_OUT_BATCH: i64 = 500;
 /// Endpoints leased per round (each delivered concurrently).
 const ENDPOINTS_PER_ROUND_MAX: i64 = 64;
 /// Deliveries one lease sends before the endpoint goes back to the pool (fairness).
-const DELIVERIES_PER_LEASE_MAX: usize = 100;
+const DELIVERIES_PER_LEASE_MAX: usize = 500;
+/// Pending deliveries of one endpoint read per query.
+const QUEUE_READ_MAX: i64 = 100;
 /// How often delivered rows and fanned-out events past retention are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Characters of an attempt's error kept on its delivery.
@@ -62,6 +64,8 @@ struct Due {
     event_type: EventType,
     created_at: DateTime<Utc>,
     data: serde_json::Value,
+    /// Its next attempt's time has come.
+    is_due: bool,
 }
 
 impl Dispatcher {
@@ -155,18 +159,27 @@ impl Dispatcher {
     }
 
     /// Sends the endpoint's due deliveries in order until one fails (or the lease's share
-    /// is used), then gives the lease back.
+    /// is used), renewing the lease before half of it is spent, then gives the lease back.
     async fn deliver_queue(&self, owner: Uuid, endpoint: &Endpoint) -> Result<(), sqlx::Error> {
-        for _ in 0..DELIVERIES_PER_LEASE_MAX {
-            let Some(due) = self.head(endpoint.id).await? else {
+        let mut renewed_at = Instant::now();
+        let mut sent = 0;
+        'queue: while sent < DELIVERIES_PER_LEASE_MAX {
+            let queue = self.queue(endpoint.id).await?;
+            if queue.is_empty() {
                 break;
-            };
-            if !self.renew(owner, endpoint.id).await? {
-                return Ok(()); // another process took it over: its lease, its queue
             }
-            let outcome = self.send(endpoint, &due).await;
-            if !self.record(&due, outcome).await? {
-                break;
+            for due in queue {
+                if renewed_at.elapsed() > self.lease_length() / 2 {
+                    if !self.renew(owner, endpoint.id).await? {
+                        return Ok(()); // another process took it over: its lease, its queue
+                    }
+                    renewed_at = Instant::now();
+                }
+                let outcome = self.send(endpoint, &due).await;
+                sent += 1;
+                if !self.record(&due, outcome).await? || sent >= DELIVERIES_PER_LEASE_MAX {
+                    break 'queue;
+                }
             }
         }
         sqlx::query(
@@ -180,21 +193,25 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The endpoint's oldest pending delivery, if it is due.
-    async fn head(&self, endpoint_id: Uuid) -> Result<Option<Due>, sqlx::Error> {
-        sqlx::query_as(
+    /// The endpoint's pending deliveries from its oldest, in order, as long as each is due
+    /// (a delivery waiting for its retry stops the queue there).
+    async fn queue(&self, endpoint_id: Uuid) -> Result<Vec<Due>, sqlx::Error> {
+        let pending: Vec<Due> = sqlx::query_as(
             "select d.id as delivery_id, d.attempts, d.give_up_at, e.id as event_id,
-                    e.type as event_type, e.created_at, e.data
+                    e.type as event_type, e.created_at, e.data,
+                    d.next_attempt_at <= now() as is_due
              from webhook_deliveries d join integration_events e on e.seq = d.event_seq
-             where d.endpoint_id = $1 and d.status = 'pending' and d.next_attempt_at <= now()
-               and not exists (select 1 from webhook_deliveries o
-                               where o.endpoint_id = $1 and o.status = 'pending'
-                                 and o.event_seq < d.event_seq)
-             order by d.event_seq limit 1",
+             where d.endpoint_id = $1 and d.status = 'pending'
+             order by d.event_seq limit $2",
         )
         .bind(endpoint_id)
-        .fetch_optional(&self.pool)
-        .await
+        .bind(QUEUE_READ_MAX)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(pending
+            .into_iter()
+            .take_while(|due| due.is_due)
+            .collect())
     }
 
     async fn renew(&self, owner: Uuid, endpoint_id: Uuid) -> Result<bool, sqlx::Error> {
