@@ -388,8 +388,37 @@ async fn fetch_availability(
         .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))?;
     let owner = (entry.event_id, entry.show_id);
     store_live(store, owner, key.as_str(), &bytes, &epoch_keys, &before);
+    repair_availability(store, key.as_str(), &entry, &epoch_keys, &before);
     Stored::parse(bytes, Kind::Availability)
         .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))
+}
+
+/// How long a fetch waits before looking at what it stored again (an invalidator that read
+/// the entry before the store writes back within this).
+const STORE_SETTLE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The store has no compare-and-set: an invalidator that read the availability entry
+/// before this fetch stored its own may write its older copy over it, and in a sell-out no
+/// later message corrects it. So look again after a moment, and if a zone's version went
+/// down, store the merge of both (versions only grow) — unless an epoch moved meanwhile
+/// (the entry was evicted: do not bring it back).
+fn repair_availability(
+    store: &Store,
+    key: &str,
+    stored: &AvailEntry,
+    epoch_keys: &[&str],
+    before: &[Option<Vec<u8>>],
+) {
+    std::thread::sleep(STORE_SETTLE);
+    let Some(now) = kv::get_entry::<AvailEntry>(store, key) else {
+        return; // evicted, or never stored: the next read fetches
+    };
+    let Some(repaired) = stored.repaired_over(&now) else {
+        return;
+    };
+    if let Ok(bytes) = repaired.encode() {
+        store_unless_moved(store, key, &bytes, epoch_keys, before);
+    }
 }
 
 /// Fetches the show's seat map, merges it with what is cached now (per zone by version)
