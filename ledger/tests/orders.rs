@@ -57,24 +57,9 @@ async fn an_order_shows_its_tickets_their_states_and_its_refund(pool: PgPool) {
     }
 
     // One enters at the door.
-    let issued: Value = app
-        .admin_post(
-            &format!("/admin/v1/events/{}/gates", fixture.event_id),
-            &json!({"gate": "East"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("credential");
-    let entered = app
-        .client
-        .post(app.url("/v1/checkin"))
-        .bearer_auth(issued["token"].as_str().expect("token"))
-        .json(&json!({"code": tickets[0]["code"], "gate": "East", "nonce": "n-1"}))
-        .send()
-        .await
-        .expect("scan");
-    assert_eq!(entered.status(), 201);
+    let gate = app.gate_token(&fixture.event_id, "East").await;
+    let code = tickets[0]["code"].as_str().expect("code");
+    assert_eq!(app.scan(&gate, code, "East").await.0, 201);
     let (_, order) = app.get_json(&path).await;
     let entered = order["tickets"]
         .as_array()

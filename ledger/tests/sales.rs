@@ -29,38 +29,10 @@ async fn sales_count_what_was_sold_entered_voided_and_refunded(pool: PgPool) {
         .await;
     assert_eq!(app.hold(&fixture, 1, "dan", "live-hold").await.0, 201);
     // One of ann's tickets enters; bob's order is cancelled and refunded.
-    let gate: Value = app
-        .admin_post(
-            &format!("/admin/v1/events/{}/gates", fixture.event_id),
-            &json!({"gate": "A"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("credential");
-    let scan = app
-        .client
-        .post(app.url("/v1/checkin"))
-        .bearer_auth(gate["token"].as_str().expect("token"))
-        .json(&json!({"code": ann["tickets"][0]["code"], "gate": "A", "nonce": "n"}))
-        .send()
-        .await
-        .expect("scan");
-    assert_eq!(scan.status(), 201);
-    let cancelled: Value = app
-        .admin_post(&format!("/admin/v1/orders/{bob}/cancel"), &Value::Null)
-        .await
-        .json()
-        .await
-        .expect("cancelled");
-    let refund_id = cancelled["refund"]["refund_id"].as_str().expect("refund");
-    let completed = app
-        .admin_post(
-            &format!("/admin/v1/refunds/{refund_id}/complete"),
-            &json!({"reference": "re_1"}),
-        )
-        .await;
-    assert_eq!(completed.status(), 200);
+    let gate = app.gate_token(&fixture.event_id, "A").await;
+    let code = ann["tickets"][0]["code"].as_str().expect("code");
+    assert_eq!(app.scan(&gate, code, "A").await.0, 201);
+    app.cancel_and_refund(&bob, "re_1").await;
 
     let (status, report) = app
         .admin_get(&format!("/admin/v1/events/{}/sales", fixture.event_id))

@@ -231,39 +231,9 @@ fn spellings(seed: &[u8]) -> [String; 4] {
 
 /// What the ledger logs while a test runs: the in-process ledger's tasks share the test's
 /// current-thread runtime, so a subscriber set as this thread's default sees them.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn the_private_key_is_in_no_log_line_at_any_level(pool: PgPool) {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(captured.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let captured = tessera_testkit::logs::LogCapture::start();
     let app = spawn_app(pool.clone()).await;
     // Publishing makes the key; confirming and issuing a gate credential read it to sign.
     let (fixture, _) = app.sold(2).await;
@@ -281,7 +251,7 @@ async fn the_private_key_is_in_no_log_line_at_any_level(pool: PgPool) {
             .fetch_one(&pool)
             .await
             .expect("the event's key");
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("log")).into_owned();
+    let log = captured.text();
     assert!(
         log.contains("event_keys"),
         "the capture holds the statements that store and read the key"

@@ -391,30 +391,6 @@ async fn a_tenant_has_at_most_the_bound_of_live_tokens(pool: PgPool) {
 }
 
 /// What the ledger logs while a test runs (as `tests/tickets.rs` captures it).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// How a token could appear in a log: itself, its random part, its hash in hex.
 fn spellings(token: &str) -> Vec<String> {
     let hash: String = token_sha256(token)
@@ -426,13 +402,7 @@ fn spellings(token: &str) -> Vec<String> {
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn tokens_are_in_no_log_line_at_any_level(pool: PgPool) {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(captured.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let captured = tessera_testkit::logs::LogCapture::start();
     let app = spawn_app(pool).await;
     let (token, token_id) = new_token(
         &app,
@@ -444,7 +414,7 @@ async fn tokens_are_in_no_log_line_at_any_level(pool: PgPool) {
     assert_eq!(list(&app, &token).await.0, 401);
     let first = app.token.clone();
     app.stop().await;
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("log")).into_owned();
+    let log = captured.text();
     let lower = log.to_lowercase();
     for statement in [
         "insert into api_tokens",

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_domain::webhooks::{self, SignatureError};
-use tessera_testkit::ledger::{event_body, spawn_app_with, zone, Fixture, TestApp};
+use tessera_testkit::ledger::{event_body, spawn_app_with, zone, TestApp};
 use tessera_testkit::wait_until;
 use tessera_testkit::webhook_receiver::{Mode, WebhookReceiver};
 use uuid::Uuid;
@@ -70,27 +70,6 @@ async fn wait_for_types(receiver: &WebhookReceiver, count: usize) {
     .await;
 }
 
-async fn gate_scan(app: &TestApp, fixture: &Fixture, code: &str) -> u16 {
-    let gate: Value = app
-        .admin_post(
-            &format!("/admin/v1/events/{}/gates", fixture.event_id),
-            &json!({"gate": "A"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("credential");
-    app.client
-        .post(app.url("/v1/checkin"))
-        .bearer_auth(gate["token"].as_str().expect("token"))
-        .json(&json!({"code": code, "gate": "A", "nonce": Uuid::new_v4().to_string()}))
-        .send()
-        .await
-        .expect("scan")
-        .status()
-        .as_u16()
-}
-
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn every_event_type_arrives_signed_and_in_order(pool: PgPool) {
     let app = ledger(
@@ -112,29 +91,10 @@ async fn every_event_type_arrives_signed_and_in_order(pool: PgPool) {
     .await;
     let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": 2, "customer_id": "ann"});
     let (hold_id, confirm) = app.buy(&body).await;
-    assert_eq!(
-        gate_scan(
-            &app,
-            &fixture,
-            confirm["tickets"][0]["code"].as_str().expect("code")
-        )
-        .await,
-        201
-    );
-    let cancelled: Value = app
-        .admin_post(&format!("/admin/v1/orders/{hold_id}/cancel"), &Value::Null)
-        .await
-        .json()
-        .await
-        .expect("cancel");
-    let refund = cancelled["refund"]["refund_id"].as_str().expect("refund");
-    let completed = app
-        .admin_post(
-            &format!("/admin/v1/refunds/{refund}/complete"),
-            &json!({"reference": "re_9"}),
-        )
-        .await;
-    assert_eq!(completed.status(), 200);
+    let gate = app.gate_token(&fixture.event_id, "A").await;
+    let code = confirm["tickets"][0]["code"].as_str().expect("code");
+    assert_eq!(app.scan(&gate, code, "A").await.0, 201);
+    app.cancel_and_refund(&hold_id, "re_9").await;
     let cancel = app
         .admin_post(
             &format!("/admin/v1/events/{}/cancel", fixture.event_id),

@@ -149,6 +149,53 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A gate credential for `gate` of the event (`POST /admin/v1/events/{id}/gates`).
+    pub async fn gate_token(&self, event_id: &str, gate: &str) -> String {
+        let response = self
+            .admin_post(
+                &format!("/admin/v1/events/{event_id}/gates"),
+                &json!({"gate": gate}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "a gate credential");
+        let issued: Value = response.json().await.expect("json");
+        issued["token"].as_str().expect("token").to_owned()
+    }
+
+    /// `POST /v1/checkin` of `code` at `gate` with the credential `token` and a fresh
+    /// nonce: status and verdict.
+    pub async fn scan(&self, token: &str, code: &str, gate: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/v1/checkin"))
+            .bearer_auth(token)
+            .json(&json!({"code": code, "gate": gate, "nonce": uuid::Uuid::new_v4().to_string()}))
+            .send()
+            .await
+            .expect("scan");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Cancels the order (asserting 200) and marks its refund paid back with `reference`
+    /// (asserting 200): the cancel's answer.
+    pub async fn cancel_and_refund(&self, hold_id: &str, reference: &str) -> Value {
+        let response = self
+            .admin_post(&format!("/admin/v1/orders/{hold_id}/cancel"), &Value::Null)
+            .await;
+        assert_eq!(response.status(), 200, "cancel");
+        let cancelled: Value = response.json().await.expect("json");
+        let refund_id = cancelled["refund"]["refund_id"].as_str().expect("refund");
+        let completed = self
+            .admin_post(
+                &format!("/admin/v1/refunds/{refund_id}/complete"),
+                &json!({"reference": reference}),
+            )
+            .await;
+        assert_eq!(completed.status(), 200, "refund completed");
+        cancelled
+    }
+
     /// `method path` with a JSON `body`, as the tenant's admin.
     pub async fn admin(
         &self,

@@ -11,6 +11,7 @@
 //!   only in the host package's tests, and the bench passes its `--edge-bin`.
 //! - [`delay_proxy`]: a TCP proxy that delays each direction by a fixed one-way time
 //!   ([`delay_proxy::DelayProxy`]): distance between processes on one machine.
+//! - [`logs`]: capturing everything the test's code logs, to assert a secret is not there.
 //! - [`metrics`]: fetching a Prometheus scrape and summing its series.
 //! - [`webhook_receiver`]: a webhook receiver that verifies signatures as the README says
 //!   and can refuse, fail or hang on request.
@@ -27,6 +28,7 @@ pub mod delay_proxy;
 pub mod edge;
 pub mod idle;
 pub mod ledger;
+pub mod logs;
 pub mod metrics;
 pub mod raw_http;
 pub mod services;

@@ -208,10 +208,7 @@ impl Dispatcher {
         .bind(QUEUE_READ_MAX)
         .fetch_all(&self.pool)
         .await?;
-        Ok(pending
-            .into_iter()
-            .take_while(|due| due.is_due)
-            .collect())
+        Ok(pending.into_iter().take_while(|due| due.is_due).collect())
     }
 
     async fn renew(&self, owner: Uuid, endpoint_id: Uuid) -> Result<bool, sqlx::Error> {
