@@ -17,6 +17,7 @@
 //! - [`refunds`]: cancelled orders and the refunds they owe.
 //! - [`tickets`]: signed ticket codes and gate credentials (Ed25519), verified with the
 //!   event's public keys alone.
+//! - [`queue`]: the front door's signed queue tickets and admission passes (HMAC-SHA256).
 //! - [`tokens`]: tenants' admin tokens: the token API's shapes, the CLI's argument rules.
 //! - [`settings`]: typed settings from name → value pairs (the binaries' environment).
 //!
@@ -32,6 +33,7 @@ pub mod invalidation;
 pub mod money;
 pub mod orders;
 pub mod problem;
+pub mod queue;
 pub mod refunds;
 pub mod sales;
 pub mod seats;

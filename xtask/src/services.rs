@@ -94,11 +94,20 @@ impl Services {
     }
 
     /// The `DATABASE_URL` for database `db`; a URL given in the environment is returned
-    /// unchanged (its database included).
+    /// unchanged (its database included): `cargo xtask up` runs on the developer's own.
     pub fn database_url(&self, db: &str) -> String {
         match &self.postgres {
             Postgres::Given(url) => url.clone(),
             Postgres::Local(port) => format!("postgres://postgres@127.0.0.1:{port}/{db}"),
+        }
+    }
+
+    /// The URL of database `db` on the same server, also when `DATABASE_URL` was given:
+    /// for runs that make a database of their own (and drop it), never the developer's.
+    pub fn named_database_url(&self, db: &str) -> String {
+        match &self.postgres {
+            Postgres::Given(url) => with_database(url, db),
+            Postgres::Local(_) => self.database_url(db),
         }
     }
 
@@ -109,6 +118,20 @@ impl Services {
             None => Ok(()),
         }
     }
+}
+
+/// `url` (`postgres://user@host:port/name?options`) naming database `db` instead.
+fn with_database(url: &str, db: &str) -> String {
+    let authority_at = url.find("://").map_or(0, |i| i + 3);
+    let (head, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let server = match head[authority_at..].find('/') {
+        Some(slash) => &head[..authority_at + slash],
+        None => head,
+    };
+    format!("{server}/{db}{query}")
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -244,5 +267,23 @@ fn reap_stale(services_dir: &Path) {
         }
         let _ = fs::remove_file(&path);
         let _ = fs::remove_file(path.with_extension("log"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_database_replaces_only_the_database() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "tessera_x"),
+            "postgres://postgres@127.0.0.1:5432/tessera_x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@db:6543/app?sslmode=require", "t"),
+            "postgres://u:p@db:6543/t?sslmode=require"
+        );
+        assert_eq!(with_database("postgres://db", "t"), "postgres://db/t");
     }
 }

@@ -277,7 +277,7 @@ fn api_conformance(paths: &Paths, services: &Services) -> Result<()> {
     let stack = Stack {
         paths,
         services,
-        database_url: services.database_url(&database),
+        database_url: services.named_database_url(&database),
         ledger_addr: format!("127.0.0.1:{}", free_port()?),
         edge_addr: format!("127.0.0.1:{}", free_port()?),
         edge_key: random_hex(16)?,
@@ -334,7 +334,7 @@ fn api_conformance(paths: &Paths, services: &Services) -> Result<()> {
 /// Best effort: `psql` may be missing where PostgreSQL is remote (the name is unique).
 fn drop_database(services: &Services, database: &str) {
     let mut psql = Command::new("psql");
-    psql.arg(services.database_url("postgres")).args([
+    psql.arg(services.named_database_url("postgres")).args([
         "-qc",
         &format!("drop database if exists {database} with (force)"),
     ]);
