@@ -202,6 +202,17 @@ mod tests {
         assert_eq!(quantity("2.0").ok(), Some(2));
         assert_eq!(quantity("1e2").ok(), Some(100));
         assert_eq!(quantity("-0.0").ok(), Some(0));
+        // Read exactly (serde_json's `float_roundtrip`): the default fast path reads
+        // 1849632650968169.0 as ...168.8, which no longer looks integral (schemathesis found it).
+        assert_eq!(
+            quantity("-1849632650968169.0").ok(),
+            Some(-1_849_632_650_968_169)
+        );
+        let seats = br#"{"show_id":"a","zone_id":"b","seats":[290164.0,-1849632650968169.0],"customer_id":"c"}"#;
+        assert_eq!(
+            parse_json::<HoldRequest>(seats).ok().and_then(|r| r.seats),
+            Some(vec![290_164, -1_849_632_650_968_169])
+        );
         for bad in ["2.5", "1e300"] {
             let p = quantity(bad).expect_err(bad);
             assert_eq!(
