@@ -1257,6 +1257,13 @@ async fn the_edge_checks_credentials_and_codes_and_the_ledger_redeems_once(pool:
     )
     .await;
     assert_eq!((status, served_by.as_str()), (403, "edge"));
+    let other_show =
+        json!({"code": code, "gate": "North", "nonce": "s-8", "show_id": uuid::Uuid::new_v4()});
+    let (status, verdict, served_by) = edge_scan(&edge, Some(&token), &other_show).await;
+    assert_eq!(
+        (status, verdict["result"].as_str(), served_by.as_str()),
+        (409, Some("wrong_show"), "edge")
+    );
     assert_eq!(
         edge.outbound(None, "POST").await,
         posts,

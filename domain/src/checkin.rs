@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::fields::single_line;
 use crate::problem::FieldError;
 use crate::tickets::{CODE_CHARS, GATE_NAME_CHARS_MAX};
-use crate::TicketId;
+use crate::{ShowId, TicketId};
 
 /// Longest text a scanner may send as the code it read.
 pub const CODE_READ_CHARS_MAX: usize = 400;
@@ -58,6 +58,10 @@ pub struct CheckinRequest {
     /// An offline scanner already let the holder in: record the entry as of `scanned_at`.
     #[serde(default)]
     pub force: bool,
+    /// The show this door admits to, if it admits to one: a ticket of another show of the
+    /// event is `wrong_show` (the code names its show).
+    #[serde(default)]
+    pub show_id: Option<ShowId>,
 }
 
 /// A checked scan.
@@ -69,6 +73,15 @@ pub struct Scan {
     pub scanned_at: DateTime<Utc>,
     /// The holder is already in (an offline scanner's upload).
     pub offline_entry: bool,
+    /// The show the door admits to (`None`: any show of the event).
+    pub show_id: Option<ShowId>,
+}
+
+impl Scan {
+    /// Whether a code naming `show_id` is for another show than this door's.
+    pub fn wrong_show(&self, show_id: ShowId) -> bool {
+        self.show_id.is_some_and(|door| door != show_id)
+    }
 }
 
 impl CheckinRequest {
@@ -115,6 +128,7 @@ impl CheckinRequest {
                 nonce: self.nonce.clone(),
                 scanned_at,
                 offline_entry: self.force,
+                show_id: self.show_id,
             }),
             _ => Err(errors),
         }
@@ -139,6 +153,8 @@ pub enum ScanResult {
     Revoked,
     /// A valid code of another event.
     WrongEvent,
+    /// A valid code of this event for another show than the door's (`show_id` of the scan).
+    WrongShow,
     /// Not a code the event's keys signed (forged, damaged, or not a ticket).
     Invalid,
 }

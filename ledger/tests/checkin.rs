@@ -286,3 +286,43 @@ async fn bad_scans_and_bad_gates_are_problems_naming_their_fields(pool: PgPool) 
     assert_eq!(ticket_status(&pool, &codes[0]).await, "valid");
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_door_of_one_show_refuses_a_ticket_of_another(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let (fixture, codes) = sold(&app, 1).await;
+    let (token, _) = gate(&app, &fixture, "A").await;
+    let other_show = Uuid::new_v4().to_string();
+    let at = |show: &str, nonce: &str| {
+        let mut scan = body(&codes[0], "A", nonce);
+        scan["show_id"] = json!(show);
+        scan
+    };
+    let (status, verdict) = scan(&app, Some(&token), &at(&other_show, "s-1")).await;
+    assert_eq!(
+        (status, verdict["result"].as_str()),
+        (409, Some("wrong_show")),
+        "{verdict}"
+    );
+    assert!(verdict["ticket_id"].is_string());
+    assert_eq!(
+        ticket_status(&pool, &codes[0]).await,
+        "valid",
+        "nothing entered"
+    );
+    let recorded: String = sqlx::query_scalar("select result from checkins where nonce = 's-1'")
+        .fetch_one(&pool)
+        .await
+        .expect("the scan is kept");
+    assert_eq!(recorded, "wrong_show");
+    // The ticket's own show's door lets it in.
+    let (status, verdict) = scan(&app, Some(&token), &at(&fixture.show_id, "s-2")).await;
+    assert_eq!(
+        (status, verdict["result"].as_str()),
+        (201, Some("ok")),
+        "{verdict}"
+    );
+    let (status, _) = scan(&app, Some(&token), &at("not-a-show", "s-3")).await;
+    assert_eq!(status, 422);
+    app.stop().await;
+}

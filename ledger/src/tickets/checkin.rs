@@ -149,6 +149,12 @@ async fn judge(conn: &mut PgConnection, gate: &Gate, scan: &Scan) -> ApiResult<V
         // Signed with this event's key but naming another event: not one the ledger made.
         return Ok(Verdict::refused(ScanResult::Invalid));
     }
+    if scan.wrong_show(claim.show_id) {
+        return Ok(Verdict {
+            ticket_id: Some(claim.ticket_id),
+            ..Verdict::refused(ScanResult::WrongShow)
+        });
+    }
     redeem(conn, claim.ticket_id, scan).await
 }
 

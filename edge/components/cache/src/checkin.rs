@@ -51,14 +51,22 @@ pub enum CodeCheck {
     Answer(Verdict),
 }
 
-/// The code against the door's keys and revoked set.
-pub fn code(code: &str, door: EventId, door_keys: &CheckinKeys) -> CodeCheck {
+/// The scan's code against the door's keys and revoked set (and the door's show, if the
+/// scan names one).
+pub fn code(scan: &Scan, door: EventId, door_keys: &CheckinKeys) -> CodeCheck {
+    let code = scan.code.as_str();
+    let refused = |result, claim: &tessera_domain::tickets::TicketClaim| {
+        CodeCheck::Answer(Verdict {
+            ticket_id: Some(claim.ticket_id),
+            ..at_edge(result)
+        })
+    };
     match Verifier::new(&door_keys.keys).verify_code(code) {
         Ok(claim) if claim.event_id == door && door_keys.is_revoked(claim.ticket_id) => {
-            CodeCheck::Answer(Verdict {
-                ticket_id: Some(claim.ticket_id),
-                ..at_edge(ScanResult::Revoked)
-            })
+            refused(ScanResult::Revoked, &claim)
+        }
+        Ok(claim) if claim.event_id == door && scan.wrong_show(claim.show_id) => {
+            refused(ScanResult::WrongShow, &claim)
         }
         Ok(claim) if claim.event_id == door => CodeCheck::Forward,
         Ok(_) => CodeCheck::Answer(at_edge(ScanResult::Invalid)),
@@ -91,6 +99,17 @@ mod tests {
     use tessera_domain::{ShowId, TenantId, TicketId};
     use uuid::Uuid;
 
+    fn scan_of(code: &str, show_id: Option<ShowId>) -> Scan {
+        Scan {
+            code: code.to_owned(),
+            gate: "A".into(),
+            nonce: "n".into(),
+            scanned_at: DateTime::from_timestamp(2_000_000_000, 0).expect("t"),
+            offline_entry: false,
+            show_id,
+        }
+    }
+
     fn event(n: u128) -> EventId {
         EventId(Uuid::from_u128(n))
     }
@@ -115,10 +134,13 @@ mod tests {
             revoked: Vec::new(),
         };
         let good = signed(&door_key, event(1));
-        assert_eq!(code(&good, event(1), &door_keys), CodeCheck::Forward);
+        assert_eq!(
+            code(&scan_of(&good, None), event(1), &door_keys),
+            CodeCheck::Forward
+        );
         let foreign = signed(&other_key, event(2));
         assert_eq!(
-            code(&foreign, event(1), &door_keys),
+            code(&scan_of(&foreign, None), event(1), &door_keys),
             CodeCheck::OtherEvent(event(2))
         );
         assert_eq!(
@@ -133,16 +155,33 @@ mod tests {
         let mut bent = good.clone().into_bytes();
         bent[70] = if bent[70] == b'A' { b'B' } else { b'A' };
         let bent = String::from_utf8(bent).expect("ascii");
-        match code(&bent, event(1), &door_keys) {
+        match code(&scan_of(&bent, None), event(1), &door_keys) {
             CodeCheck::Answer(verdict) => {
                 assert_eq!(verdict.result, ScanResult::Invalid);
                 assert_eq!(verdict.served_by.as_deref(), Some("edge"));
             }
             other => panic!("a bent code must be answered here: {other:?}"),
         }
+        // A door of another show refuses the code here; its own show's door passes it on.
+        match code(
+            &scan_of(&good, Some(ShowId(Uuid::from_u128(7)))),
+            event(1),
+            &door_keys,
+        ) {
+            CodeCheck::Answer(verdict) => assert_eq!(verdict.result, ScanResult::WrongShow),
+            other => panic!("another show's code must be answered here: {other:?}"),
+        }
+        assert_eq!(
+            code(
+                &scan_of(&good, Some(ShowId(Uuid::from_u128(8)))),
+                event(1),
+                &door_keys
+            ),
+            CodeCheck::Forward
+        );
         // A revoked ticket is refused here, naming it; so is every code of a cancelled event.
         door_keys.revoke(1, Some(&[TicketId(Uuid::from_u128(9))]));
-        let revoked = |keys: &CheckinKeys| match code(&good, event(1), keys) {
+        let revoked = |keys: &CheckinKeys| match code(&scan_of(&good, None), event(1), keys) {
             CodeCheck::Answer(verdict) => (verdict.result, verdict.ticket_id),
             other => panic!("a revoked code must be answered here: {other:?}"),
         };

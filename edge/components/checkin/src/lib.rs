@@ -70,7 +70,7 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
         .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
     checkin::gate(&scan, &credential).map_err(|p| respond::problem(&p))?;
     let started = Instant::now();
-    let check = checkin::code(&scan.code, door, &door_keys);
+    let check = checkin::code(&scan, door, &door_keys);
     verify += started.elapsed();
     let verdict = match check {
         CodeCheck::Forward => None,
