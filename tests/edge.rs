@@ -1187,16 +1187,7 @@ async fn the_edge_checks_credentials_and_codes_and_the_ledger_redeems_once(pool:
     let ledger = ledger_for_edges(pool).await;
     let (fixture, code) = sold_ticket(&ledger).await;
     let (_, other_code) = sold_ticket(&ledger).await;
-    let issued: Value = ledger
-        .admin_post(
-            &format!("/admin/v1/events/{}/gates", fixture.event_id),
-            &json!({"gate": "North"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("credential");
-    let token = issued["token"].as_str().expect("token").to_owned();
+    let token = ledger.gate_token(&fixture.event_id, "North").await;
     let edge = start(options(&ledger)).await;
     let scan = |code: &str, nonce: &str| json!({"code": code, "gate": "North", "nonce": nonce});
     // The event's public keys, cached at the edge for scanners, with the ledger's ETag.
@@ -1291,16 +1282,7 @@ async fn a_voided_ticket_is_refused_at_every_door_by_push(pool: PgPool) {
             .expect("code")
             .to_owned()
     };
-    let issued: Value = ledger
-        .admin_post(
-            &format!("/admin/v1/events/{}/gates", fixture.event_id),
-            &json!({"gate": "North"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("credential");
-    let token = issued["token"].as_str().expect("token").to_owned();
+    let token = ledger.gate_token(&fixture.event_id, "North").await;
     let (a, b) = tokio::join!(start(options(&ledger)), start(options(&ledger)));
     let keys_path = format!("/v1/events/{}/checkin-keys", fixture.event_id);
     for edge in [&a, &b] {

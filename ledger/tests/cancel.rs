@@ -259,15 +259,7 @@ async fn cancel_event(app: &TestApp, event_id: &str) -> (u16, Value) {
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn cancelling_an_event_cancels_its_orders_and_releases_its_live_holds(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    // Sorted by name: the general-admission zone ("Zone 10") first.
-    let seated = json!({"name": "Zz Stalls", "price_minor": 5000, "currency": "EUR", "seating": "assigned",
-                        "seats": {"rows": [{"row": "A", "seats": 6}]}});
-    let fixture = app
-        .publish_event(event_body(
-            &format!("e-{}", Uuid::new_v4().simple()),
-            vec![tessera_testkit::ledger::zone(10), seated],
-        ))
-        .await;
+    let fixture = app.event_with_ga_and_seats().await;
     let (ga_zone, seat_zone) = (&fixture.zone_ids[0], &fixture.zone_ids[1]);
     let seats = |seats: &[i32], who: &str| json!({"show_id": fixture.show_id, "zone_id": seat_zone, "seats": seats, "customer_id": who});
     let (_, ga_order) = app.buy(&ga(&fixture, 2)).await;

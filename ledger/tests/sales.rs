@@ -6,21 +6,13 @@
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tessera_testkit::ledger::{event_body, spawn_app, zone, zone_counters};
+use tessera_testkit::ledger::{spawn_app, zone_counters};
 use uuid::Uuid;
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn sales_count_what_was_sold_entered_voided_and_refunded(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    // Sorted by name: the general-admission zone ("Zone 10") first.
-    let seated = json!({"name": "Zz Stalls", "price_minor": 5000, "currency": "EUR", "seating": "assigned",
-                        "seats": {"rows": [{"row": "A", "seats": 6}]}});
-    let fixture = app
-        .publish_event(event_body(
-            &format!("e-{}", Uuid::new_v4().simple()),
-            vec![zone(10), seated],
-        ))
-        .await;
+    let fixture = app.event_with_ga_and_seats().await;
     let (ga_zone, seat_zone) = (fixture.zone_ids[0].clone(), fixture.zone_ids[1].clone());
     let ga = |quantity: i64, who: &str| json!({"show_id": fixture.show_id, "zone_id": ga_zone, "quantity": quantity, "customer_id": who});
     let (_, ann) = app.buy(&ga(3, "ann")).await;

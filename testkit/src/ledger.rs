@@ -240,6 +240,16 @@ impl TestApp {
         }
     }
 
+    /// A published event with a general-admission zone of 10 (`zone_ids[0]`, "Zone 10") and
+    /// an assigned zone of one row of 6 seats (`zone_ids[1]`; zones list by name).
+    pub async fn event_with_ga_and_seats(&self) -> Fixture {
+        let seated = json!({"name": "Zz Stalls", "price_minor": 5000, "currency": "EUR", "seating": "assigned",
+                            "seats": {"rows": [{"row": "A", "seats": 6}]}});
+        let slug = format!("e-{}", uuid::Uuid::new_v4().simple());
+        self.publish_event(event_body(&slug, vec![zone(10), seated]))
+            .await
+    }
+
     pub async fn event_with_zone(&self, capacity: i32) -> Fixture {
         let slug = format!("e-{}", uuid::Uuid::new_v4().simple());
         self.publish_event(event_body(&slug, vec![zone(capacity)]))

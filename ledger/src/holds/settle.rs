@@ -130,6 +130,21 @@ fn not_live(status: HoldStatus) -> ApiError {
     }
 }
 
+/// A live hold of an event still on sale, or why it cannot be confirmed.
+fn confirmable(hold: &HoldRow) -> ApiResult<()> {
+    let status = hold.effective_status();
+    if status != HoldStatus::Held {
+        return Err(not_live(status));
+    }
+    if hold.event_status != EventStatus::Published {
+        return Err(ApiError::client(
+            ErrorCode::EventNotOnSale,
+            "the event is no longer on sale",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn confirm(
     state: &crate::app::AppState,
     hold_id: HoldId,
@@ -151,16 +166,7 @@ pub async fn confirm(
     {
         return Ok(stored.replay_for(&request_sha256));
     }
-    let status = hold.effective_status();
-    if status != HoldStatus::Held {
-        return Err(not_live(status));
-    }
-    if hold.event_status != EventStatus::Published {
-        return Err(ApiError::client(
-            ErrorCode::EventNotOnSale,
-            "the event is no longer on sale",
-        ));
-    }
+    confirmable(&hold)?;
     sqlx::query(
         "update holds set status = 'confirmed', settled_at = now(), payment_ref = $2 where id = $1",
     )
