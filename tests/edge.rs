@@ -953,8 +953,10 @@ fn components_import_only_what_the_host_provides() {
                 );
             }
         }
-        let variables = tessera_edge::variables::AppVariables::resolve(&manifest, |k| {
-            (k == "SPIN_VARIABLE_EDGE_KEY").then(|| EDGE_KEY.to_owned())
+        let variables = tessera_edge::variables::AppVariables::resolve(&manifest, |k| match k {
+            "SPIN_VARIABLE_EDGE_KEY" => Some(EDGE_KEY.to_owned()),
+            "SPIN_VARIABLE_QUEUE_KEY" => Some(tessera_testkit::edge::QUEUE_KEY.to_owned()),
+            _ => None,
         })
         .expect("variables");
         compiled

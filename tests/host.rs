@@ -3,7 +3,9 @@
 //! Redis): the body limit on chunked bodies, the per-instance memory cap, the operations
 //! listener, the outbound metrics, graceful shutdown on SIGTERM, what slow and idle
 //! clients may hold (a connection, bounded and timed out; never an instance), and what
-//! hostile heads get (pipelining, oversized heads, raw bytes in URLs).
+//! hostile heads get (pipelining, oversized heads, raw bytes in URLs), and the key-value
+//! interfaces `wasi:keyvalue` (store, atomics, batch) over the node's store, on the
+//! `kv-probe` fixture.
 //!
 //! The fixtures are built with
 //! `cargo build --manifest-path tests/fixtures/components/Cargo.toml --workspace --release --target wasm32-wasip2`.
@@ -502,4 +504,130 @@ async fn oversized_heads_and_raw_bytes_in_urls_are_refused_cleanly() {
     );
     let (status, _) = get_text(&node, "/runaway/after?sleep_ms=0").await;
     assert_eq!(status, 200, "still serving");
+}
+
+/// `GET /kv/{op}?{query}` on the kv-probe fixture: status and body text.
+async fn kv(node: &EdgeNode, op: &str, query: &str) -> (u16, String) {
+    get_text(node, &format!("/kv/{op}?{query}")).await
+}
+
+#[tokio::test]
+async fn wasi_keyvalue_buckets_are_the_spin_store_with_every_bucket_function() {
+    let node = start_node(&[]).await;
+    assert_eq!(kv(&node, "get", "key=a").await, (404, "absent".into()));
+    assert_eq!(kv(&node, "exists", "key=a").await, (200, "false".into()));
+    assert_eq!(kv(&node, "set", "key=a&value=one").await.0, 200);
+    assert_eq!(kv(&node, "set", "key=b&value=two").await.0, 200);
+    assert_eq!(kv(&node, "get", "key=a").await, (200, "one".into()));
+    assert_eq!(kv(&node, "exists", "key=a").await, (200, "true".into()));
+    // The Spin interface's store `default` is the same store.
+    assert_eq!(kv(&node, "spin-get", "key=b").await, (200, "two".into()));
+    assert_eq!(kv(&node, "keys", "").await, (200, "a\nb".into()));
+    assert_eq!(kv(&node, "delete", "key=a").await.0, 200);
+    assert_eq!(kv(&node, "exists", "key=a").await, (200, "false".into()));
+    assert_eq!(kv(&node, "spin-get", "key=a").await.0, 404);
+    // Batch: each key as on its own.
+    assert_eq!(kv(&node, "batch-set", "pairs=c:3,d:4").await.0, 200);
+    assert_eq!(
+        kv(&node, "batch-get", "keys=b,c,x").await,
+        (200, "b=two\nc=3\nx absent".into())
+    );
+    assert_eq!(kv(&node, "batch-delete", "keys=b,c").await.0, 200);
+    assert_eq!(kv(&node, "keys", "").await, (200, "d".into()));
+    for interface in ["wasi:keyvalue/store", "wasi:keyvalue/batch"] {
+        let calls = node
+            .metric(
+                "edge_host_calls_total",
+                &[("component", "kv-probe"), ("interface", interface)],
+            )
+            .await;
+        assert!(calls >= 3.0, "{interface}: {calls} calls counted");
+    }
+}
+
+#[tokio::test]
+async fn increments_are_atomic_under_concurrent_requests_and_stored_as_spin_stores_them() {
+    const REQUESTS: i64 = 64;
+    let node = start_node(&[]).await;
+    let answers = futures::future::join_all(
+        (0..REQUESTS).map(|_| kv(&node, "increment", "key=hits&delta=1")),
+    )
+    .await;
+    let mut values: Vec<i64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body.parse().expect("the new value")
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (1..=REQUESTS).collect::<Vec<_>>(),
+        "each increment saw its own value"
+    );
+    // 8 bytes, little-endian i64: what Spin's stores write, so `get` reads the same.
+    let expected_hex: String = REQUESTS
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(kv(&node, "get-hex", "key=hits").await, (200, expected_hex));
+    assert_eq!(
+        kv(&node, "increment", "key=hits&delta=-4").await,
+        (200, (REQUESTS - 4).to_string())
+    );
+    // A value that is not a counter is refused, not overwritten.
+    assert_eq!(kv(&node, "set", "key=text&value=7").await.0, 200);
+    assert_eq!(kv(&node, "increment", "key=text&delta=1").await.0, 500);
+    assert_eq!(kv(&node, "get", "key=text").await, (200, "7".into()));
+    let calls = node
+        .metric(
+            "edge_host_calls_total",
+            &[
+                ("component", "kv-probe"),
+                ("interface", "wasi:keyvalue/atomics"),
+            ],
+        )
+        .await;
+    assert!(
+        calls >= (REQUESTS + 2) as f64,
+        "{calls} atomics calls counted"
+    );
+}
+
+#[tokio::test]
+async fn compare_and_swap_loses_no_update_under_concurrent_requests() {
+    const REQUESTS: usize = 32;
+    let node = start_node(&[]).await;
+    let answers = futures::future::join_all(
+        (0..REQUESTS).map(|_| kv(&node, "cas-add", "key=text-counter&delta=1")),
+    )
+    .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert_eq!(
+        kv(&node, "get", "key=text-counter").await,
+        (200, REQUESTS.to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_bucket_is_refused_without_key_value_stores_or_by_another_name() {
+    let node = start_node(&[]).await;
+    assert_eq!(
+        get_text(&node, "/kv-undeclared/open").await,
+        (403, "access-denied".into())
+    );
+    assert_eq!(
+        get_text(&node, "/kv-undeclared/increment?key=n&delta=1").await,
+        (403, "access-denied".into())
+    );
+    assert_eq!(
+        kv(&node, "open", "store=elsewhere").await,
+        (404, "no-such-store".into())
+    );
+    assert_eq!(kv(&node, "open", "").await, (200, "opened".into()));
+    assert_eq!(kv(&node, "exists", "key=n").await, (200, "false".into()));
 }

@@ -256,6 +256,7 @@ impl Ledger {
             ("REDIS_URL", env.redis_url.as_str()),
             ("OUTBOX_CHANNEL", channel),
             ("EDGE_KEY", env.edge_key.as_str()),
+            ("QUEUE_KEY", tessera_testkit::edge::QUEUE_KEY),
             ("RUST_LOG", "warn"),
         ]
         .iter()

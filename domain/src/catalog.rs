@@ -222,6 +222,10 @@ pub struct EventDetail {
     /// published): any door or offline scanner verifies a code with these alone.
     #[serde(default)]
     pub checkin_keys: Vec<crate::tickets::CheckinKey>,
+    /// The on-sale's queue, when it is on: holds then need an admission pass
+    /// (DESIGN.md "The front door"); a storefront sends buyers to the queue first.
+    #[serde(default)]
+    pub queue: Option<crate::queue::QueueView>,
 }
 
 impl EventDetail {

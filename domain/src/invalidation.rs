@@ -69,6 +69,13 @@ pub enum Change {
         version: i64,
         ticket_ids: Option<Vec<TicketId>>,
     },
+    /// The event's queue let people in up to position `serving`; apply only if `version`
+    /// is newer than the cached one (settings changes come as `catalog` messages).
+    Queue {
+        event_id: EventId,
+        serving: i64,
+        version: i64,
+    },
 }
 
 /// A zone's counters as a change announces them.
@@ -110,7 +117,7 @@ impl Change {
                 sold,
                 version,
             }),
-            Self::Catalog { .. } | Self::Revocation { .. } => None,
+            Self::Catalog { .. } | Self::Revocation { .. } | Self::Queue { .. } => None,
         }
     }
 

@@ -64,6 +64,16 @@ pub enum ErrorCode {
     /// The client did not send its request body within the body-read timeout (408): the
     /// client's slowness, answered before any work was taken on.
     RequestTimeout,
+    /// The event's on-sale is queued: a hold needs a valid admission pass for it
+    /// (`Tessera-Pass`) (403).
+    PassRequired,
+    /// The admission pass already serves another buyer, or admitted as many holds as one
+    /// pass may (403).
+    PassUsedUp,
+    /// The queue ticket is not one this deployment signed for this event (403).
+    QueueTicketInvalid,
+    /// The event has no queue on: buy directly (409).
+    QueueOff,
 }
 
 /// Seconds a client told to come back (`Retry-After`, RFC 9110 §10.2.3) should wait.
@@ -73,7 +83,7 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 27] = {
+    pub const ALL: [ErrorCode; 31] = {
         use ErrorCode::*;
         [
             ValidationFailed,
@@ -103,6 +113,10 @@ impl ErrorCode {
             Internal,
             RequestTimeout,
             SeatUnavailable,
+            PassRequired,
+            PassUsedUp,
+            QueueTicketInvalid,
+            QueueOff,
         ]
     };
 
@@ -122,12 +136,13 @@ impl ErrorCode {
         match self {
             MalformedJson | IdempotencyKeyRequired => 400,
             Unauthorized => 401,
-            Forbidden => 403,
+            Forbidden | PassRequired | PassUsedUp | QueueTicketInvalid => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
             SoldOut
             | InsufficientStock
             | SeatUnavailable
+            | QueueOff
             | CustomerLimitExceeded
             | SaleNotStarted
             | SaleEnded
@@ -161,6 +176,10 @@ impl ErrorCode {
             SoldOut => "sold_out",
             InsufficientStock => "insufficient_stock",
             SeatUnavailable => "seat_unavailable",
+            PassRequired => "pass_required",
+            PassUsedUp => "pass_used_up",
+            QueueTicketInvalid => "queue_ticket_invalid",
+            QueueOff => "queue_off",
             QuantityOutOfRange => "quantity_out_of_range",
             CustomerLimitExceeded => "customer_limit_exceeded",
             SaleNotStarted => "sale_not_started",
@@ -195,6 +214,10 @@ impl ErrorCode {
             SoldOut => "Sold out",
             InsufficientStock => "Not enough tickets left",
             SeatUnavailable => "Some of these seats are no longer available",
+            PassRequired => "This on-sale is queued: join the queue for an admission pass",
+            PassUsedUp => "This admission pass cannot admit another hold",
+            QueueTicketInvalid => "This queue ticket is not valid for this event",
+            QueueOff => "This event has no queue: buy directly",
             QuantityOutOfRange => "Quantity outside the allowed range",
             CustomerLimitExceeded => "Ticket limit per customer reached",
             SaleNotStarted => "The sale has not started",
@@ -363,6 +386,10 @@ mod tests {
             "internal",
             "request_timeout",
             "seat_unavailable",
+            "pass_required",
+            "pass_used_up",
+            "queue_ticket_invalid",
+            "queue_off",
         ];
         let strings: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(strings, published);
@@ -411,6 +438,10 @@ mod tests {
                 Internal => 24,
                 RequestTimeout => 25,
                 SeatUnavailable => 26,
+                PassRequired => 27,
+                PassUsedUp => 28,
+                QueueTicketInvalid => 29,
+                QueueOff => 30,
             }
         }
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {

@@ -54,6 +54,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The guarded HTTP client webhooks are checked and sent with.
     pub egress: crate::webhooks::egress::Egress,
+    /// Places in queues, handed out in batches.
+    pub joins: crate::queue::joins::Joins,
 }
 
 pub struct Ledger {
@@ -82,13 +84,20 @@ impl Ledger {
         let redis = redis::Client::open(config.redis_url.as_str())
             .with_context(|| format!("invalid REDIS_URL {:?}", redact_url(&config.redis_url)))?;
         let outbox_wake = OutboxWake::default();
-        let engine = HoldEngine::new(pool.clone(), config.holds.clone(), outbox_wake.clone());
+        let engine = HoldEngine::new(
+            pool.clone(),
+            config.holds.clone(),
+            outbox_wake.clone(),
+            config.queue.keys.clone(),
+        );
         let egress = crate::webhooks::egress::Egress::new(
             config.webhooks.timeout,
             config.webhooks.allow_private_addresses,
         )
         .context("building the webhook HTTP client")?;
+        let joins = crate::queue::joins::Joins::start(pool.clone(), &config.queue);
         let state = AppState {
+            joins,
             pool,
             redis_probe: RedisProbe::new(redis.clone()),
             redis,
@@ -187,6 +196,14 @@ fn spawn_background(
         }
         .run(cancel.clone()),
     );
+    tasks.spawn(
+        crate::queue::advance::Advancer {
+            pool: state.pool.clone(),
+            tick: config.queue.tick,
+            outbox_wake: state.outbox_wake.clone(),
+        }
+        .run(cancel.clone()),
+    );
     if config.webhooks.dispatch {
         tasks.spawn(
             crate::webhooks::dispatcher::Dispatcher {
@@ -257,6 +274,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::organizers::router())
         .merge(crate::sales::router())
         .merge(crate::webhooks::router())
+        .merge(crate::queue::router())
         .merge(crate::health::router())
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::client(ErrorCode::NotFound, "no such route") })

@@ -126,6 +126,21 @@ pub struct Config {
     /// rotation); `None` = no edge is trusted.
     pub edge_keys: Option<EdgeKeys>,
     pub webhooks: WebhooksConfig,
+    pub queue: QueueConfig,
+}
+
+/// The front door's queues (`crate::queue`).
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// `QUEUE_KEY` and, while rotating, `QUEUE_KEY_PREVIOUS` (the edges' `queue_key`):
+    /// signs queue tickets and verifies admission passes. `None`: no queue can be turned on.
+    pub keys: Option<tessera_domain::queue::QueueKeys>,
+    /// How often the ledger moves every open queue's `serving` on.
+    pub tick: Duration,
+    /// Most joins taken in one transaction.
+    pub join_batch_max: NonZeroUsize,
+    /// Joins waiting for their batch; beyond it, 503 + Retry-After.
+    pub join_queue_depth_max: NonZeroUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +242,7 @@ impl Config {
             log_json: s.choice("LOG_FORMAT", "text", &["text", "json"])? == "json",
             edge_keys: EdgeKeys::read(&s)?,
             webhooks: WebhooksConfig::read(&s)?,
+            queue: QueueConfig::read(&s)?,
         })
     }
 }
@@ -262,6 +278,40 @@ impl WebhooksConfig {
                 &["true", "false"],
             )? == "true",
             dispatch: s.choice("WEBHOOK_DISPATCH", "on", &["on", "off"])? == "on",
+        })
+    }
+}
+
+impl QueueConfig {
+    fn read<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, ConfigError> {
+        use tessera_domain::queue::{QueueKey, QueueKeys};
+        let key = |name: &str| {
+            s.secret(name)
+                .map(|value| {
+                    QueueKey::parse(&value).map_err(|e| ConfigError {
+                        name: name.to_owned(),
+                        value: "<secret>".to_owned(),
+                        reason: e.to_string(),
+                    })
+                })
+                .transpose()
+        };
+        let keys = match (key("QUEUE_KEY")?, key("QUEUE_KEY_PREVIOUS")?) {
+            (Some(current), previous) => Some(QueueKeys { current, previous }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ConfigError {
+                    name: "QUEUE_KEY_PREVIOUS".to_owned(),
+                    value: "<secret>".to_owned(),
+                    reason: "set only while rotating, together with QUEUE_KEY".to_owned(),
+                })
+            }
+        };
+        Ok(Self {
+            keys,
+            tick: s.millis("QUEUE_TICK_MS", Duration::from_secs(1))?,
+            join_batch_max: s.parse("QUEUE_JOIN_BATCH_MAX", nonzero(1024))?,
+            join_queue_depth_max: s.parse("QUEUE_JOIN_QUEUE_DEPTH_MAX", nonzero(16_384))?,
         })
     }
 }

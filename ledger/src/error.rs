@@ -25,6 +25,16 @@ pub enum ApiError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// A problem the shared rules decided (`tessera_domain`), answered as it is.
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        match problem.code {
+            ErrorCode::ValidationFailed => Self::Validation(problem.errors),
+            code => Self::client(code, problem.detail.unwrap_or_default()),
+        }
+    }
+}
+
 impl ApiError {
     pub fn client(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Client {

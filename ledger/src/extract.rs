@@ -52,10 +52,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// A problem from the shared rules as the ledger's error type (which renders it back
 /// unchanged: validation problems keep their field errors).
 fn from_problem(problem: Problem) -> ApiError {
-    match problem.code {
-        ErrorCode::ValidationFailed => ApiError::Validation(problem.errors),
-        code => ApiError::client(code, problem.detail.unwrap_or_default()),
-    }
+    ApiError::from(problem)
 }
 
 /// Query parameters; bad ones → 422 `validation_failed`.

@@ -45,6 +45,7 @@ pub mod openapi;
 pub mod organizers;
 pub mod origin;
 pub mod outbox;
+pub mod queue;
 pub mod sales;
 pub mod seats;
 pub mod seed;

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::app::AppState;
-use crate::{catalog, health, holds, organizers, sales, seats, tickets, webhooks};
+use crate::{catalog, health, holds, organizers, queue, sales, seats, tickets, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,8 @@ use crate::{catalog, health, holds, organizers, sales, seats, tickets, webhooks}
         catalog::admin::patch_zone, catalog::admin::block_seats, catalog::admin::unblock_seats,
         organizers::tokens::create_token, organizers::tokens::list_tokens,
         organizers::tokens::revoke_token,
+        queue::join, queue::poll, queue::state_of,
+        queue::settings::get_settings, queue::settings::put_settings,
         health::live, health::ready,
     ),
     modifiers(&BearerAuth),
@@ -34,6 +36,7 @@ use crate::{catalog, health, holds, organizers, sales, seats, tickets, webhooks}
         (name = "catalog", description = "Public catalog and live availability"),
         (name = "holds", description = "Holding, confirming and releasing tickets"),
         (name = "checkin", description = "Verifying tickets at the door"),
+        (name = "queue", description = "The front door: a fair queue for an on-sale, and its admission passes"),
         (name = "admin", description = "Tenant-scoped event management (bearer token)"),
         (name = "operations", description = "Health and readiness (metrics are on the operations listener, METRICS_ADDR)"),
     )

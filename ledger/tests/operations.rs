@@ -267,7 +267,7 @@ const TEXT_PATTERNS: [(&str, &str, &str); 11] = [
 
 /// Every status each operation returns (`method path` → statuses, sorted), as
 /// `/openapi.json` must list them.
-const DOCUMENTED_STATUSES: [(&str, &str, &[u16]); 15] = [
+const DOCUMENTED_STATUSES: [(&str, &str, &[u16]); 18] = [
     ("/v1/events", "get", &[200, 422, 503]),
     ("/v1/events/{event_id}", "get", &[200, 404, 422, 503]),
     ("/v1/categories", "get", &[200, 503]),
@@ -279,7 +279,22 @@ const DOCUMENTED_STATUSES: [(&str, &str, &[u16]); 15] = [
     (
         "/v1/holds",
         "post",
-        &[201, 400, 404, 408, 409, 413, 415, 422, 503],
+        &[201, 400, 403, 404, 408, 409, 413, 415, 422, 503],
+    ),
+    (
+        "/v1/events/{event_id}/queue",
+        "post",
+        &[200, 201, 403, 404, 409, 422, 503],
+    ),
+    (
+        "/v1/events/{event_id}/queue",
+        "get",
+        &[200, 403, 404, 409, 422, 503],
+    ),
+    (
+        "/admin/v1/events/{event_id}/queue",
+        "put",
+        &[200, 400, 401, 403, 404, 408, 409, 413, 415, 422, 503],
     ),
     ("/v1/holds/{hold_id}", "get", &[200, 404, 422, 503]),
     (

@@ -20,8 +20,20 @@ use crate::ledger::TestApp;
 
 /// The secret the tests' edge nodes and ledgers share.
 pub const EDGE_KEY: &str = "test-edge-key-5d1c";
+/// The queue key the tests' edge nodes (`queue_key`) and ledgers (`QUEUE_KEY`) share: key
+/// id 1, a 32-byte secret.
+pub const QUEUE_KEY: &str = "1:dGVzc2VyYSB0ZXN0IHF1ZXVlIGtleSwgMzIgYnl0ZXM";
 /// The node's first stdout line: `tessera-edge listening on http://127.0.0.1:PORT`.
 const LISTENING_PREFIX: &str = "tessera-edge listening on ";
+/// The rate limits (spin.toml's `rate_limit_*_per_s`), all off in the kit's nodes: every
+/// test and bench client comes from 127.0.0.1, so production limits would refuse them.
+/// A test of the limits sets them with [`EdgeOptions::env`] (later settings win).
+pub const RATE_LIMITS_OFF: [&str; 4] = [
+    "SPIN_VARIABLE_RATE_LIMIT_READS_PER_S",
+    "SPIN_VARIABLE_RATE_LIMIT_JOINS_PER_S",
+    "SPIN_VARIABLE_RATE_LIMIT_HOLDS_PER_S",
+    "SPIN_VARIABLE_RATE_LIMIT_CHECKIN_PER_S",
+];
 /// Its second: `tessera-edge metrics on http://127.0.0.1:PORT` (the operations listener).
 const METRICS_PREFIX: &str = "tessera-edge metrics on ";
 /// Until the node prints its addresses: it compiles every component first, a few seconds
@@ -135,8 +147,10 @@ impl EdgeOptions {
             .env("EDGE_MANIFEST", &self.manifest)
             .env("SPIN_VARIABLE_LEDGER_URL", &self.ledger_url)
             .env("SPIN_VARIABLE_EDGE_KEY", &self.edge_key)
+            .env("SPIN_VARIABLE_QUEUE_KEY", QUEUE_KEY)
             .env("SPIN_VARIABLE_INVALIDATION_CHANNEL", &self.channel)
             .env("RUST_LOG", "warn")
+            .envs(RATE_LIMITS_OFF.map(|name| (name, "0")))
             .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

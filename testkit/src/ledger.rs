@@ -53,6 +53,8 @@ fn test_env(overrides: &[(&str, String)]) -> HashMap<String, String> {
         ("REDIS_URL".to_owned(), redis_url()),
         ("OUTBOX_CHANNEL".to_owned(), unique_channel()),
         ("OUTBOX_POLL_INTERVAL_MS".to_owned(), "50".to_owned()),
+        ("QUEUE_KEY".to_owned(), crate::edge::QUEUE_KEY.to_owned()),
+        ("QUEUE_TICK_MS".to_owned(), "100".to_owned()),
         ("SWEEP_INTERVAL_MS".to_owned(), "100".to_owned()),
         ("SHUTDOWN_GRACE_SECONDS".to_owned(), "5".to_owned()),
     ]);

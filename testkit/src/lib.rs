@@ -30,6 +30,7 @@ pub mod idle;
 pub mod ledger;
 pub mod logs;
 pub mod metrics;
+pub mod queue;
 pub mod raw_http;
 pub mod services;
 pub mod webhook_receiver;

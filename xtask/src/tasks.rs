@@ -62,6 +62,9 @@ struct Stack<'a> {
     edge_addr: String,
     /// A fresh secret per run: the edge presents it, the ledger recognises edge traffic by it.
     edge_key: String,
+    /// A fresh queue key per run (`<id>:<secret>`; hex digits are URL-safe base64 too),
+    /// shared by the ledger and the edge.
+    queue_key: String,
 }
 
 impl<'a> Stack<'a> {
@@ -73,6 +76,7 @@ impl<'a> Stack<'a> {
             ledger_addr: env::var("LEDGER_ADDR").unwrap_or_else(|_| DEFAULT_LEDGER_ADDR.to_owned()),
             edge_addr: env::var("EDGE_ADDR").unwrap_or_else(|_| DEFAULT_EDGE_ADDR.to_owned()),
             edge_key: random_hex(16)?,
+            queue_key: format!("1:{}", random_hex(32)?),
         })
     }
 
@@ -88,6 +92,7 @@ impl<'a> Stack<'a> {
             .env("REDIS_URL", &self.services.redis_url)
             .env("LEDGER_ADDR", &self.ledger_addr)
             .env("EDGE_KEY", &self.edge_key)
+            .env("QUEUE_KEY", &self.queue_key)
             .current_dir(&self.paths.root);
         cmd
     }
@@ -102,6 +107,7 @@ impl<'a> Stack<'a> {
                 ledger_base_url(&self.ledger_addr).0,
             )
             .env("SPIN_VARIABLE_EDGE_KEY", &self.edge_key)
+            .env("SPIN_VARIABLE_QUEUE_KEY", &self.queue_key)
             .env("SPIN_VARIABLE_REDIS_ADDRESS", &self.services.redis_url)
             .current_dir(&self.paths.root);
         cmd
@@ -281,6 +287,7 @@ fn api_conformance(paths: &Paths, services: &Services) -> Result<()> {
         ledger_addr: format!("127.0.0.1:{}", free_port()?),
         edge_addr: format!("127.0.0.1:{}", free_port()?),
         edge_key: random_hex(16)?,
+        queue_key: format!("1:{}", random_hex(32)?),
     };
     let channel = format!("tessera.{run}");
     header("tessera-ledger seed (schemathesis)");
@@ -307,6 +314,11 @@ fn api_conformance(paths: &Paths, services: &Services) -> Result<()> {
         let mut edge = stack.edge();
         edge.env("SPIN_VARIABLE_INVALIDATION_CHANNEL", &channel)
             .env("EDGE_METRICS_ADDR", format!("127.0.0.1:{}", free_port()?));
+        // Rate limits off: schemathesis is one client (127.0.0.1) sending far more than
+        // any person would; the limits have their own tests (tests/ratelimit.rs).
+        for class in ["READS", "JOINS", "HOLDS", "CHECKIN"] {
+            edge.env(format!("SPIN_VARIABLE_RATE_LIMIT_{class}_PER_S"), "0");
+        }
         let _edge = Supervised::spawn(&mut edge, LEDGER_GRACE)?;
         let ready_by = Instant::now() + CONFORMANCE_READY_TIMEOUT;
         while !stack.ready() {

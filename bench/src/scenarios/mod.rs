@@ -1,4 +1,4 @@
-//! The eleven scenarios of the benchmark report, each against the baseline it is judged by.
+//! The scenarios of the benchmark report, each against the baseline it is judged by.
 //!
 //! The steps more than one scenario takes live here, once: a ledger with edge nodes in
 //! front of it ([`Stand`]), one closed-loop slice on one server and the running total of
@@ -17,6 +17,8 @@ pub mod flash_sale;
 pub mod geo;
 pub mod invalidation;
 pub mod mixed_day;
+pub mod queue;
+pub mod ratelimit;
 pub mod scale;
 pub mod seats;
 pub mod sell_out;

@@ -9,7 +9,8 @@
 //! Layout: [`server`] accepts and routes, [`guest`] runs one request through an instance,
 //! [`body`] limits request bodies and coalesces small responses, [`respond`] writes the
 //! host's own answers, [`ops`] serves `/metrics` and `/health`, [`runtime`] is the wasmtime
-//! side, [`redis_trigger`], [`kv`], [`variables`] and [`outbound`] the Spin features.
+//! side, [`redis_trigger`], [`kv`] (with [`wasi_keyvalue`]), [`variables`] and [`outbound`]
+//! the Spin features.
 
 pub mod body;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 pub mod variables;
+pub mod wasi_keyvalue;
 
 /// Host bindings generated from the project's `wit/` folder — the same WIT the components
 /// are checked against.
@@ -36,6 +38,8 @@ pub mod bindings {
         exports: { default: async },
         with: {
             "fermyon:spin/key-value.store": crate::kv::OpenStore,
+            "wasi:keyvalue/store.bucket": crate::wasi_keyvalue::Bucket,
+            "wasi:keyvalue/atomics.cas": crate::wasi_keyvalue::Cas,
         },
     });
 }

@@ -3,7 +3,9 @@
 //!   (time to the response head)
 //! - `edge_cache_total{component,result}`: reads answered from the node's cache (`hit`) or
 //!   fetched from the ledger (`miss`), as the component reports in `Tessera-Cache`
-//! - `edge_kv_gets_total{component,result}`, `edge_kv_entries`
+//! - `edge_kv_gets_total{component,result}`, `edge_kv_entries` (rate-limit counters
+//!   included), `edge_kv_rate_limit_counters`, `edge_kv_rate_limit_swept_total` (counters
+//!   of ended windows dropped by the upkeep)
 //! - `edge_instantiation_seconds{component}`, `edge_instance_reuses_total{component}`
 //! - `edge_guest_failures_total{component,reason}`: traps, deadlines, missing responses,
 //!   failed response bodies (`body`), requests that found no free instance slot in time
@@ -17,7 +19,8 @@
 //! - `edge_host_calls_per_request{component}` (histogram) and
 //!   `edge_host_calls_total{component,interface}`: the calls a guest made into the host
 //!   while serving one HTTP request ([`HostCalls`]); `interface` is
-//!   `fermyon:spin/key-value`, `fermyon:spin/variables`, or `other` (WASI 0.2 — cli,
+//!   `fermyon:spin/key-value`, `fermyon:spin/variables`, `wasi:keyvalue/store`,
+//!   `wasi:keyvalue/atomics`, `wasi:keyvalue/batch`, or `other` (WASI 0.2 — cli,
 //!   clocks, random, io, http — and the component model's built-ins such as resource drops
 //!   and memory growth)
 //!
@@ -139,6 +142,24 @@ pub struct HostCalls {
     pub all: u32,
     pub key_value: u32,
     pub variables: u32,
+    pub wasi_keyvalue_store: u32,
+    pub wasi_keyvalue_atomics: u32,
+    pub wasi_keyvalue_batch: u32,
+}
+
+impl HostCalls {
+    /// The calls counted by interface (the rest of `all` is `other`).
+    fn named(&self) -> u32 {
+        [
+            self.key_value,
+            self.variables,
+            self.wasi_keyvalue_store,
+            self.wasi_keyvalue_atomics,
+            self.wasi_keyvalue_batch,
+        ]
+        .into_iter()
+        .fold(0, u32::saturating_add)
+    }
 }
 
 /// The handles of one component's per-request metrics. Each group is registered when it
@@ -162,6 +183,9 @@ struct HostCallHandles {
     per_request: Histogram,
     key_value: Counter,
     variables: Counter,
+    wasi_keyvalue_store: Counter,
+    wasi_keyvalue_atomics: Counter,
+    wasi_keyvalue_batch: Counter,
     other: Counter,
 }
 
@@ -248,16 +272,27 @@ impl ComponentMetrics {
                 per_request: metrics::histogram!(HOST_CALLS_PER_REQUEST, "component" => self.id.clone()),
                 key_value: total("fermyon:spin/key-value"),
                 variables: total("fermyon:spin/variables"),
+                wasi_keyvalue_store: total("wasi:keyvalue/store"),
+                wasi_keyvalue_atomics: total("wasi:keyvalue/atomics"),
+                wasi_keyvalue_batch: total("wasi:keyvalue/batch"),
                 other: total("other"),
             }
         });
         handles.per_request.record(f64::from(calls.all));
         handles.key_value.increment(u64::from(calls.key_value));
         handles.variables.increment(u64::from(calls.variables));
-        let spin = calls.key_value.saturating_add(calls.variables);
+        handles
+            .wasi_keyvalue_store
+            .increment(u64::from(calls.wasi_keyvalue_store));
+        handles
+            .wasi_keyvalue_atomics
+            .increment(u64::from(calls.wasi_keyvalue_atomics));
+        handles
+            .wasi_keyvalue_batch
+            .increment(u64::from(calls.wasi_keyvalue_batch));
         handles
             .other
-            .increment(u64::from(calls.all.saturating_sub(spin)));
+            .increment(u64::from(calls.all.saturating_sub(calls.named())));
     }
 }
 

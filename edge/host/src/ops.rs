@@ -136,14 +136,21 @@ impl Report for OpsConnections {
     }
 }
 
-/// Every [`UPKEEP_INTERVAL`]: compact the histograms and sample the store's size.
+/// Every [`UPKEEP_INTERVAL`]: compact the histograms, drop the rate-limit counters of ended
+/// windows (so they never pile up between floods) and sample the store's size.
 pub async fn upkeep(ops: Arc<Ops>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(UPKEEP_INTERVAL) => {
                 ops.metrics.run_upkeep();
+                let now_s = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let swept = ops.app.kv.sweep_stale_windows(now_s);
+                metrics::counter!("edge_kv_rate_limit_swept_total").increment(swept as u64);
                 metrics::gauge!("edge_kv_entries").set(ops.app.kv.len() as f64);
+                metrics::gauge!("edge_kv_rate_limit_counters").set(ops.app.kv.counters() as f64);
             }
         }
     }

@@ -17,7 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{fermyon, RedisComponentPre};
+use crate::bindings::{fermyon, wasi, RedisComponentPre};
 use crate::config::GuestLimits;
 use crate::kv::KvStore;
 use crate::manifest::{ComponentSpec, Manifest};
@@ -326,13 +326,17 @@ impl Compiled {
 }
 
 /// Everything a component may import: WASI 0.2, wasi:http outgoing, and the Spin
-/// interfaces of `wit/` (key-value, variables).
+/// interfaces of `wit/` (key-value, variables, wasi:keyvalue).
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     fermyon::spin2_0_0::key_value::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
     fermyon::spin2_0_0::variables::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
+    // wasi:keyvalue, over the same store (crate::wasi_keyvalue).
+    wasi::keyvalue::store::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
+    wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
+    wasi::keyvalue::batch::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
     // Types only (the error and payload of inbound-redis), but imported all the same.
     fermyon::spin::redis_types::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)?;
     Ok(linker)

@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use tessera_domain::catalog::{
     EventDetail, EventStatus, SeatingKind, ShowView, VenueView, ZoneView,
 };
+use tessera_domain::queue::QueueView;
 use tessera_domain::tickets::CheckinKey;
 use tessera_domain::{Currency, EventId, ShowId, TenantId, VenueId, ZoneId};
 use uuid::Uuid;
@@ -29,6 +30,9 @@ struct EventRow {
     city: String,
     country: String,
     timezone: String,
+    queue_admit_per_minute: Option<i32>,
+    queue_session_minutes: Option<i32>,
+    queue_opens_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -62,8 +66,12 @@ pub async fn load_event_detail(
     let event: Option<EventRow> = sqlx::query_as(
         "select e.id, e.tenant_id, e.slug, e.title, e.description, e.category_slug, e.status, e.featured,
                 e.booking_opens_at, e.booking_closes_at, e.max_tickets_per_customer, e.version,
-                v.id as venue_id, v.name as venue_name, v.city, v.country, v.timezone
-         from events e join venues v on v.id = e.venue_id where e.id = $1",
+                v.id as venue_id, v.name as venue_name, v.city, v.country, v.timezone,
+                q.admit_per_minute as queue_admit_per_minute,
+                q.session_minutes as queue_session_minutes, q.opens_at as queue_opens_at
+         from events e join venues v on v.id = e.venue_id
+              left join event_queues q on q.event_id = e.id and q.enabled
+         where e.id = $1",
     )
     .bind(event_id.as_uuid())
     .fetch_optional(&mut *conn)
@@ -146,6 +154,14 @@ impl EventRow {
             shows,
             version: self.version,
             checkin_keys,
+            queue: match (self.queue_admit_per_minute, self.queue_session_minutes) {
+                (Some(admit_per_minute), Some(session_minutes)) => Some(QueueView {
+                    admit_per_minute,
+                    session_minutes,
+                    opens_at: self.queue_opens_at,
+                }),
+                _ => None,
+            },
         }
     }
 }

@@ -21,7 +21,7 @@
 //! The naive strategy is this same function called with a batch of one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +33,7 @@ use tessera_domain::holds::{
     check_customer_limit, check_hold, check_stock, zone_not_in_show, HoldContext, HoldStatus,
     HoldView, NewHold, Rejection, SeatPick,
 };
+use tessera_domain::queue::QueueKeys;
 use tessera_domain::seats::SeatStatus;
 use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
 use uuid::Uuid;
@@ -57,6 +58,9 @@ pub struct CommitContext {
     pub pool: PgPool,
     pub hold_ttl: HoldTtl,
     pub outbox_wake: OutboxWake,
+    /// Checks the admission passes of holds on queued events (`None`: no `QUEUE_KEY`, so
+    /// no queue can be on and such holds are refused).
+    pub queue_keys: Option<Arc<QueueKeys>>,
 }
 
 /// What a zone's writer keeps from one batch to the next ([`super::engine`]): its
@@ -229,6 +233,8 @@ struct LockedZone {
     booking_opens_at: Option<DateTime<Utc>>,
     booking_closes_at: Option<DateTime<Utc>>,
     max_tickets_per_customer: Option<i32>,
+    /// Whether the event's on-sale is queued: every hold needs an admission pass.
+    queued: bool,
     now: DateTime<Utc>,
 }
 
@@ -240,7 +246,8 @@ impl LockedZone {
                     z.available, z.held, z.sold, z.version,
                     z.min_per_order, z.max_per_order, s.sale_starts_at, s.sale_ends_at,
                     e.status as event_status, e.booking_opens_at, e.booking_closes_at,
-                    e.max_tickets_per_customer, now() as now
+                    e.max_tickets_per_customer, now() as now,
+                    exists(select 1 from event_queues q where q.event_id = e.id and q.enabled) as queued
              from zones z join shows s on s.id = z.show_id join events e on e.id = s.event_id
              where z.id = $1
              for update of z",
@@ -427,7 +434,11 @@ async fn store_refusals(
     let records: Vec<NewRecord<'_>> = fresh
         .iter()
         .filter_map(|&i| {
-            let reply = replies[i].as_ref().filter(|r| r.status != CREATED)?;
+            // Pass refusals (403) are not stored: they decide nothing about stock, and a
+            // retry with the same key once admitted must be decided afresh.
+            let reply = replies[i]
+                .as_ref()
+                .filter(|r| r.status != CREATED && r.status != FORBIDDEN)?;
             Some(NewRecord {
                 key: &jobs[i].key,
                 request_sha256: &jobs[i].request_sha256,
@@ -457,6 +468,7 @@ fn answer_duplicates(jobs: &[Job], duplicates: &[(usize, usize)], replies: &mut 
 }
 
 const CREATED: u16 = 201;
+const FORBIDDEN: u16 = 403;
 
 /// A hold found by the key that created it: the first result of that request.
 #[derive(sqlx::FromRow)]
@@ -591,6 +603,8 @@ struct Grants<'a> {
     quantities: Vec<i32>,
     keys: Vec<&'a str>,
     hashes: Vec<&'a [u8]>,
+    /// The admission pass each hold was placed with (queued on-sales).
+    passes: Vec<Option<Uuid>>,
     /// Each hold's seats as an array literal (`{3,4}`), `None` for general admission: an
     /// array of arrays cannot be unnested row by row, and gathering each hold's seats from
     /// `seats` in the statement would scan them once per hold under the zone's lock.
@@ -608,6 +622,7 @@ impl<'a> Grants<'a> {
             quantities: Vec::with_capacity(holds),
             keys: Vec::with_capacity(holds),
             hashes: Vec::with_capacity(holds),
+            passes: Vec::with_capacity(holds),
             seat_lists: Vec::with_capacity(holds),
             seats: Vec::new(),
             seat_holds: Vec::new(),
@@ -621,8 +636,10 @@ impl<'a> Grants<'a> {
         job: &'a Job,
         seats: Vec<i32>,
         expires_at: DateTime<Utc>,
+        pass_id: Option<Uuid>,
     ) -> Reply {
         let hold_id = Uuid::now_v7();
+        self.passes.push(pass_id);
         self.ids.push(hold_id);
         self.customers.push(job.hold.customer_id.as_str());
         self.quantities.push(job.hold.quantity);
@@ -690,16 +707,28 @@ async fn decide(
         SeatingKind::GeneralAdmission => Stock::Count(batch.zone.counters.available),
         SeatingKind::Assigned => Stock::Seats(seat_board(conn, batch, cached).await?),
     };
-    let verdicts = allocate(
+    let passes = admit_passes(conn, ctx, batch).await?;
+    let admitted = batch
+        .fresh
+        .iter()
+        .zip(&passes)
+        .filter(|(_, pass)| pass.is_ok())
+        .map(|(&i, _)| &batch.jobs[i].hold);
+    let mut verdicts = allocate(
         &batch.zone.snapshot(),
         &mut stock,
-        batch.requests(),
+        admitted,
         &mut live_per_customer,
-    );
+    )
+    .into_iter();
     let mut grants = Grants::with_capacity(batch.fresh.len());
-    for (&i, verdict) in batch.fresh.iter().zip(verdicts) {
+    for (&i, pass) in batch.fresh.iter().zip(passes) {
+        let verdict = pass.and_then(|pass_id| {
+            let seats = verdicts.next().unwrap_or_else(|| Err(zone_not_in_show()))?;
+            Ok((seats, pass_id))
+        });
         replies[i] = Some(match verdict {
-            Ok(seats) => grants.grant(batch, &batch.jobs[i], seats, expires_at),
+            Ok((seats, pass_id)) => grants.grant(batch, &batch.jobs[i], seats, expires_at, pass_id),
             Err(rejection) => refusal(rejection),
         });
     }
@@ -739,6 +768,28 @@ async fn decide(
     Ok(())
 }
 
+/// Each fresh request's admission pass (its id, `None` when the event is not queued) or
+/// its refusal.
+async fn admit_passes(
+    conn: &mut PgConnection,
+    ctx: &CommitContext,
+    batch: &Batch<'_>,
+) -> Result<Vec<Result<Option<Uuid>, Rejection>>, sqlx::Error> {
+    if !batch.zone.queued {
+        return Ok(vec![Ok(None); batch.fresh.len()]);
+    }
+    let jobs = batch.fresh.iter().map(|&i| &batch.jobs[i]);
+    let admitted = super::passes::admit(
+        conn,
+        ctx.queue_keys.as_deref(),
+        EventId(batch.zone.event_id),
+        batch.zone.now,
+        jobs,
+    )
+    .await?;
+    Ok(admitted.into_iter().map(|r| r.map(Some)).collect())
+}
+
 /// The board a batch on an assigned zone decides on: the writer's own if the zone has not
 /// changed since its last commit, else read under the lock ([`crate::seats::load_board`]).
 async fn seat_board(
@@ -774,12 +825,12 @@ static WRITE_GRANTS_SQL: LazyLock<String> = LazyLock::new(|| {
          ), granted as (
              insert into holds (id, zone_id, show_id, event_id, customer_id, quantity,
                                 unit_price_minor, currency, created_at, expires_at,
-                                idempotency_key, request_sha256, seat_indexes)
+                                idempotency_key, request_sha256, seat_indexes, pass_id)
              select t.id, $1, $3, $4, t.customer_id, t.quantity, $5, $6, $7, $8, t.key, t.sha,
-                    t.seats::int4[]
+                    t.seats::int4[], t.pass_id
              from unnest($9::uuid[], $10::text[], $11::int4[], $12::text[], $13::bytea[],
-                         $15::text[])
-                  as t(id, customer_id, quantity, key, sha, seats)
+                         $15::text[], $18::uuid[])
+                  as t(id, customer_id, quantity, key, sha, seats, pass_id)
          ), seated as (
              update seats s set status = 'held', hold_id = t.hold_id
              from unnest($16::int4[], $17::uuid[]) as t(seat_index, hold_id)
@@ -827,6 +878,7 @@ async fn write_grants(
         .bind(&grants.seat_lists)
         .bind(&grants.seats)
         .bind(&grants.seat_holds)
+        .bind(&grants.passes)
         .fetch_one(conn)
         .await
 }

@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use sqlx::PgPool;
 use tessera_domain::holds::NewHold;
+use tessera_domain::queue::QueueKeys;
 use tessera_domain::{IdempotencyKey, ZoneId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -48,6 +49,9 @@ pub struct Job {
     pub hold: NewHold,
     pub key: IdempotencyKey,
     pub request_sha256: Vec<u8>,
+    /// The `Tessera-Pass` header as sent (checked under the zone's lock when the event's
+    /// on-sale is queued: `super::passes`).
+    pub pass: Option<String>,
     pub reply: oneshot::Sender<Result<Reply, ApiError>>,
     pub enqueued_at: Instant,
 }
@@ -74,7 +78,12 @@ struct Inner {
 }
 
 impl HoldEngine {
-    pub fn new(pool: PgPool, config: HoldsConfig, outbox_wake: OutboxWake) -> Self {
+    pub fn new(
+        pool: PgPool,
+        config: HoldsConfig,
+        outbox_wake: OutboxWake,
+        queue_keys: Option<QueueKeys>,
+    ) -> Self {
         let writer_thread = match config.strategy {
             HoldStrategy::Naive => None,
             HoldStrategy::Batched => WriterThread::start(&pool)
@@ -87,6 +96,7 @@ impl HoldEngine {
             pool,
             hold_ttl: config.hold_ttl,
             outbox_wake,
+            queue_keys: queue_keys.map(Arc::new),
         };
         let writer_ctx = match &writer_thread {
             Some(thread) => CommitContext {
@@ -113,12 +123,14 @@ impl HoldEngine {
         hold: NewHold,
         key: IdempotencyKey,
         request_sha256: Vec<u8>,
+        pass: Option<String>,
     ) -> Result<Reply, ApiError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             hold,
             key,
             request_sha256,
+            pass,
             reply,
             enqueued_at: Instant::now(),
         };

@@ -7,17 +7,19 @@ pub mod commit;
 pub mod engine;
 pub mod event_cancel;
 pub mod order;
+mod passes;
 pub mod settle;
 pub mod stock;
 pub mod sweeper;
 pub mod writer_thread;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tessera_domain::holds::{ConfirmRequest, ConfirmedHold, HoldRequest, HoldView};
-use tessera_domain::{HoldId, Problem};
+use tessera_domain::{queue, HoldId, Problem};
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -46,9 +48,11 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     post, path = "/v1/holds", tag = "holds",
     request_body = HoldRequest,
-    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:@-]+$", description = "Required; a retry with the same key and body returns the first result")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:@-]+$", description = "Required; a retry with the same key and body returns the first result"),
+           ("Tessera-Pass" = Option<String>, Header, description = "The admission pass from the event's queue; required while its on-sale is queued")),
     responses(
         (status = 201, body = HoldView, description = "Held"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "pass_required, pass_used_up: the event's on-sale is queued"),
         problems::JsonBody,
         (status = 404, body = Problem, content_type = "application/problem+json", description = "not_found: no such zone in this show"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "sold_out, insufficient_stock, customer_limit_exceeded, sale_not_started, sale_ended, event_not_on_sale"),
@@ -59,13 +63,20 @@ pub fn router() -> Router<AppState> {
 pub(crate) async fn create_hold(
     State(state): State<AppState>,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<HoldRequest>,
 ) -> ApiResult<Response> {
     let hold = request.parse().map_err(ApiError::Validation)?;
     let request_sha256 = idempotency::request_sha256(&hold);
+    // Checked with the zone's event under its lock; not part of the request's identity
+    // (a retry with a renewed pass is the same hold).
+    let pass = headers
+        .get(queue::PASS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     Ok(state
         .engine
-        .submit(hold, key, request_sha256)
+        .submit(hold, key, request_sha256, pass)
         .await?
         .into_response())
 }

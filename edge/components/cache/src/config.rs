@@ -4,6 +4,9 @@
 /// Every variable, its name in `spin.toml` and its default. The required ones have none.
 pub const LEDGER_URL: &str = "ledger_url";
 pub const EDGE_KEY: &str = "edge_key";
+/// The queue's signing key (secret), and the previous one while rotating (may be empty).
+pub const QUEUE_KEY: &str = "queue_key";
+pub const QUEUE_KEY_PREVIOUS: &str = "queue_key_previous";
 /// The defaults are `spin.toml`'s (a test holds them equal, and `.env.example` with them),
 /// so a component run without that manifest's variables behaves as with them.
 pub const AVAILABILITY_TTL_MS: (&str, u64) = ("availability_ttl_ms", 30_000);
@@ -15,13 +18,32 @@ pub const REQUEST_BODY_MAX_BYTES: (&str, u64) = ("request_body_max_bytes", 65_53
 /// (`OUTBOX_HEARTBEAT_INTERVAL_MS`), so one late or lost heartbeat does not turn a
 /// healthy node's hits into ledger reads ([`crate::freshness`]).
 pub const STREAM_FRESHNESS_MS: (&str, u64) = ("stream_freshness_ms", 3_000);
+/// Rate limits per client address ([`crate::ratelimit`]): requests per second of each
+/// route class, 0 = off, counted in fixed windows of `rate_limit_window_s`. Production
+/// defaults, generous for one person (a storefront page makes a handful of reads; a door
+/// scanner one scan a second) and for a few behind one NAT, tight for a script: a window
+/// allows `per_s × window_s` requests, so a ten-second window absorbs a page's burst.
+pub const RATE_LIMIT_READS_PER_S: (&str, u64) = ("rate_limit_reads_per_s", 100);
+pub const RATE_LIMIT_JOINS_PER_S: (&str, u64) = ("rate_limit_joins_per_s", 5);
+pub const RATE_LIMIT_HOLDS_PER_S: (&str, u64) = ("rate_limit_holds_per_s", 10);
+pub const RATE_LIMIT_CHECKIN_PER_S: (&str, u64) = ("rate_limit_checkin_per_s", 50);
+pub const RATE_LIMIT_WINDOW_S: (&str, u64) = ("rate_limit_window_s", 10);
+/// The forwarding header (e.g. `x-forwarded-for`) a trusted proxy in front of the node
+/// sets; its rightmost entry is the client address. Empty (the default): the connection's
+/// address counts and forwarding headers are ignored, since any client can send them.
+pub const CLIENT_ADDR_HEADER: &str = "client_addr_header";
 /// Every number variable with a default.
-pub const NUMBERS: [(&str, u64); 5] = [
+pub const NUMBERS: [(&str, u64); 10] = [
     AVAILABILITY_TTL_MS,
     CATALOG_TTL_MS,
     SOLD_OUT_SHED_WINDOW_MS,
     REQUEST_BODY_MAX_BYTES,
     STREAM_FRESHNESS_MS,
+    RATE_LIMIT_READS_PER_S,
+    RATE_LIMIT_JOINS_PER_S,
+    RATE_LIMIT_HOLDS_PER_S,
+    RATE_LIMIT_CHECKIN_PER_S,
+    RATE_LIMIT_WINDOW_S,
 ];
 /// The freshness window must outlast this many heartbeat intervals (a test holds the
 /// defaults to it).

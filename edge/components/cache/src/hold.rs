@@ -130,6 +130,7 @@ mod tests {
             }],
             version: 3,
             checkin_keys: Vec::new(),
+            queue: None,
         }
     }
 

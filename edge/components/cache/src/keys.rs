@@ -6,6 +6,7 @@
 //! | `seats/{show_id}` | [`crate::seat_map::SeatMapEntry`]: the show's seat map, patched per zone by version |
 //! | `event_shows/{event_id}` | [`crate::show_index::ShowIndex`]: the shows of the event with an `avail/` or `seats/` entry, written before the entry |
 //! | `event/{event_id}` | [`crate::entry::DocEntry`]: `GET /v1/events/{id}` verbatim |
+//! | `queue/{event_id}` | [`crate::queue::QueueEntry`]: the event's queue (`GET /v1/events/{id}/queue/state`), `serving` moved on by `queue` messages |
 //! | `checkin_keys/{event_id}` | [`crate::entry::DocEntry`]: `GET /v1/events/{id}/checkin-keys` verbatim (the check-in component's) |
 //! | `events/{slot}` | [`crate::entry::DocEntry`]: one `GET /v1/events` page (slot: a hash of the normalised query), stamped with the catalog epoch |
 //! | `categories` | [`crate::entry::DocEntry`]: `GET /v1/categories`, stamped with the catalog epoch |
@@ -16,14 +17,16 @@
 //! | `invalidation/subscribed_at_ms` | native host only: when it last subscribed, emptying the cache and forgetting `last_seq`; consumed by the first message after it ([`SUBSCRIBED_AT`]) |
 //! | `fill/{key}` | an instance is fetching the missing entry `key` (lease deadline) |
 //! | `forwarded/{bucket}` | the `Idempotency-Key`s of the last holds this node forwarded that hash to the bucket ([`crate::forwarded`]) |
+//! | `ratelimit/{window_start_s}/{window_s}/{class}/{addr}` | requests of `addr` in `class` during the fixed window, a `wasi:keyvalue/atomics` counter (8 bytes, little-endian `i64`, as Spin stores it) ([`rate_limit`], [`crate::ratelimit`]) |
 //!
 //! A catalog message finds what it evicts without scanning the store: the event detail by
 //! its key, the shows' availability through `event_shows/`, and listings and categories by
 //! the epoch rule ([`evicted_by_epoch`], [`crate::entry::DocEntry::is_current`]). Only a
 //! flush (a missed message: rare) lists every key, since the store has no prefix delete.
 //!
-//! Everything outside `invalidation/` and `forwarded/` is a cache entry and may be dropped at
-//! any time.
+//! Everything outside `invalidation/`, `forwarded/` and `ratelimit/` is a cache entry and
+//! may be dropped at any time. Rate-limit counters name the window they count, so a host
+//! can drop the ones whose window ended without reading them ([`rate_limit_is_stale`]).
 
 use tessera_domain::{EventId, ShowId};
 
@@ -31,6 +34,7 @@ pub const AVAIL_PREFIX: &str = "avail/";
 pub const SEAT_MAP_PREFIX: &str = "seats/";
 pub const EVENT_PREFIX: &str = "event/";
 pub const CHECKIN_KEYS_PREFIX: &str = "checkin_keys/";
+pub const QUEUE_PREFIX: &str = "queue/";
 pub const EVENT_LIST_PREFIX: &str = "events/";
 const EVENT_SHOWS_PREFIX: &str = "event_shows/";
 pub const CATEGORIES: &str = "categories";
@@ -51,6 +55,7 @@ pub const SUBSCRIBED_AT: &str = "invalidation/subscribed_at_ms";
 const INVALIDATION_PREFIX: &str = "invalidation/";
 const FILL_PREFIX: &str = "fill/";
 const FORWARDED_PREFIX: &str = "forwarded/";
+pub const RATE_LIMIT_PREFIX: &str = "ratelimit/";
 
 /// Listings with a longer query are served but not cached.
 pub const EVENT_LIST_QUERY_MAX: usize = 512;
@@ -134,6 +139,11 @@ pub fn event(event_id: EventId) -> String {
     PrefixedId::event(event_id).as_str().to_owned()
 }
 
+/// The event's cached queue.
+pub fn queue(event_id: EventId) -> String {
+    format!("{QUEUE_PREFIX}{event_id}")
+}
+
 /// The event's public keys, as the check-in component caches them.
 pub fn checkin_keys(event_id: EventId) -> String {
     format!("{CHECKIN_KEYS_PREFIX}{event_id}")
@@ -164,7 +174,46 @@ pub fn event_list(normalised_query: &str) -> Option<String> {
 /// Whether `key` holds cached data (as opposed to the invalidator's bookkeeping or the
 /// node's memory of forwarded holds, which no ledger change makes stale).
 pub fn is_cache_entry(key: &str) -> bool {
-    !key.starts_with(INVALIDATION_PREFIX) && !key.starts_with(FORWARDED_PREFIX)
+    !key.starts_with(INVALIDATION_PREFIX)
+        && !key.starts_with(FORWARDED_PREFIX)
+        && !is_rate_limit(key)
+}
+
+/// The counter of `addr`'s requests in `class` during `window`
+/// (`ratelimit/{window_start_s}/{window_s}/{class}/{addr}`).
+pub fn rate_limit(
+    window: crate::ratelimit::Window,
+    class: crate::ratelimit::Class,
+    addr: &str,
+) -> String {
+    format!(
+        "{RATE_LIMIT_PREFIX}{}/{}/{}/{addr}",
+        window.start_s,
+        window.len_s,
+        class.name()
+    )
+}
+
+/// Whether `key` is a rate-limit counter ([`rate_limit`]).
+pub fn is_rate_limit(key: &str) -> bool {
+    key.starts_with(RATE_LIMIT_PREFIX)
+}
+
+/// When the window a rate-limit counter counts ends (Unix seconds); `None` for any other
+/// key, or a counter key that does not spell its window.
+pub fn rate_limit_window_end_s(key: &str) -> Option<u64> {
+    let mut parts = key.strip_prefix(RATE_LIMIT_PREFIX)?.splitn(3, '/');
+    let start_s: u64 = parts.next()?.parse().ok()?;
+    let len_s: u64 = parts.next()?.parse().ok()?;
+    start_s.checked_add(len_s)
+}
+
+/// Whether `key` is a rate-limit counter that no request will read again at `now_s` (Unix
+/// seconds): its window has ended (or it does not spell one). What the host drops in its
+/// sweep and when the counters fill their share of the store; any other key is never
+/// stale here.
+pub fn rate_limit_is_stale(key: &str, now_s: u64) -> bool {
+    is_rate_limit(key) && rate_limit_window_end_s(key).is_none_or(|end_s| end_s <= now_s)
 }
 
 /// The bucket of the node's memory of forwarded holds ([`crate::forwarded`]) that
@@ -277,6 +326,27 @@ mod tests {
             EVENT_PREFIX,
         ] {
             assert!(prefix.len() + 36 <= ID_KEY_BYTES_MAX, "{prefix}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_counters_are_not_cache_entries_and_go_stale_with_their_window() {
+        use crate::ratelimit::{Class, Window};
+        let window = Window::containing(1_700_000_004_000, 10);
+        let key = rate_limit(window, Class::Holds, "2001:db8::/64");
+        assert_eq!(key, "ratelimit/1700000000/10/holds/2001:db8::/64");
+        assert!(is_rate_limit(&key));
+        assert!(!is_cache_entry(&key), "a flush keeps the counters");
+        assert_eq!(rate_limit_window_end_s(&key), Some(1_700_000_010));
+        assert!(!rate_limit_is_stale(&key, 1_700_000_009));
+        assert!(rate_limit_is_stale(&key, 1_700_000_010));
+        assert!(
+            rate_limit_is_stale("ratelimit/garbage", 0),
+            "unreadable: dropped"
+        );
+        for other in [LAST_SEQ, CATEGORIES, "forwarded/3", "avail/x"] {
+            assert!(!rate_limit_is_stale(other, u64::MAX), "{other}");
+            assert_eq!(rate_limit_window_end_s(other), None);
         }
     }
 

@@ -22,6 +22,9 @@
 //! - [`hold`]: the edge's checks before a hold is forwarded (shared domain rules + shedding).
 //! - [`forwarded`]: the node's bounded memory of the holds it forwarded (their retries
 //!   always reach the ledger).
+//! - [`queue`]: an event's queue as the node caches it (`serving` moved on by messages).
+//! - [`ratelimit`]: the rate limits per client address and route class (fixed windows,
+//!   `Retry-After`, the client address).
 //! - [`config`]: parsing the component variables.
 //! - [`problem`]: problem+json bodies marked `served_by: "edge"`.
 //!
@@ -41,6 +44,8 @@ pub mod freshness;
 pub mod hold;
 pub mod keys;
 pub mod problem;
+pub mod queue;
+pub mod ratelimit;
 pub mod seat_map;
 pub mod seq;
 pub mod show_index;

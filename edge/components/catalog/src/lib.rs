@@ -33,6 +33,7 @@ use tessera_edge_cache::etag::{
     CACHE_CONTROL_LIST, CACHE_CONTROL_SEAT_MAP,
 };
 use tessera_edge_cache::keys;
+use tessera_edge_cache::spin::ratelimit::{self, Class};
 use tessera_edge_cache::spin::reads::{self, Live, Read};
 use tessera_edge_cache::spin::respond::{self, CACHE, SERVED_BY};
 use tessera_edge_cache::spin::vars::OnDemand;
@@ -85,6 +86,7 @@ struct Answer {
 }
 
 async fn serve(request: &IncomingRequest) -> Result<Answer, Response> {
+    ratelimit::check(request, Class::Reads)?;
     let path_and_query = request.path_with_query().unwrap_or_default();
     let (path, query) = path_and_query
         .split_once('?')

@@ -29,6 +29,7 @@ use tessera_domain::tickets::{credential_event, CheckinKeys};
 use tessera_domain::{body, ErrorCode, EventId, Problem};
 use tessera_edge_cache::checkin::{self, CodeCheck};
 use tessera_edge_cache::problem::edge;
+use tessera_edge_cache::spin::ratelimit::{self, Class};
 use tessera_edge_cache::spin::vars::{self, Settings};
 use tessera_edge_cache::spin::{incoming, kv, ledger, now_ms, reads, respond};
 use tessera_edge_cache::{etag, keys};
@@ -41,6 +42,7 @@ async fn handle(request: IncomingRequest) -> Response {
 }
 
 async fn serve(request: IncomingRequest) -> Result<Response, Response> {
+    ratelimit::check(&request, Class::Checkin)?;
     let path = request.path_with_query().unwrap_or_default();
     let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
     if path != "/v1/checkin" {

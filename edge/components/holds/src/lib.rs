@@ -20,12 +20,13 @@ use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 use tessera_domain::body;
 use tessera_domain::holds::{ConfirmRequest, HoldRequest, NewHold, SeatPick};
-use tessera_domain::{ErrorCode, HoldId, Problem};
+use tessera_domain::{queue, ErrorCode, HoldId, Problem};
 use tessera_edge_cache::entry::AvailEntry;
 use tessera_edge_cache::freshness::Trust;
 use tessera_edge_cache::hold::{self, HoldCheck, HoldVerdict};
 use tessera_edge_cache::keys::PrefixedId;
 use tessera_edge_cache::problem::{edge, has_code};
+use tessera_edge_cache::spin::ratelimit::{self, Class};
 use tessera_edge_cache::spin::vars::{self, Settings};
 use tessera_edge_cache::spin::{incoming, kv, ledger, now_ms, reads, respond};
 use tessera_edge_cache::stored::Kind;
@@ -64,6 +65,10 @@ async fn handle(request: IncomingRequest) -> Response {
 }
 
 async fn serve(request: IncomingRequest) -> Result<Response, Response> {
+    ratelimit::check(
+        &request,
+        Class::Holds.for_write(request.method() == Method::Post),
+    )?;
     let path = request.path_with_query().unwrap_or_default();
     let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
     let route = route(path).ok_or_else(respond::no_route)?;
@@ -171,7 +176,9 @@ async fn confirm(
 }
 
 async fn create(request: IncomingRequest, settings: &Settings) -> Result<Response, Response> {
-    let (headers, bytes, request) = keyed_json_body::<HoldRequest>(request, settings).await?;
+    let pass =
+        incoming::header(&request, queue::PASS_HEADER).and_then(|v| String::from_utf8(v).ok());
+    let (mut headers, bytes, request) = keyed_json_body::<HoldRequest>(request, settings).await?;
     let hold = request
         .parse()
         .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;
@@ -185,6 +192,26 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
     let detail = reads::event_detail(&store, settings, availability.event_id)
         .await
         .map_err(|r| not_found_as_zone(r, "event not found"))?;
+    // A queued on-sale: no pass for this event, no hold (and no request to the ledger).
+    // Its cost goes out as `Server-Timing: pass;dur=<ms>` (the bench reads it).
+    let pass_timing = match detail.queue {
+        Some(_) => {
+            let keys = vars::queue_keys()?;
+            let started = std::time::Instant::now();
+            let admitted = queue::admit(keys, pass.as_deref(), detail.event_id, chrono::Utc::now());
+            let timing = server_timing(started.elapsed());
+            if let Err(r) = admitted {
+                let mut refused = respond::problem(&edge(r.code, r.detail));
+                refused.set_header("server-timing", timing);
+                return Err(refused);
+            }
+            Some(timing)
+        }
+        None => None,
+    };
+    if let Some(pass) = pass {
+        headers.push((queue::PASS_HEADER, pass));
+    }
     // Only a hold that names seats reads the seat map, and only as cached: fetching a map
     // to refuse a hold would cost the ledger more than the hold.
     let seat_map = matches!(hold.pick, SeatPick::Seats(_))
@@ -228,7 +255,10 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
     let bucket = forwarded::remember(bucket.as_deref(), &idempotency_key);
     kv::set_raw(&store, &bucket_key, &bucket);
     let seen_version = availability.zone(hold.zone_id).map(|z| z.zone.version);
-    let answer = ledger::call(settings, Method::Post, "/v1/holds", &headers, bytes).await?;
+    let mut answer = ledger::call(settings, Method::Post, "/v1/holds", &headers, bytes).await?;
+    if let Some(timing) = pass_timing {
+        answer.set_header("server-timing", timing);
+    }
     let replayed = answer
         .header("idempotent-replayed")
         .and_then(|v| v.as_str())
@@ -266,4 +296,9 @@ fn record_sold_out(store: &spin_sdk::key_value::Store, hold: &NewHold, seen_vers
     {
         kv::delete(store, &key);
     }
+}
+
+/// `pass;dur=<ms>` (W3C Server Timing), to the microsecond.
+fn server_timing(spent: std::time::Duration) -> String {
+    format!("pass;dur={:.3}", spent.as_secs_f64() * 1_000.0)
 }

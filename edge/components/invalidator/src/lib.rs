@@ -48,6 +48,7 @@ use tessera_domain::tickets::{CheckinKeys, Revoking};
 use tessera_domain::{EventId, ShowId, TicketId, ZoneId};
 use tessera_edge_cache::entry::{AvailEntry, DocEntry, Entry};
 use tessera_edge_cache::keys;
+use tessera_edge_cache::queue::QueueEntry;
 use tessera_edge_cache::seat_map::{Patch, SeatMapEntry};
 use tessera_edge_cache::seq::{self, Numbered};
 use tessera_edge_cache::show_index::ShowIndex;
@@ -107,6 +108,14 @@ fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
     } = change
     {
         return revoke_codes(store, event_id, version, ticket_ids.as_deref());
+    }
+    if let Change::Queue {
+        event_id,
+        serving,
+        version,
+    } = change
+    {
+        return advance_queue(store, event_id, serving, version);
     }
     // A `seats` message also patches the cached seat map. Seat states change only with a
     // `seats` message (an `availability` message for an assigned zone is an edit of its
@@ -279,5 +288,34 @@ fn evict_event(store: &Store, event_id: EventId) -> anyhow::Result<()> {
     store.delete(&index_key)?;
     store.delete(&event_key)?;
     store.delete(&keys::checkin_keys(event_id))?;
+    // The queue's settings are part of the event: read them again with its state.
+    store.delete(&keys::queue(event_id))?;
+    Ok(())
+}
+
+/// A `queue` message: the cached queue moves on to `serving` if the message is newer. An
+/// event whose queue is not cached is left alone: its first poll reads the state, which
+/// already includes this move.
+fn advance_queue(
+    store: &Store,
+    event_id: EventId,
+    serving: i64,
+    version: i64,
+) -> anyhow::Result<()> {
+    let key = keys::queue(event_id);
+    let Some(bytes) = store.get(&key)? else {
+        return Ok(());
+    };
+    match QueueEntry::decode(bytes) {
+        Ok(mut entry) => {
+            if entry.advance(serving, version) {
+                store.set(&key, &entry.encode().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+            }
+        }
+        Err(e) => {
+            eprintln!("tessera invalidator: dropping {key}: {e}");
+            store.delete(&key)?;
+        }
+    }
     Ok(())
 }

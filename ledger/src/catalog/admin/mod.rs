@@ -133,7 +133,10 @@ pub(crate) async fn lock_owned_event(
 }
 
 /// Bumps the event's version and announces the change; then returns the new detail.
-async fn finish_edit(conn: &mut PgConnection, event_id: EventId) -> ApiResult<EventDetail> {
+pub(crate) async fn finish_edit(
+    conn: &mut PgConnection,
+    event_id: EventId,
+) -> ApiResult<EventDetail> {
     sqlx::query(
         "update events set version = version + 1, updated_at = now(),
                 starts_at = (select min(starts_at) from shows where event_id = $1)
@@ -159,7 +162,7 @@ async fn commit_edit(
 
 /// Commits a catalog change and wakes the outbox relay, so its message goes out now
 /// rather than at the next poll.
-pub(super) async fn commit_and_wake(
+pub(crate) async fn commit_and_wake(
     state: &AppState,
     tx: sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> ApiResult<()> {

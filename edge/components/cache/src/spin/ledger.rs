@@ -61,6 +61,8 @@ pub fn relay(answer: &Response) -> Response {
         "retry-after",
         "idempotent-replayed",
         "www-authenticate",
+        // The edge's own timings set on the answer before it is relayed.
+        "server-timing",
     ] {
         if let Some(value) = answer.header(name).and_then(|v| v.as_str()) {
             builder.header(name, value);

@@ -1,10 +1,12 @@
 //! The Spin-facing half (wasm32 only): variables, the KV store, the ledger client, the
-//! read-through cache shared by the catalog and holds components, and response helpers.
+//! read-through cache shared by the catalog and holds components, the rate limits every
+//! handler checks first ([`ratelimit::check`]), and response helpers.
 //! Nothing here keeps request state in globals: an instance may serve one request or many.
 
 pub mod incoming;
 pub mod kv;
 pub mod ledger;
+pub mod ratelimit;
 pub mod reads;
 pub mod respond;
 pub mod vars;

@@ -577,3 +577,33 @@ pub async fn event_detail(
         respond::unavailable("the event could not be read, retry shortly")
     })
 }
+
+/// The event's queue: cached ([`crate::queue::QueueEntry`]) while fresh, else read from
+/// the ledger (`GET /v1/events/{id}/queue/state`) and cached for `availability_ttl_ms`.
+/// A ledger answer other than 200 (404: no such published event) is relayed.
+pub async fn queue_state(
+    store: &Store,
+    settings: &impl Variables,
+    event_id: EventId,
+) -> Result<tessera_domain::queue::QueueState, Response> {
+    use crate::queue::QueueEntry;
+    let key = keys::queue(event_id);
+    if let Some(entry) = kv::get_entry::<QueueEntry>(store, &key) {
+        if entry.is_fresh(now_ms()) {
+            return Ok(entry.state);
+        }
+    }
+    let answer = ledger::get(settings, &format!("/v1/events/{event_id}/queue/state")).await?;
+    if *answer.status() != 200 {
+        return Err(relay_fetched(&answer, Served::Miss));
+    }
+    let state: tessera_domain::queue::QueueState = serde_json::from_slice(answer.body())
+        .map_err(|e| respond::internal(&format!("the ledger's queue state is unreadable: {e}")))?;
+    let ttl_ms = i64::try_from(settings.availability_ttl_ms()?).unwrap_or(i64::MAX);
+    let entry = QueueEntry {
+        state,
+        expires_at_ms: now_ms().saturating_add(ttl_ms),
+    };
+    kv::set_entry(store, &key, &entry);
+    Ok(state)
+}

@@ -134,6 +134,29 @@ fn load_ledger() -> Result<Ledger, String> {
     })
 }
 
+/// The queue's signing keys (`queue_key`, and `queue_key_previous` while rotating), read
+/// once per instance and only by requests that sign or check queue tokens; a missing or
+/// malformed key is the 500 to answer (logged).
+pub fn queue_keys() -> Result<&'static tessera_domain::queue::QueueKeys, Response> {
+    static KEYS: OnceLock<Result<tessera_domain::queue::QueueKeys, String>> = OnceLock::new();
+    KEYS.get_or_init(load_queue_keys)
+        .as_ref()
+        .map_err(|e| respond::internal(e))
+}
+
+fn load_queue_keys() -> Result<tessera_domain::queue::QueueKeys, String> {
+    use tessera_domain::queue::{QueueKey, QueueKeys};
+    let parse = |name: &str, value: &str| {
+        QueueKey::parse(value).map_err(|e| format!("variable {name}: {e}"))
+    };
+    let current = parse(config::QUEUE_KEY, &required(config::QUEUE_KEY)?)?;
+    let previous = match get(config::QUEUE_KEY_PREVIOUS)? {
+        Some(value) if !value.trim().is_empty() => Some(parse(config::QUEUE_KEY_PREVIOUS, &value)?),
+        _ => None,
+    };
+    Ok(QueueKeys { current, previous })
+}
+
 /// All settings (each read once per instance), or the 500 to answer (logged) if any is
 /// missing or malformed.
 pub fn load() -> Result<Settings, Response> {

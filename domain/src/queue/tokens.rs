@@ -1,4 +1,4 @@
-//! The front door's signed tokens (DESIGN.md "The front door"): a **queue ticket** (a place
+//! The queue's signed tokens (DESIGN.md "The front door"): a **queue ticket** (a place
 //! in an event's line) and an **admission pass** (let in, for a while). Both are signed with
 //! HMAC-SHA256 under a secret the edges and the ledger share (`queue_key` / `QUEUE_KEY`),
 //! so an edge answers "where am I in line" and checks a pass without the ledger, and the
