@@ -8,9 +8,12 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tessera_testkit::edge::{EdgeNode, EdgeOptions, EDGE_KEY};
+use tessera_domain::queue::{AdmissionPass, QueueKey, QueueKeys};
+use tessera_domain::EventId;
+use tessera_testkit::edge::{EdgeNode, EdgeOptions, EDGE_KEY, QUEUE_KEY};
 use tessera_testkit::ledger::{spawn_app_with, zone_counters, Fixture, TestApp};
 use tessera_testkit::queue::{hold, join, poll, wait_admitted};
 
@@ -55,8 +58,42 @@ async fn edges_refuse_passless_holds_alone_and_admit_with_their_own_passes(pool:
         "{problem}"
     );
     assert_eq!(problem["served_by"], "edge");
-    let (status, _) = hold(&client, &a.url(""), &ga(&fixture, "ann"), Some("forged")).await;
-    assert_eq!(status, 403);
+    // Forged, expired, and another event's (signed with the shared key, so only the
+    // event and the time give them away).
+    let keys = QueueKeys {
+        current: QueueKey::parse(QUEUE_KEY).expect("the kit's key"),
+        previous: None,
+    };
+    let pass_for = |event_id: &str, expires_at: DateTime<Utc>| {
+        keys.sign_pass(&AdmissionPass {
+            event_id: EventId(event_id.parse().expect("uuid")),
+            position: 1,
+            expires_at,
+            pass_id: uuid::Uuid::new_v4(),
+        })
+    };
+    let other = ledger.event_with_zone(5).await;
+    let expired = pass_for(event, Utc::now() - TimeDelta::seconds(1));
+    let foreign = pass_for(&other.event_id, Utc::now() + TimeDelta::minutes(5));
+    for (bad, says) in [
+        ("forged", "signed"),
+        (expired.as_str(), "expired"),
+        (foreign.as_str(), "another event"),
+    ] {
+        let (status, problem) = hold(&client, &a.url(""), &ga(&fixture, "ann"), Some(bad)).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (403, Some("pass_required")),
+            "{problem}"
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{problem}"
+        );
+    }
     assert_eq!(a.outbound(Some("holds"), "POST").await, 0.0);
     assert_eq!(
         zone_counters(&pool, &fixture.zone_ids[0]).await,
@@ -89,6 +126,23 @@ async fn edges_refuse_passless_holds_alone_and_admit_with_their_own_passes(pool:
     // Admitted by the other node's poll; its pass holds through the first node and the
     // ledger accepts it (one shared key).
     let admitted = wait_admitted(&client, &b.url(""), event, ticket, ADMISSION_LIMIT).await;
+    // The node's copy of the queue reads as the ledger's.
+    let (_, at_ledger) = ledger
+        .get_json(&format!("/v1/events/{event}/queue/state"))
+        .await;
+    let at_edge: Value = client
+        .get(b.url(&format!("/v1/events/{event}/queue/state")))
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        at_edge["serving"], at_ledger["serving"],
+        "{at_edge} vs {at_ledger}"
+    );
+    assert_eq!(at_edge["admit_per_minute"], 6_000);
     let pass = admitted["pass"]["token"].as_str().expect("pass");
     let (status, held) = hold(&client, &a.url(""), &ga(&fixture, "ann"), Some(pass)).await;
     assert_eq!(status, 201, "{held}");

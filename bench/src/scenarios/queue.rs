@@ -6,7 +6,8 @@
 //!   intervals over the window, the edges in turn, each with its own `Idempotency-Key`, on
 //!   at most [`Form::join_connections`] connections per edge (a join that finds none free
 //!   waits and counts as late; latency runs from when it was due). Then, at the ledger:
-//!   `joined` equals the 201s and the answers' positions are exactly 1..=N.
+//!   `joined` equals the 201s and the answers' positions are exactly 1..=N. Baseline: the
+//!   same rate straight at the ledger (a fifth of the people, an event of its own).
 //! - `queue.admission_accuracy`: people join a queue opening a few seconds later at
 //!   [`ADMIT_PER_MINUTE`]; from the opening, once a second, the ledger's `serving` is read
 //!   (`GET …/queue/state`) and sampled people poll through one edge (the edges in turn, a
@@ -168,6 +169,8 @@ struct Measured {
     /// Joins and polls went through the edges (else the ledger: no queue component).
     via_edges: bool,
     joins: JoinRun,
+    /// The same rate of joins straight at the ledger (when `joins` went through the edges).
+    ledger_joins: Option<JoinRun>,
     admission: AdmissionRun,
     pass: PassRun,
 }
@@ -178,7 +181,7 @@ async fn measure(
     progress: &Progress,
     stand: &Stand,
 ) -> anyhow::Result<Measured> {
-    let admin = Admin::new(env, &stand.ledger).await?;
+    let admin = Admin::new(&stand.ledger).await?;
     let join_event = admin.create_event(env, "queue-joins", 100).await?;
     let far = chrono::Utc::now() + chrono::TimeDelta::days(1);
     admin
@@ -196,7 +199,20 @@ async fn measure(
         form.join_window.as_secs_f64(),
         if via_edges { "2 edges" } else { "the ledger" }
     ));
-    let joins = join_rate(env, form, stand, &queue_targets, &join_event).await?;
+    let joins = join_rate(env, form, stand, &queue_targets, &join_event, form.people).await?;
+    // The baseline: the same rate straight at the ledger, on an event of its own, for a
+    // fifth of the people (where joins wait: in the edges or at the ledger).
+    let ledger_joins = if via_edges {
+        progress.step("queue: the same joins straight at the ledger (baseline)");
+        let ids = admin.create_event(env, "queue-joins-ledger", 100).await?;
+        admin
+            .put_queue(env, &ids.event_id, ADMIT_PER_MINUTE, Some(far))
+            .await?;
+        let ledger = Targets::new(vec![stand.ledger.authority.clone()]);
+        Some(join_rate(env, form, stand, &ledger, &ids, (form.people / 5).max(1)).await?)
+    } else {
+        None
+    };
     progress.step(&format!(
         "queue: admission at {ADMIT_PER_MINUTE}/min for {:.0} s",
         form.admission_window.as_secs_f64()
@@ -207,6 +223,7 @@ async fn measure(
     Ok(Measured {
         via_edges,
         joins,
+        ledger_joins,
         admission,
         pass,
     })
@@ -232,8 +249,7 @@ struct Admin {
 }
 
 impl Admin {
-    async fn new(env: &Env, ledger: &Ledger) -> anyhow::Result<Self> {
-        let _ = env;
+    async fn new(ledger: &Ledger) -> anyhow::Result<Self> {
         let mut conn = ledger.pool.acquire().await?;
         let (_, token) = tessera_ledger::auth::create_tenant(&mut conn, "Bench queue").await?;
         Ok(Self {
@@ -470,26 +486,29 @@ struct JoinRun {
     unanswered: u64,
 }
 
+/// `people` joins due over `window` (the form's rate) at `targets`, open loop.
 async fn join_rate(
     env: &Env,
     form: &Form,
     stand: &Stand,
     targets: &Targets,
     ids: &EventIds,
+    people: u64,
 ) -> anyhow::Result<JoinRun> {
     let workload = Arc::new(Joins::new(
         &ids.event_id,
         "j",
         targets.0.len(),
-        form.people,
+        people,
         false,
     ));
     let rate = form.people as f64 / form.join_window.as_secs_f64();
+    let window = Duration::from_secs_f64(people as f64 / rate);
     let figures = load::open_loop(
         targets,
         workload.clone(),
         rate,
-        form.join_window,
+        window,
         form.join_connections,
     )
     .await?;
@@ -1200,13 +1219,18 @@ fn report(section: &mut Section, form: &Form, measured: &Measured) {
     section.notes.push(format!(
         "One ledger (`QUEUE_TICK_MS` {TICK_MS}), {EDGES} edge nodes; joins and polls {via}; holds always through the edges."
     ));
-    join_report(section, form, &measured.joins);
+    join_report(
+        section,
+        form,
+        &measured.joins,
+        measured.ledger_joins.as_ref(),
+    );
     admission_report(section, form, &measured.admission, measured.via_edges);
     pass_report(section, &measured.pass);
     section.data = data(measured);
 }
 
-fn join_report(section: &mut Section, form: &Form, joins: &JoinRun) {
+fn join_report(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Option<&JoinRun>) {
     let f = &joins.figures;
     section.notes.push(format!(
         "Joins: open loop, {} joins due at fixed intervals over {:.0} s ({}/s), each `POST /v1/events/{{id}}/queue` with its own `Idempotency-Key`, \
@@ -1230,6 +1254,15 @@ fn join_report(section: &mut Section, form: &Form, joins: &JoinRun) {
         count(f.failed as f64),
         count(f.late as f64),
     );
+    let measured = match ledger {
+        Some(l) => format!(
+            "{measured}; straight at the ledger (baseline, {} joins at the same rate): {} joins/s, p99 {} ms",
+            count(l.figures.due as f64),
+            count(l.figures.ok_per_s),
+            ms(l.figures.p99_ms)
+        ),
+        None => measured,
+    };
     section.goal(
         "queue.join_rate",
         &format!(
@@ -1242,30 +1275,31 @@ fn join_report(section: &mut Section, form: &Form, joins: &JoinRun) {
             && f.p99_ms < GOAL_JOIN_P99_MS
             && f.elapsed_s <= form.join_window.as_secs_f64() * 1.1,
     );
-    let a = &joins.audit;
-    let detail = format!(
-        "{} answered 201, ledger joined {}; {} duplicate, {} out of range, {} positions no answer had ({} joins unanswered)",
-        count(a.answered as f64),
-        count(a.joined as f64),
-        a.duplicates,
-        a.out_of_range,
-        a.missing,
-        joins.unanswered
-    );
-    // A place handed out whose answer was lost (timeout) is not a gap in the line.
-    let passed = a.duplicates == 0 && a.out_of_range == 0 && a.missing <= joins.unanswered;
-    section.check(
-        "queue positions are exactly 1..=N, one per 201 (joined at the ledger = 201s)",
-        passed,
-        if a.exact() {
-            format!("exact: {detail}")
-        } else {
-            detail
-        },
-    );
+    for (path, run) in std::iter::once(("through the edges", joins))
+        .chain(ledger.map(|l| ("straight at the ledger", l)))
+    {
+        let a = &run.audit;
+        let detail = format!(
+            "{} answered 201, ledger joined {}; {} duplicate, {} out of range, {} positions no answer had ({} joins unanswered)",
+            count(a.answered as f64),
+            count(a.joined as f64),
+            a.duplicates,
+            a.out_of_range,
+            a.missing,
+            run.unanswered
+        );
+        // A place handed out whose answer was lost (timeout) is not a gap in the line.
+        let passed = a.duplicates == 0 && a.out_of_range == 0 && a.missing <= run.unanswered;
+        section.check(
+            &format!("queue positions are exactly 1..=N, one per 201 (joined at the ledger = 201s): joins {path}"),
+            passed,
+            if a.exact() { format!("exact: {detail}") } else { detail },
+        );
+    }
     let mut table = Table::new(
-        "Joins (open loop)",
+        "Joins (open loop), through the edges and (baseline, a fifth of the people at the same rate) straight at the ledger",
         &[
+            "path",
             "due",
             "201",
             "other answers",
@@ -1279,29 +1313,38 @@ fn join_report(section: &mut Section, form: &Form, joins: &JoinRun) {
             "ledger joined",
         ],
     );
-    let other = if joins.other.is_empty() {
-        "0".to_owned()
+    let first = if ledger.is_some() {
+        "edges"
     } else {
-        joins
-            .other
-            .iter()
-            .map(|(k, n)| format!("{n} × {k}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "ledger (no edge queue component)"
     };
-    table.row(vec![
-        count(f.due as f64),
-        count(f.ok as f64),
-        other,
-        count(joins.unanswered as f64),
-        count(f.late as f64),
-        count(f.ok_per_s),
-        ms(f.p50_ms),
-        ms(f.p99_ms),
-        ms(f.p999_ms),
-        ms(f.max_ms),
-        count(a.joined as f64),
-    ]);
+    for (path, run) in std::iter::once((first, joins)).chain(ledger.map(|l| ("ledger directly", l)))
+    {
+        let f = &run.figures;
+        let other = if run.other.is_empty() {
+            "0".to_owned()
+        } else {
+            run.other
+                .iter()
+                .map(|(k, n)| format!("{n} × {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        table.row(vec![
+            path.to_owned(),
+            count(f.due as f64),
+            count(f.ok as f64),
+            other,
+            count(run.unanswered as f64),
+            count(f.late as f64),
+            count(f.ok_per_s),
+            ms(f.p50_ms),
+            ms(f.p99_ms),
+            ms(f.p999_ms),
+            ms(f.max_ms),
+            count(run.audit.joined as f64),
+        ]);
+    }
     section.tables.push(table);
 }
 
@@ -1505,6 +1548,7 @@ fn data(measured: &Measured) -> Value {
     json!({
         "via_edges": measured.via_edges,
         "join_rate": {"figures": joins.figures, "other": joins.other, "unanswered": joins.unanswered, "positions": joins.audit},
+        "join_rate_ledger_baseline": measured.ledger_joins.as_ref().map(|l| json!({"figures": l.figures, "other": l.other, "unanswered": l.unanswered, "positions": l.audit})),
         "admission": {"admit_per_minute": ADMIT_PER_MINUTE, "people": a.people, "ledger_rate": AdmissionRun::rate(&a.ledger),
                       "ledger_per_minute": AdmissionRun::per_minute(&a.ledger),
                       "edge_rates": a.edges.iter().map(|s| AdmissionRun::rate(s)).collect::<Vec<_>>(),

@@ -289,7 +289,7 @@ pub fn ticket(
     event_id: EventId,
 ) -> Result<QueueTicket, Rejection> {
     let refuse = |detail: &str| Rejection::new(ErrorCode::QueueTicketInvalid, detail);
-    let token = token.ok_or_else(|| refuse("send the queue ticket as Tessera-Queue-Ticket"))?;
+    let token = token.ok_or_else(missing_ticket)?;
     let ticket = keys
         .verify_ticket(token.trim())
         .map_err(|_| refuse("the ticket is not one this deployment signed"))?;
@@ -297,6 +297,14 @@ pub fn ticket(
         return Err(refuse("the ticket is for another event"));
     }
     Ok(ticket)
+}
+
+/// The answer to a poll without a ticket (given before anything is looked up).
+pub fn missing_ticket() -> Rejection {
+    Rejection::new(
+        ErrorCode::QueueTicketInvalid,
+        "send the queue ticket as Tessera-Queue-Ticket",
+    )
 }
 
 /// The answer when an event's queue is off.

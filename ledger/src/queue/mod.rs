@@ -70,13 +70,9 @@ pub(crate) async fn join(
     let event_id: EventId = path_id("event_id", &event_id)?;
     let keys = keys(&state)?;
     if let Some(token) = header(&headers, queue::TICKET_HEADER) {
+        let line = settings::open_state(&state.pool, event_id).await?;
         let ticket = queue::ticket(keys, Some(token), event_id).map_err(ApiError::Rejected)?;
-        let status = settings::open_state(&state.pool, event_id).await?.status(
-            keys,
-            &ticket,
-            token.trim().to_owned(),
-            Utc::now(),
-        );
+        let status = line.status(keys, &ticket, token.trim().to_owned(), Utc::now());
         return Ok((StatusCode::OK, Json(status)).into_response());
     }
     let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
@@ -119,11 +115,13 @@ pub(crate) async fn poll(
 ) -> ApiResult<Json<QueueStatus>> {
     let event_id: EventId = path_id("event_id", &event_id)?;
     let keys = keys(&state)?;
-    let token = header(&headers, queue::TICKET_HEADER);
-    let ticket = queue::ticket(keys, token, event_id).map_err(ApiError::Rejected)?;
-    let token = token.unwrap_or_default().trim().to_owned();
-    let state = settings::open_state(&state.pool, event_id).await?;
-    Ok(Json(state.status(keys, &ticket, token, Utc::now())))
+    let token = header(&headers, queue::TICKET_HEADER)
+        .ok_or_else(|| ApiError::Rejected(queue::missing_ticket()))?;
+    // Then the event: an unknown one is 404 whatever the ticket.
+    let line = settings::open_state(&state.pool, event_id).await?;
+    let ticket = queue::ticket(keys, Some(token), event_id).map_err(ApiError::Rejected)?;
+    let token = token.trim().to_owned();
+    Ok(Json(line.status(keys, &ticket, token, Utc::now())))
 }
 
 /// An event's queue as edges cache it (`enabled: false` when it has none).

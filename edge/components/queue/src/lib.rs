@@ -11,6 +11,9 @@
 //!   once, then moved on by `queue` messages), and an admitted holder's pass is signed
 //!   here, with the same rule the ledger uses ([`QueueState::status`]).
 //!
+//! - `GET /v1/events/{event_id}/queue/state` (rate class `reads`): the cached queue, as the
+//!   ledger answers it (how far it has let people in).
+//!
 //! Nothing here is cacheable by clients (`Cache-Control: no-store`): a poll's answer
 //! changes as the line moves.
 
@@ -36,10 +39,22 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
     let path = request.path_with_query().unwrap_or_default();
     let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
     let segments: Vec<&str> = path.split('/').collect();
-    let ["", "v1", "events", raw_id, "queue"] = segments.as_slice() else {
-        return Err(respond::no_route());
+    let (raw_id, state_only) = match segments.as_slice() {
+        ["", "v1", "events", raw_id, "queue"] => (*raw_id, false),
+        ["", "v1", "events", raw_id, "queue", "state"] => (*raw_id, true),
+        _ => return Err(respond::no_route()),
     };
     let method = request.method();
+    if state_only {
+        if !matches!(method, Method::Get | Method::Head) {
+            return Err(respond::method_not_allowed("GET, HEAD"));
+        }
+        ratelimit::check(&request, Class::Reads)?;
+        let event_id: EventId = respond::path_id("event_id", raw_id)?;
+        let store = kv::open()?;
+        let state = reads::queue_state(&store, &OnDemand, event_id).await?;
+        return json(&state);
+    }
     match method {
         Method::Post => ratelimit::check(&request, Class::Joins)?,
         Method::Get | Method::Head => ratelimit::check(&request, Class::Reads)?,
@@ -64,7 +79,9 @@ fn refusal(rejection: Rejection) -> Response {
 /// Where the ticket's holder stands, from the cached queue.
 async fn poll(event_id: EventId, token: Option<&str>) -> Result<Response, Response> {
     let keys = vars::queue_keys()?;
-    let ticket: QueueTicket = queue::ticket(keys, token, event_id).map_err(refusal)?;
+    let token = token.ok_or_else(|| refusal(queue::missing_ticket()))?;
+    // Then the event's queue, as at the ledger: an unknown event is 404 whatever the
+    // ticket (a known one is cached, so forged tickets for it never reach the ledger).
     let store = kv::open()?;
     let state: QueueState = reads::queue_state(&store, &OnDemand, event_id).await?;
     if !state.enabled {
@@ -73,10 +90,15 @@ async fn poll(event_id: EventId, token: Option<&str>) -> Result<Response, Respon
             queue::queue_off().detail.unwrap_or_default(),
         )));
     }
-    let token = token.unwrap_or_default().trim().to_owned();
-    let status = state.status(keys, &ticket, token, Utc::now());
-    let body = serde_json::to_vec(&status)
-        .map_err(|e| respond::internal(&format!("cannot encode a queue status: {e}")))?;
+    let ticket: QueueTicket = queue::ticket(keys, Some(token), event_id).map_err(refusal)?;
+    let token = token.trim().to_owned();
+    json(&state.status(keys, &ticket, token, Utc::now()))
+}
+
+/// A 200 JSON answer made here; never cacheable (the line moves).
+fn json<T: serde::Serialize>(value: &T) -> Result<Response, Response> {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| respond::internal(&format!("cannot encode an answer: {e}")))?;
     let mut builder = Response::builder();
     builder
         .status(200)
