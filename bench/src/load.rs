@@ -509,3 +509,138 @@ async fn send_due<W: Workload>(
         Err(_) => figures.failed += 1,
     }
 }
+
+/// A request's answer with the headers a scenario reads (the generator's own connections
+/// read none), and how long it took.
+pub struct Probed {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+    pub latency: Duration,
+}
+
+impl Probed {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the edge answered it (`Tessera-Served-By: edge`).
+    pub fn by_edge(&self) -> bool {
+        self.header("tessera-served-by") == Some("edge")
+    }
+
+    /// The `dur` of `metric` in the answer's `Server-Timing` (milliseconds there), in µs.
+    pub fn timing_us(&self, metric: &str) -> Option<f64> {
+        self.header("server-timing")?.split(',').find_map(|entry| {
+            let mut parts = entry.split(';').map(str::trim);
+            if parts.next()? != metric {
+                return None;
+            }
+            let dur = parts.find_map(|param| param.strip_prefix("dur="))?;
+            dur.trim_matches('"')
+                .parse::<f64>()
+                .ok()
+                .map(|ms| ms * 1_000.0)
+        })
+    }
+}
+
+/// One kept-alive HTTP/1.1 connection to `authority` that keeps the answers' headers. A
+/// connection the server closed meanwhile fails before anything was answered; the call is
+/// then sent once more on a fresh one, so send only calls that are safe to repeat (reads,
+/// keyed writes, scans with their nonce).
+pub struct KeptConnection {
+    authority: String,
+    sender: Option<Sender>,
+}
+
+impl KeptConnection {
+    pub fn new(authority: &str) -> Self {
+        Self {
+            authority: authority.to_owned(),
+            sender: None,
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Sender> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to {}: {e}", self.authority))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    pub async fn send(&mut self, call: &Call) -> anyhow::Result<Probed> {
+        if let Some(sender) = &mut self.sender {
+            match probe(sender, &self.authority, call).await {
+                Ok(probed) => return Ok(probed),
+                Err(_) => self.sender = None,
+            }
+        }
+        let sender = self.sender.insert(self.connect().await?);
+        let probed = probe(sender, &self.authority, call).await;
+        if probed.is_err() {
+            self.sender = None;
+        }
+        probed
+    }
+}
+
+async fn probe(sender: &mut Sender, authority: &str, call: &Call) -> anyhow::Result<Probed> {
+    let started = Instant::now();
+    let round_trip = async {
+        let mut request = hyper::Request::builder()
+            .method(call.method.clone())
+            .uri(call.path_and_query.as_str())
+            .header(hyper::header::HOST, authority);
+        for (name, value) in &call.headers {
+            request = request.header(*name, value.as_str());
+        }
+        let request = request.body(Full::new(call.body.clone().unwrap_or_default()))?;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, headers, body))
+    };
+    let (status, headers, body) = tokio::time::timeout(REQUEST_TIMEOUT, round_trip)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {authority} within {REQUEST_TIMEOUT:?}"))??;
+    Ok(Probed {
+        status,
+        headers,
+        body,
+        latency: started.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_durations_are_read_in_microseconds() {
+        let probed = |header: &str| Probed {
+            status: 200,
+            headers: hyper::HeaderMap::from_iter([(
+                hyper::header::HeaderName::from_static("server-timing"),
+                hyper::header::HeaderValue::from_str(header).expect("a header value"),
+            )]),
+            body: Bytes::new(),
+            latency: Duration::ZERO,
+        };
+        assert_eq!(probed("verify;dur=0.042").timing_us("verify"), Some(42.0));
+        assert_eq!(
+            probed("cache;desc=\"hit\", verify;dur=1.5").timing_us("verify"),
+            Some(1_500.0)
+        );
+        assert_eq!(probed("pass;dur=0.012").timing_us("pass"), Some(12.0));
+        assert_eq!(probed("verify").timing_us("verify"), None);
+        assert_eq!(probed("db;dur=3").timing_us("verify"), None);
+    }
+}

@@ -24,14 +24,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::load::{self, histogram, quantile_ms, Answer, Call, Figures, Verdict, Workload};
+use crate::load::{
+    self, histogram, quantile_ms, Answer, Call, Figures, KeptConnection, Verdict, Workload,
+};
 use crate::report::{count, ms, Section, Table};
 use crate::scenarios::Stand;
 use crate::stack::{Env, EventIds, Ledger};
@@ -57,8 +56,6 @@ const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
 const REVOCATION_POLLS_MAX: u32 = 2_500;
 /// Every door scan must be answered within this long (the run ends earlier, when done).
 const DOORS_DEADLINE: Duration = Duration::from_secs(300);
-/// No scan may stall the run: one answered later than this is a transport failure.
-const SCAN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A scanner sends at most this many scans in a window (time ends it long before).
 const SCANS_PER_CLIENT_MAX: u64 = 10_000_000;
 /// A scanner whose connection failed waits this long before the next scan.
@@ -300,21 +297,6 @@ fn verdict_result(body: &[u8]) -> String {
     serde_json::from_slice::<Reply>(body).map_or_else(|_| String::new(), |r| r.result)
 }
 
-/// The `dur` of `metric` in a `Server-Timing` header (milliseconds), in µs.
-fn server_timing_us(header: &str, metric: &str) -> Option<f64> {
-    header.split(',').find_map(|entry| {
-        let mut parts = entry.split(';').map(str::trim);
-        if parts.next()? != metric {
-            return None;
-        }
-        let dur = parts.find_map(|param| param.strip_prefix("dur="))?;
-        dur.trim_matches('"')
-            .parse::<f64>()
-            .ok()
-            .map(|ms| ms * 1_000.0)
-    })
-}
-
 /// A scan's answer, as this scenario reads it.
 struct Scanned {
     status: u16,
@@ -325,86 +307,40 @@ struct Scanned {
     result: String,
 }
 
-type Sender = SendRequest<Full<Bytes>>;
-
 /// A door's scanner: one kept-alive HTTP/1.1 connection to one edge.
 struct Scanner {
-    authority: String,
-    sender: Option<Sender>,
+    connection: KeptConnection,
 }
 
 impl Scanner {
     fn new(authority: &str) -> Self {
         Self {
-            authority: authority.to_owned(),
-            sender: None,
+            connection: KeptConnection::new(authority),
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<Sender> {
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("connecting to {}", self.authority))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        Ok(sender)
-    }
-
-    /// `POST /v1/checkin` with `token`. A kept-alive connection the edge closed meanwhile
-    /// fails before anything was answered; the scan is then sent once more on a fresh one
-    /// (safe: the same nonce replays the first verdict).
+    /// `POST /v1/checkin` with `token` (sent once more on a fresh connection if the edge
+    /// closed the kept one: safe, the same nonce replays the first verdict).
     async fn scan(&mut self, token: &str, body: Bytes) -> anyhow::Result<Scanned> {
-        if let Some(sender) = &mut self.sender {
-            match send_scan(sender, &self.authority, token, body.clone()).await {
-                Ok(scanned) => return Ok(scanned),
-                Err(_) => self.sender = None,
-            }
-        }
-        let sender = self.sender.insert(self.connect().await?);
-        let scanned = send_scan(sender, &self.authority, token, body).await;
-        if scanned.is_err() {
-            self.sender = None;
-        }
-        scanned
-    }
-}
-
-async fn send_scan(
-    sender: &mut Sender,
-    authority: &str,
-    token: &str,
-    body: Bytes,
-) -> anyhow::Result<Scanned> {
-    let exchange = async {
-        let request = hyper::Request::post("/v1/checkin")
-            .header(hyper::header::HOST, authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Full::new(body))?;
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let headers = response.headers();
-        let by_edge = headers
-            .get("tessera-served-by")
-            .is_some_and(|v| v.as_bytes() == b"edge");
-        let verify_us = headers
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| server_timing_us(v, VERIFY_METRIC));
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes();
-        anyhow::Ok(Scanned {
-            status,
-            by_edge,
-            verify_us,
-            result: verdict_result(&body),
+        let call = Call {
+            target: 0,
+            method: hyper::Method::POST,
+            path_and_query: "/v1/checkin".to_owned(),
+            headers: vec![
+                ("content-type", "application/json".to_owned()),
+                ("authorization", format!("Bearer {token}")),
+            ],
+            body: Some(body),
+            tag: 0,
+        };
+        let answer = self.connection.send(&call).await?;
+        Ok(Scanned {
+            status: answer.status,
+            by_edge: answer.by_edge(),
+            verify_us: answer.timing_us(VERIFY_METRIC),
+            result: verdict_result(&answer.body),
         })
-    };
-    tokio::time::timeout(SCAN_TIMEOUT, exchange)
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer from {authority} within {SCAN_TIMEOUT:?}"))?
+    }
 }
 
 /// Void → refused at the edge, per cancellation (µs).
@@ -564,7 +500,7 @@ struct PathFigures {
     expected: u64,
     /// Answered otherwise.
     unexpected: u64,
-    /// No answer (connection failed, or none within [`SCAN_TIMEOUT`]).
+    /// No answer (connection failed, or none within the load generator's request timeout).
     failed: u64,
     /// Answers that carried the component's verification time.
     timed: u64,
@@ -1150,17 +1086,6 @@ fn data(measured: &Measured) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_timing_durations_are_read_in_microseconds() {
-        assert_eq!(server_timing_us("verify;dur=0.042", "verify"), Some(42.0));
-        assert_eq!(
-            server_timing_us("cache;desc=\"hit\", verify;dur=1.5", "verify"),
-            Some(1_500.0)
-        );
-        assert_eq!(server_timing_us("verify", "verify"), None);
-        assert_eq!(server_timing_us("db;dur=3", "verify"), None);
-    }
 
     #[test]
     fn each_ticket_is_on_two_gates_lists_through_different_edges() {

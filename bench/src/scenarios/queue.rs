@@ -32,16 +32,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::load::{
-    self, histogram, quantile_ms, Answer, Call, Figures, Targets, Verdict, Workload,
+    self, histogram, quantile_ms, Answer, Call, Figures, KeptConnection, Probed, Targets, Verdict,
+    Workload,
 };
 use crate::report::{count, ms, Section, Table};
 use crate::scenarios::{edge_requests, Stand};
@@ -74,8 +71,6 @@ const REFUSAL_CLIENTS: usize = 1;
 const ADMIT_WAIT: Duration = Duration::from_secs(60);
 /// Longest a setup batch (joins, passes) may take.
 const SETUP_DEADLINE: Duration = Duration::from_secs(300);
-/// No request may stall the run.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The ledger routes counted for what reached it.
 const HOLDS_ROUTE: &str = "/v1/holds";
 /// The Server-Timing metric the holds component would report its pass check in.
@@ -552,94 +547,6 @@ async fn join_people(
     Ok(places)
 }
 
-/// A request's answer with its headers' Server-Timing, and how long it took.
-struct Probed {
-    status: u16,
-    server_timing: Option<String>,
-    body: Bytes,
-    latency: Duration,
-}
-
-type Sender = SendRequest<Full<Bytes>>;
-
-/// One kept-alive HTTP/1.1 connection that reads answer headers (the generator's do not).
-struct Probe {
-    authority: String,
-    sender: Option<Sender>,
-}
-
-impl Probe {
-    fn new(authority: &str) -> Self {
-        Self {
-            authority: authority.to_owned(),
-            sender: None,
-        }
-    }
-
-    async fn connect(&self) -> anyhow::Result<Sender> {
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("connecting to {}", self.authority))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        Ok(sender)
-    }
-
-    /// Sends `call`; a kept-alive connection closed meanwhile is replaced once (every call
-    /// here is a read, a keyed join or a keyed hold: safe to repeat).
-    async fn send(&mut self, call: &Call) -> anyhow::Result<Probed> {
-        if let Some(sender) = &mut self.sender {
-            match exchange(sender, &self.authority, call).await {
-                Ok(probed) => return Ok(probed),
-                Err(_) => self.sender = None,
-            }
-        }
-        let sender = self.sender.insert(self.connect().await?);
-        let probed = exchange(sender, &self.authority, call).await;
-        if probed.is_err() {
-            self.sender = None;
-        }
-        probed
-    }
-}
-
-async fn exchange(sender: &mut Sender, authority: &str, call: &Call) -> anyhow::Result<Probed> {
-    let started = Instant::now();
-    let round_trip = async {
-        let mut request = hyper::Request::builder()
-            .method(call.method.clone())
-            .uri(call.path_and_query.as_str())
-            .header(hyper::header::HOST, authority);
-        for (name, value) in &call.headers {
-            request = request.header(*name, value.as_str());
-        }
-        let request = request.body(Full::new(call.body.clone().unwrap_or_default()))?;
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let server_timing = response
-            .headers()
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.into_body().collect().await?.to_bytes();
-        anyhow::Ok((status, server_timing, body))
-    };
-    let (status, server_timing, body) = tokio::time::timeout(REQUEST_TIMEOUT, round_trip)
-        .await
-        .map_err(|_| {
-        anyhow::anyhow!("no answer from {authority} within {REQUEST_TIMEOUT:?}")
-    })??;
-    Ok(Probed {
-        status,
-        server_timing,
-        body,
-        latency: started.elapsed(),
-    })
-}
-
 /// Every call of `calls` (call `i` to `authorities[call.target % len]`), by `clients`
 /// closed-loop clients: each outcome in the calls' order, and the time it all took.
 async fn run_calls(
@@ -653,7 +560,8 @@ async fn run_calls(
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients.min(calls.len()).max(1) {
         let (calls, next) = (calls.clone(), next.clone());
-        let mut probes: Vec<Probe> = authorities.iter().map(|a| Probe::new(a)).collect();
+        let mut probes: Vec<KeptConnection> =
+            authorities.iter().map(|a| KeptConnection::new(a)).collect();
         tasks.push(tokio::spawn(async move {
             let mut done = Vec::new();
             loop {
@@ -800,7 +708,8 @@ async fn admission(
     let last = places.last().context("nobody joined")?.clone();
     tokio::time::sleep_until(opens.into()).await;
 
-    let mut probes: Vec<Probe> = targets.0.iter().map(|a| Probe::new(a)).collect();
+    let mut probes: Vec<KeptConnection> =
+        targets.0.iter().map(|a| KeptConnection::new(a)).collect();
     let mut run = AdmissionRun {
         people,
         ledger: Vec::new(),
@@ -912,21 +821,6 @@ fn forge(token: &str) -> String {
     String::from_utf8(bytes).unwrap_or_default()
 }
 
-/// The `dur` of `metric` in a `Server-Timing` header (milliseconds), in µs.
-fn server_timing_us(header: &str, metric: &str) -> Option<f64> {
-    header.split(',').find_map(|entry| {
-        let mut parts = entry.split(';').map(str::trim);
-        if parts.next()? != metric {
-            return None;
-        }
-        let dur = parts.find_map(|param| param.strip_prefix("dur="))?;
-        dur.trim_matches('"')
-            .parse::<f64>()
-            .ok()
-            .map(|ms| ms * 1_000.0)
-    })
-}
-
 /// One kind of hold in the pass check, through the edges.
 #[derive(Debug)]
 struct HoldPath {
@@ -1003,11 +897,7 @@ async fn hold_paths(
             path.expected += 1;
             path.latency_us
                 .saturating_record(p.latency.as_micros().max(1) as u64);
-            if let Some(us) = p
-                .server_timing
-                .as_deref()
-                .and_then(|h| server_timing_us(h, PASS_METRIC))
-            {
+            if let Some(us) = p.timing_us(PASS_METRIC) {
                 path.pass_us.saturating_record(us.round().max(1.0) as u64);
             }
         }
@@ -1596,6 +1486,5 @@ mod tests {
         let forged = forge(token);
         assert_ne!(forged, token);
         assert_eq!(forged.len(), token.len());
-        assert_eq!(server_timing_us("pass;dur=0.012", PASS_METRIC), Some(12.0));
     }
 }
