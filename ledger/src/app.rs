@@ -42,9 +42,22 @@ use connections::ConnectionLimits;
 /// a handful; the bound keeps a misbehaving one from using the process's descriptors.
 const OPERATIONS_CONNECTIONS_MAX: usize = 64;
 
-/// What every handler can reach.
+/// What every handler can reach. axum clones the state for every request, so it is one
+/// `Arc`: a clone is one reference count, not a copy of each part (the Redis client's
+/// connection info alone is several heap strings).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub pool: PgPool,
     pub redis: redis::Client,
     /// Readiness's one shared Redis connection.
@@ -96,7 +109,7 @@ impl Ledger {
         )
         .context("building the webhook HTTP client")?;
         let joins = crate::queue::joins::Joins::start(pool.clone(), &config.queue);
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             joins,
             pool,
             redis_probe: RedisProbe::new(redis.clone()),
@@ -105,7 +118,7 @@ impl Ledger {
             outbox_wake,
             config: Arc::new(config),
             egress,
-        };
+        }));
         Ok(Self {
             listener,
             metrics_listener,
