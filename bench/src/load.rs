@@ -217,11 +217,8 @@ async fn send(sender: &mut Sender, authority: &str, call: &Call) -> anyhow::Resu
         .map_err(|_| anyhow::anyhow!("no answer from {authority} within {REQUEST_TIMEOUT:?}"))?
 }
 
-async fn send_unbounded(
-    sender: &mut Sender,
-    authority: &str,
-    call: &Call,
-) -> anyhow::Result<Answer> {
+/// `call` as an HTTP/1.1 request to `authority`.
+fn request_of(authority: &str, call: &Call) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
     let mut request = hyper::Request::builder()
         .method(call.method.clone())
         .uri(call.path_and_query.as_str())
@@ -229,7 +226,15 @@ async fn send_unbounded(
     for (name, value) in &call.headers {
         request = request.header(*name, value.as_str());
     }
-    let request = request.body(Full::new(call.body.clone().unwrap_or_default()))?;
+    Ok(request.body(Full::new(call.body.clone().unwrap_or_default()))?)
+}
+
+async fn send_unbounded(
+    sender: &mut Sender,
+    authority: &str,
+    call: &Call,
+) -> anyhow::Result<Answer> {
+    let request = request_of(authority, call)?;
     sender.ready().await?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
@@ -563,17 +568,6 @@ impl KeptConnection {
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<Sender> {
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting to {}: {e}", self.authority))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        Ok(sender)
-    }
-
     pub async fn send(&mut self, call: &Call) -> anyhow::Result<Probed> {
         if let Some(sender) = &mut self.sender {
             match probe(sender, &self.authority, call).await {
@@ -581,7 +575,7 @@ impl KeptConnection {
                 Err(_) => self.sender = None,
             }
         }
-        let sender = self.sender.insert(self.connect().await?);
+        let sender = self.sender.insert(connect(&self.authority).await?);
         let probed = probe(sender, &self.authority, call).await;
         if probed.is_err() {
             self.sender = None;
@@ -593,14 +587,7 @@ impl KeptConnection {
 async fn probe(sender: &mut Sender, authority: &str, call: &Call) -> anyhow::Result<Probed> {
     let started = Instant::now();
     let round_trip = async {
-        let mut request = hyper::Request::builder()
-            .method(call.method.clone())
-            .uri(call.path_and_query.as_str())
-            .header(hyper::header::HOST, authority);
-        for (name, value) in &call.headers {
-            request = request.header(*name, value.as_str());
-        }
-        let request = request.body(Full::new(call.body.clone().unwrap_or_default()))?;
+        let request = request_of(authority, call)?;
         sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();

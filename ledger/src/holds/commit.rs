@@ -708,25 +708,9 @@ async fn decide(
         SeatingKind::Assigned => Stock::Seats(seat_board(conn, batch, cached).await?),
     };
     let passes = admit_passes(conn, ctx, batch).await?;
-    let admitted = batch
-        .fresh
-        .iter()
-        .zip(&passes)
-        .filter(|(_, pass)| pass.is_ok())
-        .map(|(&i, _)| &batch.jobs[i].hold);
-    let mut verdicts = allocate(
-        &batch.zone.snapshot(),
-        &mut stock,
-        admitted,
-        &mut live_per_customer,
-    )
-    .into_iter();
+    let verdicts = allocate_admitted(batch, passes, &mut stock, &mut live_per_customer);
     let mut grants = Grants::with_capacity(batch.fresh.len());
-    for (&i, pass) in batch.fresh.iter().zip(passes) {
-        let verdict = pass.and_then(|pass_id| {
-            let seats = verdicts.next().unwrap_or_else(|| Err(zone_not_in_show()))?;
-            Ok((seats, pass_id))
-        });
+    for (&i, verdict) in batch.fresh.iter().zip(verdicts) {
         replies[i] = Some(match verdict {
             Ok((seats, pass_id)) => grants.grant(batch, &batch.jobs[i], seats, expires_at, pass_id),
             Err(rejection) => refusal(rejection),
@@ -766,6 +750,37 @@ async fn decide(
     keep_board(cached, stock, expected.version);
     metrics::counter!("holds_created_total").increment(grants.ids.len() as u64);
     Ok(())
+}
+
+/// A granted request's seats (none by count) and the pass it was placed with.
+type Admitted = (Vec<i32>, Option<Uuid>);
+
+/// [`allocate`] over the fresh requests whose pass admitted them (all, unless the event is
+/// queued), in arrival order: each request's seats and pass id, or its refusal.
+fn allocate_admitted(
+    batch: &Batch<'_>,
+    passes: Vec<Result<Option<Uuid>, Rejection>>,
+    stock: &mut Stock,
+    live_per_customer: &mut HashMap<String, i64>,
+) -> Vec<Result<Admitted, Rejection>> {
+    let admitted = batch
+        .fresh
+        .iter()
+        .zip(&passes)
+        .filter(|(_, pass)| pass.is_ok())
+        .map(|(&i, _)| &batch.jobs[i].hold);
+    let mut allocated =
+        allocate(&batch.zone.snapshot(), stock, admitted, live_per_customer).into_iter();
+    passes
+        .into_iter()
+        .map(|pass| {
+            let pass_id = pass?;
+            let seats = allocated
+                .next()
+                .unwrap_or_else(|| Err(zone_not_in_show()))?;
+            Ok((seats, pass_id))
+        })
+        .collect()
 }
 
 /// Each fresh request's admission pass (its id, `None` when the event is not queued) or
