@@ -341,6 +341,27 @@ async fn invalid_holds_are_answered_by_the_edge(pool: PgPool) {
             Some("application/problem+json")
         );
     }
+    // A confirm naming its buyer is judged by the same rules: a bad e-mail never leaves.
+    let bad_buyer =
+        json!({"payment_ref": "pay-1", "buyer": {"name": "Ada", "email": "ada@localhost"}});
+    let response = edge
+        .client
+        .post(edge.url(&format!("/v1/holds/{}/confirm", uuid::Uuid::new_v4())))
+        .header("Idempotency-Key", key())
+        .json(&bad_buyer)
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("problem");
+    assert_eq!(
+        (
+            problem["errors"][0]["field"].as_str(),
+            problem["served_by"].as_str()
+        ),
+        (Some("buyer.email"), Some("edge")),
+        "{problem}"
+    );
     let response = edge
         .client
         .post(edge.url("/v1/holds"))
@@ -755,17 +776,19 @@ async fn an_event_edit_evicts_the_edges_copy(pool: PgPool) {
 }
 
 /// Paths no route matches answer problem+json 404 `not_found`, whatever the method (the
-/// catch-all component), as under Spin.
+/// catch-all component), as under Spin. `/` and the app's client-side routes are the
+/// storefront's pages (tests/storefront_serving.rs); API, admin and file-like paths are not.
 #[tokio::test]
 async fn every_unknown_path_is_a_problem_json_404() {
     // No ledger needed: nothing here is forwarded.
     let channel = tessera_testkit::services::unique_channel();
     let edge = start(EdgeOptions::new(EDGE_BIN, "http://127.0.0.1:9", &channel)).await;
     for (method, path) in [
-        (reqwest::Method::GET, "/"),
         (reqwest::Method::GET, "/v1/nothing"),
-        (reqwest::Method::GET, "/nope/deeper"),
-        (reqwest::Method::POST, "/nope/deeper"),
+        (reqwest::Method::GET, "/v1/nope/deeper"),
+        (reqwest::Method::POST, "/v1/nope/deeper"),
+        (reqwest::Method::DELETE, "/admin/nope"),
+        (reqwest::Method::GET, "/robots.txt"),
     ] {
         let response = edge
             .client

@@ -79,6 +79,9 @@ pub struct Section {
     pub charts: Vec<Chart>,
     /// The raw figures.
     pub data: serde_json::Value,
+    /// Why the scenario did not run (a tool it needs is missing), when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl Section {
@@ -92,7 +95,17 @@ impl Section {
             tables: Vec::new(),
             charts: Vec::new(),
             data: serde_json::Value::Null,
+            skipped: None,
         }
+    }
+
+    /// A scenario that did not run: its one note is `skipped: <reason>`, with no goals and
+    /// no checks (neither met nor failed).
+    pub fn skipped(id: &str, title: &str, reason: &str) -> Self {
+        let mut section = Self::new(id, title);
+        section.notes.push(format!("skipped: {reason}"));
+        section.skipped = Some(reason.to_owned());
+        section
     }
 
     /// A goal, with an `id` stable across runs and rewordings (e.g.
@@ -322,6 +335,17 @@ mod tests {
         assert_eq!(count(1234.5), "1,235");
         assert_eq!(count(1_000_000.0), "1,000,000");
         assert_eq!(count(-4321.0), "-4,321");
+    }
+
+    #[test]
+    fn a_skipped_scenario_says_why_and_judges_nothing() {
+        let section = Section::skipped("s", "Scenario", "/usr/bin/chromium is missing");
+        let json = serde_json::to_value(&section).expect("serializes");
+        assert_eq!(json["skipped"], "/usr/bin/chromium is missing");
+        assert_eq!(json["notes"][0], "skipped: /usr/bin/chromium is missing");
+        assert!(section.goals.is_empty() && section.checks.is_empty());
+        let ran = serde_json::to_value(Section::new("s", "Scenario")).expect("serializes");
+        assert!(ran.get("skipped").is_none(), "{ran}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::buyer::{Buyer, BuyerRequest, BuyerView};
 use crate::catalog::EventStatus;
 use crate::fields;
 use crate::ids::{CustomerId, HoldId, ShowId, TicketId, ZoneId};
@@ -200,24 +201,51 @@ pub struct ConfirmRequest {
         )
     )]
     pub payment_ref: String,
+    /// Who bought, as a storefront's checkout asks; optional (API clients may not know).
+    /// Personal data: shown on the order, never in webhook payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<BuyerRequest>,
+}
+
+/// A confirm body whose fields have been parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation<'a> {
+    pub payment_ref: &'a str,
+    pub buyer: Option<Buyer>,
 }
 
 impl ConfirmRequest {
-    pub fn parse(&self) -> Result<&str, Vec<FieldError>> {
-        let r = self.payment_ref.as_str();
-        // Bounded in characters, as JSON Schema's maxLength and PostgreSQL's length() count;
-        // the control characters are the shared field rule's ([`fields::no_controls`]), the
-        // answer stays this field's own.
-        let printable = fields::no_controls("payment_ref", r).is_ok();
-        let too_long = r.chars().count() > PAYMENT_REF_LEN_MAX;
-        if r.trim().is_empty() || too_long || !printable {
-            return Err(vec![FieldError::new(
-                "payment_ref",
-                format!("must be 1 to {PAYMENT_REF_LEN_MAX} printable characters"),
-            )]);
+    /// Parse every field, reporting all bad fields at once (`payment_ref`, `buyer.name`,
+    /// `buyer.email`).
+    pub fn parse(&self) -> Result<Confirmation<'_>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let payment_ref = parse_payment_ref(&self.payment_ref)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let buyer = match &self.buyer {
+            None => Some(None),
+            Some(buyer) => buyer.parse().map(Some).map_err(|e| errors.extend(e)).ok(),
+        };
+        match (payment_ref, buyer) {
+            (Some(payment_ref), Some(buyer)) => Ok(Confirmation { payment_ref, buyer }),
+            _ => Err(errors),
         }
-        Ok(r)
     }
+}
+
+fn parse_payment_ref(r: &str) -> Result<&str, FieldError> {
+    // Bounded in characters, as JSON Schema's maxLength and PostgreSQL's length() count;
+    // the control characters are the shared field rule's ([`fields::no_controls`]), the
+    // answer stays this field's own.
+    let printable = fields::no_controls("payment_ref", r).is_ok();
+    let too_long = r.chars().count() > PAYMENT_REF_LEN_MAX;
+    if r.trim().is_empty() || too_long || !printable {
+        return Err(FieldError::new(
+            "payment_ref",
+            format!("must be 1 to {PAYMENT_REF_LEN_MAX} printable characters"),
+        ));
+    }
+    Ok(r)
 }
 
 /// Everything about a zone, its show and its event that decides whether a hold may be
@@ -454,6 +482,9 @@ pub struct ConfirmedHold {
     #[serde(flatten)]
     pub hold: HoldView,
     pub payment_ref: String,
+    /// Who bought, when the confirm said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<BuyerView>,
     pub total_minor: i64,
     pub tickets: Vec<TicketView>,
 }
@@ -468,9 +499,10 @@ mod tests {
         let parse = |r: &str| {
             ConfirmRequest {
                 payment_ref: r.to_owned(),
+                buyer: None,
             }
             .parse()
-            .map(str::to_owned)
+            .map(|c| c.payment_ref.to_owned())
         };
         assert_eq!(parse("pay_1"), Ok("pay_1".to_owned()));
         assert!(parse(&"x".repeat(PAYMENT_REF_LEN_MAX)).is_ok());
@@ -492,6 +524,60 @@ mod tests {
                 errors[0].message,
                 format!("must be 1 to {PAYMENT_REF_LEN_MAX} printable characters"),
                 "{bad:?}"
+            );
+        }
+    }
+
+    /// A confirm body as both tiers judge it: `body::parse_json`, then `parse`; the fields
+    /// named, or the payment reference and the buyer's e-mail.
+    fn confirm(body: serde_json::Value) -> Result<(String, Option<String>), Vec<String>> {
+        let request: ConfirmRequest = crate::body::parse_json(body.to_string().as_bytes())
+            .map_err(|p| p.errors.into_iter().map(|e| e.field).collect::<Vec<_>>())?;
+        let fields = |errors: Vec<FieldError>| -> Vec<String> {
+            errors.into_iter().map(|e| e.field).collect()
+        };
+        let parsed = request.parse().map_err(fields)?;
+        let email = parsed.buyer.map(|b| b.email.as_str().to_owned());
+        Ok((parsed.payment_ref.to_owned(), email))
+    }
+
+    #[test]
+    fn a_confirm_may_name_its_buyer_and_each_broken_field_is_named() {
+        let ada = serde_json::json!({"name": "Ada Lovelace", "email": "ada@example.com"});
+        assert_eq!(
+            confirm(serde_json::json!({"payment_ref": "pay_1", "buyer": ada})),
+            Ok(("pay_1".to_owned(), Some("ada@example.com".to_owned())))
+        );
+        // Absent (or null) is as before buyers existed.
+        for body in [
+            serde_json::json!({"payment_ref": "pay_1"}),
+            serde_json::json!({"payment_ref": "pay_1", "buyer": null}),
+        ] {
+            assert_eq!(confirm(body), Ok(("pay_1".to_owned(), None)));
+        }
+        let refused = |body| confirm(body).expect_err("invalid");
+        assert_eq!(
+            refused(serde_json::json!({"payment_ref": "pay_1",
+                "buyer": {"name": "Ada", "email": "ada@localhost"}})),
+            ["buyer.email"]
+        );
+        assert_eq!(
+            refused(serde_json::json!({"payment_ref": " ",
+                "buyer": {"name": "  ", "email": "ada@example.com"}})),
+            ["payment_ref", "buyer.name"]
+        );
+        // Shape errors: an unknown field is named, a missing or mistyped one names `buyer`.
+        for (buyer, field) in [
+            (
+                serde_json::json!({"name": "Ada", "email": "ada@example.com", "phone": "1"}),
+                "buyer.phone",
+            ),
+            (serde_json::json!({"name": "Ada"}), "buyer"),
+            (serde_json::json!("ada@example.com"), "buyer"),
+        ] {
+            assert_eq!(
+                refused(serde_json::json!({"payment_ref": "pay_1", "buyer": buyer})),
+                [field]
             );
         }
     }

@@ -5,6 +5,7 @@
 //! - [`money`]: integer minor units plus an ISO 4217 currency code (invariant 6).
 //! - [`holds`]: the hold/confirm request shapes and the rules that validate them
 //!   (quantity per order, sale window, customer ids, idempotency keys).
+//! - [`buyer`]: who bought, as a confirm may say (name, e-mail): personal data.
 //! - [`body`]: how JSON bodies and the `Idempotency-Key` header are judged (400/413/415/422).
 //! - [`catalog`]: the public read models (events, shows, zones, availability).
 //! - [`fields`]: rules for what clients type (text without control characters, instants
@@ -24,6 +25,7 @@
 //! Nothing here does I/O, so the crate builds for `wasm32-wasip2` unchanged.
 
 pub mod body;
+pub mod buyer;
 pub mod catalog;
 pub mod checkin;
 pub mod fields;

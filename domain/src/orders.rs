@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::buyer::BuyerView;
 use crate::holds::{HoldView, TicketView};
 use crate::refunds::RefundView;
 use crate::tickets::TicketStatus;
@@ -24,6 +25,9 @@ pub struct OrderView {
     /// The payment reference it was confirmed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_ref: Option<String>,
+    /// Who bought it, if its confirm said (`buyer`): the name and e-mail as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<BuyerView>,
     /// Its tickets (none before it is confirmed), seats in layout order.
     pub tickets: Vec<OrderTicket>,
     /// The refund a cancellation owes, once it was cancelled.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tessera_domain::buyer::EMAIL_PATTERN;
 use tessera_domain::fields::{MULTI_LINE_PATTERN, NO_CONTROLS_PATTERN, SINGLE_LINE_PATTERN};
 use tessera_testkit::ledger::{
     lock_waiters, lock_zone, spawn_app, spawn_app_with, zone_counters, TestApp,
@@ -251,7 +252,7 @@ async fn shutdown_finishes_in_flight_holds(pool: PgPool) {
 }
 
 /// The text rule each free-text body field is documented with (schema, property, pattern).
-const TEXT_PATTERNS: [(&str, &str, &str); 11] = [
+const TEXT_PATTERNS: [(&str, &str, &str); 13] = [
     ("NewEvent", "title", SINGLE_LINE_PATTERN),
     ("NewEvent", "category", SINGLE_LINE_PATTERN),
     ("NewEvent", "description", MULTI_LINE_PATTERN),
@@ -263,6 +264,8 @@ const TEXT_PATTERNS: [(&str, &str, &str); 11] = [
     ("EventPatch", "description", MULTI_LINE_PATTERN),
     ("ZonePatch", "name", SINGLE_LINE_PATTERN),
     ("ConfirmRequest", "payment_ref", SINGLE_LINE_PATTERN),
+    ("BuyerRequest", "name", SINGLE_LINE_PATTERN),
+    ("BuyerRequest", "email", EMAIL_PATTERN),
 ];
 
 /// Every status each operation returns (`method path` → statuses, sorted), as
@@ -405,6 +408,7 @@ async fn openapi_lists_every_status_each_operation_returns(pool: PgPool) {
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn openapi_states_the_bounds_the_server_enforces(pool: PgPool) {
+    use tessera_domain::buyer::{BUYER_NAME_CHARS_MAX, EMAIL_CHARS_MAX};
     use tessera_domain::holds::{PAYMENT_REF_LEN_MAX, QUANTITY_PER_ORDER_MAX};
     use tessera_domain::ids::{CUSTOMER_ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX};
     use tessera_domain::money::PRICE_MINOR_MAX;
@@ -436,6 +440,19 @@ async fn openapi_states_the_bounds_the_server_enforces(pool: PgPool) {
             payment_ref["maxLength"].as_u64()
         ),
         (Some(1), Some(PAYMENT_REF_LEN_MAX as u64))
+    );
+    let buyer = &schemas["BuyerRequest"];
+    assert_eq!(
+        (
+            buyer["properties"]["name"]["maxLength"].as_u64(),
+            buyer["properties"]["email"]["maxLength"].as_u64(),
+            buyer["additionalProperties"].as_bool(),
+        ),
+        (
+            Some(BUYER_NAME_CHARS_MAX as u64),
+            Some(EMAIL_CHARS_MAX as u64),
+            Some(false)
+        )
     );
     let hold = &schemas["HoldRequest"]["properties"];
     assert_eq!(

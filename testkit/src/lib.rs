@@ -9,6 +9,9 @@
 //! - [`edge`]: an edge node ([`edge::EdgeNode`]), a `tessera-edge` process running a Spin
 //!   manifest's components. The binary is an argument: `CARGO_BIN_EXE_tessera-edge` exists
 //!   only in the host package's tests, and the bench passes its `--edge-bin`.
+//! - [`browser`]: the storefront's browser scenarios (`storefront/tests/scenarios/*.mjs`,
+//!   node + playwright-core + Chromium) run as child processes, with what to install when a
+//!   tool is missing.
 //! - [`delay_proxy`]: a TCP proxy that delays each direction by a fixed one-way time
 //!   ([`delay_proxy::DelayProxy`]): distance between processes on one machine.
 //! - [`logs`]: capturing everything the test's code logs, to assert a secret is not there.
@@ -24,6 +27,7 @@
 // The test helpers' `expect`s are their assertions: the message is the failure report.
 #![allow(clippy::expect_used)]
 
+pub mod browser;
 pub mod delay_proxy;
 pub mod edge;
 pub mod idle;

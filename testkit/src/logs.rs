@@ -5,11 +5,18 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing::subscriber::DefaultGuard;
+use tracing::Dispatch;
 
 /// The captured output, and the guard that keeps the capturing subscriber installed.
 pub struct LogCapture {
     written: Written,
     _guard: DefaultGuard,
+    /// A second registered dispatcher that is never anyone's default. With exactly one
+    /// registered, tracing-core takes a shortcut: callsite interest and the global max
+    /// level are computed from *the calling thread's* default, so a callsite first hit by
+    /// a test running beside this one (a thread with no subscriber) was disabled for every
+    /// thread, and the capture missed its lines (ledger/tests/orders.rs saw it).
+    _second: Dispatch,
 }
 
 impl LogCapture {
@@ -21,9 +28,12 @@ impl LogCapture {
             .with_ansi(false)
             .with_writer(written.clone())
             .finish();
+        // Registered first, so that this capture's registration already counts two.
+        let second = Dispatch::new(tracing::subscriber::NoSubscriber::default());
         Self {
             _guard: tracing::subscriber::set_default(subscriber),
             written,
+            _second: second,
         }
     }
 

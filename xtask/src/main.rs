@@ -9,6 +9,7 @@
 //! - `chaos`: the fault campaign (its own PostgreSQL and Redis; `--short` inside `test`);
 //! - `services`: keeps the services up and prints the variables to reach them.
 
+mod browser;
 mod chaos;
 mod fuzz;
 mod net;
@@ -33,7 +34,8 @@ commands:
   build-edge         build the edge components (wasm32-wasip2, release), as `spin build` does
   test [ARGS...]     fmt check, clippy, `cargo test --workspace --all-targets ARGS...`, then
                      the quick benchmark's correctness checks (oversell, conservation) and
-                     the fault campaign's short form (`chaos --short`)
+                     the fault campaign's short form (`chaos --short`); installs Chromium
+                     (apt-get, as root) and `npm ci --prefix storefront` when missing
   bench [--quick] [--only 1,2,..]
                      build release, start PostgreSQL/Redis, run the benchmark scenarios and
                      write target/bench/report.{md,json} with SVG charts (--quick: < 3 min)

@@ -118,6 +118,7 @@ impl<'a> Stack<'a> {
         let (ledger_url, _) = ledger_base_url(&self.ledger_addr);
         let (edge_url, _) = ledger_base_url(&self.edge_addr);
         println!();
+        println!("storefront: {edge_url}/  (the web app, served by the edge)");
         println!("edge:     {edge_url}  (the storefront API from the wasm components; try: curl {edge_url}/v1/events)");
         println!("ledger:   {ledger_url}  (try: curl {ledger_url}/v1/events)");
         println!("openapi:  {ledger_url}/openapi.json");
@@ -219,6 +220,9 @@ fn ledger_base_url(addr: &str) -> (String, Option<HostPort>) {
 pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     let services = Services::ensure(&paths.target_dir)?;
     bail_if_interrupted()?;
+    // The storefront's browser tests (tests/storefront.rs) and the bench's first load
+    // drive Chromium: installed first, so a missing tool stops the run before the builds.
+    crate::browser::ensure_browser_tools(paths)?;
     let with_services = |mut cmd: Command| {
         cmd.env("DATABASE_URL", services.database_url("postgres"))
             .env("REDIS_URL", &services.redis_url);
@@ -420,8 +424,13 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     }
     let services = Services::ensure(&paths.target_dir)?;
     bail_if_interrupted()?;
+    // Scenario 14 (the storefront's first load) drives Chromium.
+    crate::browser::ensure_browser_tools(paths)?;
     run_bench(paths, &services, Profile::Release, args)
 }
+
+/// Tells the bench the browser tools were installed (its `BROWSER_REQUIRED_ENV`).
+const BENCH_BROWSER_ENV: &str = "TESSERA_BENCH_BROWSER";
 
 fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[String]) -> Result<()> {
     let (out, label) = match profile {
@@ -432,6 +441,9 @@ fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[Strin
     // In the environment, not the arguments: the command line is printed.
     run.env("DATABASE_URL", services.database_url("postgres"))
         .env("REDIS_URL", &services.redis_url)
+        // `test` and `bench` installed the browser tools: a missing one is a failure here,
+        // not a skipped scenario.
+        .env(BENCH_BROWSER_ENV, "required")
         .args(["--build", label])
         .args(args);
     header(&describe(&run));

@@ -23,6 +23,7 @@ pub mod scale;
 pub mod seats;
 pub mod sell_out;
 pub mod slow_clients;
+pub mod storefront;
 pub mod webhooks;
 
 /// A ledger `name` on a fresh database with edge nodes in front of it, named

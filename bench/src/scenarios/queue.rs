@@ -12,8 +12,9 @@
 //!   [`ADMIT_PER_MINUTE`]; from the opening, once a second, the ledger's `serving` is read
 //!   (`GET …/queue/state`) and sampled people poll through one edge (the edges in turn, a
 //!   ticket per sampled position, in position order, plus the last place in line, whose
-//!   answers carry that edge's `serving`). Rate = Δserving / Δt; fairness: a later
-//!   position seen admitted in an earlier round than an earlier position is an inversion.
+//!   answers carry that edge's `serving`). Rate = Δserving / Δt; fairness, judged by the
+//!   answers themselves: an edge refusing place q after it admitted a later place p > q
+//!   (its `serving` gone backwards) is an inversion (see [`inversions`]).
 //! - `queue.pass_check`: holds on a queued event without a pass, with a forged pass and
 //!   with another event's pass, through the edges: all must be refused 403, and the
 //!   ledger's `/v1/holds` requests from edges (and the edges' outbound POSTs from `holds`)
@@ -611,6 +612,9 @@ struct AdmissionRun {
     sampled: Vec<i64>,
     /// Per sampled position (same order): the round it was first seen admitted.
     first_admitted: Vec<Option<usize>>,
+    /// Per target: every poll answer, in the order it came (one connection, one poll at
+    /// a time): what [`inversions`] judges.
+    answered: Vec<Vec<Judged>>,
     inversions: u64,
     /// Answers whose state disagrees with their own `serving`, or admitted without a pass
     /// (the first [`INCONSISTENT_KEPT`] kept).
@@ -656,17 +660,32 @@ impl AdmissionRun {
     }
 }
 
-/// Pairs (earlier position, later position) where the later was first seen admitted in an
-/// earlier round, or admitted while the earlier never was.
-fn inversions(first_admitted: &[Option<usize>]) -> u64 {
+/// A poll answer as the fairness check reads it: the place it is about, and whether it
+/// let that place in.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    position: i64,
+    admitted: bool,
+}
+
+/// Pairs of answers from one edge where the later refused a place q and the earlier (in
+/// time) admitted a place p > q: that edge's `serving` went backwards, letting a later
+/// place in before an earlier one. Not judged by polling round: a round polls in position
+/// order and `serving` moves meanwhile, so a round may refuse q and then admit p > q, and
+/// q is admitted only a round later, with no answer out of order. Nor across edges: each
+/// learns `serving` by push and may lag the other.
+fn inversions(answered: &[Vec<Judged>]) -> u64 {
     let mut n = 0;
-    for (i, earlier) in first_admitted.iter().enumerate() {
-        for later in &first_admitted[i + 1..] {
-            n += u64::from(match (earlier, later) {
-                (Some(e), Some(l)) => l < e,
-                (None, Some(_)) => true,
-                _ => false,
-            });
+    for answers in answered {
+        // Places this edge has admitted so far: at most one per sampled position (an
+        // admitted one is not polled again) and the last place.
+        let mut admitted: Vec<i64> = Vec::new();
+        for answer in answers {
+            if answer.admitted {
+                admitted.push(answer.position);
+            } else {
+                n += admitted.iter().filter(|&&p| p > answer.position).count() as u64;
+            }
         }
     }
     n
@@ -715,6 +734,7 @@ async fn admission(
         ledger: Vec::new(),
         edges: vec![Vec::new(); probes.len()],
         first_admitted: vec![None; sampled.len()],
+        answered: vec![Vec::new(); probes.len()],
         sampled,
         inversions: 0,
         inconsistent_count: 0,
@@ -783,6 +803,10 @@ async fn admission(
                     run.inconsistent.push(seen);
                 }
             }
+            run.answered[edge].push(Judged {
+                position: status.position,
+                admitted,
+            });
             match sample {
                 None => run.edges[edge].push((seen_at, status.serving)),
                 Some(i) => {
@@ -796,7 +820,7 @@ async fn admission(
             }
         }
     }
-    run.inversions = inversions(&run.first_admitted);
+    run.inversions = inversions(&run.answered);
     Ok(run)
 }
 
@@ -1248,8 +1272,8 @@ fn admission_report(section: &mut Section, form: &Form, run: &AdmissionRun, via_
         "Admission: {} people join a queue opening {:.0} s later at {ADMIT_PER_MINUTE}/min{}; from the opening, every {} s for {:.0} s: the ledger's \
          `serving` (`GET …/queue/state`) and polls ({polled}) of {} sampled positions spread over the first {} places, in position order, until each \
          is seen admitted, plus the last place (its answers carry that edge's `serving`). Rate = Δserving/Δt × 60 between the first and last samples; \
-         an inversion is a pair of sampled positions where the later was first seen admitted in an earlier round than the earlier (or the earlier \
-         never); an answer is inconsistent if its state disagrees with its own `serving` or an admitted answer lacks a pass.",
+         an inversion is a pair of answers from one edge where the later refused a place after the earlier admitted a later place (that edge's \
+         `serving` gone backwards; judged by answers, not rounds, since `serving` moves while a round polls); an answer is inconsistent if its state disagrees with its own `serving` or an admitted answer lacks a pass.",
         count(run.people as f64),
         form.open_delay.as_secs_f64(),
         if run.joins_overran { " (the joins ran past the opening; the line never ran dry, so the rate is unaffected)" } else { "" },
@@ -1466,11 +1490,45 @@ mod tests {
         assert_eq!(PositionAudit::new(&[1, 4], 3).out_of_range, 1);
     }
 
+    fn admit(position: i64) -> Judged {
+        Judged {
+            position,
+            admitted: true,
+        }
+    }
+
+    fn refuse(position: i64) -> Judged {
+        Judged {
+            position,
+            admitted: false,
+        }
+    }
+
     #[test]
     fn inversions_count_later_positions_admitted_first() {
-        assert_eq!(inversions(&[Some(1), Some(1), Some(2), None]), 0);
-        assert_eq!(inversions(&[Some(2), Some(1)]), 1);
-        assert_eq!(inversions(&[None, Some(3), Some(3)]), 2);
+        // In order at each edge: none.
+        let in_order = vec![refuse(10), refuse(20), admit(10), refuse(20), admit(20)];
+        assert_eq!(inversions(&[in_order]), 0);
+        // `serving` moving mid-round: 10 refused, then 20 admitted in the same round, and
+        // 10 admitted the round after. By rounds 20 came first; by answers nothing went
+        // backwards.
+        let mid_round = vec![refuse(10), admit(20), admit(10)];
+        assert_eq!(inversions(&[mid_round]), 0);
+        // `serving` going backwards at one edge: 30 admitted, then 25 refused.
+        assert_eq!(inversions(&[vec![admit(30), refuse(25)]]), 1);
+        // Exact: one per (earlier admission of a later place, refusal) pair: 25 after 30
+        // and 40, 35 after 40, and 25 again after both.
+        let backwards = vec![admit(30), admit(40), refuse(25), refuse(35), refuse(25)];
+        assert_eq!(inversions(std::slice::from_ref(&backwards)), 5);
+        // Refusing a later place after admitting an earlier one is order, not inversion.
+        assert_eq!(inversions(&[vec![admit(30), refuse(31)]]), 0);
+        // Another edge's lag is its own (it learns `serving` by push)…
+        assert_eq!(inversions(&[vec![admit(30)], vec![refuse(25)]]), 0);
+        // …and each edge's inversions add up.
+        assert_eq!(
+            inversions(&[backwards, vec![refuse(1), admit(9), refuse(8)]]),
+            6
+        );
     }
 
     #[test]

@@ -152,6 +152,14 @@ mod tests {
         assert_eq!(r.route("/v1/events/e1").map(|m| m.0), Some("catalog"));
         assert_eq!(r.route("/v1/events/e1/x").map(|m| m.0), Some("fallback"));
         assert_eq!(r.route("/").map(|m| m.0), Some("fallback"));
+        // The storefront's deep paths (client routes, nested assets) reach the catch-all.
+        let (component, m) = r
+            .route("/assets/0123456789ab/js/views/e.js")
+            .expect("match");
+        assert_eq!(
+            (component, m.path_info.as_str()),
+            ("fallback", "/assets/0123456789ab/js/views/e.js")
+        );
     }
 
     #[test]

@@ -117,8 +117,8 @@ pub(crate) async fn confirm_hold(
     JsonBody(request): JsonBody<ConfirmRequest>,
 ) -> ApiResult<Response> {
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
-    let payment_ref = request.parse().map_err(ApiError::Validation)?;
-    Ok(settle::confirm(&state, hold_id, &key, payment_ref)
+    let confirmation = request.parse().map_err(ApiError::Validation)?;
+    Ok(settle::confirm(&state, hold_id, &key, &confirmation)
         .await?
         .into_response())
 }

@@ -1,12 +1,13 @@
 //! `GET /v1/orders/{hold_id}`: an order as its buyer sees it — the hold (its id is the
-//! order reference), its total, its tickets with their codes, seats and states at the door,
-//! and the refund a cancellation owes. Read from the ledger on every request: the edge
-//! forwards it and never caches it.
+//! order reference), its total, who bought it (if the confirm said), its tickets with their
+//! codes, seats and states at the door, and the refund a cancellation owes. Read from the
+//! ledger on every request: the edge forwards it and never caches it.
 
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use tessera_domain::buyer::BuyerView;
 use tessera_domain::holds::TicketView;
 use tessera_domain::money::line_total_minor;
 use tessera_domain::orders::{OrderTicket, OrderView};
@@ -34,8 +35,8 @@ pub(crate) async fn get_order(
     let hold = fetch_hold(&mut conn, hold_id, false)
         .await?
         .ok_or_else(|| ApiError::not_found("order"))?;
-    let payment_ref: Option<String> =
-        sqlx::query_scalar("select payment_ref from holds where id = $1")
+    let paid: PaidRow =
+        sqlx::query_as("select payment_ref, buyer_name, buyer_email from holds where id = $1")
             .bind(hold.core.id)
             .fetch_one(&mut *conn)
             .await?;
@@ -48,10 +49,29 @@ pub(crate) async fn get_order(
         event_id: EventId(hold.event_id),
         total_minor: line_total_minor(hold.core.unit_price_minor, hold.core.quantity)
             .map_err(anyhow::Error::new)?,
-        payment_ref,
+        buyer: paid.buyer(),
+        payment_ref: paid.payment_ref,
         tickets: tickets(&mut conn, hold.core.id).await?,
         refund: refund.map(RefundRow::view),
     }))
+}
+
+/// What the confirm wrote: the payment reference and, if it named one, the buyer.
+#[derive(sqlx::FromRow)]
+struct PaidRow {
+    payment_ref: Option<String>,
+    buyer_name: Option<String>,
+    buyer_email: Option<String>,
+}
+
+impl PaidRow {
+    /// Both fields or none (the `hold_buyer_whole` check).
+    fn buyer(&self) -> Option<BuyerView> {
+        Some(BuyerView {
+            name: self.buyer_name.clone()?,
+            email: self.buyer_email.clone()?,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use tessera_domain::buyer::Buyer;
 use tessera_domain::catalog::EventStatus;
-use tessera_domain::holds::{ConfirmedHold, HoldStatus, HoldView, TicketView};
+use tessera_domain::holds::{Confirmation, ConfirmedHold, HoldStatus, HoldView, TicketView};
 use tessera_domain::money::line_total_minor;
 use tessera_domain::seats::SeatStatus;
 use tessera_domain::{
@@ -145,14 +146,25 @@ fn confirmable(hold: &HoldRow) -> ApiResult<()> {
     Ok(())
 }
 
+/// The confirm's identity for its `Idempotency-Key`: the hold, the payment reference and,
+/// when given, the buyer (the e-mail's domain compared lower-cased). Without a buyer it
+/// hashes as before buyers existed, so results stored then still replay.
+fn confirm_sha256(hold_id: HoldId, confirmation: &Confirmation<'_>) -> Vec<u8> {
+    let payment_ref = confirmation.payment_ref;
+    match &confirmation.buyer {
+        None => idempotency::request_sha256(&(hold_id, payment_ref)),
+        Some(buyer) => idempotency::request_sha256(&(hold_id, payment_ref, buyer.identity())),
+    }
+}
+
 pub async fn confirm(
     state: &crate::app::AppState,
     hold_id: HoldId,
     key: &IdempotencyKey,
-    payment_ref: &str,
+    confirmation: &Confirmation<'_>,
 ) -> ApiResult<Reply> {
     let scope = format!("confirm:{hold_id}");
-    let request_sha256 = idempotency::request_sha256(&(hold_id, payment_ref));
+    let request_sha256 = confirm_sha256(hold_id, confirmation);
     let mut tx = state.pool.begin().await?;
     // Lock first, then look for a stored result: every confirm of this hold (the scope
     // names it) waits here, so a retry racing its original sees the original's result
@@ -167,13 +179,7 @@ pub async fn confirm(
         return Ok(stored.replay_for(&request_sha256));
     }
     confirmable(&hold)?;
-    sqlx::query(
-        "update holds set status = 'confirmed', settled_at = now(), payment_ref = $2 where id = $1",
-    )
-    .bind(hold.core.id)
-    .bind(payment_ref)
-    .execute(&mut *tx)
-    .await?;
+    mark_confirmed(&mut tx, &hold, confirmation).await?;
     let change = move_stock(
         &mut tx,
         ZoneId(hold.core.zone_id),
@@ -183,11 +189,13 @@ pub async fn confirm(
     .await?
     .change_with_seats(ZoneId(hold.core.zone_id), hold.seats(), SeatStatus::Sold);
     let tickets = issue_tickets(&mut tx, &hold).await?;
+    // Neither carries the buyer: both are built from named columns, never the whole row.
     outbox::enqueue(&mut tx, &change).await?;
     crate::webhooks::emit::orders_confirmed(&mut tx, &[hold.core.id]).await?;
     let confirmed = ConfirmedHold {
         hold: hold.view(HoldStatus::Confirmed)?,
-        payment_ref: payment_ref.to_owned(),
+        payment_ref: confirmation.payment_ref.to_owned(),
+        buyer: confirmation.buyer.as_ref().map(Buyer::view),
         total_minor: line_total_minor(hold.core.unit_price_minor, hold.core.quantity)
             .map_err(anyhow::Error::new)?,
         tickets,
@@ -206,6 +214,28 @@ pub async fn confirm(
     state.outbox_wake.notify();
     metrics::counter!("holds_confirmed_total").increment(1);
     Ok(reply)
+}
+
+/// The hold becomes an order: paid with `payment_ref`, bought by the buyer if one was
+/// named (bound, never formatted into the statement or a log line).
+async fn mark_confirmed(
+    conn: &mut PgConnection,
+    hold: &HoldRow,
+    confirmation: &Confirmation<'_>,
+) -> Result<(), sqlx::Error> {
+    let buyer = confirmation.buyer.as_ref();
+    sqlx::query(
+        "update holds set status = 'confirmed', settled_at = now(), payment_ref = $2,
+                buyer_name = $3, buyer_email = $4
+         where id = $1",
+    )
+    .bind(hold.core.id)
+    .bind(confirmation.payment_ref)
+    .bind(buyer.map(|b| b.name.as_str()))
+    .bind(buyer.map(|b| b.email.as_str()))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// One ticket per place held; for a seat hold, one per seat, each seat then `sold` to its

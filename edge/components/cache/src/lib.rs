@@ -27,6 +27,8 @@
 //!   `Retry-After`, the client address).
 //! - [`config`]: parsing the component variables.
 //! - [`problem`]: problem+json bodies marked `served_by: "edge"`.
+//! - [`storefront`]: the storefront's answers: the route decision (page, asset, 404, 405),
+//!   `Accept-Encoding` negotiation, `If-None-Match` over its files' tags, security headers.
 //!
 //! [`spin`] (wasm32 only) is the I/O half: KV store, variables, the ledger client, the
 //! read-through cache used by the catalog and holds components, HTTP response helpers.
@@ -50,6 +52,7 @@ pub mod seat_map;
 pub mod seq;
 pub mod show_index;
 pub mod stored;
+pub mod storefront;
 pub mod ttl;
 
 #[cfg(target_arch = "wasm32")]
