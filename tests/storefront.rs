@@ -4,7 +4,8 @@
 //! on any page error, console error or CSP violation (`storefront/tests/kit.mjs`).
 //!
 //! Adding a scenario: write the `.mjs` file, then a test here that starts a
-//! [`Storefront`] and calls [`Storefront::run`] with its name.
+//! [`Storefront`] and calls [`Storefront::run`] with its name and the JSON it reads with
+//! `fixture()`; then check at the ledger what the scenario should have changed.
 
 // Test code: an `expect` is an assertion, its message the failure report.
 #![allow(clippy::expect_used)]

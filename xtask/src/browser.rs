@@ -32,8 +32,32 @@ pub fn ensure_browser_tools(paths: &Paths) -> Result<()> {
             );
         }
     }
+    ensure_node_version()?;
     ensure_chromium()?;
     ensure_node_modules(paths)
+}
+
+/// playwright-core 1.65 needs Node 20 or newer (`engines` in its package.json); Debian
+/// 12's own `nodejs` is 18, so say which one is needed rather than fail inside npm.
+const NODE_MAJOR_MIN: u32 = 20;
+
+fn ensure_node_version() -> Result<()> {
+    let output = Command::new("node")
+        .arg("--version")
+        .output()
+        .context("node --version")?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let major = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    match major {
+        Some(major) if major >= NODE_MAJOR_MIN => Ok(()),
+        _ => bail!(
+            "node {version:?} is too old for the storefront's browser tests (playwright-core needs {NODE_MAJOR_MIN} or newer): install Node {NODE_MAJOR_MIN} (e.g. from NodeSource) and npm"
+        ),
+    }
 }
 
 /// `apt-get install -y chromium` as root; once more after `apt-get update` if that failed

@@ -214,7 +214,7 @@ fn table(loads: &[Load], figures: &Figures) -> Table {
 fn goals(section: &mut Section, loads: &[Load], figures: &Figures) {
     let measured = !loads.is_empty();
     section.goal(
-        "storefront.first_load_bytes",
+        "storefront.first_load",
         &format!(
             "a first load transfers ≤ {} KB (every request, headers included)",
             GOAL_FIRST_LOAD_BYTES / 1000
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(
             met,
             [
-                ("storefront.first_load_bytes", true),
+                ("storefront.first_load", true),
                 ("storefront.first_load_ms", true),
                 ("storefront.repeat_load", false),
             ]

@@ -16,6 +16,7 @@ export async function describeTickets(ctx, order, event, labels) {
     show ? h('p', {}, `${when(show.starts_at, event.venue.timezone)} · ${event.venue.name}, ${event.venue.city}`) : null,
     h('p', {}, `${zone ? zone.name : 'Zone'} · ${plural(order.quantity, 'ticket')} · ${money(order.total_minor, order.currency)}`),
     seatsOfOrder(order).length ? h('ul', { class: 'seat-list' }, seatsOfOrder(order).map((i) => h('li', {}, labels.get(i) || `Seat ${i}`))) : null,
+    order.buyer ? h('p', { class: 'buyer' }, `For ${order.buyer.name} (${order.buyer.email})`) : null,
     order.status === 'cancelled' ? h('p', { class: 'problem', role: 'alert' }, cancelled(order)) : null,
     h('p', { class: 'reference' }, `Order reference ${order.hold_id}`));
 }

@@ -8,10 +8,11 @@ import { clock } from '../format.js';
 import { heading, errorSlot } from '../ui.js';
 import * as store from '../store.js';
 
-/** What each verdict says and how it looks (`ok` green, warnings amber, refusals red). */
+/** What each verdict says and how it looks: green lets in, red stops (a second entry too),
+ * amber is an offline entry recorded late. */
 const VERDICTS = {
   ok: { tone: 'ok', title: 'OK', say: () => 'Let them in.' },
-  already_redeemed: { tone: 'warn', title: 'Already checked in', say: (v) => `Already checked in at ${clock(v.checked_in_at)}${v.gate ? ` (${v.gate})` : ''}.` },
+  already_redeemed: { tone: 'bad', title: 'Already checked in', say: (v) => `Already checked in at ${clock(v.checked_in_at)}${v.gate ? ` (${v.gate})` : ''}.` },
   duplicate_offline: { tone: 'warn', title: 'Already checked in', say: (v) => `Entered before, at ${clock(v.checked_in_at)}.` },
   void: { tone: 'bad', title: 'Void', say: () => 'This ticket was cancelled.' },
   revoked: { tone: 'bad', title: 'Void', say: () => 'This ticket was cancelled.' },
