@@ -16,6 +16,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
 import jsQR from 'jsqr';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
@@ -82,7 +84,8 @@ export function launch() {
 }
 
 /** An isolated buyer: a new context (its own cookies, storage and HTTP cache) and a page
- * at STOREFRONT_URL. `phone: true` is a 390×844 touch phone; other options go to
+ * at STOREFRONT_URL. `phone: true` is a 390×844 touch phone; `expectFailedLoads` names
+ * the refusals the scenario provokes (see `expectedLoadFailure`); other options go to
  * `browser.newContext`. Returns `{context, page, label, problems}`. */
 export async function buyer(browser, { phone = false, label, expectFailedLoads = [], ...options } = {}) {
   const device = phone ? PHONE : DESKTOP;
@@ -201,6 +204,35 @@ export async function waitFor(fn, { timeout = WAIT_TIMEOUT_MS, what } = {}) {
     }
     await delay(POLL_INTERVAL_MS);
   }
+}
+
+/** The WCAG 2 A and AA rules axe-core checks automatically (labels, names of buttons and
+ * controls, contrast, ARIA use, …). */
+const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+let axeSource = null;
+
+/** The page as it is now breaks none of axe-core's WCAG 2 A/AA rules: every form control
+ * and seat has a name a screen reader reads, contrast is enough, ARIA is used right.
+ * axe runs through the DevTools protocol (`evaluate`), which the page's CSP does not
+ * govern, so the strict policy stays on while it runs. */
+export async function assertAccessible(page, what) {
+  axeSource ??= await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async (tags) => {
+    const result = await globalThis.axe.run(document, { runOnly: { type: 'tag', values: tags } });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help}; ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  }, AXE_TAGS);
+  assert.equal(violations.length, 0, `accessibility of ${what} at ${page.url()}:\n  ${violations.join('\n  ')}`);
+}
+
+/** The page is no wider than its viewport (nothing to scroll sideways on a phone): a
+ * phone-sized layout that works. */
+export async function assertFitsWidth(page) {
+  const { scrollWidth, clientWidth } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    clientWidth: document.documentElement.clientWidth,
+  }));
+  assert.ok(scrollWidth <= clientWidth, `${page.url()} is ${scrollWidth} px wide in a ${clientWidth} px viewport`);
 }
 
 /** A full-page PNG of `page` as SCREENSHOTS/<scenario>/<name>-<buyer>.png; its path. */

@@ -47,7 +47,8 @@ function spacing(zone) {
   return Number.isFinite(step) ? step : 1;
 }
 
-/** The SVG of a zone's seats; each seat a focusable-by-arrows button. */
+/** The SVG of a zone's seats, each seat a button reached by arrows; and each seat's
+ * element by its index (repainting one is then no search). */
 export function drawSeats(zone, seats, states) {
   const step = spacing(zone);
   const r = step * 0.42;
@@ -64,9 +65,10 @@ export function drawSeats(zone, seats, states) {
     const first = row[0];
     svg.append(s('text', { x: first.x - step * 0.8, y: first.y, class: 'row-label', 'text-anchor': 'end', 'dominant-baseline': 'central', 'font-size': step * 0.6, 'aria-hidden': 'true' }, first.row));
   }
+  const elements = [];
   for (const seat of seats) {
     const state = STATUS[states[seat.index]];
-    svg.append(s('circle', {
+    elements[seat.index] = svg.appendChild(s('circle', {
       cx: seat.x, cy: seat.y, r, class: `seat ${state}`, role: 'button', tabindex: -1,
       'aria-label': `${seatLabel(seat)}, ${state}`, 'aria-pressed': 'false', 'aria-disabled': state === 'available' ? null : 'true',
       dataset: { seat: seat.index },
@@ -76,7 +78,7 @@ export function drawSeats(zone, seats, states) {
   // ... and no bigger than a comfortable button on a small map.
   svg.style.minWidth = `${Math.min((width / step) * MIN_SEAT_PX, MAX_MAP_PX)}px`;
   svg.style.maxWidth = `${(width / step) * MAX_SEAT_PX}px`;
-  return svg;
+  return { svg, elements };
 }
 
 /** The seat to move to from `from` with an arrow key: along the row, or to the nearest
@@ -104,4 +106,66 @@ export function rowsOf(seats) {
     rows.get(key).push(seat);
   }
   return rows;
+}
+
+/** A zone's seats as drawn and as picked: their states (kept current from the live map),
+ * the buyer's picks, and the SVG that shows both. */
+export class SeatBoard {
+  constructor(zone) {
+    this.seats = seatsOf(zone);
+    this.rows = rowsOf(this.seats);
+    this.states = decodeStatus(zone.status, zone.seat_count);
+    this.picked = new Set();
+    ({ svg: this.svg, elements: this.elements } = drawSeats(zone, this.seats, this.states));
+  }
+
+  /** Picks or unpicks a seat; `'taken'` or `'full'` (no more in one order) when it can't. */
+  toggle(index, maxPicked) {
+    if (this.states[index] !== 0) return 'taken';
+    if (this.picked.has(index)) this.picked.delete(index);
+    else if (this.picked.size >= maxPicked) return 'full';
+    else this.picked.add(index);
+    this.paint(index);
+    return null;
+  }
+
+  pickedSeats() {
+    return [...this.picked].sort((a, b) => a - b).map((i) => this.seats[i]);
+  }
+
+  /** The ledger said these were taken: shown taken (held) at once, unpicked. */
+  markTaken(indexes) {
+    const known = indexes.filter((i) => this.seats[i]);
+    for (const index of known) {
+      if (this.states[index] === 0) this.states[index] = 1;
+      this.picked.delete(index);
+      this.paint(index);
+    }
+    return known.map((i) => this.seats[i]);
+  }
+
+  /** A fresh map: repaints the seats whose state moved; the picks someone took first. */
+  apply(zone) {
+    const next = decodeStatus(zone.status, zone.seat_count);
+    const lost = [];
+    for (let i = 0; i < next.length && i < this.states.length; i += 1) {
+      if (next[i] === this.states[i]) continue;
+      this.states[i] = next[i];
+      if (next[i] !== 0 && this.picked.delete(i)) lost.push(i);
+      this.paint(i);
+    }
+    return lost;
+  }
+
+  paint(index) {
+    const el = this.elements[index];
+    if (!el) return;
+    const name = STATUS[this.states[index]];
+    const picked = this.picked.has(index);
+    el.setAttribute('class', `seat ${name}${picked ? ' picked' : ''}`);
+    el.setAttribute('aria-pressed', String(picked));
+    el.setAttribute('aria-label', `${seatLabel(this.seats[index])}, ${picked ? 'picked' : name}`);
+    if (name === 'available') el.removeAttribute('aria-disabled');
+    else el.setAttribute('aria-disabled', 'true');
+  }
 }

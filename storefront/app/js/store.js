@@ -17,6 +17,16 @@ function write(storage, key, value) {
   else storage.setItem(PREFIX + key, JSON.stringify(value));
 }
 
+/** An Idempotency-Key made once and kept under `name` until it is forgotten. */
+function keptKey(storage, name) {
+  let key = read(storage, name);
+  if (!key) {
+    key = crypto.randomUUID();
+    write(storage, name, key);
+  }
+  return key;
+}
+
 /** This browser's customer id (the API's `customer_id`: per-customer limits count by it). */
 export function customerId() {
   let id = read(localStorage, 'customer');
@@ -32,14 +42,7 @@ export function customerId() {
 export const queueTicket = (eventId) => read(localStorage, `queue.${eventId}`);
 export const saveQueueTicket = (eventId, ticket) => write(localStorage, `queue.${eventId}`, ticket);
 /** The key of this browser's join, so a retried join keeps its place. */
-export function joinKey(eventId) {
-  let key = read(localStorage, `join.${eventId}`);
-  if (!key) {
-    key = crypto.randomUUID();
-    write(localStorage, `join.${eventId}`, key);
-  }
-  return key;
-}
+export const joinKey = (eventId) => keptKey(localStorage, `join.${eventId}`);
 
 /** Forgets this browser's place in `eventId`'s queue, so the next visit joins anew. */
 export function forgetQueue(eventId) {
@@ -69,14 +72,7 @@ export function holdKey(body) {
 export const settleHold = () => write(sessionStorage, 'pendingHold', null);
 
 /** The key of a checkout being confirmed (per hold), reused until it succeeds. */
-export function confirmKey(holdId) {
-  let key = read(sessionStorage, `confirm.${holdId}`);
-  if (!key) {
-    key = crypto.randomUUID();
-    write(sessionStorage, `confirm.${holdId}`, key);
-  }
-  return key;
-}
+export const confirmKey = (holdId) => keptKey(sessionStorage, `confirm.${holdId}`);
 
 /** The door's credential: entered once, kept by this browser. */
 export const doorCredential = () => read(localStorage, 'door');

@@ -1,7 +1,7 @@
 // Pieces every page uses: its heading and title, error messages from the API's problems,
 // and live data refreshed with conditional GETs.
 
-import { h } from './dom.js';
+import { h, add } from './dom.js';
 import { get } from './api.js';
 
 /** Sets the document title and returns the page's heading; focus moves to `<main>` so a
@@ -11,6 +11,18 @@ export function heading(ctx, text) {
   ctx.main.focus({ preventScroll: true });
   scrollTo(0, 0);
   return h('h1', {}, text);
+}
+
+/** GETs what a page is about (`path`). When that fails the page is its heading and the
+ * API's problem, and the result is null. */
+export async function subject(ctx, title, path, errors) {
+  try {
+    return (await get(path, { signal: ctx.signal })).data;
+  } catch (error) {
+    add(ctx.main, heading(ctx, title), errors.el);
+    errors.show(error);
+    return null;
+  }
 }
 
 /** The problem the API answered, in words: its title, its detail, each field's error. */

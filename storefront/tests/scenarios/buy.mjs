@@ -8,7 +8,7 @@
  * FIXTURE: {event_id, title, search, ga_zone_id, ga_zone_name, capacity}
  */
 import assert from 'node:assert/strict';
-import { appReady, buyer, decodeQr, fixture, scenario, screenshot, waitFor } from '../kit.mjs';
+import { appReady, assertAccessible, assertFitsWidth, buyer, decodeQr, fixture, scenario, screenshot, waitFor } from '../kit.mjs';
 
 const f = fixture();
 /** Availability refreshes every 2 s; a change reaches the edge by push: this is ample. */
@@ -19,6 +19,8 @@ const availableIn = (page) => page.locator(`td.available[data-zone="${f.ga_zone_
 async function findTheEvent(page) {
   await page.goto('/');
   await appReady(page);
+  await assertFitsWidth(page);
+  await assertAccessible(page, 'the events list');
   await screenshot(page, 'home');
   await page.getByLabel('Search').fill(f.search);
   await page.getByRole('button', { name: 'Search' }).click();
@@ -32,6 +34,8 @@ async function holdTwo(page) {
   await page.getByRole('button', { name: `Hold tickets in ${f.ga_zone_name}` }).click();
   await page.waitForURL(/\/holds\//);
   await page.getByRole('timer').filter({ hasText: /Held for you for \d+:\d\d/ }).waitFor();
+  await assertFitsWidth(page);
+  await assertAccessible(page, 'the hold and checkout');
   await screenshot(page, 'hold');
   // A reload keeps the step: the same hold, still counting down.
   const url = page.url();
@@ -54,6 +58,8 @@ async function checkOut(page, holdId) {
   const decoded = [await decodeQr(qrs.nth(0)), await decodeQr(qrs.nth(1))];
   assert.deepEqual(decoded.sort(), order.tickets.map((t) => t.code).sort(), 'each QR code reads as a ticket code');
   assert.equal(new Set(decoded).size, 2);
+  await assertFitsWidth(page);
+  await assertAccessible(page, 'the order');
   await screenshot(page, 'order');
 }
 
@@ -76,6 +82,8 @@ await scenario('buy', async (browser) => {
 
   const { page } = await buyer(browser, { phone: true });
   await findTheEvent(page);
+  await assertFitsWidth(page);
+  await assertAccessible(page, 'the event page');
   await screenshot(page, 'event');
   const holdId = await holdTwo(page);
   await checkOut(page, holdId);

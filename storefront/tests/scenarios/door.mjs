@@ -6,7 +6,7 @@
  * FIXTURE: {gate_token, gate, code}
  */
 import assert from 'node:assert/strict';
-import { appReady, buyer, fixture, scenario, screenshot } from '../kit.mjs';
+import { appReady, assertAccessible, assertFitsWidth, buyer, fixture, scenario, screenshot } from '../kit.mjs';
 
 const f = fixture();
 
@@ -32,6 +32,8 @@ await scenario('door', async (browser) => {
   await scan(page, f.code);
   await page.locator('.verdict[data-result="ok"]').waitFor();
   assert.equal(await page.locator('.verdict-title').textContent(), 'OK');
+  await assertFitsWidth(page);
+  await assertAccessible(page, 'the door with a verdict');
   await screenshot(page, 'ok');
 
   await scan(page, f.code);

@@ -5,7 +5,7 @@
  * a known QR code. Each provoked problem is checked, then cleared so the run passes.
  */
 import assert from 'node:assert/strict';
-import { appReady, assertNoProblems, buyer, decodeQr, scenario, waitFor } from '../kit.mjs';
+import { appReady, assertAccessible, assertNoProblems, buyer, decodeQr, scenario, waitFor } from '../kit.mjs';
 
 const ORIGIN = 'http://kit.test';
 const CSP = "default-src 'self'; script-src 'self'";
@@ -40,6 +40,7 @@ const PAGES = {
   '/error': `<!doctype html><title>error</title><script src="/error.js"></script>`,
   '/not-ready': `<!doctype html><title>never ready</title>`,
   '/qr': `<!doctype html><title>qr</title><body>${qrSvg(QR_ROWS)}</body>`,
+  '/unlabelled': `<!doctype html><html lang="en"><title>unlabelled</title><body><main><input type="text"></main></body></html>`,
 };
 const SCRIPTS = {
   '/ready.js': READY_JS,
@@ -92,6 +93,9 @@ await scenario('kit', async (browser) => {
   await page.goto('/not-ready');
   await assert.rejects(appReady(page, { timeout: SHORT_TIMEOUT_MS }), /did not set data-app-ready/);
   await assert.rejects(waitFor(() => false, { timeout: SHORT_TIMEOUT_MS, what: 'never' }), /waiting until never/);
+
+  await page.goto('/unlabelled');
+  await assert.rejects(assertAccessible(page, 'a form control without a label'), /label/);
 
   await page.goto('/qr');
   assert.equal(await decodeQr(page.locator('#qr')), QR_TEXT);

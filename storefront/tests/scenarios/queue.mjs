@@ -6,7 +6,7 @@
  * FIXTURE: {event_id, ga_zone_name, ahead}: `ahead` people joined before this buyer.
  */
 import assert from 'node:assert/strict';
-import { appReady, buyer, fixture, scenario, screenshot, waitFor } from '../kit.mjs';
+import { appReady, assertAccessible, assertFitsWidth, buyer, fixture, scenario, screenshot, waitFor } from '../kit.mjs';
 
 const f = fixture();
 /** The fixture admits a few people a second; the buyer is let in well within this. */
@@ -24,6 +24,8 @@ await scenario('queue', async (browser) => {
   const waiting = Number((await ahead.textContent()).replace(/\D/g, ''));
   assert.ok(waiting > 0 && waiting <= f.ahead, `people ahead while waiting: ${waiting}`);
   assert.equal(await page.locator('[data-position]').getAttribute('data-position'), String(f.ahead + 1));
+  await assertFitsWidth(page);
+  await assertAccessible(page, 'the waiting room');
   await screenshot(page, 'queue');
   // A reload keeps the place (the kept ticket), it does not join again.
   await page.reload();

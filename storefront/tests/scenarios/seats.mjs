@@ -7,7 +7,7 @@
  * FIXTURE: {event_id, show_id, seat_zone_id, row}
  */
 import assert from 'node:assert/strict';
-import { appReady, buyer, fixture, scenario, screenshot, waitFor } from '../kit.mjs';
+import { appReady, assertAccessible, buyer, fixture, scenario, screenshot, waitFor } from '../kit.mjs';
 
 const f = fixture();
 const LIVE_TIMEOUT_MS = 15_000;
@@ -39,6 +39,7 @@ await scenario('seats', async (launched) => {
   await page.keyboard.press('ArrowRight');
   await page.keyboard.press('Enter');
   for (const n of [1, 2, 3]) assert.equal(await seat(page, n).getAttribute('aria-pressed'), 'true', `seat ${n} picked`);
+  await assertAccessible(page, 'the seat map with picks');
   await screenshot(page, 'picked');
   await page.getByRole('button', { name: 'Hold 3 seats' }).click();
   await page.waitForURL(/\/holds\//);

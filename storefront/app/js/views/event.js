@@ -3,9 +3,8 @@
 // here; assigned zones open the seat map. A queued on-sale sends the buyer to the queue.
 
 import { h, add, replace, announce } from '../dom.js';
-import { get } from '../api.js';
 import { money, when, plural } from '../format.js';
-import { heading, errorSlot, live, actionButton } from '../ui.js';
+import { heading, errorSlot, live, actionButton, subject } from '../ui.js';
 import { hold } from '../holding.js';
 import * as store from '../store.js';
 
@@ -14,13 +13,8 @@ export const AVAILABILITY_REFRESH_MS = 2000;
 
 export async function eventPage(ctx) {
   const errors = errorSlot();
-  let event;
-  try {
-    ({ data: event } = await get(`/v1/events/${ctx.params.eventId}`, { signal: ctx.signal }));
-  } catch (error) {
-    add(ctx.main, heading(ctx, 'Event'), errors.el);
-    return errors.show(error);
-  }
+  const event = await subject(ctx, 'Event', `/v1/events/${ctx.params.eventId}`, errors);
+  if (!event) return;
   const show = event.shows.find((s) => s.show_id === ctx.query.get('show')) || event.shows[0];
   add(ctx.main, 
     heading(ctx, event.title),

@@ -5,7 +5,7 @@
 import { h, add, replace, announce } from '../dom.js';
 import { get, post, newKey } from '../api.js';
 import { money, countdown, plural } from '../format.js';
-import { heading, errorSlot, actionButton } from '../ui.js';
+import { heading, errorSlot, actionButton, subject } from '../ui.js';
 import { describeTickets } from '../summary.js';
 import * as store from '../store.js';
 
@@ -16,13 +16,8 @@ const WARN_AT_SECONDS = 60;
 
 export async function holdPage(ctx) {
   const errors = errorSlot();
-  let order;
-  try {
-    ({ data: order } = await get(`/v1/orders/${ctx.params.holdId}`, { signal: ctx.signal }));
-  } catch (error) {
-    add(ctx.main, heading(ctx, 'Your hold'), errors.el);
-    return errors.show(error);
-  }
+  const order = await subject(ctx, 'Your hold', `/v1/orders/${ctx.params.holdId}`, errors);
+  if (!order) return;
   if (order.status === 'confirmed' || order.status === 'cancelled') return ctx.navigate(`/orders/${order.hold_id}`, { replace: true });
   const event = await get(`/v1/events/${order.event_id}`, { signal: ctx.signal }).then((a) => a.data, () => null);
   add(ctx.main, heading(ctx, 'Your hold'), await describeTickets(ctx, order, event), errors.el);

@@ -4,7 +4,7 @@
 import { h, add, replace } from '../dom.js';
 import { get } from '../api.js';
 import { clock } from '../format.js';
-import { heading, errorSlot, live } from '../ui.js';
+import { heading, errorSlot, live, subject } from '../ui.js';
 import { describeTickets, seatLabels } from '../summary.js';
 import { qrSvg } from '../qr.js';
 
@@ -13,13 +13,8 @@ const ORDER_REFRESH_MS = 5000;
 
 export async function orderPage(ctx) {
   const errors = errorSlot();
-  let order;
-  try {
-    ({ data: order } = await get(`/v1/orders/${ctx.params.holdId}`, { signal: ctx.signal }));
-  } catch (error) {
-    add(ctx.main, heading(ctx, 'Your order'), errors.el);
-    return errors.show(error);
-  }
+  const order = await subject(ctx, 'Your order', `/v1/orders/${ctx.params.holdId}`, errors);
+  if (!order) return;
   if (order.status === 'held') return ctx.navigate(`/holds/${order.hold_id}`, { replace: true });
   const event = await get(`/v1/events/${order.event_id}`, { signal: ctx.signal }).then((a) => a.data, () => null);
   const labels = await seatLabels(ctx, order);

@@ -5,7 +5,7 @@
 import { h, add, replace, announce } from '../dom.js';
 import { get, post } from '../api.js';
 import { duration } from '../format.js';
-import { heading, errorSlot, actionButton } from '../ui.js';
+import { heading, errorSlot, actionButton, subject } from '../ui.js';
 import * as store from '../store.js';
 
 /** When the API names no wait (it always should), ask again after this long. */
@@ -16,13 +16,8 @@ const RETRY_SECONDS = 5;
 export async function queuePage(ctx) {
   const { eventId } = ctx.params;
   const errors = errorSlot();
-  let event;
-  try {
-    ({ data: event } = await get(`/v1/events/${eventId}`, { signal: ctx.signal }));
-  } catch (error) {
-    add(ctx.main, heading(ctx, 'Waiting room'), errors.el);
-    return errors.show(error);
-  }
+  const event = await subject(ctx, 'Waiting room', `/v1/events/${eventId}`, errors);
+  if (!event) return;
   add(ctx.main, heading(ctx, `Waiting room: ${event.title}`));
   if (!event.queue || store.pass(eventId)) return ctx.navigate(`/events/${eventId}`, { replace: true });
   const panel = h('section', { class: 'queue', 'aria-live': 'polite', 'aria-label': 'Your place in line' }, h('p', { class: 'loading' }, 'Joining the queue…'));
