@@ -12,12 +12,14 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_testkit::browser::{run_scenario, BrowserError, NodeScript};
 use tessera_testkit::edge::{EdgeNode, EdgeOptions, EDGE_KEY};
 use tessera_testkit::ledger::{event_body, spawn_app_with, zone_counters, Fixture, TestApp};
 use tessera_testkit::queue::join;
+use tessera_testkit::wait_until;
 
 const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
 /// The sale's general-admission zone: its name (the page's labels name it) and size.
@@ -25,10 +27,12 @@ const GA_ZONE: &str = "Standing";
 const GA_CAPACITY: i64 = 10;
 /// The sale's assigned zone: two rows of six.
 const SEAT_ROW: &str = "A";
-/// People who join the queue before the scenario's buyer, and the rate they are let in
-/// at: the buyer waits a few seconds, then is admitted.
+/// People who join the queue before the scenario's buyer, and the rate they are let in at
+/// once the queue opens (when the buyer has joined): the buyer waits a few seconds.
 const QUEUE_AHEAD: usize = 5;
 const QUEUE_ADMIT_PER_MINUTE: i64 = 60;
+/// The browser's start and the walk to the waiting room, on a loaded machine.
+const BROWSER_JOIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// A ledger and an edge node in front of it, serving the storefront.
 struct Storefront {
@@ -115,6 +119,21 @@ impl Storefront {
         }
     }
 
+    /// Puts the event's queue on at `QUEUE_ADMIT_PER_MINUTE`, letting people in from `opens_at`.
+    async fn queue(&self, event_id: &str, opens_at: DateTime<Utc>) {
+        let body = json!({"enabled": true, "admit_per_minute": QUEUE_ADMIT_PER_MINUTE,
+                          "session_minutes": 10, "opens_at": opens_at});
+        let response = self
+            .ledger
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/admin/v1/events/{event_id}/queue"),
+                &body,
+            )
+            .await;
+        assert_eq!(response.status(), 200, "queue settings");
+    }
+
     /// The holds of `zone_id` at the ledger: (status, quantity, seats).
     async fn holds(&self, zone_id: &str) -> Vec<(String, i32, Vec<i32>)> {
         sqlx::query_as(
@@ -185,9 +204,9 @@ async fn a_queued_buyer_waits_is_admitted_and_holds_with_a_pass(pool: PgPool) {
     let storefront = Storefront::start(pool.clone()).await;
     let sale = storefront.sale().await;
     let event = sale.fixture.event_id.as_str();
+    // Closed until the buyer has joined: the page shows a wait whatever the machine's speed.
     storefront
-        .ledger
-        .queue_on(event, QUEUE_ADMIT_PER_MINUTE)
+        .queue(event, Utc::now() + TimeDelta::hours(1))
         .await;
     for _ in 0..QUEUE_AHEAD {
         let (status, _) = join(
@@ -201,7 +220,24 @@ async fn a_queued_buyer_waits_is_admitted_and_holds_with_a_pass(pool: PgPool) {
     }
     let mut fixture = sale.json();
     fixture["ahead"] = json!(QUEUE_AHEAD);
-    storefront.run("queue", &fixture).await;
+    let open_once_joined = async {
+        wait_until(
+            "the browser's buyer joins the queue",
+            BROWSER_JOIN_LIMIT,
+            || async {
+                let joined: (i64,) =
+                    sqlx::query_as("select joined from event_queues where event_id = $1::uuid")
+                        .bind(event)
+                        .fetch_one(&pool)
+                        .await
+                        .expect("queue");
+                joined.0 > QUEUE_AHEAD as i64
+            },
+        )
+        .await;
+        storefront.queue(event, Utc::now()).await;
+    };
+    tokio::join!(storefront.run("queue", &fixture), open_once_joined);
 
     let passes: Vec<(Option<String>,)> =
         sqlx::query_as("select pass_id::text from holds where zone_id = $1::uuid")
