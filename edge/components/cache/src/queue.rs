@@ -34,6 +34,16 @@ impl QueueEntry {
         self.state.version = version;
         true
     }
+
+    /// A fetched entry about to be stored over `stored`: a `queue` message applied while
+    /// the fetch was on its way is newer than the ledger's answer, so its `serving` is
+    /// kept (versions only grow) and `serving` never steps back at this node.
+    pub fn over(mut self, stored: Option<&QueueEntry>) -> Self {
+        if let Some(stored) = stored {
+            self.advance(stored.state.serving, stored.state.version);
+        }
+        self
+    }
 }
 
 impl Entry for QueueEntry {
@@ -80,5 +90,21 @@ mod tests {
         assert_eq!(round_trip, cached);
         assert!(QueueEntry::decode(b"{".to_vec()).is_err());
         assert!(cached.is_fresh(999) && !cached.is_fresh(1_000));
+    }
+
+    #[test]
+    fn a_fetch_stored_over_a_newer_message_keeps_the_messages_serving() {
+        let mut fetched = entry(10, 5);
+        fetched.state.admit_per_minute = 120;
+        let newer = entry(14, 7);
+        let kept = fetched.over(Some(&newer));
+        assert_eq!((kept.state.serving, kept.state.version), (14, 7));
+        assert_eq!(
+            kept.state.admit_per_minute, 120,
+            "the fetch's settings stay"
+        );
+        let older = entry(8, 4);
+        assert_eq!(fetched.over(Some(&older)), fetched);
+        assert_eq!(fetched.over(None), fetched);
     }
 }

@@ -217,43 +217,65 @@ async fn create(request: IncomingRequest, settings: &Settings) -> Result<Respons
             stream_fresh,
         },
     );
-    let idempotency_key = headers
-        .iter()
-        .find(|(name, _)| *name == body::IDEMPOTENCY_KEY_HEADER)
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
-    let bucket_key = keys::forwarded(&idempotency_key);
-    let bucket = kv::get_raw(&store, &bucket_key);
-    match verdict {
-        HoldVerdict::Forward => {}
-        // A retry of a hold this node forwarded goes to the ledger, which replays its answer.
-        HoldVerdict::Refuse(_) | HoldVerdict::Shed(_)
-            if bucket
-                .as_deref()
-                .is_some_and(|b| forwarded::contains(b, &idempotency_key)) => {}
-        HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) => {
-            return Err(respond::problem(&problem))
-        }
-    }
-    // Remembered before forwarding: if the answer is lost (timeout, 5xx) the hold may still
-    // have been granted, and the retry must reach the ledger to get its replay.
-    let bucket = forwarded::remember(bucket.as_deref(), &idempotency_key);
-    kv::set_raw(&store, &bucket_key, &bucket);
+    forward_or_refuse(&store, &headers, verdict)?;
     let seen_version = availability.zone(hold.zone_id).map(|z| z.zone.version);
     let mut answer = ledger::call(settings, Method::Post, "/v1/holds", &headers, bytes).await?;
     if let Some(timing) = pass_timing {
         answer.set_header("server-timing", timing);
     }
+    if let Some(seen_version) = seen_version {
+        note_sold_out(&store, &hold, seen_version, &answer);
+    }
+    Ok(answer)
+}
+
+/// Whether a hold goes on to the ledger: refused or shed here, unless this node forwarded
+/// a hold under the same Idempotency-Key before (its retry goes to the ledger, which
+/// replays its answer). One that goes on is remembered first: if its answer is lost
+/// (timeout, 5xx) the hold may still have been granted, and the retry must reach the
+/// ledger to get its replay.
+fn forward_or_refuse(
+    store: &spin_sdk::key_value::Store,
+    headers: &[(&'static str, String)],
+    verdict: HoldVerdict,
+) -> Result<(), Response> {
+    let idempotency_key = headers
+        .iter()
+        .find(|(name, _)| *name == body::IDEMPOTENCY_KEY_HEADER)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default();
+    let bucket_key = keys::forwarded(idempotency_key);
+    let bucket = kv::get_raw(store, &bucket_key);
+    match verdict {
+        HoldVerdict::Forward => {}
+        HoldVerdict::Refuse(_) | HoldVerdict::Shed(_)
+            if bucket
+                .as_deref()
+                .is_some_and(|b| forwarded::contains(b, idempotency_key)) => {}
+        HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) => {
+            return Err(respond::problem(&problem))
+        }
+    }
+    let bucket = forwarded::remember(bucket.as_deref(), idempotency_key);
+    kv::set_raw(store, &bucket_key, &bucket);
+    Ok(())
+}
+
+/// A fresh `sold_out` from the ledger (not a replay) marks the zone sold out in this node's
+/// counters, so the next holds are shed here.
+fn note_sold_out(
+    store: &spin_sdk::key_value::Store,
+    hold: &NewHold,
+    seen_version: i64,
+    answer: &Response,
+) {
     let replayed = answer
         .header("idempotent-replayed")
         .and_then(|v| v.as_str())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if *answer.status() == 409 && !replayed && has_code(answer.body(), ErrorCode::SoldOut) {
-        if let Some(seen_version) = seen_version {
-            record_sold_out(&store, &hold, seen_version);
-        }
+        record_sold_out(store, hold, seen_version);
     }
-    Ok(answer)
 }
 
 /// A queued on-sale: no pass for this event, no hold (and no request to the ledger). The

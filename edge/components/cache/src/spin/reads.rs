@@ -600,10 +600,13 @@ pub async fn queue_state(
     let state: tessera_domain::queue::QueueState = serde_json::from_slice(answer.body())
         .map_err(|e| respond::internal(&format!("the ledger's queue state is unreadable: {e}")))?;
     let ttl_ms = i64::try_from(settings.availability_ttl_ms()?).unwrap_or(i64::MAX);
-    let entry = QueueEntry {
+    let fetched = QueueEntry {
         state,
         expires_at_ms: now_ms().saturating_add(ttl_ms),
     };
+    // Looked at again just before storing: narrows, without closing, the window in which
+    // a message applied meanwhile could be overwritten (the store has no compare-and-set).
+    let entry = fetched.over(kv::get_entry::<QueueEntry>(store, &key).as_ref());
     kv::set_entry(store, &key, &entry);
-    Ok(state)
+    Ok(entry.state)
 }
