@@ -37,7 +37,7 @@ use tessera_edge_cache::spin::ratelimit::{self, Class};
 use tessera_edge_cache::spin::reads::{self, Live, Read};
 use tessera_edge_cache::spin::respond::{self, CACHE, SERVED_BY};
 use tessera_edge_cache::spin::vars::OnDemand;
-use tessera_edge_cache::spin::{kv, now_ms};
+use tessera_edge_cache::spin::{incoming, kv, now_ms};
 use tessera_edge_cache::stored::Stored;
 
 enum Route<'a> {
@@ -81,7 +81,8 @@ struct Answer {
     read: Read<Stored>,
     cache_control: &'static str,
     /// The request's `If-None-Match` values, one per header line.
-    if_none_match: Vec<Vec<u8>>,
+    /// Every `If-None-Match` line as one list.
+    if_none_match: Option<String>,
     head: bool,
 }
 
@@ -97,7 +98,7 @@ async fn serve(request: &IncomingRequest) -> Result<Answer, Response> {
         Method::Head => true,
         _ => return Err(respond::method_not_allowed("GET, HEAD")),
     };
-    let if_none_match = request.headers().get("if-none-match");
+    let if_none_match = incoming::header_list(request, "if-none-match");
     let (read, cache_control) = read_route(route, query).await?;
     Ok(Answer {
         read,
@@ -208,18 +209,10 @@ impl Answer {
         respond::send(out, 200, &headers, body);
     }
 
-    /// Whether `If-None-Match` matches `etag`. Several header lines are one list (RFC 9110
-    /// §5.3), as if joined with commas; a value that is not text matches nothing.
+    /// Whether `If-None-Match` matches `etag` (a value that is not text matches nothing).
     fn not_modified(&self, etag: &str) -> bool {
-        let text = |value: &Vec<u8>| String::from_utf8(value.clone()).ok();
-        match self.if_none_match.as_slice() {
-            [] => false,
-            [one] => std::str::from_utf8(one)
-                .is_ok_and(|v| !v.is_empty() && etag::if_none_match(v, etag)),
-            many => {
-                let joined = many.iter().filter_map(text).collect::<Vec<_>>().join(", ");
-                !joined.is_empty() && etag::if_none_match(&joined, etag)
-            }
-        }
+        self.if_none_match
+            .as_deref()
+            .is_some_and(|v| etag::if_none_match(v, etag))
     }
 }

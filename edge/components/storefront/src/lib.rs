@@ -21,6 +21,7 @@
 
 use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
+use tessera_edge_cache::spin::incoming;
 use tessera_edge_cache::spin::respond::{self, SERVED_BY};
 use tessera_edge_cache::storefront::route::{self, Decision};
 use tessera_edge_cache::storefront::{self, encoding, Asset};
@@ -54,7 +55,7 @@ fn handle(request: IncomingRequest, out: ResponseOutparam) {
 /// its `Content-Length` (the answer would fail), and the HTTP server in front of the
 /// component (hyper, under Spin and `tessera-edge`) sends only the head of a HEAD answer.
 fn serve(request: &IncomingRequest, asset: &Asset, cache_control: &str, out: ResponseOutparam) {
-    let accept_encoding = header_list(request, "accept-encoding");
+    let accept_encoding = incoming::header_list(request, "accept-encoding");
     let coding = encoding::negotiate(accept_encoding.as_deref(), asset.available());
     let (coding, encoded) = asset.representation(coding);
     let mut headers: Vec<(&str, &[u8])> = vec![
@@ -68,7 +69,7 @@ fn serve(request: &IncomingRequest, asset: &Asset, cache_control: &str, out: Res
             .iter()
             .map(|(name, value)| (*name, value.as_bytes())),
     );
-    let if_none_match = header_list(request, "if-none-match");
+    let if_none_match = incoming::header_list(request, "if-none-match");
     if if_none_match.is_some_and(|tags| asset.not_modified(&tags)) {
         // No content headers: a 304 has no body.
         return respond::send(out, 304, &headers, &[]);
@@ -80,20 +81,6 @@ fn serve(request: &IncomingRequest, asset: &Asset, cache_control: &str, out: Res
         headers.push(("content-encoding", content_encoding.as_bytes()));
     }
     respond::send(out, 200, &headers, encoded.bytes);
-}
-
-/// A header's lines as one list (RFC 9110 §5.3: as if joined with commas); lines that are
-/// not text are left out. `None` when the request has no such header.
-fn header_list(request: &IncomingRequest, name: &str) -> Option<String> {
-    let lines = request.headers().get(name);
-    if lines.is_empty() {
-        return None;
-    }
-    let text: Vec<&str> = lines
-        .iter()
-        .filter_map(|line| std::str::from_utf8(line).ok())
-        .collect();
-    Some(text.join(", "))
 }
 
 /// A problem answer with the headers every storefront answer carries.

@@ -13,6 +13,20 @@ pub fn header(request: &IncomingRequest, name: &str) -> Option<Vec<u8>> {
     request.headers().get(name).into_iter().next()
 }
 
+/// A header's lines as one list (RFC 9110 §5.3: as if joined with commas); lines that are
+/// not text are left out. `None` when the request has no such header.
+pub fn header_list(request: &IncomingRequest, name: &str) -> Option<String> {
+    let lines = request.headers().get(name);
+    if lines.is_empty() {
+        return None;
+    }
+    let text: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .collect();
+    Some(text.join(", "))
+}
+
 /// The body, at most `max` bytes: a larger declared `Content-Length` is refused before
 /// reading, and reading stops as soon as the limit is passed (413 `payload_too_large`).
 pub async fn body(request: IncomingRequest, max: u64) -> Result<Vec<u8>, Response> {
