@@ -175,3 +175,48 @@ async fn a_slow_ledger_cannot_grow_the_pool_past_its_bound(pool: PgPool) {
     drop(proxy);
     ledger.stop().await;
 }
+
+/// The edge writes a small request body whole before it hands the request to the host (so
+/// head and body leave in one write); a body past one write (4 KiB) goes the other way
+/// round, in several writes. Both must reach the ledger byte for byte: a hold padded with
+/// whitespace past 16 KiB (valid JSON, under the 64 KiB limit) is granted and replayed like
+/// a small one.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_hold_body_larger_than_one_write_reaches_the_ledger_whole(pool: PgPool) {
+    const PADDING_BYTES: usize = 16 << 10;
+    let ledger = ledger_with(pool, &[]).await;
+    let fixture = ledger.event_with_zone(10).await;
+    let edge = EdgeNode::start_for_test(EdgeOptions::for_app(EDGE_BIN, &ledger)).await;
+    let small = serde_json::to_vec(&hold_body(&fixture, 1)).expect("JSON");
+    let mut large = serde_json::to_vec(&hold_body(&fixture, 2)).expect("JSON");
+    large.extend(std::iter::repeat_n(b' ', PADDING_BYTES));
+    for (body, customer) in [(small, "pool-1"), (large, "pool-2")] {
+        let key = uuid::Uuid::new_v4().to_string();
+        let mut hold_ids = Vec::new();
+        for attempt in ["first", "replay"] {
+            let response = edge
+                .client
+                .post(edge.url("/v1/holds"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", &key)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("hold through the edge");
+            let status = response.status().as_u16();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let answer: Value = response.json().await.expect("a JSON answer");
+            assert_eq!(status, 201, "{customer} {attempt}: {answer}");
+            assert_eq!(replayed, attempt == "replay", "{customer} {attempt}");
+            assert_eq!(answer["customer_id"], customer);
+            hold_ids.push(answer["hold_id"].clone());
+        }
+        assert_eq!(hold_ids[0], hold_ids[1], "the replay names the same hold");
+        let hold_id = hold_ids[0].as_str().expect("a hold id");
+        let (status, stored) = ledger.get_json(&format!("/v1/holds/{hold_id}")).await;
+        assert_eq!(status, 200, "{stored}");
+        assert_eq!(stored["customer_id"], customer);
+    }
+    edge.stop().await;
+    ledger.stop().await;
+}

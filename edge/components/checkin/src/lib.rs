@@ -51,7 +51,8 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
     if request.method() != Method::Post {
         return Err(respond::method_not_allowed("POST"));
     }
-    let token = bearer(&request)?;
+    let headers = incoming::Headers::of(&request);
+    let token = bearer(&headers)?;
     let unauthorized = |detail: &str| respond::problem(&edge(ErrorCode::Unauthorized, detail));
     let door = credential_event(&token)
         .ok_or_else(|| unauthorized("not a gate credential the ledger signed"))?;
@@ -65,7 +66,7 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
         .map_err(|p| respond::problem(&p))?;
     let mut verify = started.elapsed();
     let (content_type, bytes) =
-        incoming::json_body(request, settings.request_body_max_bytes).await?;
+        incoming::json_body(request, &headers, settings.request_body_max_bytes).await?;
     let parsed: CheckinRequest = body::parse_json(&bytes).map_err(respond::rules_problem)?;
     let scan = parsed
         .parse(Utc::now())
@@ -114,8 +115,9 @@ fn verify_timing(verify: Duration) -> String {
 }
 
 /// The credential from `Authorization: Bearer …`, or 401.
-fn bearer(request: &IncomingRequest) -> Result<String, Response> {
-    incoming::header(request, "authorization")
+fn bearer(headers: &incoming::Headers) -> Result<String, Response> {
+    headers
+        .first("authorization")
         .and_then(|v| String::from_utf8(v).ok())
         .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
         .ok_or_else(|| {

@@ -16,7 +16,7 @@
 //! and `Content-Type`, and the ledger's answer relayed unchanged. Hold results are never
 //! cached (`Cache-Control: no-store`).
 
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use tessera_domain::body;
 use tessera_domain::catalog::EventDetail;
@@ -59,9 +59,9 @@ fn route(path: &str) -> Option<Route> {
 }
 
 #[http_component]
-async fn handle(request: IncomingRequest) -> Response {
+async fn handle(request: IncomingRequest, out: ResponseOutparam) {
     match serve(request).await {
-        Ok(response) | Err(response) => response,
+        Ok(response) | Err(response) => respond::send_response(out, &response),
     }
 }
 
@@ -141,13 +141,17 @@ fn optional_header(request: &IncomingRequest, name: &'static str) -> Vec<(&'stat
 /// media type, size, JSON. Returns the headers to forward and the original body bytes.
 async fn keyed_json_body<T: serde::de::DeserializeOwned>(
     request: IncomingRequest,
+    request_headers: &incoming::Headers,
     settings: &Settings,
 ) -> Result<(Vec<(&'static str, String)>, Vec<u8>, T), Response> {
-    let key =
-        body::idempotency_key(incoming::header(&request, body::IDEMPOTENCY_KEY_HEADER).as_deref())
-            .map_err(respond::rules_problem)?;
+    let key = body::idempotency_key(
+        request_headers
+            .first(body::IDEMPOTENCY_KEY_HEADER)
+            .as_deref(),
+    )
+    .map_err(respond::rules_problem)?;
     let (content_type, bytes) =
-        incoming::json_body(request, settings.request_body_max_bytes).await?;
+        incoming::json_body(request, request_headers, settings.request_body_max_bytes).await?;
     let parsed: T = body::parse_json(&bytes).map_err(respond::rules_problem)?;
     let headers = vec![
         (body::IDEMPOTENCY_KEY_HEADER, key.as_str().to_owned()),
@@ -161,7 +165,9 @@ async fn confirm(
     settings: &Settings,
     raw_id: &str,
 ) -> Result<Response, Response> {
-    let (headers, bytes, confirm) = keyed_json_body::<ConfirmRequest>(request, settings).await?;
+    let request_headers = incoming::Headers::of(&request);
+    let (headers, bytes, confirm) =
+        keyed_json_body::<ConfirmRequest>(request, &request_headers, settings).await?;
     let hold_id: HoldId = respond::path_id("hold_id", raw_id)?;
     confirm
         .parse()
@@ -177,9 +183,12 @@ async fn confirm(
 }
 
 async fn create(request: IncomingRequest, settings: &Settings) -> Result<Response, Response> {
-    let pass =
-        incoming::header(&request, queue::PASS_HEADER).and_then(|v| String::from_utf8(v).ok());
-    let (mut headers, bytes, request) = keyed_json_body::<HoldRequest>(request, settings).await?;
+    let request_headers = incoming::Headers::of(&request);
+    let pass = request_headers
+        .first(queue::PASS_HEADER)
+        .and_then(|v| String::from_utf8(v).ok());
+    let (mut headers, bytes, request) =
+        keyed_json_body::<HoldRequest>(request, &request_headers, settings).await?;
     let hold = request
         .parse()
         .map_err(|errors| respond::rules_problem(Problem::validation(errors)))?;

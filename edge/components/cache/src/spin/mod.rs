@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod ratelimit;
 pub mod reads;
 pub mod respond;
+pub mod streams;
 pub mod vars;
 
 /// Milliseconds since the Unix epoch (WASI wall clock). Before 1970 reads as 0.
