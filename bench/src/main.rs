@@ -15,6 +15,7 @@
 mod audit;
 mod chaos;
 mod charts;
+mod cpu;
 mod load;
 mod native;
 mod report;

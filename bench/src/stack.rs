@@ -292,6 +292,18 @@ impl Ledger {
         Ok(child)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The database's name (the last segment of its URL), as PostgreSQL lists it.
+    pub fn database_name(&self) -> &str {
+        self.database_url
+            .rsplit_once('/')
+            .map_or(self.database_url.as_str(), |(_, name)| name)
+    }
+
     /// `kill -9`: the process ends at once, mid-request, mid-transaction.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.context("killing the ledger")

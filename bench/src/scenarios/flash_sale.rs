@@ -3,28 +3,49 @@
 //! speed weighs on all alike), each slice on a fresh zone: the naive strategy straight at
 //! its ledger (the baseline), the batched strategy straight at its ledger, and the batched
 //! ledger through an edge node. Every zone is audited afterwards.
+//!
+//! Each slice also counts the CPU time every tier spent per granted hold (generator, edge,
+//! ledger, its PostgreSQL backends: [`crate::cpu`]). And at the edge goals' client counts,
+//! the batched paths run once more with the tiers on cores of their own — the ledger and
+//! its backends on one, the generator and the edge on the other — as two machines would
+//! have them: on two shared cores, a hold through the edge pays the edge's CPU out of the
+//! ledger's budget, which no deployment does.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use crate::audit::ZoneAudit;
+use crate::cpu::{self, Tier, TierTimes};
 use crate::load::Figures;
 use crate::report::{count, ms, Chart, ChartKind, Section, Series, Table};
 use crate::scenarios::{add_slice, slice_on};
-use crate::stack::{start_edge, Env, Ledger};
+use crate::stack::{start_edge, Edge, Env, Ledger};
 use crate::workloads::Holds;
 use crate::{Plan, Progress};
 
 const ZONE_STOCK: i32 = 50_000;
 
-const PATHS: [&str; 3] = ["naive, direct", "batched, direct", "batched, via edge"];
+const PATHS: [&str; 5] = [
+    "naive, direct",
+    "batched, direct",
+    "batched, via edge",
+    "batched, direct, split cores",
+    "batched, via edge, split cores",
+];
 /// Indices into `PATHS`. Naive is the baseline every path is divided by; batched, direct
-/// is the path of the goal.
+/// is the path of the goal. The split paths run only at the edge goals' client counts.
 const NAIVE: usize = 0;
 const BATCHED: usize = 1;
 const VIA_EDGE: usize = 2;
+const SPLIT_DIRECT: usize = 3;
+const SPLIT_EDGE: usize = 4;
+/// With the tiers split: the ledger and its PostgreSQL backends run on this core...
+const LEDGER_CORE: usize = 0;
+/// ...the generator and the edge on this one.
+const CLIENT_CORE: usize = 1;
 /// The client count the batched-vs-naive goal is stated at.
 const GOAL_CLIENTS: usize = 128;
 /// Batched must sell at least this many times as many holds per second as naive.
@@ -41,6 +62,57 @@ struct Run {
     clients: usize,
     path: usize,
     figures: Figures,
+    /// Microseconds of CPU per granted hold, by tier (every slice's holds, warm-up too).
+    cpu_us: BTreeMap<Tier, f64>,
+    /// Holds per batch the ledger committed (its `hold_batch_size`), if it batches.
+    mean_batch: Option<f64>,
+}
+
+/// The ledger's batches so far (`hold_batch_size`): holds committed and batches.
+#[derive(Clone, Copy, Default)]
+struct Batches {
+    holds: f64,
+    batches: f64,
+}
+
+impl Batches {
+    async fn read(env: &Env, ledger: &Ledger) -> anyhow::Result<Self> {
+        let text = tessera_testkit::metrics::scrape(&env.http, &ledger.metrics_base).await?;
+        let sum = |name| tessera_testkit::metrics::sum_metric(&text, name, &[]);
+        Ok(Self {
+            holds: sum("hold_batch_size_sum"),
+            batches: sum("hold_batch_size_count"),
+        })
+    }
+
+    fn since(self, before: Batches) -> Batches {
+        Batches {
+            holds: self.holds - before.holds,
+            batches: self.batches - before.batches,
+        }
+    }
+}
+
+/// A path's slices so far at one client count.
+#[derive(Default)]
+struct PathTotal {
+    figures: Option<Figures>,
+    cpu: TierTimes,
+    granted: u64,
+    batches: Batches,
+}
+
+impl PathTotal {
+    fn cpu_us(&self) -> BTreeMap<Tier, f64> {
+        Tier::ALL
+            .iter()
+            .filter_map(|&tier| Some((tier, self.cpu.us_per(tier, self.granted)?)))
+            .collect()
+    }
+
+    fn mean_batch(&self) -> Option<f64> {
+        (self.batches.batches > 0.0).then(|| self.batches.holds / self.batches.batches)
+    }
 }
 
 /// Where a path's slices run: its ledger (which creates and audits the zones) and the
@@ -49,6 +121,54 @@ struct Path<'a> {
     index: usize,
     ledger: &'a Ledger,
     authority: &'a str,
+    /// The edge node in front of the ledger (counted, and pinned with the generator when
+    /// the tiers are split), whether or not the buyers talk to it.
+    edge: Option<&'a Edge>,
+}
+
+impl<'a> Path<'a> {
+    fn new(index: usize, ledger: &'a Ledger, authority: &'a str, edge: &'a Edge) -> Self {
+        Self {
+            index,
+            ledger,
+            authority,
+            edge: Some(edge),
+        }
+    }
+
+    fn split(&self) -> bool {
+        matches!(self.index, SPLIT_DIRECT | SPLIT_EDGE)
+    }
+
+    /// The processes whose CPU the slice counts (the generator and the backends are added
+    /// by the meter).
+    fn processes(&self) -> Vec<(Tier, u32)> {
+        let ledger = self.ledger.pid().map(|pid| (Tier::Ledger, pid));
+        let edge = self.edge.and_then(Edge::pid).map(|pid| (Tier::Edge, pid));
+        ledger.into_iter().chain(edge).collect()
+    }
+
+    /// The ledger and its backends on [`LEDGER_CORE`], the edge and the generator on
+    /// [`CLIENT_CORE`]; again before every slice, for backends connected since.
+    async fn pin_split(&self) -> anyhow::Result<()> {
+        let backends = cpu::backend_pids(&self.ledger.pool, self.ledger.database_name()).await?;
+        for pid in self.ledger.pid().into_iter().chain(backends) {
+            cpu::pin(pid, &[LEDGER_CORE])?;
+        }
+        if let Some(pid) = self.edge.and_then(Edge::pid) {
+            cpu::pin(pid, &[CLIENT_CORE])?;
+        }
+        cpu::pin(std::process::id(), &[CLIENT_CORE])
+    }
+}
+
+/// What one slice measured.
+struct SliceFigures {
+    figures: Figures,
+    cpu: TierTimes,
+    /// 201s in the whole slice (warm-up too: the CPU is counted over it).
+    granted: u64,
+    batches: Batches,
 }
 
 /// Everything the sale has measured so far.
@@ -94,16 +214,18 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
             batched >= GOAL_HOLDS_PER_S,
         );
     }
+    section.tables.push(cpu_table(&sale.runs));
     edge_goals(&mut section, &sale.runs);
+    cpu_goal(&mut section, &sale.runs);
     section.charts.extend(charts(plan, &sale.runs));
     section.data = json!({
-        "runs": sale.runs.iter().map(|r| json!({"clients": r.clients, "path": PATHS[r.path], "figures": r.figures})).collect::<Vec<_>>(),
+        "runs": sale.runs.iter().map(|r| json!({"clients": r.clients, "path": PATHS[r.path], "figures": r.figures, "cpu_us_per_hold": r.cpu_us, "holds_per_batch": r.mean_batch})).collect::<Vec<_>>(),
         "audits": sale.audits,
     });
     Ok(section)
 }
 
-fn notes(plan: &Plan) -> [String; 2] {
+fn notes(plan: &Plan) -> [String; 3] {
     [
         format!(
             "Closed loop: each client sends its next hold (1–4 tickets, a new customer and Idempotency-Key each) when the last is answered. \
@@ -115,12 +237,19 @@ fn notes(plan: &Plan) -> [String; 2] {
             count(ZONE_STOCK.into())
         ),
         "Each client count starts fresh ledgers and databases (naive and batched), and an edge node in front of the batched ledger.".to_owned(),
+        format!(
+            "At {} clients the two batched paths then take turns again with the tiers on cores of their own (\"split cores\"): the ledger and its PostgreSQL backends pinned to core {LEDGER_CORE}, \
+             the generator and the edge to core {CLIENT_CORE} (PostgreSQL's shared processes and Redis are not pinned). CPU per hold is each process's user + system time over the slice (/proc), \
+             divided by the holds granted in it.",
+            EDGE_GOALS.map(|(c, _)| c.to_string()).join(" and ")
+        ),
     ]
 }
 
 impl Sale {
     /// `clients` buyers on fresh naive and batched ledgers and an edge in front of the
-    /// batched one, the three paths taking turns in slices.
+    /// batched one, the three paths taking turns in slices; then, at the edge goals'
+    /// client counts, the two batched paths again with the tiers split.
     async fn at_clients(
         &mut self,
         env: &Env,
@@ -142,55 +271,109 @@ impl Sale {
         )
         .await?;
         let edge = start_edge(env, &format!("flash-edge-{clients}"), &batched, &[]).await?;
-        let paths = [
-            Path {
-                index: NAIVE,
-                ledger: &naive,
-                authority: &naive.authority,
-            },
-            Path {
-                index: BATCHED,
-                ledger: &batched,
-                authority: &batched.authority,
-            },
-            Path {
-                index: VIA_EDGE,
-                ledger: &batched,
-                authority: &edge.authority,
-            },
+        let path = |index, ledger, authority| Path::new(index, ledger, authority, &edge);
+        let mut totals: [PathTotal; 5] = Default::default();
+        let shared = [
+            path(NAIVE, &naive, &naive.authority),
+            path(BATCHED, &batched, &batched.authority),
+            path(VIA_EDGE, &batched, &edge.authority),
         ];
-        let mut totals: [Option<Figures>; 3] = [None, None, None];
+        let run = self
+            .take_turns(env, plan, progress, clients, &shared, &mut totals)
+            .await;
+        let run = match run {
+            Ok(()) if splits_tiers(clients) => {
+                let split = [
+                    path(SPLIT_DIRECT, &batched, &batched.authority),
+                    path(SPLIT_EDGE, &batched, &edge.authority),
+                ];
+                self.split_turns(env, plan, progress, clients, &split, &mut totals)
+                    .await
+            }
+            other => other,
+        };
+        self.record(progress, clients, totals);
+        edge.stop().await;
+        naive.stop().await?;
+        batched.stop().await?;
+        run
+    }
+
+    /// The split paths take turns, the tiers pinned to their cores; the generator gets
+    /// every core back afterwards, whatever happened. Where pinning is not allowed (not
+    /// root: the backends are PostgreSQL's processes) the split run is left out, said.
+    async fn split_turns(
+        &mut self,
+        env: &Env,
+        plan: &Plan,
+        progress: &Progress,
+        clients: usize,
+        split: &[Path<'_>],
+        totals: &mut [PathTotal; 5],
+    ) -> anyhow::Result<()> {
+        let every_core: Vec<usize> = (0..cpu::cores_online()).collect();
+        let turns = match split[0].pin_split().await {
+            Ok(()) => {
+                self.take_turns(env, plan, progress, clients, split, totals)
+                    .await
+            }
+            Err(e) => {
+                progress.line(&format!(
+                    "flash sale {clients:>4} clients: the split-cores run is left out: {e:#}"
+                ));
+                Ok(())
+            }
+        };
+        turns.and(cpu::pin(std::process::id(), &every_core))
+    }
+
+    /// `paths` take turns, one slice each, `plan.slices` times.
+    async fn take_turns(
+        &mut self,
+        env: &Env,
+        plan: &Plan,
+        progress: &Progress,
+        clients: usize,
+        paths: &[Path<'_>],
+        totals: &mut [PathTotal; 5],
+    ) -> anyhow::Result<()> {
         for slice in 0..plan.slices {
-            for path in &paths {
+            for path in paths {
                 progress.step(&format!(
                     "flash sale: {clients} clients, {}, slice {}/{}",
                     PATHS[path.index],
                     slice + 1,
                     plan.slices
                 ));
-                let figures = self.slice(env, plan, path, clients, slice).await?;
-                add_slice(&mut totals[path.index], figures)?;
+                let total = &mut totals[path.index];
+                let measured = self.slice(env, plan, path, clients, slice).await?;
+                add_slice(&mut total.figures, measured.figures)?;
+                total.cpu.absorb(&measured.cpu);
+                total.granted += measured.granted;
+                total.batches.holds += measured.batches.holds;
+                total.batches.batches += measured.batches.batches;
             }
         }
-        self.record(progress, clients, totals);
-        edge.stop().await;
-        naive.stop().await?;
-        batched.stop().await?;
         Ok(())
     }
 
     /// Each path's total at `clients`, shown as it is kept.
-    fn record(&mut self, progress: &Progress, clients: usize, totals: [Option<Figures>; 3]) {
+    fn record(&mut self, progress: &Progress, clients: usize, totals: [PathTotal; 5]) {
         for (path, total) in totals.into_iter().enumerate() {
-            if let Some(figures) = total {
+            let cpu_us = total.cpu_us();
+            let mean_batch = total.mean_batch();
+            if let Some(figures) = total.figures {
                 progress.line(&format!(
-                    "flash sale {clients:>4} clients {:<18} {:>8.0} holds/s  p99 {:>8.2} ms",
-                    PATHS[path], figures.ok_per_s, figures.p99_ms
+                    "flash sale {clients:>4} clients {:<30} {:>8.0} holds/s  p99 {:>8.2} ms  edge {:>5.0} µs/hold",
+                    PATHS[path], figures.ok_per_s, figures.p99_ms,
+                    cpu_us.get(&Tier::Edge).copied().unwrap_or(0.0)
                 ));
                 self.runs.push(Run {
                     clients,
                     path,
                     figures,
+                    cpu_us,
+                    mean_batch,
                 });
             }
         }
@@ -205,11 +388,17 @@ impl Sale {
         path: &Path<'_>,
         clients: usize,
         slice: u32,
-    ) -> anyhow::Result<Figures> {
+    ) -> anyhow::Result<SliceFigures> {
         self.run_no += 1;
         let slug = format!("flash-{clients}-{slice}-{}", path.index);
         let ids = path.ledger.create_event(env, &slug, 1, ZONE_STOCK).await?;
         let workload = Arc::new(Holds::new(&ids.show_id, &ids.zone_ids[0], 1, self.run_no));
+        if path.split() {
+            path.pin_split().await?;
+        }
+        let pool = &path.ledger.pool;
+        let batches = Batches::read(env, path.ledger).await?;
+        let meter = cpu::Meter::start(pool, path.ledger.database_name(), path.processes()).await?;
         let figures = slice_on(
             path.authority,
             workload.clone(),
@@ -218,9 +407,16 @@ impl Sale {
             plan.flash_slice,
         )
         .await?;
+        let cpu = meter.finish(pool).await?;
+        let batches = Batches::read(env, path.ledger).await?.since(batches);
         self.audit(path, &ids.zone_ids[0], &workload, clients)
             .await?;
-        Ok(figures)
+        Ok(SliceFigures {
+            figures,
+            cpu,
+            granted: workload.granted.load(Ordering::Relaxed),
+            batches,
+        })
     }
 
     /// The zone's counters and rows against the 201s the buyers were answered.
@@ -243,34 +439,99 @@ impl Sale {
     }
 }
 
+/// Whether the batched paths run again with the tiers on cores of their own at `clients`
+/// (the edge goals' client counts, on a machine with two cores or more).
+fn splits_tiers(clients: usize) -> bool {
+    EDGE_GOALS.iter().any(|(c, _)| *c == clients) && cpu::cores_online() >= 2
+}
+
 /// `flash.edge_vs_direct_N`: holds/s through the edge over batched direct at N clients.
 fn edge_goals(section: &mut Section, runs: &[Run]) {
-    let rate = |clients: usize, path: usize| {
-        runs.iter()
-            .find(|r| r.clients == clients && r.path == path)
-            .map(|r| r.figures.ok_per_s)
-    };
+    /// The edge path, its direct baseline, the id's suffix and how the goal names the run.
+    const TOPOLOGIES: [(usize, usize, &str, &str); 2] = [
+        (VIA_EDGE, BATCHED, "", ""),
+        (
+            SPLIT_EDGE,
+            SPLIT_DIRECT,
+            "_split",
+            ", the tiers on cores of their own",
+        ),
+    ];
     for (clients, share) in EDGE_GOALS {
-        let (Some(edge), Some(direct)) = (rate(clients, VIA_EDGE), rate(clients, BATCHED)) else {
-            continue;
-        };
-        if direct <= 0.0 {
-            continue;
+        for (via, baseline, suffix, topology) in TOPOLOGIES {
+            let (Some(edge), Some(direct)) = (
+                holds_per_s(runs, clients, via),
+                holds_per_s(runs, clients, baseline),
+            ) else {
+                continue;
+            };
+            if direct <= 0.0 {
+                continue;
+            }
+            let of_direct = edge / direct;
+            section.goal(
+                &format!("flash.edge_vs_direct_{clients}{suffix}"),
+                &format!(
+                    "holds through one edge ≥ {:.0}% of direct at {clients} clients{topology}",
+                    share * 100.0
+                ),
+                format!(
+                    "{:.0}% ({edge:.0} vs {direct:.0} holds/s)",
+                    of_direct * 100.0
+                ),
+                of_direct >= share,
+            );
         }
-        let of_direct = edge / direct;
-        section.goal(
-            &format!("flash.edge_vs_direct_{clients}"),
-            &format!(
-                "holds through one edge ≥ {:.0}% of direct at {clients} clients",
-                share * 100.0
-            ),
-            format!(
-                "{:.0}% ({edge:.0} vs {direct:.0} holds/s)",
-                of_direct * 100.0
-            ),
-            of_direct >= share,
-        );
     }
+}
+
+/// `flash.edge_cpu_per_hold_128` (reported): what a hold costs the edge, beside what it
+/// costs the ledger tier straight at it — the figure that sizes a deployment's edges.
+fn cpu_goal(section: &mut Section, runs: &[Run]) {
+    let cpu = |path: usize, tier: Tier| {
+        runs.iter()
+            .find(|r| r.clients == GOAL_CLIENTS && r.path == path)
+            .and_then(|r| r.cpu_us.get(&tier).copied())
+    };
+    let (Some(edge), Some(ledger), Some(postgres)) = (
+        cpu(VIA_EDGE, Tier::Edge),
+        cpu(BATCHED, Tier::Ledger),
+        cpu(BATCHED, Tier::Postgres),
+    ) else {
+        return;
+    };
+    section.goal(
+        "flash.edge_cpu_per_hold_128",
+        "CPU per granted hold at 128 clients: the edge's, beside the ledger tier's straight at it (reported)",
+        format!(
+            "{edge:.0} µs at the edge; {:.0} µs for the ledger tier direct (ledger {ledger:.0} + PostgreSQL {postgres:.0})",
+            ledger + postgres
+        ),
+        true,
+    );
+}
+
+/// CPU per granted hold by tier, every path at every client count.
+fn cpu_table(runs: &[Run]) -> Table {
+    let mut columns = vec!["clients", "path"];
+    columns.extend(Tier::ALL.map(Tier::label));
+    columns.extend(["all four", "holds per batch"]);
+    let mut table = Table::new(
+        "CPU time per granted hold (µs) by tier, from /proc (warm-up included)",
+        &columns,
+    );
+    for run in runs {
+        let us = |tier: Tier| run.cpu_us.get(&tier).copied().unwrap_or(0.0);
+        let mut row = vec![run.clients.to_string(), PATHS[run.path].to_owned()];
+        row.extend(Tier::ALL.iter().map(|&tier| format!("{:.0}", us(tier))));
+        row.push(format!(
+            "{:.0}",
+            Tier::ALL.iter().map(|&t| us(t)).sum::<f64>()
+        ));
+        row.push(run.mean_batch.map_or(String::new(), |b| format!("{b:.1}")));
+        table.row(row);
+    }
+    table
 }
 
 /// `path`'s holds/s at `clients`, if it ran.
