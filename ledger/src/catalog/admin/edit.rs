@@ -185,8 +185,8 @@ pub struct ZonePatch {
 
 /// The stored zone a patch applies to, locked.
 #[derive(sqlx::FromRow)]
-struct ZoneRow {
-    show_id: Uuid,
+pub(super) struct ZoneRow {
+    pub(super) show_id: Uuid,
     name: String,
     price_minor: i64,
     capacity: i32,
@@ -195,7 +195,7 @@ struct ZoneRow {
     min_per_order: i32,
     max_per_order: i32,
     sort_order: i32,
-    seating: SeatingKind,
+    pub(super) seating: SeatingKind,
 }
 
 impl ZonePatch {
@@ -252,8 +252,9 @@ pub(crate) async fn patch_zone(
     commit_edit(&state, tx, event_id).await
 }
 
-/// The zone of this event, locked for the edit.
-async fn lock_zone(
+/// The zone of this event, locked for the edit (its fields, counters and seating; seat
+/// blocking locks it the same way).
+pub(super) async fn lock_zone(
     conn: &mut PgConnection,
     event_id: EventId,
     zone_id: ZoneId,

@@ -13,7 +13,6 @@ use tessera_domain::holds::Rejection;
 use tessera_domain::invalidation::{Change, ZoneCounters};
 use tessera_domain::seats::SeatStatus;
 use tessera_domain::{ErrorCode, EventId, FieldError, ShowId, ZoneId};
-use uuid::Uuid;
 
 use super::{commit_edit, lock_owned_event};
 use crate::app::AppState;
@@ -144,27 +143,19 @@ async fn change_seats(
     commit_edit(&state, tx, event_id).await
 }
 
-/// The event's zone, locked; it must sell seats. Returns its show.
+/// The event's zone, locked as an edit locks it; it must sell seats. Returns its show.
 async fn lock_seated_zone(
     conn: &mut PgConnection,
     event_id: EventId,
     zone_id: ZoneId,
 ) -> ApiResult<ShowId> {
-    let row: Option<(Uuid, SeatingKind)> = sqlx::query_as(
-        "select z.show_id, z.seating from zones z join shows s on s.id = z.show_id
-         where z.id = $1 and s.event_id = $2 for update of z",
-    )
-    .bind(zone_id.as_uuid())
-    .bind(event_id.as_uuid())
-    .fetch_optional(conn)
-    .await?;
-    match row {
-        None => Err(ApiError::not_found("zone")),
-        Some((_, SeatingKind::GeneralAdmission)) => Err(ApiError::client(
+    let zone = super::edit::lock_zone(conn, event_id, zone_id).await?;
+    match zone.seating {
+        SeatingKind::GeneralAdmission => Err(ApiError::client(
             ErrorCode::Conflict,
             "this zone sells places by quantity: it has no seats",
         )),
-        Some((show_id, SeatingKind::Assigned)) => Ok(ShowId(show_id)),
+        SeatingKind::Assigned => Ok(ShowId(zone.show_id)),
     }
 }
 
