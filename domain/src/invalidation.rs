@@ -37,24 +37,14 @@ pub struct Invalidation {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// New counters of one zone; apply only if `version` is newer than the cached one.
-    Availability {
-        show_id: ShowId,
-        zone_id: ZoneId,
-        available: i32,
-        held: i32,
-        sold: i32,
-        version: i64,
-    },
-    /// An assigned zone's seats changed: its new counters (as `availability`) and the
-    /// seats that changed, `[index, state]` each, or `null` when they were more than
-    /// [`SEAT_CHANGES_PER_MESSAGE_MAX`] (refetch the zone's seats).
+    Availability(ZoneCounters),
+    /// An assigned zone's seats changed: its new counters (as `availability`, the same
+    /// fields at the same level) and the seats that changed, `[index, state]` each, or
+    /// `null` when they were more than [`SEAT_CHANGES_PER_MESSAGE_MAX`] (refetch the
+    /// zone's seats).
     Seats {
-        show_id: ShowId,
-        zone_id: ZoneId,
-        available: i32,
-        held: i32,
-        sold: i32,
-        version: i64,
+        #[serde(flatten)]
+        counters: ZoneCounters,
         changes: Option<Vec<(i32, SeatStatus)>>,
     },
     /// The event's catalog documents changed; evict them.
@@ -79,7 +69,7 @@ pub enum Change {
 }
 
 /// A zone's counters as a change announces them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneCounters {
     pub show_id: ShowId,
     pub zone_id: ZoneId,
@@ -93,67 +83,21 @@ impl Change {
     /// The zone counters an `availability` or `seats` message carries.
     pub fn zone_counters(&self) -> Option<ZoneCounters> {
         match *self {
-            Self::Availability {
-                show_id,
-                zone_id,
-                available,
-                held,
-                sold,
-                version,
-            }
-            | Self::Seats {
-                show_id,
-                zone_id,
-                available,
-                held,
-                sold,
-                version,
-                ..
-            } => Some(ZoneCounters {
-                show_id,
-                zone_id,
-                available,
-                held,
-                sold,
-                version,
-            }),
+            Self::Availability(counters) | Self::Seats { counters, .. } => Some(counters),
             Self::Catalog { .. } | Self::Revocation { .. } | Self::Queue { .. } => None,
         }
     }
 
     /// `counters` as an `availability` message.
     pub fn availability(counters: ZoneCounters) -> Self {
-        let ZoneCounters {
-            show_id,
-            zone_id,
-            available,
-            held,
-            sold,
-            version,
-        } = counters;
-        Self::Availability {
-            show_id,
-            zone_id,
-            available,
-            held,
-            sold,
-            version,
-        }
+        Self::Availability(counters)
     }
 
     /// `counters` and the seats now in `state`, as a `seats` message (their list bounded).
     pub fn seats(counters: ZoneCounters, seats: &[i32], state: SeatStatus) -> Self {
         let changes = (seats.len() <= SEAT_CHANGES_PER_MESSAGE_MAX)
             .then(|| seats.iter().map(|&index| (index, state)).collect());
-        Self::Seats {
-            show_id: counters.show_id,
-            zone_id: counters.zone_id,
-            available: counters.available,
-            held: counters.held,
-            sold: counters.sold,
-            version: counters.version,
-            changes,
-        }
+        Self::Seats { counters, changes }
     }
 }
 
@@ -239,14 +183,14 @@ mod tests {
     fn messages_match_the_documented_format() {
         let zone = ZoneId(uuid::Uuid::nil());
         let show = ShowId(uuid::Uuid::nil());
-        let change = Change::Availability {
+        let change = Change::Availability(ZoneCounters {
             show_id: show,
             zone_id: zone,
             available: 17,
             held: 3,
             sold: 80,
             version: 311,
-        };
+        });
         let json = serde_json::to_value(Invalidation { seq: 1042, change }).expect("ser");
         let expected = serde_json::json!({
             "seq": 1042, "kind": "availability", "show_id": show.to_string(), "zone_id": zone.to_string(),

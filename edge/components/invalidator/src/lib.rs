@@ -120,19 +120,12 @@ fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
     // A `seats` message also patches the cached seat map. Seat states change only with a
     // `seats` message (an `availability` message for an assigned zone is an edit of its
     // name or price), so the map is read only for these.
-    if let Change::Seats {
-        show_id,
-        zone_id,
-        version,
-        changes,
-        ..
-    } = &change
-    {
+    if let Change::Seats { counters, changes } = &change {
         patch_seat_map(
             store,
             seq,
-            (*show_id, *zone_id),
-            *version,
+            (counters.show_id, counters.zone_id),
+            counters.version,
             changes.as_deref(),
         )?;
     }
