@@ -34,13 +34,18 @@ impl Headers {
     /// A header's lines as one list (RFC 9110 §5.3: as if joined with commas); lines that
     /// are not text are left out. `None` when the request has no such header.
     pub fn list(&self, name: &str) -> Option<String> {
-        let mut lines = self.lines(name).peekable();
-        lines.peek()?;
-        let text: Vec<&str> = lines
-            .filter_map(|line| std::str::from_utf8(line).ok())
-            .collect();
-        Some(text.join(", "))
+        join_lines(self.lines(name))
     }
+}
+
+/// Lines of one header as one list; `None` when there are none.
+fn join_lines<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Option<String> {
+    let mut lines = lines.peekable();
+    lines.peek()?;
+    let text: Vec<&str> = lines
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .collect();
+    Some(text.join(", "))
 }
 
 /// One header's first value ([`Headers::first`]), for a handler that reads only one.
@@ -48,9 +53,10 @@ pub fn header(request: &IncomingRequest, name: &str) -> Option<Vec<u8>> {
     request.headers().get(name).into_iter().next()
 }
 
-/// One header's lines as one list ([`Headers::list`]), for a handler that reads only one.
+/// One header's lines as one list ([`Headers::list`]), for a handler that reads only one:
+/// only that header's values cross into the guest (a browser sends a dozen others).
 pub fn header_list(request: &IncomingRequest, name: &str) -> Option<String> {
-    Headers::of(request).list(name)
+    join_lines(request.headers().get(name).iter().map(Vec::as_slice))
 }
 
 /// The body, at most `max` bytes: a larger declared `Content-Length` is refused before
