@@ -53,7 +53,7 @@ struct HitPath {
     variable_reads: f64,
 }
 
-/// The catalog component's host-call counters in one scrape.
+/// One component's host-call counters in one scrape.
 #[derive(Debug, Clone, Copy)]
 struct Calls {
     requests: f64,
@@ -62,23 +62,20 @@ struct Calls {
     variables: f64,
 }
 
-async fn catalog_calls(edge: &EdgeNode) -> Calls {
-    component_calls(edge, "catalog").await
-}
-
+/// `component`'s host-call counters in one scrape.
 async fn component_calls(edge: &EdgeNode, component: &str) -> Calls {
     let text = edge.scrape().await.expect("edge metrics");
-    let catalog = ("component", component);
+    let component = ("component", component);
     let total = |interface: &str| {
         sum_metric(
             &text,
             "edge_host_calls_total",
-            &[catalog, ("interface", interface)],
+            &[component, ("interface", interface)],
         )
     };
     Calls {
-        requests: sum_metric(&text, "edge_host_calls_per_request_count", &[catalog]),
-        all: sum_metric(&text, "edge_host_calls_per_request_sum", &[catalog]),
+        requests: sum_metric(&text, "edge_host_calls_per_request_count", &[component]),
+        all: sum_metric(&text, "edge_host_calls_per_request_sum", &[component]),
         key_value: total("fermyon:spin/key-value"),
         variables: total("fermyon:spin/variables"),
     }
@@ -132,7 +129,7 @@ async fn a_cache_hit_makes_few_host_calls(pool: PgPool) {
     ];
     for hit in &paths {
         wait_hit(&edge, &hit.path).await;
-        let before = catalog_calls(&edge).await;
+        let before = component_calls(&edge, "catalog").await;
         for _ in 0..HITS {
             let response = edge.get(&hit.path).await;
             assert_eq!(response.status(), 200);
@@ -142,7 +139,7 @@ async fn a_cache_hit_makes_few_host_calls(pool: PgPool) {
             let body: serde_json::Value = response.json().await.expect("a JSON document");
             assert!(body.is_object(), "{body}");
         }
-        let after = catalog_calls(&edge).await;
+        let after = component_calls(&edge, "catalog").await;
         let requests = after.requests - before.requests;
         assert_eq!(requests, f64::from(HITS), "only the hits ran: {after:?}");
         let per_hit = |after: f64, before: f64| (after - before) / requests;

@@ -48,7 +48,7 @@ pub struct Meter {
 }
 
 /// CPU time each tier used between [`Meter::start`] and [`Meter::finish`].
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct TierTimes(pub HashMap<Tier, Duration>);
 
 impl TierTimes {

@@ -273,7 +273,7 @@ impl EdgeNode {
     /// Asks the node to stop as an orchestrator would (SIGTERM, through `kill`: no unsafe
     /// code here): it stops accepting and lets in-flight requests finish.
     pub fn terminate(&self) -> std::io::Result<()> {
-        let pid = self.child.id().ok_or_else(|| {
+        let pid = self.pid().ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, "the node has already exited")
         })?;
         let status = std::process::Command::new("kill")

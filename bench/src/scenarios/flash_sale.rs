@@ -113,6 +113,16 @@ impl PathTotal {
     fn mean_batch(&self) -> Option<f64> {
         (self.batches.batches > 0.0).then(|| self.batches.holds / self.batches.batches)
     }
+
+    /// Adds one slice's figures.
+    fn absorb(&mut self, slice: SliceFigures) -> anyhow::Result<()> {
+        add_slice(&mut self.figures, slice.figures)?;
+        self.cpu.absorb(&slice.cpu);
+        self.granted += slice.granted;
+        self.batches.holds += slice.batches.holds;
+        self.batches.batches += slice.batches.batches;
+        Ok(())
+    }
 }
 
 /// Where a path's slices run: its ledger (which creates and audits the zones) and the
@@ -123,7 +133,7 @@ struct Path<'a> {
     authority: &'a str,
     /// The edge node in front of the ledger (counted, and pinned with the generator when
     /// the tiers are split), whether or not the buyers talk to it.
-    edge: Option<&'a Edge>,
+    edge: &'a Edge,
 }
 
 impl<'a> Path<'a> {
@@ -132,7 +142,7 @@ impl<'a> Path<'a> {
             index,
             ledger,
             authority,
-            edge: Some(edge),
+            edge,
         }
     }
 
@@ -144,7 +154,7 @@ impl<'a> Path<'a> {
     /// by the meter).
     fn processes(&self) -> Vec<(Tier, u32)> {
         let ledger = self.ledger.pid().map(|pid| (Tier::Ledger, pid));
-        let edge = self.edge.and_then(Edge::pid).map(|pid| (Tier::Edge, pid));
+        let edge = self.edge.pid().map(|pid| (Tier::Edge, pid));
         ledger.into_iter().chain(edge).collect()
     }
 
@@ -155,7 +165,7 @@ impl<'a> Path<'a> {
         for pid in self.ledger.pid().into_iter().chain(backends) {
             cpu::pin(pid, &[LEDGER_CORE])?;
         }
-        if let Some(pid) = self.edge.and_then(Edge::pid) {
+        if let Some(pid) = self.edge.pid() {
             cpu::pin(pid, &[CLIENT_CORE])?;
         }
         cpu::pin(std::process::id(), &[CLIENT_CORE])
@@ -345,13 +355,8 @@ impl Sale {
                     slice + 1,
                     plan.slices
                 ));
-                let total = &mut totals[path.index];
                 let measured = self.slice(env, plan, path, clients, slice).await?;
-                add_slice(&mut total.figures, measured.figures)?;
-                total.cpu.absorb(&measured.cpu);
-                total.granted += measured.granted;
-                total.batches.holds += measured.batches.holds;
-                total.batches.batches += measured.batches.batches;
+                totals[path.index].absorb(measured)?;
             }
         }
         Ok(())
@@ -489,9 +494,7 @@ fn edge_goals(section: &mut Section, runs: &[Run]) {
 /// costs the ledger tier straight at it — the figure that sizes a deployment's edges.
 fn cpu_goal(section: &mut Section, runs: &[Run]) {
     let cpu = |path: usize, tier: Tier| {
-        runs.iter()
-            .find(|r| r.clients == GOAL_CLIENTS && r.path == path)
-            .and_then(|r| r.cpu_us.get(&tier).copied())
+        run_of(runs, GOAL_CLIENTS, path).and_then(|r| r.cpu_us.get(&tier).copied())
     };
     let (Some(edge), Some(ledger), Some(postgres)) = (
         cpu(VIA_EDGE, Tier::Edge),
@@ -534,11 +537,14 @@ fn cpu_table(runs: &[Run]) -> Table {
     table
 }
 
+/// `path`'s run at `clients`, if it ran.
+fn run_of(runs: &[Run], clients: usize, path: usize) -> Option<&Run> {
+    runs.iter().find(|r| r.clients == clients && r.path == path)
+}
+
 /// `path`'s holds/s at `clients`, if it ran.
 fn holds_per_s(runs: &[Run], clients: usize, path: usize) -> Option<f64> {
-    runs.iter()
-        .find(|r| r.clients == clients && r.path == path)
-        .map(|r| r.figures.ok_per_s)
+    run_of(runs, clients, path).map(|r| r.figures.ok_per_s)
 }
 
 /// `path`'s holds/s over naive's at `clients`, if both ran and naive sold any.

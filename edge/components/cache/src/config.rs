@@ -60,15 +60,32 @@ pub fn parse_number(name: &str, raw: Option<&str>, default: u64) -> Result<u64, 
     }
 }
 
-/// The ledger's base URL without a trailing slash; must be `http://` or `https://`.
-pub fn parse_ledger_url(raw: &str) -> Result<String, String> {
+/// The ledger's base URL, in the parts an outbound request is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerUrl {
+    pub https: bool,
+    /// `host[:port]`.
+    pub authority: String,
+    /// What comes before every path (`/prefix`), without a trailing slash; often empty.
+    pub base_path: String,
+}
+
+/// The ledger's base URL; must be `http://` or `https://`, a trailing slash dropped.
+pub fn parse_ledger_url(raw: &str) -> Result<LedgerUrl, String> {
     let url = raw.trim().trim_end_matches('/');
-    let host = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    match host {
-        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
-            Ok(url.to_owned())
+    let parsed = match url.split_once("://") {
+        Some(("http", rest)) => Some((false, rest)),
+        Some(("https", rest)) => Some((true, rest)),
+        _ => None,
+    };
+    match parsed {
+        Some((https, rest)) if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+            let (authority, base_path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+            Ok(LedgerUrl {
+                https,
+                authority: authority.to_owned(),
+                base_path: base_path.to_owned(),
+            })
         }
         _ => Err(format!(
             "variable {LEDGER_URL} must be an http(s) URL such as http://127.0.0.1:4000, got {raw:?}"
@@ -154,12 +171,22 @@ mod tests {
     }
 
     #[test]
-    fn ledger_url_loses_its_trailing_slash() {
+    fn ledger_url_loses_its_trailing_slash_and_parts_once() {
+        let url = |https: bool, authority: &str, base_path: &str| LedgerUrl {
+            https,
+            authority: authority.to_owned(),
+            base_path: base_path.to_owned(),
+        };
         assert_eq!(
-            parse_ledger_url("http://127.0.0.1:4000/").as_deref(),
-            Ok("http://127.0.0.1:4000")
+            parse_ledger_url("http://127.0.0.1:4000/"),
+            Ok(url(false, "127.0.0.1:4000", ""))
+        );
+        assert_eq!(
+            parse_ledger_url(" https://ledger.example/api/ "),
+            Ok(url(true, "ledger.example", "/api"))
         );
         assert!(parse_ledger_url("127.0.0.1:4000").is_err());
         assert!(parse_ledger_url("http://").is_err());
+        assert!(parse_ledger_url("ftp://ledger.example").is_err());
     }
 }

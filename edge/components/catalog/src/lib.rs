@@ -80,7 +80,6 @@ async fn handle(request: IncomingRequest, out: ResponseOutparam) {
 struct Answer {
     read: Read<Stored>,
     cache_control: &'static str,
-    /// The request's `If-None-Match` values, one per header line.
     /// Every `If-None-Match` line as one list.
     if_none_match: Option<String>,
     head: bool,

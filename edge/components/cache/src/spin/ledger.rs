@@ -71,12 +71,12 @@ fn outgoing_request(
     headers: &[(&str, String)],
     body_len: usize,
 ) -> Result<OutgoingRequest, String> {
-    let (scheme, rest) = match ledger.url.split_once("://") {
-        Some(("https", rest)) => (Scheme::Https, rest),
-        Some((_, rest)) => (Scheme::Http, rest),
-        None => return Err(format!("the ledger URL {:?} has no scheme", ledger.url)),
+    let url = &ledger.url;
+    let scheme = if url.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
     };
-    let (authority, base_path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
     let mut list: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len() + 2);
     list.push((
         EDGE_KEY_HEADER.to_owned(),
@@ -101,10 +101,10 @@ fn outgoing_request(
         .set_scheme(Some(&scheme))
         .map_err(|()| "invalid scheme")?;
     request
-        .set_authority(Some(authority))
-        .map_err(|()| format!("invalid authority {authority:?}"))?;
+        .set_authority(Some(&url.authority))
+        .map_err(|()| format!("invalid authority {:?}", url.authority))?;
     request
-        .set_path_with_query(Some(&format!("{base_path}{path_and_query}")))
+        .set_path_with_query(Some(&format!("{}{path_and_query}", url.base_path)))
         .map_err(|()| format!("invalid path {path_and_query:?}"))?;
     Ok(request)
 }

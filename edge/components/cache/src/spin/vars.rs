@@ -21,7 +21,7 @@ use super::respond;
 /// The ledger's base URL and the key the edge presents to it.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    pub url: String,
+    pub url: config::LedgerUrl,
     pub edge_key: String,
 }
 
