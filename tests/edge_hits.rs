@@ -1,7 +1,8 @@
 //! What a cache hit at the edge costs in calls into the host, read off the node's own
 //! counters (`edge_host_calls_per_request`, `edge_host_calls_total`): a bounded number in
 //! all, the key-value store opened once and read only for what the hit checks, and no
-//! variable the hit does not use. The real components of `spin.toml` in a `tessera-edge`
+//! variable the hit does not use; and neither a hit nor a forwarded hold grows its
+//! instance's memory (`edge_memory_grows_total`). The real components of `spin.toml` in a `tessera-edge`
 //! process, in front of a real ledger on PostgreSQL with invalidations over Redis, as in
 //! `edge.rs`.
 
@@ -60,6 +61,7 @@ struct Calls {
     all: f64,
     key_value: f64,
     variables: f64,
+    memory_grows: f64,
 }
 
 /// `component`'s host-call counters in one scrape.
@@ -78,6 +80,7 @@ async fn component_calls(edge: &EdgeNode, component: &str) -> Calls {
         all: sum_metric(&text, "edge_host_calls_per_request_sum", &[component]),
         key_value: total("fermyon:spin/key-value"),
         variables: total("fermyon:spin/variables"),
+        memory_grows: sum_metric(&text, "edge_memory_grows_total", &[component]),
     }
 }
 
@@ -182,6 +185,11 @@ async fn a_cache_hit_makes_few_host_calls(pool: PgPool) {
             "{}: variable reads per hit",
             hit.path
         );
+        assert_eq!(
+            after.memory_grows, before.memory_grows,
+            "{}: a hit grew its instance's memory",
+            hit.path
+        );
     }
     edge.stop().await;
     ledger.stop().await;
@@ -223,6 +231,18 @@ async fn a_forwarded_hold_makes_few_host_calls(pool: PgPool) {
     // Open the store; read the stream's lease, the show, the event and the key's bucket;
     // write the bucket; drop the store.
     assert_eq!(key_value, 7.0, "key-value calls per forwarded hold");
+    // The components start with the memory a request needs (.cargo/config.toml): a growth
+    // costs two page-protection changes and a TLB shootdown on every core. (Each hold grew
+    // its memory once when they started with only their stack and data.)
+    let text = edge.scrape().await.expect("edge metrics");
+    assert!(
+        text.contains("edge_memory_grows_total{component=\"holds\"}"),
+        "the node counts memory growth"
+    );
+    assert_eq!(
+        after.memory_grows, 0.0,
+        "no forwarded hold grows its instance's memory"
+    );
     edge.stop().await;
     ledger.stop().await;
 }

@@ -27,7 +27,7 @@ use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::body::{coalesce_small_body, GuestBody};
-use crate::metrics::{guest_failure, ComponentMetrics, HostCalls};
+use crate::metrics::{guest_failure, ComponentMetrics};
 use crate::respond::{at_instance_limit, problem};
 use crate::runtime::{is_deadline, App, LoadedComponent, StoreState};
 
@@ -204,8 +204,7 @@ impl Guests {
             proxy,
             served,
         } = instance;
-        // A reused instance counts anew.
-        store.data_mut().host_calls = HostCalls::default();
+        store.data_mut().reset_tally();
         // The epoch deadline stops a guest that computes; this one stops a guest that
         // waits (on a slow client's body, on an upstream), which epochs never see.
         let result = tokio::time::timeout(
@@ -216,7 +215,7 @@ impl Guests {
         )
         .await
         .unwrap_or_else(|_| Err(self.app.deadline_error()));
-        metrics.host_calls(&store.data().host_calls);
+        metrics.host_calls(&store.data().tally());
         let env = store.data().env.clone();
         let component_id = env.id.as_str();
         match &result {

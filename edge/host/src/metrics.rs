@@ -23,6 +23,9 @@
 //!   `wasi:keyvalue/atomics`, `wasi:keyvalue/batch`, or `other` (WASI 0.2 — cli,
 //!   clocks, random, io, http — and the component model's built-ins such as resource drops
 //!   and memory growth)
+//! - `edge_memory_grows_total{component}`: growths of a guest's linear memory past its
+//!   initial size while serving an HTTP request (each costs two page-protection changes
+//!   and the TLB shootdowns they send to every core; our components start with enough)
 //!
 //! They are served on the operations listener (`EDGE_METRICS_ADDR`), not the public port.
 //! What every request records goes through one component's handles, registered on first
@@ -135,8 +138,9 @@ enum CacheResult {
 
 /// Calls one guest instance made into the host while serving one request: every one
 /// (`all`, counted by the store's call hook: imports, the component model's built-ins and
-/// libcalls such as memory growth alike), and those of Spin's interfaces by name (counted
-/// where they are implemented).
+/// libcalls such as memory growth alike), those of Spin's interfaces by name (counted
+/// where they are implemented), and the growths of its linear memory (counted by its
+/// limiter).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct HostCalls {
     pub all: u32,
@@ -145,6 +149,7 @@ pub struct HostCalls {
     pub wasi_keyvalue_store: u32,
     pub wasi_keyvalue_atomics: u32,
     pub wasi_keyvalue_batch: u32,
+    pub memory_grows: u32,
 }
 
 impl HostCalls {
@@ -187,6 +192,7 @@ struct HostCallHandles {
     wasi_keyvalue_atomics: Counter,
     wasi_keyvalue_batch: Counter,
     other: Counter,
+    memory_grows: Counter,
 }
 
 /// Distinct (status, `served_by`) pairs kept per component; past it (a component answering
@@ -276,9 +282,13 @@ impl ComponentMetrics {
                 wasi_keyvalue_atomics: total("wasi:keyvalue/atomics"),
                 wasi_keyvalue_batch: total("wasi:keyvalue/batch"),
                 other: total("other"),
+                memory_grows: metrics::counter!("edge_memory_grows_total", "component" => self.id.clone()),
             }
         });
         handles.per_request.record(f64::from(calls.all));
+        handles
+            .memory_grows
+            .increment(u64::from(calls.memory_grows));
         handles.key_value.increment(u64::from(calls.key_value));
         handles.variables.increment(u64::from(calls.variables));
         handles

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, UpdateDeadline,
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -21,6 +21,7 @@ use crate::bindings::{fermyon, wasi, RedisComponentPre};
 use crate::config::GuestLimits;
 use crate::kv::KvStore;
 use crate::manifest::{ComponentSpec, Manifest};
+use crate::metrics::HostCalls;
 use crate::outbound::pool::OutboundPool;
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::variables::AppVariables;
@@ -33,9 +34,12 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// surfaces as an error the component can answer, not as the guest being stopped.
 const OUTBOUND_TIMEOUT_SHARE: f64 = 0.75;
 
-/// Bytes of each linear memory / table kept resident across instances (see `engine`): our
-/// components touch well under this per request.
-const SLOT_KEEP_RESIDENT_BYTES: usize = 1 << 20;
+/// Bytes of each linear memory / table kept resident across instances (see `engine`). The
+/// components link with this much initial memory (`.cargo/config.toml`: stack, data and a
+/// heap that serves a request without `memory.grow`), and all of it stays resident, so a
+/// request neither grows its memory nor has pages unmapped when its slot is reset: either
+/// costs page-protection changes and a TLB shootdown on every core.
+const SLOT_KEEP_RESIDENT_BYTES: usize = 4 << 20;
 const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
 
 /// Wasmtime's engine configured for serving many short-lived instances.
@@ -97,17 +101,85 @@ pub struct StoreState {
     http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
     hooks: OutboundPolicy,
-    limits: StoreLimits,
+    limits: GuestLimiter,
     pub(crate) env: Arc<ComponentEnv>,
     /// When the request being served must be finished; checked at every epoch tick.
     deadline: Instant,
     /// Calls the guest made into the host for the request being served.
-    pub(crate) host_calls: crate::metrics::HostCalls,
+    pub(crate) host_calls: HostCalls,
 }
 
 impl StoreState {
     pub(crate) fn metrics_kv_get(&self, hit: bool) {
         crate::metrics::kv_get(&self.env.id, hit);
+    }
+
+    /// What the instance asked of the host for the request being served.
+    pub(crate) fn tally(&self) -> HostCalls {
+        HostCalls {
+            memory_grows: self.limits.memory_grows,
+            ..self.host_calls
+        }
+    }
+
+    /// A (reused) instance's next request counts anew.
+    pub(crate) fn reset_tally(&mut self) {
+        self.host_calls = HostCalls::default();
+        self.limits.memory_grows = 0;
+    }
+}
+
+/// The store's limits ([`StoreLimits`]), counting each growth of a linear memory past its
+/// initial size: a grown page is made accessible for the request and inaccessible again
+/// when the slot is reset, two page-protection changes that each interrupt every core
+/// (a TLB shootdown). Our components start with the memory a request needs, so a request
+/// that grows one is worth a look (`edge_memory_grows_total`).
+struct GuestLimiter {
+    limits: StoreLimits,
+    memory_grows: u32,
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Instantiation asks for the initial size from 0: not a growth.
+        if current > 0 && desired > current {
+            self.memory_grows = self.memory_grows.saturating_add(1);
+        }
+        self.limits.memory_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
@@ -351,10 +423,13 @@ impl App {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: component.env.outbound.clone(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_max_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: GuestLimiter {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(self.limits.memory_max_bytes)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                memory_grows: 0,
+            },
             env: component.env.clone(),
             deadline: Instant::now() + self.limits.request_timeout,
             host_calls: Default::default(),
