@@ -18,6 +18,7 @@ mod charts;
 mod cpu;
 mod load;
 mod native;
+mod native_proxy;
 mod report;
 mod scenarios;
 mod stack;
@@ -45,6 +46,7 @@ const USAGE: &str = "usage:
   DATABASE_URL=... REDIS_URL=... tessera-bench run [--quick] [--only 1,3,...] --out DIR \\
       --ledger-bin PATH --edge-bin PATH --manifest PATH [--build release|debug]
   tessera-bench serve-native --addr HOST:PORT --ledger URL --show SHOW_ID --event EVENT_ID
+  tessera-bench serve-proxy --addr HOST:PORT --ledger URL
   DATABASE_URL=... CHAOS_PG_CTL=... CHAOS_PG_DATA=... [CHAOS_PG_USER=...] tessera-bench chaos \\
       [--short] [--only FAULT_ID] --out DIR --ledger-bin PATH --edge-bin PATH --manifest PATH
 --only picks scenarios by number: 1 flash sale, 2 sell-out, 3 edge reads, 4 invalidation,
@@ -317,6 +319,15 @@ async fn main() -> anyhow::Result<()> {
                 ledger: take("ledger")?,
                 show_id: take("show")?.parse().context("--show")?,
                 event_id: take("event")?.parse().context("--event")?,
+            })
+            .await
+        }
+        Some((command, rest)) if command == "serve-proxy" => {
+            let mut values = flag_values(rest)?;
+            let mut take = |name: &str| take(&mut values, name);
+            native_proxy::serve(native_proxy::Args {
+                addr: take("addr")?,
+                ledger: take("ledger")?,
             })
             .await
         }

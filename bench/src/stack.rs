@@ -495,43 +495,56 @@ pub async fn start_edges(
     Ok(edges)
 }
 
-/// The native baseline server (`tessera-bench serve-native`).
+/// A native baseline server: the read baseline (`tessera-bench serve-native`) or the
+/// forwarding proxy (`tessera-bench serve-proxy`).
 pub struct Native {
     pub authority: String,
     child: Child,
 }
 
 impl Native {
+    /// The read baseline, its cache filled from `ledger` for one show and event.
     pub async fn start(
         env: &Env,
         ledger: &Ledger,
         show_id: &str,
         event_id: &str,
     ) -> anyhow::Result<Self> {
+        let ids = ["--show", show_id, "--event", event_id];
+        Self::spawn(env, "native", "serve-native", ledger, &ids).await
+    }
+
+    /// The proxy in front of `ledger`, its log under `name`.
+    pub async fn proxy(env: &Env, name: &str, ledger: &Ledger) -> anyhow::Result<Self> {
+        Self::spawn(env, name, "serve-proxy", ledger, &[]).await
+    }
+
+    async fn spawn(
+        env: &Env,
+        name: &str,
+        command: &str,
+        ledger: &Ledger,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
         let [port] = free_ports()?;
         let authority = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(&env.bench_bin);
-        cmd.args([
-            "serve-native",
-            "--addr",
-            &authority,
-            "--ledger",
-            &ledger.base,
-            "--show",
-            show_id,
-            "--event",
-            event_id,
-        ]);
-        let mut child = spawn(env, "native", cmd)?;
+        cmd.args([command, "--addr", &authority, "--ledger", &ledger.base])
+            .args(args);
+        let mut child = spawn(env, name, cmd)?;
         wait_ready(
             env,
             &mut child,
-            "native",
+            name,
             &format!("http://{authority}"),
             |_| true,
         )
         .await?;
         Ok(Self { authority, child })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     pub async fn stop(mut self) {

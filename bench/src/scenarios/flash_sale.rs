@@ -5,11 +5,14 @@
 //! ledger through an edge node. Every zone is audited afterwards.
 //!
 //! Each slice also counts the CPU time every tier spent per granted hold (generator, edge,
-//! ledger, its PostgreSQL backends: [`crate::cpu`]). And at the edge goals' client counts,
-//! the batched paths run once more with the tiers on cores of their own — the ledger and
-//! its backends on one, the generator and the edge on the other — as two machines would
-//! have them: on two shared cores, a hold through the edge pays the edge's CPU out of the
-//! ledger's budget, which no deployment does.
+//! ledger, its PostgreSQL backends: [`crate::cpu`]). At the edge goals' client counts a
+//! fourth path takes its turns: the batched ledger through a native reverse proxy that only
+//! forwards (`tessera-bench serve-proxy`), the ceiling for any edge on these cores — what
+//! one more HTTP hop costs when it does nothing else. And there the batched paths run once
+//! more with the tiers on cores of their own — the ledger and its backends on one, the
+//! generator and the edge on the other — as two machines would have them: on two shared
+//! cores, a hold through the edge pays the edge's CPU out of the ledger's budget, which no
+//! deployment does.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -22,26 +25,31 @@ use crate::cpu::{self, Tier, TierTimes};
 use crate::load::Figures;
 use crate::report::{count, ms, Chart, ChartKind, Section, Series, Table};
 use crate::scenarios::{add_slice, slice_on};
-use crate::stack::{start_edge, Edge, Env, Ledger};
+use crate::stack::{start_edge, Env, Ledger, Native};
 use crate::workloads::Holds;
 use crate::{Plan, Progress};
 
 const ZONE_STOCK: i32 = 50_000;
 
-const PATHS: [&str; 5] = [
+const PATHS: [&str; 6] = [
     "naive, direct",
     "batched, direct",
     "batched, via edge",
     "batched, direct, split cores",
     "batched, via edge, split cores",
+    "batched, via native proxy",
 ];
 /// Indices into `PATHS`. Naive is the baseline every path is divided by; batched, direct
-/// is the path of the goal. The split paths run only at the edge goals' client counts.
+/// is the path of the goal. The split paths and the proxy run only at the edge goals'
+/// client counts.
 const NAIVE: usize = 0;
 const BATCHED: usize = 1;
 const VIA_EDGE: usize = 2;
 const SPLIT_DIRECT: usize = 3;
 const SPLIT_EDGE: usize = 4;
+const VIA_PROXY: usize = 5;
+/// Every path's total at one client count.
+type Totals = [PathTotal; PATHS.len()];
 /// With the tiers split: the ledger and its PostgreSQL backends run on this core...
 const LEDGER_CORE: usize = 0;
 /// ...the generator and the edge on this one.
@@ -126,23 +134,24 @@ impl PathTotal {
 }
 
 /// Where a path's slices run: its ledger (which creates and audits the zones) and the
-/// server the buyers talk to (the ledger itself or the edge in front of it).
+/// server the buyers talk to (the ledger itself, or the edge or the proxy in front of it).
 struct Path<'a> {
     index: usize,
     ledger: &'a Ledger,
     authority: &'a str,
-    /// The edge node in front of the ledger (counted, and pinned with the generator when
-    /// the tiers are split), whether or not the buyers talk to it.
-    edge: &'a Edge,
+    /// The process in front of the ledger, counted as the edge tier (and pinned with the
+    /// generator when the tiers are split): the edge node, whether or not the buyers talk
+    /// to it, or the native proxy on its own path.
+    front: Option<u32>,
 }
 
 impl<'a> Path<'a> {
-    fn new(index: usize, ledger: &'a Ledger, authority: &'a str, edge: &'a Edge) -> Self {
+    fn new(index: usize, ledger: &'a Ledger, authority: &'a str, front: Option<u32>) -> Self {
         Self {
             index,
             ledger,
             authority,
-            edge,
+            front,
         }
     }
 
@@ -154,8 +163,8 @@ impl<'a> Path<'a> {
     /// by the meter).
     fn processes(&self) -> Vec<(Tier, u32)> {
         let ledger = self.ledger.pid().map(|pid| (Tier::Ledger, pid));
-        let edge = self.edge.pid().map(|pid| (Tier::Edge, pid));
-        ledger.into_iter().chain(edge).collect()
+        let front = self.front.map(|pid| (Tier::Edge, pid));
+        ledger.into_iter().chain(front).collect()
     }
 
     /// The ledger and its backends on [`LEDGER_CORE`], the edge and the generator on
@@ -165,7 +174,7 @@ impl<'a> Path<'a> {
         for pid in self.ledger.pid().into_iter().chain(backends) {
             cpu::pin(pid, &[LEDGER_CORE])?;
         }
-        if let Some(pid) = self.edge.pid() {
+        if let Some(pid) = self.front {
             cpu::pin(pid, &[CLIENT_CORE])?;
         }
         cpu::pin(std::process::id(), &[CLIENT_CORE])
@@ -226,6 +235,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     }
     section.tables.push(cpu_table(&sale.runs));
     edge_goals(&mut section, &sale.runs);
+    proxy_goals(&mut section, &sale.runs);
     cpu_goal(&mut section, &sale.runs);
     section.charts.extend(charts(plan, &sale.runs));
     section.data = json!({
@@ -236,6 +246,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
 }
 
 fn notes(plan: &Plan) -> [String; 3] {
+    let goal_clients = EDGE_GOALS.map(|(c, _)| c.to_string()).join(" and ");
     [
         format!(
             "Closed loop: each client sends its next hold (1–4 tickets, a new customer and Idempotency-Key each) when the last is answered. \
@@ -248,18 +259,20 @@ fn notes(plan: &Plan) -> [String; 3] {
         ),
         "Each client count starts fresh ledgers and databases (naive and batched), and an edge node in front of the batched ledger.".to_owned(),
         format!(
-            "At {} clients the two batched paths then take turns again with the tiers on cores of their own (\"split cores\"): the ledger and its PostgreSQL backends pinned to core {LEDGER_CORE}, \
+            "At {goal_clients} clients a fourth path takes its turns: the batched ledger through a native reverse proxy (`tessera-bench serve-proxy`: \
+             hyper's pooled client, as the edge's host uses, forwarding each request and its answer and nothing else) — the ceiling for any edge on these cores. \
+             Then the two batched paths take turns again with the tiers on cores of their own (\"split cores\"): the ledger and its PostgreSQL backends pinned to core {LEDGER_CORE}, \
              the generator and the edge to core {CLIENT_CORE} (PostgreSQL's shared processes and Redis are not pinned). CPU per hold is each process's user + system time over the slice (/proc), \
              divided by the holds granted in it.",
-            EDGE_GOALS.map(|(c, _)| c.to_string()).join(" and ")
         ),
     ]
 }
 
 impl Sale {
     /// `clients` buyers on fresh naive and batched ledgers and an edge in front of the
-    /// batched one, the three paths taking turns in slices; then, at the edge goals'
-    /// client counts, the two batched paths again with the tiers split.
+    /// batched one, the three paths (and at the edge goals' client counts the native
+    /// proxy's) taking turns in slices; then, at those client counts, the two batched paths
+    /// again with the tiers split.
     async fn at_clients(
         &mut self,
         env: &Env,
@@ -281,13 +294,25 @@ impl Sale {
         )
         .await?;
         let edge = start_edge(env, &format!("flash-edge-{clients}"), &batched, &[]).await?;
-        let path = |index, ledger, authority| Path::new(index, ledger, authority, &edge);
-        let mut totals: [PathTotal; 5] = Default::default();
-        let shared = [
+        let proxy = match edge_goal_clients(clients) {
+            true => Some(Native::proxy(env, &format!("flash-proxy-{clients}"), &batched).await?),
+            false => None,
+        };
+        let path = |index, ledger, authority| Path::new(index, ledger, authority, edge.pid());
+        let mut totals: Totals = Default::default();
+        let mut shared = vec![
             path(NAIVE, &naive, &naive.authority),
             path(BATCHED, &batched, &batched.authority),
             path(VIA_EDGE, &batched, &edge.authority),
         ];
+        if let Some(proxy) = &proxy {
+            shared.push(Path::new(
+                VIA_PROXY,
+                &batched,
+                &proxy.authority,
+                proxy.pid(),
+            ));
+        }
         let run = self
             .take_turns(env, plan, progress, clients, &shared, &mut totals)
             .await;
@@ -303,6 +328,9 @@ impl Sale {
             other => other,
         };
         self.record(progress, clients, totals);
+        if let Some(proxy) = proxy {
+            proxy.stop().await;
+        }
         edge.stop().await;
         naive.stop().await?;
         batched.stop().await?;
@@ -319,7 +347,7 @@ impl Sale {
         progress: &Progress,
         clients: usize,
         split: &[Path<'_>],
-        totals: &mut [PathTotal; 5],
+        totals: &mut Totals,
     ) -> anyhow::Result<()> {
         let every_core: Vec<usize> = (0..cpu::cores_online()).collect();
         let turns = match split[0].pin_split().await {
@@ -345,7 +373,7 @@ impl Sale {
         progress: &Progress,
         clients: usize,
         paths: &[Path<'_>],
-        totals: &mut [PathTotal; 5],
+        totals: &mut Totals,
     ) -> anyhow::Result<()> {
         for slice in 0..plan.slices {
             for path in paths {
@@ -363,7 +391,7 @@ impl Sale {
     }
 
     /// Each path's total at `clients`, shown as it is kept.
-    fn record(&mut self, progress: &Progress, clients: usize, totals: [PathTotal; 5]) {
+    fn record(&mut self, progress: &Progress, clients: usize, totals: Totals) {
         for (path, total) in totals.into_iter().enumerate() {
             let cpu_us = total.cpu_us();
             let mean_batch = total.mean_batch();
@@ -444,10 +472,15 @@ impl Sale {
     }
 }
 
+/// Whether an edge goal is stated at `clients`.
+fn edge_goal_clients(clients: usize) -> bool {
+    EDGE_GOALS.iter().any(|(c, _)| *c == clients)
+}
+
 /// Whether the batched paths run again with the tiers on cores of their own at `clients`
 /// (the edge goals' client counts, on a machine with two cores or more).
 fn splits_tiers(clients: usize) -> bool {
-    EDGE_GOALS.iter().any(|(c, _)| *c == clients) && cpu::cores_online() >= 2
+    edge_goal_clients(clients) && cpu::cores_online() >= 2
 }
 
 /// `flash.edge_vs_direct_N`: holds/s through the edge over batched direct at N clients.
@@ -490,6 +523,36 @@ fn edge_goals(section: &mut Section, runs: &[Run]) {
     }
 }
 
+/// `flash.proxy_vs_direct_N` (reported): holds/s through the native proxy over batched
+/// direct at N clients — the share an extra HTTP hop that does nothing else leaves on these
+/// cores, the ceiling of `flash.edge_vs_direct_N` — and the edge's holds/s against it.
+fn proxy_goals(section: &mut Section, runs: &[Run]) {
+    for (clients, _) in EDGE_GOALS {
+        let (Some(proxy), Some(direct), Some(edge)) = (
+            holds_per_s(runs, clients, VIA_PROXY),
+            holds_per_s(runs, clients, BATCHED),
+            holds_per_s(runs, clients, VIA_EDGE),
+        ) else {
+            continue;
+        };
+        if direct <= 0.0 || proxy <= 0.0 {
+            continue;
+        }
+        section.goal(
+            &format!("flash.proxy_vs_direct_{clients}"),
+            &format!(
+                "holds through a native reverse proxy that only forwards, of direct at {clients} clients: the ceiling for any edge on these cores (reported)"
+            ),
+            format!(
+                "{:.0}% ({proxy:.0} vs {direct:.0} holds/s); the edge reaches {:.0}% of the proxy",
+                proxy / direct * 100.0,
+                edge / proxy * 100.0
+            ),
+            true,
+        );
+    }
+}
+
 /// `flash.edge_cpu_per_hold_128` (reported): what a hold costs the edge, beside what it
 /// costs the ledger tier straight at it — the figure that sizes a deployment's edges.
 fn cpu_goal(section: &mut Section, runs: &[Run]) {
@@ -520,7 +583,7 @@ fn cpu_table(runs: &[Run]) -> Table {
     columns.extend(Tier::ALL.map(Tier::label));
     columns.extend(["all four", "holds per batch"]);
     let mut table = Table::new(
-        "CPU time per granted hold (µs) by tier, from /proc (warm-up included)",
+        "CPU time per granted hold (µs) by tier, from /proc (warm-up included; on the native proxy's path its CPU is in the edge column)",
         &columns,
     );
     for run in runs {
