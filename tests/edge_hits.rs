@@ -2,9 +2,9 @@
 //! counters (`edge_host_calls_per_request`, `edge_host_calls_total`): a bounded number in
 //! all, the key-value store opened once and read only for what the hit checks, and no
 //! variable the hit does not use; and neither a hit nor a forwarded hold grows its
-//! instance's memory (`edge_memory_grows_total`). The real components of `spin.toml` in a `tessera-edge`
-//! process, in front of a real ledger on PostgreSQL with invalidations over Redis, as in
-//! `edge.rs`.
+//! instance's memory (`edge_memory_grows_total`). The real components of `spin.toml` in
+//! a `tessera-edge` process, in front of a real ledger on PostgreSQL with invalidations
+//! over Redis, as in `edge.rs`.
 
 // Test code: an `expect` is an assertion, its message the failure report.
 #![allow(clippy::expect_used)]
