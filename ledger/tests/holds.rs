@@ -806,6 +806,38 @@ async fn grow_holds(pool: &PgPool, fixture: &Fixture, count: i32) {
     .expect("grow refusals");
 }
 
+/// A batch of an event with a per-customer limit counts its customers' tickets through
+/// `holds_customer_idx`, one probe a customer, even when the statistics date from before
+/// the sale (its first minute, or a server without autovacuum): otherwise every batch reads
+/// every live hold of the event (`commit::CUSTOMER_TICKETS_SQL`).
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn the_customer_count_probes_its_customers_however_much_is_sold(pool: PgPool) {
+    const BATCH_CUSTOMERS: usize = 128;
+    sqlx::raw_sql("analyze holds")
+        .execute(&pool)
+        .await
+        .expect("statistics of the empty table");
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(1_000_000).await;
+    grow_holds(&pool, &fixture, 20_000).await;
+    app.stop().await;
+    // A batch's worth of customers: some with tickets, some new.
+    let customers: Vec<String> = (1..=BATCH_CUSTOMERS)
+        .map(|i| format!("'{}{i}'", if i % 2 == 0 { "c" } else { "new-" }))
+        .collect();
+    let plan = tessera_testkit::ledger::executed_plan(
+        &pool,
+        tessera_ledger::holds::commit::CUSTOMER_TICKETS_SQL,
+        "uuid, text[]",
+        &format!("'{}', array[{}]", fixture.event_id, customers.join(", ")),
+    )
+    .await;
+    assert!(
+        tessera_testkit::ledger::probes_by(&plan, "customer_id"),
+        "{plan}"
+    );
+}
+
 /// The writers' key probe is a prepared statement, first run while `holds` is empty (and
 /// analyzed so: a fresh database after `ANALYZE`, as the bench's scale scenario makes). A
 /// plan cached then scans the whole table on every batch once it has grown (measured:

@@ -14,7 +14,9 @@ use sqlx::PgPool;
 use tessera_domain::queue::{AdmissionPass, QueueKey, QueueKeys, HOLDS_PER_PASS_MAX};
 use tessera_domain::EventId;
 use tessera_testkit::edge::QUEUE_KEY;
-use tessera_testkit::ledger::{spawn_app, zone_counters, Fixture, TestApp};
+use tessera_testkit::ledger::{
+    executed_plan, probes_by, spawn_app, zone_counters, Fixture, TestApp,
+};
 use tessera_testkit::queue::{hold, join, poll, wait_admitted};
 use uuid::Uuid;
 
@@ -277,4 +279,42 @@ async fn serving_moves_on_to_who_joined_and_holds_still_while_sold_out(pool: PgP
         .await;
     assert_eq!(status, 200);
     wait_serving(&pool, event, 8).await;
+}
+
+/// A join batch finds the keys it was sent before through the primary key, one probe a key,
+/// even when the statistics date from before the line grew (a sale's first minute, or a
+/// server without autovacuum): otherwise every batch reads the whole line, and joins slow
+/// down as the line gets longer (`joins::KNOWN_PLACES_SQL`).
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_join_batch_probes_its_keys_however_long_the_line(pool: PgPool) {
+    const BATCH_KEYS: usize = 128;
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let event = fixture.event_id.as_str();
+    app.queue_on(event, 1).await;
+    sqlx::raw_sql("analyze queue_joins")
+        .execute(&pool)
+        .await
+        .expect("statistics of the empty line");
+    sqlx::query(
+        "insert into queue_joins (event_id, idempotency_key, position, joined_at)
+         select $1, 'grown-' || g, g, now() from generate_series(1, 20000) g",
+    )
+    .bind(Uuid::parse_str(event).expect("event id"))
+    .execute(&pool)
+    .await
+    .expect("a long line");
+    app.stop().await;
+    // A batch's worth of keys: some seen before, some new.
+    let keys: Vec<String> = (1..=BATCH_KEYS)
+        .map(|i| format!("'{}-{i}'", if i % 2 == 0 { "grown" } else { "new" }))
+        .collect();
+    let plan = executed_plan(
+        &pool,
+        tessera_ledger::queue::joins::KNOWN_PLACES_SQL,
+        "uuid, text[]",
+        &format!("'{event}', array[{}]", keys.join(", ")),
+    )
+    .await;
+    assert!(probes_by(&plan, "idempotency_key"), "{plan}");
 }

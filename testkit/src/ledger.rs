@@ -440,3 +440,36 @@ pub async fn holds_per_transaction(pool: &PgPool, zone_id: &str) -> Vec<(i64, i6
     .await
     .expect("holds by transaction")
 }
+
+/// What PostgreSQL did to run `sql` as the ledger runs it (a prepared statement with
+/// parameters of `param_types`, executed with `args`, SQL literals): `EXPLAIN ANALYZE`'s
+/// lines, without costs or timings.
+pub async fn executed_plan(pool: &PgPool, sql: &str, param_types: &str, args: &str) -> String {
+    let mut conn = pool.acquire().await.expect("a connection");
+    sqlx::raw_sql(&format!("prepare probe({param_types}) as {sql}"))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare the statement");
+    let lines: Vec<String> = sqlx::query_scalar(&format!(
+        "explain (analyze, costs off, timing off, summary off) execute probe({args})"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain");
+    sqlx::raw_sql("deallocate probe")
+        .execute(&mut *conn)
+        .await
+        .expect("deallocate");
+    lines.join("\n")
+}
+
+/// Whether `plan` finds rows by `column` through an index (an `Index Cond` on it) and
+/// never reads rows only to drop them for `column` (a `Filter` on it): a probe per value,
+/// whatever the table's size.
+pub fn probes_by(plan: &str, column: &str) -> bool {
+    let on = |kind: &str| {
+        plan.lines()
+            .any(|line| line.trim_start().starts_with(kind) && line.contains(column))
+    };
+    on("Index Cond:") && !on("Filter:")
+}
