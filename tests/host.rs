@@ -23,6 +23,7 @@ use tessera_testkit::services::unique_channel;
 
 use tessera_testkit::raw_http::{
     get_request, misanswered, post_json_request, slow_heads_closed_within, Outcome, RawConnection,
+    RawResponse,
 };
 
 const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
@@ -101,44 +102,16 @@ async fn post_chunked(authority: &str, path: &str, len: usize) -> (u16, String) 
         let mut reader = stream;
         // Until the host closes (or resets) the connection: whatever arrived is the answer.
         let _ = reader.read_to_end(&mut answer);
-        String::from_utf8_lossy(&answer).into_owned()
+        answer
     })
     .await
     .expect("reader");
-    let status = answer
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     // The host sends a small body whole (Content-Length) when the guest finishes it at
     // once, and streams it chunked when it does not (a loaded machine): the same answer.
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, body)
-}
-
-/// The data of a chunked HTTP/1.1 body, up to its last chunk (or what arrived of it).
-fn dechunk(mut rest: &str) -> String {
-    let mut data = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = size.split(';').next().unwrap_or("").trim();
-        let Ok(len) = usize::from_str_radix(size, 16) else {
-            break;
-        };
-        if len == 0 || after.len() < len {
-            break;
-        }
-        data.push_str(&after[..len]);
-        rest = after[len..].strip_prefix("\r\n").unwrap_or(&after[len..]);
-    }
-    data
+    let response = RawResponse::parse(&answer)
+        .await
+        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&answer)));
+    (response.status, response.body)
 }
 
 #[tokio::test]

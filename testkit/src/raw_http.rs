@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::ledger::Fixture;
@@ -128,6 +128,28 @@ pub async fn misanswered(authority: &str, cases: Vec<(&str, Vec<u8>, Outcome)>) 
 }
 
 impl RawResponse {
+    /// The answer in `bytes` as a server sent them (a whole head and its body, however it
+    /// was framed), or `None` if they end before the head does.
+    pub async fn parse(mut bytes: &[u8]) -> Option<RawResponse> {
+        let mut reader = ResponseReader(&mut bytes);
+        let head = reader.head().await?;
+        let body = reader.body(&head).await?;
+        Some(Self::new(head, &body))
+    }
+
+    fn new(head: String, body: &[u8]) -> Self {
+        let status = head
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP/1.1 head: {head:?}"));
+        Self {
+            status,
+            head,
+            body: String::from_utf8_lossy(body).into_owned(),
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         if self.header("content-type") == Some("application/problem+json") {
             Outcome::Problem(self.status)
@@ -170,87 +192,14 @@ impl RawConnection {
     /// The next answer (an interim `100 Continue` too), or `None` if the connection closed
     /// (or was reset) before a whole head arrived.
     pub async fn response(&mut self) -> Option<RawResponse> {
-        let head = tokio::time::timeout(READ_LIMIT, self.head())
+        let mut reader = ResponseReader(&mut self.stream);
+        let head = tokio::time::timeout(READ_LIMIT, reader.head())
             .await
             .expect("an answer or a close within the read limit")?;
-        let status = head
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|rest| rest.get(..3))
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP/1.1 head: {head:?}"));
-        let chunked = head.lines().any(|line| {
-            line.split_once(':').is_some_and(|(name, value)| {
-                name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
-            })
-        });
-        let body = tokio::time::timeout(READ_LIMIT, self.body(&head, chunked))
+        let body = tokio::time::timeout(READ_LIMIT, reader.body(&head))
             .await
             .expect("the body within the read limit")?;
-        Some(RawResponse {
-            status,
-            head,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
-    }
-
-    /// The body after `head`: chunked, or by Content-Length (none: empty).
-    async fn body(&mut self, head: &str, chunked: bool) -> Option<Vec<u8>> {
-        if chunked {
-            return self.chunked_body().await;
-        }
-        let length = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse::<usize>().ok())?
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await.ok()?;
-        Some(body)
-    }
-
-    /// Chunks up to the last (empty) one and the trailer's blank line.
-    async fn chunked_body(&mut self) -> Option<Vec<u8>> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.line().await?;
-            let size = line.split(';').next().unwrap_or_default().trim();
-            let size =
-                usize::from_str_radix(size, 16).unwrap_or_else(|_| panic!("chunk size {line:?}"));
-            if size == 0 {
-                while !self.line().await?.is_empty() {}
-                return Some(body);
-            }
-            let mut chunk = vec![0; size + 2];
-            self.stream.read_exact(&mut chunk).await.ok()?;
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-
-    /// One CRLF-terminated line, without the CRLF.
-    async fn line(&mut self) -> Option<String> {
-        let mut line = Vec::new();
-        while !line.ends_with(b"\r\n") {
-            assert!(line.len() < HEAD_MAX_BYTES, "line too long");
-            line.push(self.stream.read_u8().await.ok()?);
-        }
-        line.truncate(line.len() - 2);
-        Some(String::from_utf8_lossy(&line).into_owned())
-    }
-
-    /// Byte by byte up to the blank line, so nothing of the body is read with it.
-    async fn head(&mut self) -> Option<String> {
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            assert!(head.len() < HEAD_MAX_BYTES, "head too large");
-            match self.stream.read_u8().await {
-                Ok(byte) => head.push(byte),
-                Err(_) => return None,
-            }
-        }
-        Some(String::from_utf8_lossy(&head).into_owned())
+        Some(RawResponse::new(head, &body))
     }
 
     /// Waits until the server closes (or resets) the connection, at most `limit`; returns
@@ -306,5 +255,73 @@ impl RawConnection {
             "{answer:?}"
         );
         self.closed_within(limit).await;
+    }
+}
+
+/// Reads one HTTP/1.1 answer from a connection or from bytes already received.
+struct ResponseReader<R>(R);
+
+impl<R: AsyncRead + Unpin> ResponseReader<R> {
+    /// Byte by byte up to the blank line, so nothing of the body is read with it.
+    async fn head(&mut self) -> Option<String> {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            assert!(head.len() < HEAD_MAX_BYTES, "head too large");
+            match self.0.read_u8().await {
+                Ok(byte) => head.push(byte),
+                Err(_) => return None,
+            }
+        }
+        Some(String::from_utf8_lossy(&head).into_owned())
+    }
+
+    /// The body after `head`: chunked, or by Content-Length (none: empty).
+    async fn body(&mut self, head: &str) -> Option<Vec<u8>> {
+        let header = |wanted: &str| {
+            head.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case(wanted).then_some(value.trim())
+            })
+        };
+        if header("transfer-encoding") == Some("chunked") {
+            return self.chunked_body().await;
+        }
+        let length = header("content-length").map_or(0, |value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("content-length {value:?}"))
+        });
+        let mut body = vec![0; length];
+        self.0.read_exact(&mut body).await.ok()?;
+        Some(body)
+    }
+
+    /// Chunks up to the last (empty) one and the trailer's blank line.
+    async fn chunked_body(&mut self) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.line().await?;
+            let size = line.split(';').next().unwrap_or_default().trim();
+            let size =
+                usize::from_str_radix(size, 16).unwrap_or_else(|_| panic!("chunk size {line:?}"));
+            if size == 0 {
+                while !self.line().await?.is_empty() {}
+                return Some(body);
+            }
+            let mut chunk = vec![0; size + 2];
+            self.0.read_exact(&mut chunk).await.ok()?;
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    async fn line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        while !line.ends_with(b"\r\n") {
+            assert!(line.len() < HEAD_MAX_BYTES, "line too long");
+            line.push(self.0.read_u8().await.ok()?);
+        }
+        line.truncate(line.len() - 2);
+        Some(String::from_utf8_lossy(&line).into_owned())
     }
 }
