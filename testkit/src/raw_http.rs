@@ -162,11 +162,16 @@ impl RawResponse {
 
     /// The value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then_some(value.trim())
-        })
+        header_in(&self.head, name)
     }
+}
+
+/// The value of header `name` (case-insensitive) in a response head, if present.
+fn header_in<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then_some(value.trim())
+    })
 }
 
 impl RawConnection {
@@ -277,16 +282,10 @@ impl<R: AsyncRead + Unpin> ResponseReader<R> {
 
     /// The body after `head`: chunked, or by Content-Length (none: empty).
     async fn body(&mut self, head: &str) -> Option<Vec<u8>> {
-        let header = |wanted: &str| {
-            head.lines().find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case(wanted).then_some(value.trim())
-            })
-        };
-        if header("transfer-encoding") == Some("chunked") {
+        if header_in(head, "transfer-encoding") == Some("chunked") {
             return self.chunked_body().await;
         }
-        let length = header("content-length").map_or(0, |value| {
+        let length = header_in(head, "content-length").map_or(0, |value| {
             value
                 .parse()
                 .unwrap_or_else(|_| panic!("content-length {value:?}"))
