@@ -9,6 +9,7 @@
 // Test code: an `expect` is an assertion, its message the failure report.
 #![allow(clippy::expect_used)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -155,7 +156,8 @@ async fn cached_reads_do_not_reach_the_ledger(pool: PgPool) {
 
     // A cold cache hit by many readers at once (a node that just started or resubscribed,
     // mid-sale): one fetches, the others wait for its entry instead of all asking the
-    // ledger. (The store has no compare-and-set, so a few may still fetch.)
+    // ledger. (A claim is not a compare-and-swap, see the components' README, so a few may
+    // still fetch.)
     let path = format!("/v1/shows/{}/availability", other.show_id);
     let before = edge.outbound(None, "GET").await;
     let requests = (0..50).map(|_| edge.get(&path));
@@ -1037,6 +1039,97 @@ async fn read_availability(edge: &EdgeNode, fixture: &Fixture) -> (String, i64) 
         cache,
         body["zones"][0]["available"].as_i64().expect("available"),
     )
+}
+
+/// A node's writers of one availability entry — the invalidator applying a message, a
+/// fetch storing what the ledger answered — collide for real when every read fetches (a
+/// 1 ms TTL) while holds stream messages. A collision is a compare-and-swap that found the
+/// entry changed since it was read (`edge_kv_swaps_total{result="changed"}`) and was
+/// redone over the newer entry — where a plain write would have put the older copy back
+/// (the sell-out an edge kept showing as available). Afterwards the node agrees with the
+/// ledger.
+#[sqlx::test(migrations = "../../migrations")]
+async fn colliding_writers_of_one_entry_are_redone_not_overwritten(pool: PgPool) {
+    const CAPACITY: i32 = 4_000;
+    const HOLDERS: usize = 4;
+    const READERS: usize = 4;
+    /// Generous: on two cores a collision shows within a few seconds.
+    const COLLISION_DEADLINE: Duration = Duration::from_secs(60);
+    let ledger = ledger_for_edges(pool).await;
+    let fixture = ledger.event_with_zone(CAPACITY).await;
+    let edge = start(options(&ledger).env("SPIN_VARIABLE_AVAILABILITY_TTL_MS", "1")).await;
+    reach_steady_state(&ledger, &fixture, &[&edge]).await;
+    let swaps = |component: &'static str, result: &'static str| {
+        let edge = &edge;
+        async move {
+            edge.metric(
+                "edge_kv_swaps_total",
+                &[("component", component), ("result", result)],
+            )
+            .await
+        }
+    };
+    let stop = AtomicBool::new(false);
+    let holder = |n: usize| {
+        let (ledger, fixture, stop) = (&ledger, &fixture, &stop);
+        async move {
+            let customer = format!("holder-{n}");
+            for _ in 0..CAPACITY as usize / HOLDERS {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (status, body) = ledger.hold(fixture, 1, &customer, &key()).await;
+                assert_eq!(status, 201, "{body}");
+            }
+        }
+    };
+    let reader = || async {
+        while !stop.load(Ordering::Relaxed) {
+            read_availability(&edge, &fixture).await;
+        }
+    };
+    let watch = async {
+        wait_until(
+            "a fetch and a message collide",
+            COLLISION_DEADLINE,
+            || async {
+                swaps("invalidator", "changed").await + swaps("catalog", "changed").await > 0.0
+            },
+        )
+        .await;
+        stop.store(true, Ordering::Relaxed);
+    };
+    // The holders may run out of tickets first: then the watch fails at its deadline.
+    let holders = async {
+        futures::future::join_all((0..HOLDERS).map(holder)).await;
+        stop.store(true, Ordering::Relaxed);
+    };
+    let readers = futures::future::join_all((0..READERS).map(|_| reader()));
+    let started = Instant::now();
+    tokio::join!(watch, holders, readers);
+    println!(
+        "first collision after {:?}, {} holds: invalidator {} / catalog {} swaps redone",
+        started.elapsed(),
+        holds_stored(&ledger).await,
+        swaps("invalidator", "changed").await,
+        swaps("catalog", "changed").await
+    );
+    assert!(
+        swaps("invalidator", "written").await > 0.0,
+        "messages applied by swap"
+    );
+    assert!(
+        swaps("catalog", "written").await > 0.0,
+        "fetches stored by swap"
+    );
+    let sold_or_held = holds_stored(&ledger).await;
+    let (_, available) = read_availability(&edge, &fixture).await;
+    assert_eq!(
+        available,
+        i64::from(CAPACITY) - sold_or_held,
+        "the node agrees with the ledger"
+    );
+    ledger.stop().await;
 }
 
 /// The freshness lease (DESIGN.md): with the invalidation stream down, a node serves its

@@ -3,6 +3,9 @@
 //!   (time to the response head)
 //! - `edge_cache_total{component,result}`: reads answered from the node's cache (`hit`) or
 //!   fetched from the ledger (`miss`), as the component reports in `Tessera-Cache`
+//! - `edge_kv_swaps_total{component,result}`: compare-and-swaps (`wasi:keyvalue/atomics`
+//!   `swap`) that wrote (`written`) or found the key changed since it was read (`changed`,
+//!   the guest reads again and retries): how often a node's writers of one entry collide
 //! - `edge_kv_gets_total{component,result}`, `edge_kv_entries` (rate-limit counters
 //!   included), `edge_kv_rate_limit_counters`, `edge_kv_rate_limit_swept_total` (counters
 //!   of ended windows dropped by the upkeep)
@@ -110,6 +113,13 @@ pub fn kv_get(component_id: &str, hit: bool) {
     if hit { found } else { missing }.increment(1);
 }
 
+/// A key-value compare-and-swap by `component`: written, or the key had changed.
+pub fn kv_swap(component_id: &str, written: bool) {
+    let handles = component(component_id);
+    let [wrote, changed] = handles.kv_swaps();
+    if written { wrote } else { changed }.increment(1);
+}
+
 /// Who answered a request (`served_by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ServedBy {
@@ -179,6 +189,8 @@ pub struct ComponentMetrics {
     cache: OnceLock<[Counter; 3]>,
     /// `edge_kv_gets_total`: found, missing.
     kv_gets: OnceLock<[Counter; 2]>,
+    /// `edge_kv_swaps_total`: written, changed.
+    kv_swaps: OnceLock<[Counter; 2]>,
     instantiation: OnceLock<Histogram>,
     instance_reuses: OnceLock<Counter>,
     host_calls: OnceLock<HostCallHandles>,
@@ -207,6 +219,7 @@ impl ComponentMetrics {
             duration: OnceLock::new(),
             cache: OnceLock::new(),
             kv_gets: OnceLock::new(),
+            kv_swaps: OnceLock::new(),
             instantiation: OnceLock::new(),
             instance_reuses: OnceLock::new(),
             host_calls: OnceLock::new(),
@@ -246,6 +259,14 @@ impl ComponentMetrics {
         self.kv_gets.get_or_init(|| {
             ["hit", "miss"].map(|result| {
                 metrics::counter!("edge_kv_gets_total", "component" => self.id.clone(), "result" => result)
+            })
+        })
+    }
+
+    fn kv_swaps(&self) -> &[Counter; 2] {
+        self.kv_swaps.get_or_init(|| {
+            ["written", "changed"].map(|result| {
+                metrics::counter!("edge_kv_swaps_total", "component" => self.id.clone(), "result" => result)
             })
         })
     }

@@ -114,6 +114,10 @@ impl StoreState {
         crate::metrics::kv_get(&self.env.id, hit);
     }
 
+    pub(crate) fn metrics_kv_swap(&self, written: bool) {
+        crate::metrics::kv_swap(&self.env.id, written);
+    }
+
     /// What the instance asked of the host for the request being served.
     pub(crate) fn tally(&self) -> HostCalls {
         HostCalls {

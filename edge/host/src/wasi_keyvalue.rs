@@ -120,7 +120,11 @@ impl atomics::Host for StoreState {
             key,
             expected,
         } = self.table.delete(cas)?;
-        match store.compare_and_swap(&key, expected.as_deref(), value) {
+        let swapped = store.compare_and_swap(&key, expected.as_deref(), value);
+        if let Ok(outcome) = &swapped {
+            self.metrics_kv_swap(outcome.is_ok());
+        }
+        match swapped {
             Ok(Ok(())) => Ok(Ok(())),
             Ok(Err(current)) => {
                 let retry = self.table.push(Cas {

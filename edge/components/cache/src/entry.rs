@@ -37,6 +37,18 @@ impl Entry for AvailEntry {
     }
 }
 
+/// A value stored as raw bytes, with no entry type of its own (a bucket of
+/// [`crate::forwarded`]), so it can go through [`crate::cas`] like the entries.
+impl Entry for Vec<u8> {
+    fn encode(&self) -> Result<Vec<u8>, Unstorable> {
+        Ok(self.clone())
+    }
+
+    fn decode(bytes: Vec<u8>) -> Result<Self, Corrupt> {
+        Ok(bytes)
+    }
+}
+
 /// A catalog document (`event/…`, `events/…`, `categories`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocEntry {
@@ -215,32 +227,6 @@ impl AvailEntry {
 
     pub fn is_fresh(&self, now_ms: i64) -> bool {
         ttl::is_fresh(self.stored_at_ms, self.expires_at_ms, now_ms)
-    }
-
-    /// This entry (just stored) against the one in the store now: if a writer that read the
-    /// store before this entry was written put an older zone back over it (the store has no
-    /// compare-and-set), the entry to store again — per zone the higher version of both.
-    /// `None` when nothing of this entry was lost.
-    pub fn repaired_over(&self, now: &AvailEntry) -> Option<AvailEntry> {
-        let lost = self.zones.iter().any(|mine| {
-            now.zone(mine.zone.zone_id)
-                .is_none_or(|theirs| theirs.zone.version < mine.zone.version)
-        });
-        if !lost {
-            return None;
-        }
-        let zones = self
-            .zones
-            .iter()
-            .map(|mine| match now.zone(mine.zone.zone_id) {
-                Some(theirs) if theirs.zone.version > mine.zone.version => theirs.clone(),
-                _ => mine.clone(),
-            })
-            .collect();
-        Some(AvailEntry {
-            zones,
-            ..self.clone()
-        })
     }
 
     /// Whether a read through to the ledger that arrived at `since_ms` may answer with this
@@ -481,31 +467,6 @@ mod tests {
             Some(300)
         );
         assert_eq!(again.zones.len(), 1, "the fetch decides which zones exist");
-    }
-
-    #[test]
-    fn a_fetch_overwritten_by_an_older_copy_is_repaired_by_version() {
-        // The fetch stored zone 1 at version 9 and zone 2 at 4; an invalidator that had read
-        // the entry before (zone 1 at 7) then wrote zone 1 at 8 over it, and zone 2 moved on.
-        let stored =
-            AvailEntry::merge_fetch(None, avail(vec![zone(1, 0, 9), zone(2, 5, 4)]), 100, 1000);
-        let mut overwritten =
-            AvailEntry::merge_fetch(None, avail(vec![zone(1, 2, 7), zone(2, 5, 4)]), 50, 1000);
-        overwritten.apply_message(id(1).zone(), 1, 0, 9, 8, 120);
-        overwritten.apply_message(id(2).zone(), 4, 1, 5, 5, 120);
-        let repaired = stored
-            .repaired_over(&overwritten)
-            .expect("zone 1 went back");
-        let z = |n| {
-            repaired
-                .zone(id(n).zone())
-                .map(|z| (z.zone.available, z.zone.version))
-        };
-        assert_eq!(z(1), Some((0, 9)), "the fetch's newer zone 1 is back");
-        assert_eq!(z(2), Some((4, 5)), "the invalidator's newer zone 2 is kept");
-        // Nothing lost: nothing to do.
-        assert!(stored.repaired_over(&stored).is_none());
-        assert!(stored.repaired_over(&repaired).is_none());
     }
 
     #[test]

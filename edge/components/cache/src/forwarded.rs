@@ -12,9 +12,9 @@
 //! re-sent long after the sale was shed `sold_out`).
 //!
 //! Keys are `Idempotency-Key` values (`[A-Za-z0-9-_.:@]`, at most 128 bytes), so a bucket
-//! is the keys joined by [`SEPARATOR`]. Two instances remembering keys of one bucket at
-//! the same instant may lose one of them (the store has no compare-and-set): that key's
-//! retry is then judged like a new request, as before it was forwarded.
+//! is the keys joined by [`SEPARATOR`]. A key is remembered by compare-and-swap
+//! ([`crate::cas`]), so two instances remembering keys of one bucket at the same instant
+//! both keep theirs.
 
 /// Buckets of the memory.
 pub const BUCKETS: u64 = 4096;

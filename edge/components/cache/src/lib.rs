@@ -12,6 +12,8 @@
 //! - [`seat_map`]: a show's seat map, patched in place by `seats` messages, and read in
 //!   place by the hold checks.
 //! - [`etag`]: ETags and `If-None-Match` matching.
+//! - [`cas`]: read-modify-writes of an entry over exactly what was read (compare-and-swap,
+//!   retried), so concurrent writers on a node never put an older copy over a newer one.
 //! - [`seq`]: what an invalidation message's `seq` (a heartbeat's too) says about missed
 //!   messages.
 //! - [`freshness`]: the freshness lease: cached availability is trusted only while the
@@ -37,6 +39,7 @@
 // Tests may unwrap: a panic there is a failed test, not a trapped guest.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cas;
 pub mod checkin;
 pub mod config;
 pub mod entry;

@@ -2,15 +2,16 @@
 //! entries a catalog message for the event must evict, found without scanning the store.
 //!
 //! Written by the read path before it stores an availability entry (the entry knows its
-//! event), read and deleted by the invalidator. The store has no compare-and-set, so adding
-//! a show is a read-modify-write that a concurrent writer can undo (both read the old list,
-//! the second write drops the first's show); the writer therefore reads the index back after
-//! writing and again after storing its entry, and deletes its entry if its show is missing
-//! (see `spin::reads`). What can still slip through (a lost write landing after the last
-//! read-back) is an entry no catalog message finds: it keeps being updated by availability
-//! messages, and its zone list is stale at most until `availability_ttl_ms` or the next
-//! flush.
+//! event), read and deleted by the invalidator. Adding a show is a read-modify-write over
+//! exactly the index read ([`crate::cas`]), so two writers adding different shows cannot
+//! drop each other's; the writer checks the index again after storing its entry, and
+//! deletes its entry if its show is missing (an eviction deleted the index meanwhile; see
+//! `spin::reads`). Under `spin up`, Spin's store writes over an *absent* key
+//! unconditionally, so two first writers of an event's index can still collide; the check
+//! after storing lists the lost show again.
 
+use crate::entry::Entry;
+use crate::stored::{Corrupt, Unstorable};
 use tessera_domain::ShowId;
 
 /// Shows one index may list: above the ledger's own limit of 200 shows per event, so a
@@ -38,6 +39,19 @@ pub enum Insert {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt show index: {0}")]
 pub struct CorruptIndex(String);
+
+/// Stored through [`crate::cas`] like the entries it lists; an unreadable index decodes as
+/// corrupt, and its writer starts it afresh (the shows it listed stay findable through the
+/// event detail, or expire with the availability TTL).
+impl Entry for ShowIndex {
+    fn encode(&self) -> Result<Vec<u8>, Unstorable> {
+        Ok(ShowIndex::encode(self))
+    }
+
+    fn decode(bytes: Vec<u8>) -> Result<Self, Corrupt> {
+        ShowIndex::decode(Some(&bytes)).map_err(|_| Corrupt("an unreadable show index"))
+    }
+}
 
 impl ShowIndex {
     /// The stored form: the show ids, one per line (a 37-byte line each, so a full index

@@ -22,6 +22,7 @@ use tessera_domain::body;
 use tessera_domain::catalog::EventDetail;
 use tessera_domain::holds::{ConfirmRequest, HoldRequest, NewHold, SeatPick};
 use tessera_domain::{queue, ErrorCode, HoldId, Problem};
+use tessera_edge_cache::cas::Updated;
 use tessera_edge_cache::entry::AvailEntry;
 use tessera_edge_cache::freshness::Trust;
 use tessera_edge_cache::hold::{self, HoldCheck, HoldVerdict};
@@ -265,8 +266,12 @@ fn forward_or_refuse(
             return Err(respond::problem(&problem))
         }
     }
-    let bucket = forwarded::remember(bucket.as_deref(), idempotency_key);
-    kv::set_raw(store, &bucket_key, &bucket);
+    let remembered = kv::update_entry(&bucket_key, |bucket: Option<Vec<u8>>| {
+        Some(forwarded::remember(bucket.as_deref(), idempotency_key))
+    });
+    if let Err(e) = remembered {
+        eprintln!("tessera edge: cannot remember a forwarded hold in {bucket_key}: {e}");
+    }
     Ok(())
 }
 
@@ -316,20 +321,28 @@ fn not_found_as_zone(response: Response, detail: &str) -> Response {
 }
 
 /// The ledger says the zone is sold out: note it, if the zone is still at the version this
-/// hold was checked against, so the next holds are shed for a while. Re-read just before
-/// writing so a message applied meanwhile is not lost; a catalog eviction landing between
-/// the read and the write took the show's index listing with it, so the rewritten entry is
-/// deleted again rather than left where no catalog message would find it.
+/// hold was checked against, so the next holds are shed for a while. Written over exactly
+/// the entry it read ([`kv::update_entry`]), so a message applied meanwhile is not lost; a
+/// catalog eviction landing between the read and the write took the show's index listing
+/// with it, so the rewritten entry is deleted again rather than left where no catalog
+/// message would find it.
 fn record_sold_out(store: &spin_sdk::key_value::Store, hold: &NewHold, seen_version: i64) {
     let key = keys::availability(hold.show_id);
-    let Some(mut entry) = kv::get_entry::<AvailEntry>(store, &key) else {
-        return;
-    };
-    if entry.record_sold_out(hold.zone_id, seen_version, now_ms())
-        && kv::set_entry(store, &key, &entry)
-        && !reads::is_indexed(store, entry.event_id, hold.show_id)
-    {
-        kv::delete(store, &key);
+    let now = now_ms();
+    let updated = kv::update_entry(&key, |entry: Option<AvailEntry>| {
+        let mut entry = entry?;
+        entry
+            .record_sold_out(hold.zone_id, seen_version, now)
+            .then_some(entry)
+    });
+    match updated {
+        Ok(Updated::Written(entry, _)) => {
+            if !reads::is_indexed(store, entry.event_id, hold.show_id) {
+                kv::delete(store, &key);
+            }
+        }
+        Ok(Updated::Kept | Updated::Contended) => {}
+        Err(e) => eprintln!("tessera edge: cannot note {key} sold out: {e}"),
     }
 }
 

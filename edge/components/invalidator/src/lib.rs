@@ -34,6 +34,11 @@
 //!   the catalog serves cached availability only while that is recent
 //!   (`tessera_edge_cache::freshness`).
 //!
+//! Every change to an entry is written over exactly the entry it read (compare-and-swap,
+//! `tessera_edge_cache::cas`): a fetch storing meanwhile makes the message apply again, to
+//! the fetch's entry, rather than be overwritten by it or overwrite it. An entry that keeps
+//! changing under the message (`cas::ATTEMPTS_MAX`) is dropped and its show's epoch moved.
+//!
 //! A malformed payload or a failing store returns `Err` (the host counts it); nothing here
 //! traps. When applying fails, `last_seq` is not advanced (the next message sees a gap and
 //! flushes) and the lease is not renewed.
@@ -46,13 +51,14 @@ use tessera_domain::invalidation::{Change, Received, ZoneCounters};
 use tessera_domain::seats::SeatStatus;
 use tessera_domain::tickets::{CheckinKeys, Revoking};
 use tessera_domain::{EventId, ShowId, TicketId, ZoneId};
+use tessera_edge_cache::cas::Updated;
 use tessera_edge_cache::entry::{AvailEntry, DocEntry, Entry};
 use tessera_edge_cache::keys;
 use tessera_edge_cache::queue::QueueEntry;
 use tessera_edge_cache::seat_map::{Patch, SeatMapEntry};
 use tessera_edge_cache::seq::{self, Numbered};
 use tessera_edge_cache::show_index::ShowIndex;
-use tessera_edge_cache::spin::now_ms;
+use tessera_edge_cache::spin::{kv, now_ms};
 
 #[redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
@@ -136,34 +142,41 @@ fn apply(store: &Store, seq: i64, change: Change) -> anyhow::Result<()> {
     }
 }
 
-/// A zone's new counters into its show's cached availability, by version.
+/// A zone's new counters into its show's cached availability, by version, written over
+/// exactly the entry it read (a fetch storing meanwhile makes it apply again to the newer
+/// entry, where an older message changes nothing).
 fn apply_counters(store: &Store, seq: i64, zone: ZoneCounters) -> anyhow::Result<()> {
     let key = keys::availability(zone.show_id);
-    match get_entry::<AvailEntry>(store, &key)? {
-        Some(mut entry) => {
-            let ZoneCounters {
-                zone_id,
-                available,
-                held,
-                sold,
-                version,
-                ..
-            } = zone;
-            if entry.apply_message(zone_id, available, held, sold, version, now_ms()) {
-                // Re-rendered: what hits serve is the body and ETag stored here.
-                store.set(&key, &entry.encode()?)?;
-            }
-        }
+    let now = now_ms();
+    let mut cached = false;
+    let updated = kv::update_entry(&key, |entry: Option<AvailEntry>| {
+        cached = entry.is_some();
+        let mut entry = entry?;
+        let ZoneCounters {
+            zone_id,
+            available,
+            held,
+            sold,
+            version,
+            ..
+        } = zone;
+        // Re-rendered: what hits serve is the body and ETag stored here.
+        entry
+            .apply_message(zone_id, available, held, sold, version, now)
+            .then_some(entry)
+    })?;
+    match updated {
+        Updated::Contended => drop_live(store, seq, zone.show_id, &key),
         // Not cached: nothing to update, but a fetch of this show may be in flight with
         // counters older than this message; tell it not to keep them.
-        None => bump_show_epoch(store, seq, zone.show_id)?,
+        Updated::Kept if !cached => bump_show_epoch(store, seq, zone.show_id),
+        Updated::Written(..) | Updated::Kept => Ok(()),
     }
-    Ok(())
 }
 
-/// A `seats` message's changed seats into the show's cached seat map, by version; a map
-/// the message cannot patch (too many changes to carry, a seat or zone it does not know)
-/// is dropped, and the next read fetches it.
+/// A `seats` message's changed seats into the show's cached seat map, by version, written
+/// over exactly the map it read; a map the message cannot patch (too many changes to
+/// carry, a seat or zone it does not know) is dropped, and the next read fetches it.
 fn patch_seat_map(
     store: &Store,
     seq: i64,
@@ -172,23 +185,43 @@ fn patch_seat_map(
     changes: Option<&[(i32, SeatStatus)]>,
 ) -> anyhow::Result<()> {
     let key = keys::seat_map(show_id);
-    let Some(mut entry) = get_entry::<SeatMapEntry>(store, &key)? else {
+    let now = now_ms();
+    let (mut cached, mut refetch) = (false, false);
+    let updated = kv::update_entry(&key, |entry: Option<SeatMapEntry>| {
+        cached = entry.is_some();
+        let mut entry = entry?;
+        match entry.apply(zone_id, version, changes, now) {
+            Patch::Applied => Some(entry),
+            Patch::Unchanged => None,
+            Patch::Refetch => {
+                refetch = true;
+                None
+            }
+        }
+    })?;
+    match updated {
+        Updated::Contended => drop_live(store, seq, show_id, &key),
+        Updated::Kept if refetch => drop_live(store, seq, show_id, &key),
         // As for availability: a fetch in flight may have read older states.
-        return bump_show_epoch(store, seq, show_id);
-    };
-    match entry.apply(zone_id, version, changes, now_ms()) {
-        Patch::Applied => store.set(&key, &entry.encode()?)?,
-        Patch::Unchanged => {}
-        Patch::Refetch => store.delete(&key)?,
+        Updated::Kept if !cached => bump_show_epoch(store, seq, show_id),
+        Updated::Written(..) | Updated::Kept => Ok(()),
     }
+}
+
+/// Drops a show's live entry this message could not apply (other writers kept changing it,
+/// or the message cannot patch it): the show's epoch moves first, so a fetch in flight,
+/// which may have read older counters, does not store them again; the next read fetches.
+fn drop_live(store: &Store, seq: i64, show_id: ShowId, key: &str) -> anyhow::Result<()> {
+    bump_show_epoch(store, seq, show_id)?;
+    store.delete(key)?;
     Ok(())
 }
 
-/// A `revocation` message's tickets into the event's cached check-in keys, by version, so
-/// the next scan of one is refused here; a set the message cannot extend (a missed message,
-/// no list) is dropped and refetched. Not cached: nothing to do — a fetch in flight may
-/// keep an older set until its TTL, which costs only a forward: the ledger refuses a void
-/// ticket from its row.
+/// A `revocation` message's tickets into the event's cached check-in keys, by version,
+/// written over exactly the set it read, so the next scan of one is refused here; a set the
+/// message cannot extend (a missed message, no list, unreadable) is dropped and refetched.
+/// Not cached: nothing to do — a fetch in flight may keep an older set until its TTL, which
+/// costs only a forward: the ledger refuses a void ticket from its row.
 fn revoke_codes(
     store: &Store,
     event_id: EventId,
@@ -196,21 +229,34 @@ fn revoke_codes(
     ticket_ids: Option<&[TicketId]>,
 ) -> anyhow::Result<()> {
     let key = keys::checkin_keys(event_id);
-    let Some(mut entry) = get_entry::<DocEntry>(store, &key)? else {
-        return Ok(());
-    };
-    let Ok(mut document) = serde_json::from_str::<CheckinKeys>(&entry.body) else {
-        store.delete(&key)?;
-        return Ok(());
-    };
-    match document.revoke(version, ticket_ids) {
-        Revoking::Applied => {
-            entry.body = serde_json::to_string(&document)?;
-            entry.etag = document.etag();
-            store.set(&key, &entry.encode()?)?;
+    let mut refetch = false;
+    let updated = kv::update_entry(&key, |entry: Option<DocEntry>| {
+        let mut entry = entry?;
+        let Ok(mut document) = serde_json::from_str::<CheckinKeys>(&entry.body) else {
+            refetch = true;
+            return None;
+        };
+        match document.revoke(version, ticket_ids) {
+            Revoking::Applied => match serde_json::to_string(&document) {
+                Ok(body) => {
+                    entry.body = body;
+                    entry.etag = document.etag();
+                    Some(entry)
+                }
+                Err(_) => {
+                    refetch = true;
+                    None
+                }
+            },
+            Revoking::Stale => None,
+            Revoking::Refetch => {
+                refetch = true;
+                None
+            }
         }
-        Revoking::Stale => {}
-        Revoking::Refetch => store.delete(&key)?,
+    })?;
+    if refetch || matches!(updated, Updated::Contended) {
+        store.delete(&key)?;
     }
     Ok(())
 }
@@ -286,9 +332,9 @@ fn evict_event(store: &Store, event_id: EventId) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A `queue` message: the cached queue moves on to `serving` if the message is newer. An
-/// event whose queue is not cached is left alone: its first poll reads the state, which
-/// already includes this move.
+/// A `queue` message: the cached queue moves on to `serving` if the message is newer,
+/// written over exactly the entry it read. An event whose queue is not cached is left
+/// alone: its first poll reads the state, which already includes this move.
 fn advance_queue(
     store: &Store,
     event_id: EventId,
@@ -296,19 +342,12 @@ fn advance_queue(
     version: i64,
 ) -> anyhow::Result<()> {
     let key = keys::queue(event_id);
-    let Some(bytes) = store.get(&key)? else {
-        return Ok(());
-    };
-    match QueueEntry::decode(bytes) {
-        Ok(mut entry) => {
-            if entry.advance(serving, version) {
-                store.set(&key, &entry.encode().map_err(|e| anyhow::anyhow!("{e}"))?)?;
-            }
-        }
-        Err(e) => {
-            eprintln!("tessera invalidator: dropping {key}: {e}");
-            store.delete(&key)?;
-        }
+    let updated = kv::update_entry(&key, |entry: Option<QueueEntry>| {
+        let mut entry = entry?;
+        entry.advance(serving, version).then_some(entry)
+    })?;
+    if matches!(updated, Updated::Contended) {
+        store.delete(&key)?;
     }
     Ok(())
 }

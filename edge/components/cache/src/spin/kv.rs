@@ -1,11 +1,14 @@
 //! The KV store, forgiving: an entry that fails to read or decode is a miss (and is
 //! deleted), a failed write is logged and skipped. The cache is an optimisation; the ledger
-//! is the truth.
+//! is the truth. Read-modify-writes of live entries go through [`update_entry`], a
+//! compare-and-swap on the same store through `wasi:keyvalue` ([`crate::cas`]).
 
 use spin_sdk::http::Response;
 use spin_sdk::key_value::Store;
+use spin_sdk::wit::wasi::keyvalue::{atomics, store};
 
 use super::respond;
+use crate::cas::{self, Begun, CasStore, Swapped, UpdateError, Updated};
 use crate::entry::Entry;
 use crate::stored::{Kind, Stored};
 
@@ -75,4 +78,53 @@ pub fn delete(store: &Store, key: &str) -> bool {
             false
         }
     }
+}
+
+/// The label of the store every component shares.
+const STORE: &str = "default";
+
+/// The same store through `wasi:keyvalue`, for what `fermyon:spin/key-value` lacks: its
+/// compare-and-swap ([`update_entry`]).
+pub struct Bucket(store::Bucket);
+
+impl Bucket {
+    pub fn open() -> Result<Self, store::Error> {
+        store::open(STORE).map(Self)
+    }
+}
+
+impl CasStore for Bucket {
+    type Error = store::Error;
+    type Handle = atomics::Cas;
+
+    fn begin(&self, key: &str) -> Result<Begun<atomics::Cas>, store::Error> {
+        let handle = atomics::Cas::new(&self.0, key)?;
+        let current = handle.current()?;
+        Ok(Begun { handle, current })
+    }
+
+    fn swap(&self, handle: atomics::Cas, value: &[u8]) -> Result<Swapped, store::Error> {
+        match atomics::swap(handle, value) {
+            Ok(()) => Ok(Swapped::Written),
+            Err(atomics::CasError::CasFailed(_)) => Ok(Swapped::Changed),
+            Err(atomics::CasError::StoreError(e)) => Err(e),
+        }
+    }
+}
+
+/// Why an entry could not be updated.
+pub type UpdateFailure = UpdateError<store::Error>;
+
+/// `key`'s entry changed by `change` and written over exactly the entry it was given,
+/// retried when another writer came between ([`cas::update_entry`]).
+///
+/// Under `spin up` (Spin's SQLite store) writing over an *absent* key is not conditional:
+/// Spin's swap of a key read as absent is an upsert. Writers that must not bring back an
+/// evicted entry check their epochs again after writing ([`crate::spin::reads`]).
+pub fn update_entry<T: Entry>(
+    key: &str,
+    change: impl FnMut(Option<T>) -> Option<T>,
+) -> Result<Updated<T>, UpdateFailure> {
+    let bucket = Bucket::open().map_err(UpdateError::Store)?;
+    cas::update_entry(&bucket, key, change)
 }

@@ -10,6 +10,9 @@
 //! What is stored is findable by the invalidator without a scan: an availability entry is
 //! listed in its event's show index before it is stored; listings and the categories are
 //! stamped with the catalog epoch they were fetched under and serve only under it.
+//! A fetched availability or seat map is merged into the entry as it is when written and
+//! written over exactly that ([`crate::cas`]), so a message applied meanwhile is merged,
+//! never overwritten, and the invalidator's writes cannot undo a fetch's either.
 //!
 //! Availability and seat maps ([`Live`]) are served from the cache only while the
 //! invalidation stream is fresh ([`crate::freshness`]); otherwise [`live_stored`] reads through to the ledger
@@ -23,6 +26,7 @@ use tessera_domain::{EventId, ShowId};
 
 use super::vars::{Settings, Variables};
 use super::{kv, ledger, now_ms, respond};
+use crate::cas::Updated;
 use crate::entry::{self, AvailEntry, DocEntry, Entry};
 use crate::freshness::{self, Served, Trust};
 use crate::keys::{self, PrefixedId};
@@ -73,63 +77,77 @@ fn epoch(store: &Store) -> Option<Vec<u8>> {
     })
 }
 
-/// Stores `bytes` under `key` unless one of the `epochs` moved since `before`; checks again
-/// after writing, because an eviction may land between the check and the write — then the
-/// entry just written is deleted (the next read refetches). Returns whether it stayed.
-fn store_unless_moved(
-    store: &Store,
-    key: &str,
-    bytes: &[u8],
-    epochs: &[&str],
-    before: &[Option<Vec<u8>>],
-) -> bool {
-    let unmoved = || {
-        epochs
+/// The epochs a fetch's entry depends on, as they were when the fetch began: an eviction
+/// moves one, and then what the fetch read must not be stored.
+struct Epochs<'a> {
+    names: &'a [&'a str],
+    before: Vec<Option<Vec<u8>>>,
+}
+
+impl<'a> Epochs<'a> {
+    /// The epochs named (the catalog epoch created if absent, [`epoch`]) as they are now.
+    fn read(store: &Store, names: &'a [&'a str]) -> Self {
+        let before = names
             .iter()
-            .zip(before)
+            .map(|&name| {
+                if name == keys::CATALOG_EPOCH {
+                    epoch(store)
+                } else {
+                    kv::get_raw(store, name)
+                }
+            })
+            .collect();
+        Self { names, before }
+    }
+
+    fn unmoved(&self, store: &Store) -> bool {
+        self.names
+            .iter()
+            .zip(&self.before)
             .all(|(epoch, before)| kv::get_raw(store, epoch) == *before)
-    };
-    if !(unmoved() && kv::set_raw(store, key, bytes)) {
+    }
+}
+
+/// Stores `bytes` under `key` unless one of the `epochs` moved; checks again after
+/// writing, because an eviction may land between the check and the write — then the entry
+/// just written is deleted (the next read refetches). Returns whether it stayed.
+fn store_unless_moved(store: &Store, key: &str, bytes: &[u8], epochs: &Epochs) -> bool {
+    if !(epochs.unmoved(store) && kv::set_raw(store, key, bytes)) {
         return false;
     }
-    if unmoved() {
+    if epochs.unmoved(store) {
         return true;
     }
     kv::delete(store, key);
     false
 }
 
-/// Writes of one show into its event's index before giving up (each a read, a write, a
-/// pause and a read-back); a writer losing this often to others is not caching that show.
-const INDEX_WRITE_ATTEMPTS_MAX: u32 = 3;
-
-/// Whether `show_id` is listed in `event_id`'s show index, adding it if not. The store has
-/// no compare-and-set: two writers adding different shows can both read the old list and
-/// the later write drops the earlier one's show, so each writer reads the index back after
-/// a pause (as the fill lease does) and tries again. `false`: the index is full, corrupt
-/// beyond a rewrite, or kept losing; the caller must not cache the show.
-fn index_show(store: &Store, event_id: EventId, show_id: ShowId) -> bool {
+/// Whether `show_id` is listed in `event_id`'s show index, adding it if not — over exactly
+/// the index it read, so two fetches adding different shows cannot drop each other's
+/// ([`kv::update_entry`]). `false`: the index is full, or kept changing under this writer,
+/// or could not be written; the caller must not cache the show.
+fn index_show(event_id: EventId, show_id: ShowId) -> bool {
     let key = keys::event_shows(event_id);
-    let read = || {
-        ShowIndex::decode(kv::get_raw(store, &key).as_deref()).unwrap_or_else(|e| {
-            // Rewritten from scratch: the shows it listed stay findable through the
-            // event detail, or expire with the availability TTL.
-            eprintln!("tessera edge: rewriting {key}: {e}");
-            ShowIndex::default()
-        })
-    };
-    for _ in 0..INDEX_WRITE_ATTEMPTS_MAX {
-        let added = match read().insert(show_id) {
-            Insert::Present => return true,
-            Insert::Full => return false,
-            Insert::Added(index) => index,
-        };
-        if !kv::set_raw(store, &key, &added.encode()) {
-            return false;
+    let mut full = false;
+    let updated = kv::update_entry(&key, |index: Option<ShowIndex>| {
+        match index.unwrap_or_default().insert(show_id) {
+            Insert::Present => None,
+            Insert::Full => {
+                full = true;
+                None
+            }
+            Insert::Added(index) => Some(index),
         }
-        std::thread::sleep(FILL_CLAIM_SETTLE);
+    });
+    match updated {
+        Ok(Updated::Written(..)) => true,
+        Ok(Updated::Kept) => !full,
+        Ok(Updated::Contended) => false,
+        Err(e) => {
+            eprintln!("tessera edge: cannot list show {show_id} in {key}: {e}");
+            false
+        }
     }
-    read().contains(show_id)
 }
 
 /// Whether `show_id` is listed in `event_id`'s show index (read only). A writer updating an
@@ -141,25 +159,42 @@ pub fn is_indexed(store: &Store, event_id: EventId, show_id: ShowId) -> bool {
     ShowIndex::decode(stored.as_deref()).is_ok_and(|index| index.contains(show_id))
 }
 
-/// Stores a fetched entry of a show (`bytes`, its stored form, under `key`) where a
-/// catalog message will find it: listed in its event's index first, stored unless an epoch
-/// moved, and checked in the index again after storing — a concurrent index write may have
-/// dropped its listing meanwhile; then it is listed again, or, if that fails, the entry is
-/// dropped (the next read refetches).
-fn store_live(
+/// Stores a fetched entry of a show where a catalog message will find it: listed in its
+/// event's index first; then `merge` is given the entry as it is now and its result written
+/// over exactly that ([`kv::update_entry`]: an invalidator writing meanwhile makes it merge
+/// again, never lose the newer zone), unless an epoch moved since the fetch began; checked
+/// again after writing — an eviction between the last look and the write, or an index
+/// rewrite that dropped the listing — and deleted if so (the next read refetches). Returns
+/// the stored bytes; `None` if nothing was stored (the caller serves its merge anyway).
+fn store_live<T: Entry>(
     store: &Store,
     (event_id, show_id): (EventId, ShowId),
     key: &str,
-    bytes: &[u8],
-    epoch_keys: &[&str],
-    before: &[Option<Vec<u8>>],
-) {
-    if index_show(store, event_id, show_id)
-        && store_unless_moved(store, key, bytes, epoch_keys, before)
-        && !index_show(store, event_id, show_id)
-    {
-        kv::delete(store, key);
+    epochs: &Epochs,
+    mut merge: impl FnMut(Option<T>) -> Option<T>,
+) -> Option<Vec<u8>> {
+    if !index_show(event_id, show_id) {
+        return None;
     }
+    let updated = kv::update_entry(key, |cached| {
+        if !epochs.unmoved(store) {
+            return None;
+        }
+        merge(cached)
+    });
+    let bytes = match updated {
+        Ok(Updated::Written(_, bytes)) => bytes,
+        Ok(Updated::Kept | Updated::Contended) => return None,
+        Err(e) => {
+            eprintln!("tessera edge: cannot store {key}: {e}");
+            return None;
+        }
+    };
+    if epochs.unmoved(store) && index_show(event_id, show_id) {
+        return Some(bytes);
+    }
+    kv::delete(store, key);
+    None
 }
 
 /// How long one instance's fetch of a missing entry may keep others waiting (well under
@@ -194,11 +229,12 @@ enum Fill<'a, T> {
 
 /// Coalesces misses on a cold cache (a node just started or resubscribed, mid-sale): the
 /// first instance to miss takes a lease and fetches; others that miss meanwhile wait for
-/// its entry instead of all asking the ledger. The store has no compare-and-set, so a
-/// claim is a unique token written and read back after a moment: of instances claiming at
-/// once, the last writer keeps the lease and the others wait. A few may still both fetch —
-/// an extra ledger read, never a wrong answer. A holder that releases without an entry
-/// hands the lease to the next claimant; nobody waits past `FILL_GIVE_UP_MS`.
+/// its entry instead of all asking the ledger. A claim is a unique token written and read
+/// back after a moment (not a compare-and-swap: Spin's store writes over an absent key
+/// unconditionally): of instances claiming at once, the last writer keeps the lease and
+/// the others wait. A few may still both fetch — an extra ledger read, never a wrong
+/// answer. A holder that releases without an entry hands the lease to the next claimant;
+/// nobody waits past `FILL_GIVE_UP_MS`.
 fn fill_or_wait<'a, T>(store: &'a Store, key: &str, fresh: impl Fn() -> Option<T>) -> Fill<'a, T> {
     let lease = keys::fill_lease(key);
     let give_up_at = now_ms() + FILL_GIVE_UP_MS;
@@ -357,8 +393,9 @@ pub async fn availability(
     })
 }
 
-/// Fetches the show's availability, merges it with what is cached now and stores it where
-/// a catalog message will find it (unless an epoch moved during the fetch).
+/// Fetches the show's availability and stores it merged with the entry as it is when
+/// written ([`store_live`]), where a catalog message will find it (unless an epoch moved
+/// during the fetch).
 async fn fetch_availability(
     store: &Store,
     settings: &impl Variables,
@@ -368,8 +405,8 @@ async fn fetch_availability(
     let key = PrefixedId::availability(show_id);
     let ttl_ms = settings.availability_ttl_ms()?;
     let now = now_ms();
-    let epoch_keys = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
-    let before = [epoch(store), kv::get_raw(store, epoch_keys[1])];
+    let epoch_names = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
+    let epochs = Epochs::read(store, &epoch_names);
     let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/availability")).await?;
     if *answer.status() != 200 {
         return Err(relay_fetched(&answer, served));
@@ -378,52 +415,27 @@ async fn fetch_availability(
         eprintln!("tessera edge: unreadable availability for {show_id} from the ledger: {e}");
         respond::unavailable("the ledger answered unreadably, retry shortly")
     })?;
-    // Merge with the entry as it is now, not as it was before the fetch: an invalidation
-    // may have raised a zone's version meanwhile. The confirmation time is the fetch's
-    // start (conservative for shedding).
-    let cached = kv::get_entry::<AvailEntry>(store, key.as_str());
-    let entry = AvailEntry::merge_fetch(cached.as_ref(), fresh, now, ttl_ms);
-    let bytes = entry
-        .encode()
-        .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))?;
-    let owner = (entry.event_id, entry.show_id);
-    store_live(store, owner, key.as_str(), &bytes, &epoch_keys, &before);
-    repair_availability(store, key.as_str(), &entry, &epoch_keys, &before);
-    Stored::parse(bytes, Kind::Availability)
-        .map_err(|e| respond::internal(&format!("availability of {show_id}: {e}")))
+    // The confirmation time is the fetch's start (conservative for shedding).
+    let merge =
+        |cached: Option<&AvailEntry>| AvailEntry::merge_fetch(cached, fresh.clone(), now, ttl_ms);
+    let owner = (fresh.event_id, fresh.show_id);
+    let unstorable =
+        |e: &dyn std::fmt::Display| respond::internal(&format!("availability of {show_id}: {e}"));
+    let bytes = match store_live(store, owner, key.as_str(), &epochs, |cached| {
+        Some(merge(cached.as_ref()))
+    }) {
+        Some(bytes) => bytes,
+        None => merge(kv::get_entry(store, key.as_str()).as_ref())
+            .encode()
+            .map_err(|e| unstorable(&e))?,
+    };
+    Stored::parse(bytes, Kind::Availability).map_err(|e| unstorable(&e))
 }
 
-/// How long a fetch waits before looking at what it stored again (an invalidator that read
-/// the entry before the store writes back within this).
-const STORE_SETTLE: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// The store has no compare-and-set: an invalidator that read the availability entry
-/// before this fetch stored its own may write its older copy over it, and in a sell-out no
-/// later message corrects it. So look again after a moment, and if a zone's version went
-/// down, store the merge of both (versions only grow) — unless an epoch moved meanwhile
-/// (the entry was evicted: do not bring it back).
-fn repair_availability(
-    store: &Store,
-    key: &str,
-    stored: &AvailEntry,
-    epoch_keys: &[&str],
-    before: &[Option<Vec<u8>>],
-) {
-    std::thread::sleep(STORE_SETTLE);
-    let Some(now) = kv::get_entry::<AvailEntry>(store, key) else {
-        return; // evicted, or never stored: the next read fetches
-    };
-    let Some(repaired) = stored.repaired_over(&now) else {
-        return;
-    };
-    if let Ok(bytes) = repaired.encode() {
-        store_unless_moved(store, key, &bytes, epoch_keys, before);
-    }
-}
-
-/// Fetches the show's seat map, merges it with what is cached now (per zone by version)
-/// and stores it where a catalog message will find it (unless an epoch moved during the
-/// fetch). It lives as long as availability: both are kept current by messages.
+/// Fetches the show's seat map and stores it merged (per zone by version) with the entry
+/// as it is when written ([`store_live`]), where a catalog message will find it (unless an
+/// epoch moved during the fetch). It lives as long as availability: both are kept current
+/// by messages.
 async fn fetch_seat_map(
     store: &Store,
     settings: &impl Variables,
@@ -433,8 +445,8 @@ async fn fetch_seat_map(
     let key = PrefixedId::seat_map(show_id);
     let ttl_ms = settings.availability_ttl_ms()?;
     let now = now_ms();
-    let epoch_keys = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
-    let before = [epoch(store), kv::get_raw(store, epoch_keys[1])];
+    let epoch_names = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
+    let epochs = Epochs::read(store, &epoch_names);
     let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/seats")).await?;
     if *answer.status() != 200 {
         return Err(relay_fetched(&answer, served));
@@ -444,16 +456,27 @@ async fn fetch_seat_map(
         respond::unavailable("the ledger answered unreadably, retry shortly")
     };
     let fresh: SeatMap = serde_json::from_slice(answer.body()).map_err(|e| unreadable(&e))?;
-    let cached = kv::get_entry::<SeatMapEntry>(store, key.as_str());
-    let entry = SeatMapEntry::merge_fetch(cached.as_ref(), fresh, now, ttl_ms)
-        .map_err(|e| unreadable(&e))?;
-    let bytes = entry
-        .encode()
-        .map_err(|e| respond::internal(&format!("seat map of {show_id}: {e}")))?;
-    let owner = (entry.event_id, entry.show_id);
-    store_live(store, owner, key.as_str(), &bytes, &epoch_keys, &before);
-    Stored::parse(bytes, Kind::SeatMap)
-        .map_err(|e| respond::internal(&format!("seat map of {show_id}: {e}")))
+    let owner = (fresh.event_id, fresh.show_id);
+    let merge = |cached: Option<&SeatMapEntry>| {
+        SeatMapEntry::merge_fetch(cached, fresh.clone(), now, ttl_ms)
+    };
+    let mut corrupt = None;
+    let stored = store_live(store, owner, key.as_str(), &epochs, |cached| {
+        merge(cached.as_ref()).map_err(|e| corrupt = Some(e)).ok()
+    });
+    if let Some(e) = corrupt {
+        return Err(unreadable(&e));
+    }
+    let unstorable =
+        |e: &dyn std::fmt::Display| respond::internal(&format!("seat map of {show_id}: {e}"));
+    let bytes = match stored {
+        Some(bytes) => bytes,
+        None => merge(kv::get_entry(store, key.as_str()).as_ref())
+            .map_err(|e| unreadable(&e))?
+            .encode()
+            .map_err(|e| unstorable(&e))?,
+    };
+    Stored::parse(bytes, Kind::SeatMap).map_err(|e| unstorable(&e))
 }
 
 /// A catalog document at `path_and_query`, cached under `key` (`None`: never cached), as
@@ -539,7 +562,11 @@ fn store_document(
         |e: &dyn std::fmt::Display| respond::internal(&format!("document {}: {e}", entry.source));
     let bytes = entry.encode().map_err(|e| unstorable(&e))?;
     if let Some(key) = key {
-        store_unless_moved(store, key, &bytes, &[keys::CATALOG_EPOCH], &[before]);
+        let epochs = Epochs {
+            names: &[keys::CATALOG_EPOCH],
+            before: vec![before],
+        };
+        store_unless_moved(store, key, &bytes, &epochs);
     }
     Stored::parse(bytes, Kind::Document).map_err(|e| unstorable(&e))
 }
@@ -604,9 +631,18 @@ pub async fn queue_state(
         state,
         expires_at_ms: now_ms().saturating_add(ttl_ms),
     };
-    // Looked at again just before storing: narrows, without closing, the window in which
-    // a message applied meanwhile could be overwritten (the store has no compare-and-set).
-    let entry = fetched.over(kv::get_entry::<QueueEntry>(store, &key).as_ref());
-    kv::set_entry(store, &key, &entry);
-    Ok(entry.state)
+    // Written over exactly the entry it merged with: a message applied meanwhile makes it
+    // merge again rather than be overwritten.
+    match kv::update_entry(&key, |stored: Option<QueueEntry>| {
+        Some(fetched.over(stored.as_ref()))
+    }) {
+        Ok(Updated::Written(entry, _)) => Ok(entry.state),
+        Ok(Updated::Kept | Updated::Contended) => {
+            Ok(fetched.over(kv::get_entry(store, &key).as_ref()).state)
+        }
+        Err(e) => {
+            eprintln!("tessera edge: cannot store {key}: {e}");
+            Ok(fetched.state)
+        }
+    }
 }
