@@ -111,6 +111,21 @@ mod tests {
         swaps: RefCell<u32>,
     }
 
+    impl Interleaving {
+        /// [`KEY`] holding `stored`; `others` land one per swap, in order.
+        fn new(stored: Option<&AvailEntry>, others: &[AvailEntry]) -> Self {
+            let store = Self::default();
+            if let Some(entry) = stored {
+                let bytes = entry.encode().unwrap();
+                store.values.borrow_mut().insert(KEY.into(), bytes);
+            }
+            let mut interleave = store.interleave.borrow_mut();
+            interleave.extend(others.iter().rev().map(|e| e.encode().unwrap()));
+            drop(interleave);
+            store
+        }
+    }
+
     struct Handle {
         key: String,
         seen: Option<Vec<u8>>,
@@ -182,15 +197,7 @@ mod tests {
     /// version 4 (tickets shown after the sell-out); the update reads again and merges.
     #[test]
     fn a_write_between_the_read_and_the_swap_is_merged_not_overwritten() {
-        let store = Interleaving::default();
-        store
-            .values
-            .borrow_mut()
-            .insert(KEY.into(), entry(30, 3).encode().unwrap());
-        store
-            .interleave
-            .borrow_mut()
-            .push(entry(20, 4).encode().unwrap());
+        let store = Interleaving::new(Some(&entry(30, 3)), &[entry(20, 4)]);
         let fresh = entry(0, 5);
         let mut seen = Vec::new();
         let updated = update_entry(&store, KEY, |cached: Option<AvailEntry>| {
@@ -210,15 +217,7 @@ mod tests {
     /// over the newer entry, which keeps the newer version.
     #[test]
     fn an_older_change_redone_over_a_newer_entry_keeps_the_newer() {
-        let store = Interleaving::default();
-        store
-            .values
-            .borrow_mut()
-            .insert(KEY.into(), entry(30, 3).encode().unwrap());
-        store
-            .interleave
-            .borrow_mut()
-            .push(entry(0, 5).encode().unwrap());
+        let store = Interleaving::new(Some(&entry(30, 3)), &[entry(0, 5)]);
         let updated = update_entry(&store, KEY, |cached: Option<AvailEntry>| {
             let mut entry = cached?;
             let zone_id = entry.zones[0].zone.zone_id;
@@ -234,9 +233,10 @@ mod tests {
 
     #[test]
     fn a_key_that_keeps_changing_gives_up_after_the_bound() {
-        let store = Interleaving::default();
-        let others = (0..ATTEMPTS_MAX + 1).map(|v| entry(10, i64::from(v)).encode().unwrap());
-        store.interleave.borrow_mut().extend(others);
+        let others: Vec<_> = (0..=ATTEMPTS_MAX)
+            .map(|v| entry(10, i64::from(v)))
+            .collect();
+        let store = Interleaving::new(None, &others);
         let updated = update_entry(&store, KEY, |_: Option<AvailEntry>| Some(entry(0, 99)));
         assert_eq!(updated.unwrap(), Updated::Contended);
         assert_eq!(*store.swaps.borrow(), ATTEMPTS_MAX);
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn an_absent_key_is_given_as_none_and_written() {
-        let store = Interleaving::default();
+        let store = Interleaving::new(None, &[]);
         let updated = update_entry(&store, KEY, |cached: Option<AvailEntry>| {
             assert!(cached.is_none());
             Some(entry(5, 1))
