@@ -255,15 +255,12 @@ fn forward_or_refuse(
         .map(|(_, value)| value.as_str())
         .unwrap_or_default();
     let bucket_key = keys::forwarded(idempotency_key);
-    let bucket = kv::get_raw(store, &bucket_key);
-    match verdict {
-        HoldVerdict::Forward => {}
-        HoldVerdict::Refuse(_) | HoldVerdict::Shed(_)
-            if bucket
-                .as_deref()
-                .is_some_and(|b| forwarded::contains(b, idempotency_key)) => {}
-        HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) => {
-            return Err(respond::problem(&problem))
+    // Read only to refuse: a hold that goes on reads its bucket in the swap below.
+    if let HoldVerdict::Refuse(problem) | HoldVerdict::Shed(problem) = verdict {
+        let forwarded_before = kv::get_raw(store, &bucket_key)
+            .is_some_and(|bucket| forwarded::contains(&bucket, idempotency_key));
+        if !forwarded_before {
+            return Err(respond::problem(&problem));
         }
     }
     let remembered = kv::update_entry(&bucket_key, |bucket: Option<Vec<u8>>| {

@@ -65,7 +65,7 @@ fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
     // The cause goes into the message itself: the trigger logs only the error's top line.
     let received = Received::parse(&message)
         .map_err(|e| anyhow::anyhow!("malformed invalidation message: {e}"))?;
-    let store = Store::open("default").context("cannot open KV store")?;
+    let store = Store::open(kv::STORE).context("cannot open KV store")?;
     let last = seq::parse_last(
         store.get(keys::LAST_SEQ)?.as_deref(),
         store.exists(keys::SUBSCRIBED_AT)?,

@@ -12,9 +12,12 @@ use crate::cas::{self, Begun, CasStore, Swapped, UpdateError, Updated};
 use crate::entry::Entry;
 use crate::stored::{Kind, Stored};
 
-/// The store every component shares (label `default`).
+/// The label of the store every component shares.
+pub const STORE: &str = "default";
+
+/// The store every component shares ([`STORE`]).
 pub fn open() -> Result<Store, Response> {
-    Store::open("default").map_err(|e| respond::internal(&format!("cannot open KV store: {e}")))
+    Store::open(STORE).map_err(|e| respond::internal(&format!("cannot open KV store: {e}")))
 }
 
 pub fn get_raw(store: &Store, key: &str) -> Option<Vec<u8>> {
@@ -59,17 +62,6 @@ pub fn set_raw(store: &Store, key: &str, value: &[u8]) -> bool {
     }
 }
 
-/// Writes `value` in its stored form; `false` (logged) if it could not be.
-pub fn set_entry<T: Entry>(store: &Store, key: &str, value: &T) -> bool {
-    match value.encode() {
-        Ok(bytes) => set_raw(store, key, &bytes),
-        Err(e) => {
-            eprintln!("tessera edge: cannot store KV entry {key}: {e}");
-            false
-        }
-    }
-}
-
 pub fn delete(store: &Store, key: &str) -> bool {
     match store.delete(key) {
         Ok(()) => true,
@@ -79,9 +71,6 @@ pub fn delete(store: &Store, key: &str) -> bool {
         }
     }
 }
-
-/// The label of the store every component shares.
-const STORE: &str = "default";
 
 /// The same store through `wasi:keyvalue`, for what `fermyon:spin/key-value` lacks: its
 /// compare-and-swap ([`update_entry`]).

@@ -26,8 +26,6 @@ use super::{now_ms, respond};
 
 /// The header Spin (and `tessera-edge`) set to the connection's peer, `ip:port`.
 const CLIENT_ADDR: &str = "spin-client-addr";
-/// The store every component shares.
-const STORE: &str = "default";
 
 /// `Err(429)` if this request is one too many for its client address in `class`'s current
 /// window; `Err(500)` if the limits are misconfigured. Call it first in a handler:
@@ -133,7 +131,7 @@ fn client_addr(request: &IncomingRequest) -> Result<Option<String>, Response> {
 
 /// The window's count after this request; `None` (logged) if the store could not count.
 fn count(key: &str) -> Option<i64> {
-    let bucket = store::open(STORE)
+    let bucket = store::open(super::kv::STORE)
         .map_err(|e| eprintln!("tessera edge: rate limit: cannot open the store: {e:?}"))
         .ok()?;
     atomics::increment(&bucket, key, 1)
