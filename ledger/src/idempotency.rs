@@ -92,6 +92,7 @@ impl IntoResponse for Reply {
 /// A stored result found for a key.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Stored {
+    pub scope: String,
     pub key: String,
     pub request_sha256: Vec<u8>,
     pub response_status: i16,
@@ -124,7 +125,7 @@ pub async fn lookup(
     keys: &[&str],
 ) -> Result<Vec<Stored>, sqlx::Error> {
     sqlx::query_as(
-        "select key, request_sha256, response_status, response_body from idempotency
+        "select scope, key, request_sha256, response_status, response_body from idempotency
          where scope = $1 and key = any($2)",
     )
     .bind(scope)
@@ -134,8 +135,28 @@ pub async fn lookup(
     .await
 }
 
+/// Stored results for any of the pairs `(scopes[i], keys[i])`: each request of a batch
+/// whose scope names its own resource (a confirm's hold). Planned per call, as [`lookup`].
+pub async fn lookup_pairs(
+    conn: &mut PgConnection,
+    scopes: &[&str],
+    keys: &[&str],
+) -> Result<Vec<Stored>, sqlx::Error> {
+    sqlx::query_as(
+        "select i.scope, i.key, i.request_sha256, i.response_status, i.response_body
+         from unnest($1::text[], $2::text[]) as p(scope, key)
+              join idempotency i on i.scope = p.scope and i.key = p.key",
+    )
+    .bind(scopes)
+    .bind(keys)
+    .persistent(false)
+    .fetch_all(conn)
+    .await
+}
+
 /// One result to store.
 pub struct NewRecord<'a> {
+    pub scope: &'a str,
     pub key: &'a IdempotencyKey,
     pub request_sha256: &'a [u8],
     pub reply: &'a Reply,
@@ -146,12 +167,12 @@ pub struct NewRecord<'a> {
 /// replays that result).
 pub async fn store(
     conn: &mut PgConnection,
-    scope: &str,
     records: &[NewRecord<'_>],
 ) -> Result<usize, sqlx::Error> {
     if records.is_empty() {
         return Ok(0);
     }
+    let scopes: Vec<&str> = records.iter().map(|r| r.scope).collect();
     let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
     let hashes: Vec<&[u8]> = records.iter().map(|r| r.request_sha256).collect();
     let statuses: Vec<i16> = records.iter().map(|r| r.reply.status as i16).collect();
@@ -161,10 +182,11 @@ pub async fn store(
         .collect();
     let inserted = sqlx::query(
         "insert into idempotency (scope, key, request_sha256, response_status, response_body)
-         select $1, k, h, s, b from unnest($2::text[], $3::bytea[], $4::int2[], $5::jsonb[]) as t(k, h, s, b)
+         select c, k, h, s, b
+         from unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], $5::jsonb[]) as t(c, k, h, s, b)
          on conflict do nothing",
     )
-    .bind(scope)
+    .bind(&scopes)
     .bind(&keys)
     .bind(&hashes)
     .bind(&statuses)

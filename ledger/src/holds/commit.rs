@@ -36,6 +36,7 @@ use tessera_domain::holds::{
 use tessera_domain::queue::QueueKeys;
 use tessera_domain::seats::SeatStatus;
 use tessera_domain::{Currency, CustomerId, ErrorCode, EventId, HoldId, Problem, ShowId, ZoneId};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::engine::Job;
@@ -50,7 +51,7 @@ use crate::seats::board::Board;
 /// Idempotency scope of `POST /v1/holds`.
 pub const HOLD_SCOPE: &str = "hold";
 /// Attempts per batch when a retry can succeed (a concurrent duplicate key, a deadlock).
-const COMMIT_ATTEMPTS_MAX: u32 = 3;
+pub(super) const COMMIT_ATTEMPTS_MAX: u32 = 3;
 
 /// What every batch commit needs.
 #[derive(Clone)]
@@ -81,22 +82,32 @@ struct CachedBoard {
     board: Board,
 }
 
+/// Why a batch (of holds or of confirms) did not commit.
 #[derive(Debug, thiserror::Error)]
-enum CommitError {
+pub(super) enum CommitError {
     #[error("retryable: {0}")]
     Retry(&'static str),
     #[error(transparent)]
     Invariant(#[from] InvariantBreach),
-    /// Seats the allocation found free under the zone's lock did not all move to `held`:
-    /// a bug, or a writer that ignores the lock. The batch rolls back.
-    #[error("zone {zone_id}: {seated} of {granted} granted seats marked held")]
+    /// Seats found free (or held by the hold being confirmed) under the zone's lock did
+    /// not all move: a bug, or a writer that ignores the lock. The batch rolls back.
+    #[error("zone {zone_id}: {moved} of {expected} seats moved")]
     Seats {
         zone_id: ZoneId,
-        granted: usize,
-        seated: i64,
+        expected: usize,
+        moved: u64,
     },
     #[error(transparent)]
     Database(sqlx::Error),
+    /// Anything else that stops the batch (a confirm's signing key, say).
+    #[error(transparent)]
+    Failed(#[from] ApiError),
+}
+
+impl From<anyhow::Error> for CommitError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Failed(ApiError::Unexpected(e))
+    }
 }
 
 impl From<sqlx::Error> for CommitError {
@@ -165,7 +176,7 @@ pub async fn commit_batch(
             committed.zone_found
         }
         Err(e) => {
-            answer_failure(zone_id, jobs, &e);
+            answer_failure(zone_id, "hold", jobs.into_iter().map(|j| j.reply), &e);
             true
         }
     }
@@ -196,22 +207,28 @@ async fn commit_once(
     }
 }
 
-/// Answers every job of a batch that did not commit.
-fn answer_failure(zone_id: ZoneId, jobs: Vec<Job>, e: &CommitError) {
+/// Answers every request of a batch (of `kind` requests) that did not commit.
+pub(super) fn answer_failure(
+    zone_id: ZoneId,
+    kind: &'static str,
+    replies: impl ExactSizeIterator<Item = oneshot::Sender<Result<Reply, ApiError>>>,
+    e: &CommitError,
+) {
     // Transient: the client should retry (with the same key), not report a bug.
     let unavailable = match e {
         CommitError::Retry(_) => true,
         CommitError::Database(d) => is_unavailable(d),
-        CommitError::Invariant(_) | CommitError::Seats { .. } => false,
+        CommitError::Failed(ApiError::Client { code, .. }) => *code == ErrorCode::Unavailable,
+        CommitError::Invariant(_) | CommitError::Seats { .. } | CommitError::Failed(_) => false,
     };
-    tracing::error!(%zone_id, error = %e, holds = jobs.len(), "hold batch failed");
-    for job in jobs {
+    tracing::error!(%zone_id, error = %e, kind, requests = replies.len(), "batch failed");
+    for reply in replies {
         let err = if unavailable {
             ApiError::database_unavailable()
         } else {
-            ApiError::Unexpected(anyhow::anyhow!("hold batch failed"))
+            ApiError::Unexpected(anyhow::anyhow!("{kind} batch failed"))
         };
-        let _ = job.reply.send(Err(err));
+        let _ = reply.send(Err(err));
     }
 }
 
@@ -440,13 +457,14 @@ async fn store_refusals(
                 .as_ref()
                 .filter(|r| r.status != CREATED && r.status != FORBIDDEN)?;
             Some(NewRecord {
+                scope: HOLD_SCOPE,
                 key: &jobs[i].key,
                 request_sha256: &jobs[i].request_sha256,
                 reply,
             })
         })
         .collect();
-    if idempotency::store(conn, HOLD_SCOPE, &records).await? < records.len() {
+    if idempotency::store(conn, &records).await? < records.len() {
         return Err(CommitError::Retry("idempotency key stored concurrently"));
     }
     Ok(())
@@ -743,8 +761,8 @@ async fn decide(
     if written.seated != grants.seats.len() as i64 {
         return Err(CommitError::Seats {
             zone_id: batch.zone_id,
-            granted: grants.seats.len(),
-            seated: written.seated,
+            expected: grants.seats.len(),
+            moved: u64::try_from(written.seated).unwrap_or(0),
         });
     }
     keep_board(cached, stock, expected.version);

@@ -1,10 +1,12 @@
-//! The hold engine: how hold requests reach the database.
+//! The hold engine: how hold and confirm requests reach the database.
 //!
 //! One hot zone during a flash sale is one hot row, and PostgreSQL holds a row lock
-//! through each commit's fsync, so one transaction per hold caps a zone at roughly one
-//! commit per fsync. Instead, requests for a zone queue in-process and a writer task per
-//! zone commits everything waiting in one transaction ([`super::commit`]); while it
-//! commits, the next batch collects in the queue. Every request still gets its own answer.
+//! through each commit's fsync, so one transaction per hold (or per confirm: it moves the
+//! zone's counters too) caps a zone at roughly one commit per fsync. Instead, requests for
+//! a zone queue in-process and a writer task per zone commits everything waiting: the
+//! holds in one transaction ([`super::commit`]), then the confirms in one
+//! ([`super::confirm`]); while it commits, the next batch collects in the queue. Every
+//! request still gets its own answer.
 //!
 //! Bounds: each zone's queue holds at most `zone_queue_depth_max` requests (past it the
 //! request is shed with 503 + `Retry-After` rather than queued without end), each batch at
@@ -33,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::commit::{commit_batch, CommitContext, WriterState};
+use super::confirm::{commit_confirms, ConfirmJob};
 use super::writer_thread::WriterThread;
 use crate::config::{HoldStrategy, HoldsConfig};
 use crate::error::ApiError;
@@ -56,6 +59,21 @@ pub struct Job {
     pub enqueued_at: Instant,
 }
 
+/// What a zone's writer commits.
+pub enum Work {
+    Hold(Job),
+    Confirm(ConfirmJob),
+}
+
+impl Work {
+    fn zone_id(&self) -> ZoneId {
+        match self {
+            Self::Hold(job) => job.hold.zone_id,
+            Self::Confirm(job) => job.zone_id,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct HoldEngine {
     inner: Arc<Inner>,
@@ -73,7 +91,7 @@ struct Inner {
     /// Senders of the live zone writers. A `std::sync::Mutex`: no `.await` while held, and
     /// every send happens under it, so a writer that finds its queue empty under the lock
     /// can retire without losing a request.
-    writers: Mutex<HashMap<ZoneId, mpsc::Sender<Job>>>,
+    writers: Mutex<HashMap<ZoneId, mpsc::Sender<Work>>>,
     tasks: TaskTracker,
 }
 
@@ -134,29 +152,51 @@ impl HoldEngine {
             reply,
             enqueued_at: Instant::now(),
         };
-        match self.inner.config.strategy {
-            HoldStrategy::Naive => self.commit_alone(job).await,
-            HoldStrategy::Batched => {
-                if let Some(job) = self.enqueue(job)? {
-                    // Every writer slot is taken: still correct, just unbatched.
-                    metrics::counter!("holds_unbatched_total").increment(1);
-                    self.commit_alone(job).await;
-                }
-            }
-        }
+        self.dispatch(Work::Hold(job)).await?;
         answer
             .await
             .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("hold writer dropped a request")))?
     }
 
-    /// Queues `job` for its zone's writer, starting one if needed. Gives the job back when
-    /// all `zone_writers_max` writer slots are taken.
-    fn enqueue(&self, job: Job) -> Result<Option<Job>, ApiError> {
-        let zone_id = job.hold.zone_id;
+    /// Confirms a hold (or replays its stored result) and waits for the answer: `job`
+    /// made with [`ConfirmJob::new`] and the receiver of its reply.
+    pub async fn confirm(
+        &self,
+        job: ConfirmJob,
+        answer: oneshot::Receiver<Result<Reply, ApiError>>,
+    ) -> Result<Reply, ApiError> {
+        self.dispatch(Work::Confirm(job)).await?;
+        answer
+            .await
+            .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("zone writer dropped a confirm")))?
+    }
+
+    /// Hands `work` to its zone's writer, or commits it alone (naive, or past the writer
+    /// cap: still correct, just unbatched).
+    async fn dispatch(&self, work: Work) -> Result<(), ApiError> {
+        match self.inner.config.strategy {
+            HoldStrategy::Naive => self.commit_alone(work).await,
+            HoldStrategy::Batched => {
+                if let Some(work) = self.enqueue(work)? {
+                    metrics::counter!("holds_unbatched_total").increment(1);
+                    self.commit_alone(work).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `work` for its zone's writer, starting one if needed. Gives the work back
+    /// when all `zone_writers_max` writer slots are taken.
+    fn enqueue(&self, job: Work) -> Result<Option<Work>, ApiError> {
+        let zone_id = job.zone_id();
         let mut writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
         let job = match writers.get(&zone_id) {
             Some(sender) => match sender.try_send(job) {
-                Ok(()) => return Ok(None),
+                Ok(()) => {
+                    metrics::gauge!("hold_zone_queued").increment(1.0);
+                    return Ok(None);
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     metrics::counter!("holds_shed_total", "reason" => "zone_queue_full")
                         .increment(1);
@@ -177,6 +217,7 @@ impl HoldEngine {
         if sender.try_send(job).is_err() {
             return Err(ApiError::Overloaded("zone queue unavailable"));
         }
+        metrics::gauge!("hold_zone_queued").increment(1.0);
         writers.insert(zone_id, sender);
         metrics::gauge!("hold_zone_writers").set(writers.len() as f64);
         let engine = self.clone();
@@ -192,14 +233,21 @@ impl HoldEngine {
     }
 
     /// Commits one request in a transaction of its own, on the request's task.
-    async fn commit_alone(&self, job: Job) {
-        let zone_id = job.hold.zone_id;
+    async fn commit_alone(&self, work: Work) {
+        let zone_id = work.zone_id();
         let mut alone = WriterState::default();
-        commit_batch(&self.inner.ctx, &mut alone, zone_id, vec![job]).await;
+        match work {
+            Work::Hold(job) => {
+                commit_batch(&self.inner.ctx, &mut alone, zone_id, vec![job]).await;
+            }
+            Work::Confirm(job) => {
+                commit_confirms(&self.inner.ctx, &mut alone, zone_id, vec![job]).await;
+            }
+        }
     }
 
     /// A zone's writer: commit whatever is waiting, one batch at a time, until idle.
-    async fn write_zone(self, zone_id: ZoneId, mut receiver: mpsc::Receiver<Job>) {
+    async fn write_zone(self, zone_id: ZoneId, mut receiver: mpsc::Receiver<Work>) {
         let config = &self.inner.config;
         let mut writer = WriterState::default();
         let mut batches_on_conn = 0;
@@ -223,8 +271,8 @@ impl HoldEngine {
                     Err(_) => break,
                 }
             }
-            let zone_found =
-                commit_batch(&self.inner.writer_ctx, &mut writer, zone_id, batch).await;
+            metrics::gauge!("hold_zone_queued").decrement(batch.len() as f64);
+            let zone_found = self.commit_work(&mut writer, zone_id, batch).await;
             batches_on_conn += 1;
             if !self.keep_connection(&receiver, batches_on_conn) {
                 writer.conn = None;
@@ -237,17 +285,43 @@ impl HoldEngine {
         }
     }
 
+    /// Commits a batch taken from a zone's queue: its holds, then its confirms. Returns
+    /// `false` if the zone does not exist.
+    async fn commit_work(
+        &self,
+        writer: &mut WriterState,
+        zone_id: ZoneId,
+        batch: Vec<Work>,
+    ) -> bool {
+        let ctx = &self.inner.writer_ctx;
+        let (mut holds, mut confirms) = (Vec::new(), Vec::new());
+        for work in batch {
+            match work {
+                Work::Hold(job) => holds.push(job),
+                Work::Confirm(job) => confirms.push(job),
+            }
+        }
+        let mut zone_found = true;
+        if !holds.is_empty() {
+            zone_found = commit_batch(ctx, writer, zone_id, holds).await;
+        }
+        if !confirms.is_empty() {
+            commit_confirms(ctx, writer, zone_id, confirms).await;
+        }
+        zone_found
+    }
+
     /// Whether the writer keeps its connection for the next batch: only if that batch is
     /// already waiting, the connection has not served its quota, and no other writer can
     /// be waiting for it (the pool has an idle connection or room to open one).
-    fn keep_connection(&self, receiver: &mpsc::Receiver<Job>, batches_on_conn: u32) -> bool {
+    fn keep_connection(&self, receiver: &mpsc::Receiver<Work>, batches_on_conn: u32) -> bool {
         let pool = &self.inner.writer_ctx.pool;
         let pool_has_room =
             pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
         !receiver.is_empty() && batches_on_conn < WRITER_CONNECTION_BATCHES_MAX && pool_has_room
     }
 
-    fn retire_if_idle(&self, zone_id: ZoneId, receiver: &mpsc::Receiver<Job>) -> bool {
+    fn retire_if_idle(&self, zone_id: ZoneId, receiver: &mpsc::Receiver<Work>) -> bool {
         let mut writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
         if !receiver.is_empty() {
             return false;

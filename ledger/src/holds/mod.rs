@@ -1,9 +1,10 @@
-//! Holds: the inventory engine's HTTP face. Placing a hold goes through the batching
-//! [`engine`]; confirm and release settle one hold ([`settle`]); the [`sweeper`] expires
+//! Holds: the inventory engine's HTTP face. Placing and confirming a hold go through the
+//! batching [`engine`] ([`commit`], [`confirm`]); release settles one hold ([`settle`]); the [`sweeper`] expires
 //! lapsed holds; all of them move a zone's counters through [`stock`].
 
 pub mod cancel;
 pub mod commit;
+pub mod confirm;
 pub mod engine;
 pub mod event_cancel;
 pub mod order;
@@ -118,9 +119,10 @@ pub(crate) async fn confirm_hold(
 ) -> ApiResult<Response> {
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
     let confirmation = request.parse().map_err(ApiError::Validation)?;
-    Ok(settle::confirm(&state, hold_id, &key, &confirmation)
-        .await?
-        .into_response())
+    let zone_id = confirm::zone_of(&state.pool, hold_id).await?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job = confirm::ConfirmJob::new(hold_id, zone_id, key, confirmation, reply);
+    Ok(state.engine.confirm(job, answer).await?.into_response())
 }
 
 /// Release a hold, returning its stock. Idempotent.

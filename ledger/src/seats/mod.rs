@@ -117,24 +117,25 @@ pub async fn load_board<'a>(
     })
 }
 
-/// Sells `hold_id`'s `seats`, each to its ticket (`tickets[i]` for `seats[i]`), after the
-/// zone's counters moved in the same transaction. Returns how many were sold: only seats
-/// still held by that hold move.
+/// Sells held seats, each to its ticket: seat `seats[i]`, held by `holds[i]`, to
+/// `tickets[i]` (one row per seat, several holds at once), after the zone's counters moved
+/// in the same transaction. Returns how many were sold: only seats still held by their
+/// hold move.
 pub async fn sell_held(
     conn: &mut PgConnection,
     zone_id: Uuid,
-    hold_id: Uuid,
+    holds: &[Uuid],
     seats: &[i32],
     tickets: &[Uuid],
 ) -> Result<u64, sqlx::Error> {
     let sold = sqlx::query(
         "update seats s set status = 'sold', ticket_id = t.ticket_id
-         from unnest($3::int4[], $4::uuid[]) as t(seat_index, ticket_id)
-         where s.zone_id = $1 and s.seat_index = t.seat_index and s.hold_id = $2
+         from unnest($2::uuid[], $3::int4[], $4::uuid[]) as t(hold_id, seat_index, ticket_id)
+         where s.zone_id = $1 and s.seat_index = t.seat_index and s.hold_id = t.hold_id
                and s.status = 'held'",
     )
     .bind(zone_id)
-    .bind(hold_id)
+    .bind(holds)
     .bind(seats)
     .bind(tickets)
     .persistent(false)

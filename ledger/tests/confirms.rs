@@ -1,0 +1,229 @@
+//! Confirms are batched by their zone's writer, as holds are: confirms that wait for a
+//! busy zone commit in one transaction, and each is answered exactly as it would have
+//! been alone (the naive strategy commits each alone: the same script, the same answers).
+//!
+//! A test binary of its own: it waits on `hold_zone_queued`, a process-wide gauge that
+//! other tests' zone writers would move.
+
+// Test code: an `expect` is an assertion, its message the failure report.
+#![allow(clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tessera_testkit::ledger::{
+    assert_conservation, lock_waiters, lock_zone, spawn_app_with, zone_counters, Fixture, TestApp,
+};
+use tessera_testkit::metrics::sum_metric;
+use tessera_testkit::wait_until;
+
+const WAIT: Duration = Duration::from_secs(20);
+const TICKETS_PER_HOLD: i64 = 2;
+
+/// One confirm of the script: which hold, with which key and payment reference.
+#[derive(Clone)]
+struct Confirm {
+    hold: usize,
+    key: &'static str,
+    payment_ref: &'static str,
+}
+
+const fn confirm(hold: usize, key: &'static str, payment_ref: &'static str) -> Confirm {
+    Confirm {
+        hold,
+        key,
+        payment_ref,
+    }
+}
+
+/// The confirms sent while the zone is busy, each answer depending on the others: hold 0
+/// is confirmed before (its key replays, another key is refused), hold 4 is released.
+const WAITING: [Confirm; 9] = [
+    confirm(1, "k1", "pay"),
+    confirm(1, "k1", "pay"), // the same request again: the first's result
+    confirm(2, "k2", "pay"),
+    confirm(2, "k2b", "pay"), // another key for a hold just confirmed: refused
+    confirm(3, "k3", "pay"),
+    confirm(3, "k3", "other"), // the same key with another body: conflict
+    confirm(0, "k0", "pay"),   // the key that confirmed hold 0: its stored result
+    confirm(0, "k0b", "pay"),  // another key for hold 0: refused
+    confirm(4, "k4", "pay"),   // a released hold: refused
+];
+
+/// What a confirm was answered: status, error code (none for 200), tickets (for 200).
+type Answer = (u16, Option<String>, Value);
+
+async fn send(app: &TestApp, hold_id: &str, c: &Confirm) -> Answer {
+    let (status, body) = app
+        .post_json(
+            &format!("/v1/holds/{hold_id}/confirm"),
+            &json!({"payment_ref": c.payment_ref}),
+            Some(c.key),
+        )
+        .await;
+    let code = body["code"].as_str().map(str::to_owned);
+    (status, code, body["tickets"].clone())
+}
+
+async fn hold_ids(app: &TestApp, fixture: &Fixture) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (status, hold) = app
+            .hold(
+                fixture,
+                TICKETS_PER_HOLD,
+                &format!("c{i}"),
+                &format!("h{i}"),
+            )
+            .await;
+        assert_eq!(status, 201, "{hold}");
+        ids.push(hold["hold_id"].as_str().expect("hold_id").to_owned());
+    }
+    let (status, released) = app
+        .post_json(&format!("/v1/holds/{}/release", ids[4]), &json!({}), None)
+        .await;
+    assert_eq!(status, 200, "{released}");
+    ids
+}
+
+async fn queued(app: &TestApp) -> f64 {
+    sum_metric(&app.metrics_text().await, "hold_zone_queued", &[])
+}
+
+/// Runs the script against a ledger with `strategy`. Batched: hold 0's confirm is sent
+/// while the zone is locked (its commit waits), then the waiting confirms one by one, each
+/// queued before the next is sent, and the zone is let go. Naive: the same confirms in the
+/// same order, each after the last was answered — one transaction per confirm, the answers
+/// the batch must give. Returns the waiting confirms' answers and hold 0's first answer.
+async fn run_script(pool: PgPool, strategy: &str) -> (Vec<Answer>, Answer, Fixture) {
+    let app =
+        Arc::new(spawn_app_with(pool.clone(), &[("HOLD_STRATEGY", strategy.to_owned())]).await);
+    let fixture = app.event_with_zone(20).await;
+    let ids = Arc::new(hold_ids(&app, &fixture).await);
+    if strategy == "naive" {
+        let first = send(&app, &ids[0], &confirm(0, "k0", "pay")).await;
+        let mut answers = Vec::new();
+        for c in &WAITING {
+            answers.push(send(&app, &ids[c.hold], c).await);
+        }
+        return (answers, first, fixture);
+    }
+    let lock = lock_zone(&pool, &fixture.zone_ids[0]).await;
+    let spawn = |c: Confirm| {
+        let (app, ids) = (app.clone(), ids.clone());
+        tokio::spawn(async move { send(&app, &ids[c.hold], &c).await })
+    };
+    let first = spawn(confirm(0, "k0", "pay"));
+    wait_until("the first confirm waits for the zone", WAIT, || async {
+        lock_waiters(&pool).await >= 1
+    })
+    .await;
+    let mut waiting = Vec::new();
+    for (i, c) in WAITING.iter().enumerate() {
+        waiting.push(spawn(c.clone()));
+        wait_until("the confirm is queued", WAIT, || async {
+            queued(&app).await >= (i + 1) as f64
+        })
+        .await;
+    }
+    lock.commit().await.expect("let the zone go");
+    let first = first.await.expect("task");
+    let mut answers = Vec::new();
+    for task in waiting {
+        answers.push(task.await.expect("task"));
+    }
+    (answers, first, fixture)
+}
+
+fn codes(answers: &[Answer]) -> Vec<(u16, Option<&str>)> {
+    answers.iter().map(|(s, c, _)| (*s, c.as_deref())).collect()
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn confirms_waiting_for_a_zone_commit_together_each_answered_as_alone(pool: PgPool) {
+    let (answers, first, fixture) = run_script(pool.clone(), "batched").await;
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(codes(&answers), EXPECTED);
+    assert_eq!(
+        answers[0].2, answers[1].2,
+        "a repeat gets the first's tickets"
+    );
+    assert_eq!(
+        answers[6].2, first.2,
+        "a stored result replays hold 0's tickets"
+    );
+    let tickets: Vec<&Value> = [&answers[0], &answers[2], &answers[4], &first]
+        .iter()
+        .map(|a| &a.2)
+        .collect();
+    for t in &tickets {
+        assert_eq!(
+            t.as_array().map(Vec::len),
+            Some(TICKETS_PER_HOLD as usize),
+            "{t}"
+        );
+    }
+
+    // Holds 1, 2 and 3 were confirmed by one transaction (their tickets share its xmin),
+    // after hold 0's own.
+    assert_eq!(
+        tickets_per_transaction(&pool, &fixture.zone_ids[0]).await,
+        [2, 6],
+        "hold 0 alone, then holds 1–3 at once"
+    );
+    let (available, held, sold, total) = zone_counters(&pool, &fixture.zone_ids[0]).await;
+    assert_eq!((available, held, sold, total), (12, 0, 8, 20));
+    assert_conservation(&pool).await;
+}
+
+/// The answers the script must get, in its order.
+const EXPECTED: [(u16, Option<&str>); 9] = [
+    (200, None),
+    (200, None),
+    (200, None),
+    (409, Some("hold_not_active")),
+    (200, None),
+    (422, Some("idempotency_conflict")),
+    (200, None),
+    (409, Some("hold_not_active")),
+    (409, Some("hold_not_active")),
+];
+
+/// Tickets issued in `zone_id` by each transaction that issued some, fewest first (one
+/// transaction's rows share its `xmin`).
+async fn tickets_per_transaction(pool: &PgPool, zone_id: &str) -> Vec<i64> {
+    sqlx::query_scalar(
+        "select count(*) from tickets where zone_id = $1::uuid group by xmin::text order by 1",
+    )
+    .bind(zone_id)
+    .fetch_all(pool)
+    .await
+    .expect("tickets by transaction")
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn one_confirm_per_transaction_answers_the_script_the_same(pool: PgPool) {
+    let (answers, first, fixture) = run_script(pool.clone(), "naive").await;
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(codes(&answers), EXPECTED);
+    assert_eq!(
+        answers[0].2, answers[1].2,
+        "a repeat gets the first's tickets"
+    );
+    assert_eq!(
+        answers[6].2, first.2,
+        "a stored result replays hold 0's tickets"
+    );
+    assert_eq!(
+        tickets_per_transaction(&pool, &fixture.zone_ids[0]).await,
+        [2, 2, 2, 2],
+        "one transaction per confirm"
+    );
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (12, 0, 8, 20)
+    );
+    assert_conservation(&pool).await;
+}
