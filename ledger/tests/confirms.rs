@@ -3,7 +3,8 @@
 //! been alone (the naive strategy commits each alone: the same script, the same answers).
 //!
 //! A test binary of its own: it waits on `hold_zone_queued`, a process-wide gauge that
-//! other tests' zone writers would move.
+//! other tests' zone writers would move; its own tests that queue take turns
+//! ([`QUEUE_GAUGE`]).
 
 // Test code: an `expect` is an assertion, its message the failure report.
 #![allow(clippy::expect_used)]
@@ -18,6 +19,9 @@ use tessera_testkit::ledger::{
 };
 use tessera_testkit::metrics::sum_metric;
 use tessera_testkit::wait_until;
+
+/// Held by each test here from its start (its setup queues holds too).
+static QUEUE_GAUGE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const WAIT: Duration = Duration::from_secs(20);
 const TICKETS_PER_HOLD: i64 = 2;
@@ -98,6 +102,7 @@ async fn queued(app: &TestApp) -> f64 {
 /// same order, each after the last was answered — one transaction per confirm, the answers
 /// the batch must give. Returns the waiting confirms' answers and hold 0's first answer.
 async fn run_script(pool: PgPool, strategy: &str) -> (Vec<Answer>, Answer, Fixture) {
+    let _turn = QUEUE_GAUGE.lock().await;
     let app =
         Arc::new(spawn_app_with(pool.clone(), &[("HOLD_STRATEGY", strategy.to_owned())]).await);
     let fixture = app.event_with_zone(20).await;
@@ -225,5 +230,77 @@ async fn one_confirm_per_transaction_answers_the_script_the_same(pool: PgPool) {
         zone_counters(&pool, &fixture.zone_ids[0]).await,
         (12, 0, 8, 20)
     );
+    assert_conservation(&pool).await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_batch_of_seat_confirms_sells_each_seat_to_its_own_ticket(pool: PgPool) {
+    let _turn = QUEUE_GAUGE.lock().await;
+    let app = Arc::new(spawn_app_with(pool.clone(), &[]).await);
+    let fixture = app.event_with_ga_and_seats().await;
+    let zone_id = fixture.zone_ids[1].clone();
+    let mut holds = Vec::new();
+    for (customer, seats) in [("ann", vec![0, 1]), ("bob", vec![2]), ("cy", vec![4, 5])] {
+        let body = json!({"show_id": fixture.show_id, "zone_id": zone_id, "seats": seats,
+                          "customer_id": customer});
+        let (status, hold) = app.post_json("/v1/holds", &body, Some(customer)).await;
+        assert_eq!(status, 201, "{hold}");
+        holds.push((hold["hold_id"].as_str().expect("hold_id").to_owned(), seats));
+    }
+    let lock = lock_zone(&pool, &zone_id).await;
+    let mut confirms = Vec::new();
+    for (i, (hold_id, _)) in holds.iter().enumerate() {
+        let (sender, hold_id) = (app.clone(), hold_id.clone());
+        let key: &'static str = ["ka", "kb", "kc"][i];
+        confirms.push(tokio::spawn(async move {
+            send(&sender, &hold_id, &confirm(i, key, "pay")).await
+        }));
+        // Ann's confirm takes the writer and waits for the zone; the others queue.
+        if i == 0 {
+            wait_until("ann's confirm waits for the zone", WAIT, || async {
+                lock_waiters(&pool).await >= 1
+            })
+            .await;
+        } else {
+            wait_until("the confirm is queued", WAIT, || async {
+                queued(&app).await >= i as f64
+            })
+            .await;
+        }
+    }
+    lock.commit().await.expect("let the zone go");
+    for (task, (_, seats)) in confirms.into_iter().zip(&holds) {
+        let (status, code, tickets) = task.await.expect("task");
+        assert_eq!((status, code), (200, None));
+        let ticket_seats: Vec<i64> = tickets
+            .as_array()
+            .expect("tickets")
+            .iter()
+            .map(|t| t["seat_index"].as_i64().expect("a seat"))
+            .collect();
+        let seats: Vec<i64> = seats.iter().map(|&s| i64::from(s)).collect();
+        assert_eq!(ticket_seats, seats);
+    }
+    // Each sold seat belongs to a ticket of the hold that held it.
+    let sold: Vec<(i32, String)> = sqlx::query_as(
+        "select s.seat_index, t.hold_id::text from seats s join tickets t on t.id = s.ticket_id
+         where s.zone_id = $1::uuid and s.status = 'sold' and s.hold_id = t.hold_id
+         order by s.seat_index",
+    )
+    .bind(&zone_id)
+    .fetch_all(&pool)
+    .await
+    .expect("sold seats");
+    let expected: Vec<(i32, String)> = holds
+        .iter()
+        .flat_map(|(hold_id, seats)| seats.iter().map(|&s| (s, hold_id.clone())))
+        .collect();
+    assert_eq!(sold, expected);
+    assert_eq!(
+        tickets_per_transaction(&pool, &zone_id).await,
+        [2, 3],
+        "ann alone, then bob's and cy's at once"
+    );
+    assert_eq!(zone_counters(&pool, &zone_id).await, (1, 0, 5, 6));
     assert_conservation(&pool).await;
 }
