@@ -40,7 +40,7 @@ use report::{Machine, Report};
 use stack::Env;
 
 /// Scenarios, numbered from 1 (`--only` picks by number; [`USAGE`] lists them).
-const SCENARIOS: usize = 14;
+const SCENARIOS: usize = 15;
 
 const USAGE: &str = "usage:
   DATABASE_URL=... REDIS_URL=... tessera-bench run [--quick] [--only 1,3,...] --out DIR \\
@@ -52,7 +52,8 @@ const USAGE: &str = "usage:
 --only picks scenarios by number: 1 flash sale, 2 sell-out, 3 edge reads, 4 invalidation,
   5 scale, 6 mixed day, 7 slow clients, 8 geo, 9 seats, 10 check-in at the door,
   11 webhooks during a flash sale, 12 rate limits (one address hammering),
-  13 the queue (joins, admission, passes), 14 the storefront's first load in Chromium";
+  13 the queue (joins, admission, passes), 14 the storefront's first load in Chromium,
+  15 checkout (every buyer holds and confirms)";
 
 /// How long and how wide each scenario runs: `--quick` for a first look (and CI's
 /// correctness run), the full plan for the figures in the README.
@@ -419,7 +420,8 @@ async fn run_scenarios(
             11 => scenarios::webhooks::run(env, plan, progress).await,
             12 => scenarios::ratelimit::run(env, plan, progress).await,
             13 => scenarios::queue::run(env, plan, progress).await,
-            _ => scenarios::storefront::run(env, plan, progress).await,
+            14 => scenarios::storefront::run(env, plan, progress).await,
+            _ => scenarios::checkout::run(env, plan, progress).await,
         }
         .with_context(|| format!("scenario {n}"))?;
         if let Some(reason) = &section.skipped {

@@ -1,12 +1,80 @@
 //! What the scenarios send: holds on one zone (buyers taking 1–4 tickets until it is sold
-//! out) and reads of one path.
+//! out), holds each confirmed (checkout) and reads of one path.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::{Mutex, PoisonError};
+
 use serde_json::json;
 
 use crate::load::{Answer, Call, Verdict, Workload};
+use crate::stack::EventIds;
+
+/// Buyers who hold one ticket on the event's first zone, then confirm it, then start
+/// over: a sale where every buyer pays. Straight at one ledger (target 0).
+pub struct Checkout {
+    ids: EventIds,
+    run: u64,
+    /// Each client's hold awaiting its confirmation.
+    pending: Mutex<Vec<Option<String>>>,
+    pub holds: AtomicU64,
+    pub confirms: AtomicU64,
+}
+
+impl Checkout {
+    pub fn new(ids: EventIds, clients: usize) -> Self {
+        Self {
+            ids,
+            run: u64::from(std::process::id()),
+            pending: Mutex::new(vec![None; clients]),
+            holds: AtomicU64::new(0),
+            confirms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Workload for Checkout {
+    fn next(&self, client: usize, n: u64) -> Option<Call> {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner)[client].clone();
+        let mut call = match pending {
+            Some(hold_id) => Call::post_json(
+                0,
+                format!("/v1/holds/{hold_id}/confirm"),
+                &json!({"payment_ref": "bench"}),
+            )
+            .header("idempotency-key", uuid::Uuid::new_v4().simple().to_string()),
+            None => {
+                let customer = format!("w{}-c{client}-{n}", self.run);
+                hold_call(0, &self.ids.show_id, &self.ids.zone_ids[0], 1, &customer)
+            }
+        };
+        // The answer's judge needs to know whose call it was.
+        call.tag = client as u64;
+        Some(call)
+    }
+
+    fn judge(&self, call: &Call, answer: &Answer, _latency: Duration, _measured: bool) -> Verdict {
+        let client = usize::try_from(call.tag).unwrap_or(0);
+        let confirming = call.path_and_query.ends_with("/confirm");
+        match (confirming, answer.status) {
+            (false, 201) => {
+                let hold_id = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v["hold_id"].as_str().map(str::to_owned));
+                self.pending.lock().unwrap_or_else(PoisonError::into_inner)[client] = hold_id;
+                self.holds.fetch_add(1, Ordering::Relaxed);
+                Verdict::Ok
+            }
+            (true, 200) => {
+                self.pending.lock().unwrap_or_else(PoisonError::into_inner)[client] = None;
+                self.confirms.fetch_add(1, Ordering::Relaxed);
+                Verdict::Ok
+            }
+            _ => Verdict::Failed,
+        }
+    }
+}
 
 /// A cheap, well-mixed hash (splitmix64): per-request choices that are random-looking but
 /// repeatable, without a shared RNG between client tasks.

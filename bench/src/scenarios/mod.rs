@@ -12,6 +12,7 @@ use crate::load::{self, Call, Figures, Targets, Workload};
 use crate::stack::{start_edges, Edge, Env, Ledger};
 
 pub mod checkin;
+pub mod checkout;
 pub mod edge_reads;
 pub mod flash_sale;
 pub mod geo;

@@ -8,19 +8,19 @@
 //! took to drain after the sale. Checks: every confirmed order's `order.confirmed`
 //! delivered once, each signature valid.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::json;
 use tessera_testkit::webhook_receiver::WebhookReceiver;
 
-use crate::load::{Answer, Call, Figures, Verdict, Workload};
+use crate::load::Figures;
 use crate::report::{count, ms, Section, Table};
 use crate::scenarios::{add_slice, slice_on};
 use crate::stack::{Env, EventIds, Ledger};
-use crate::workloads::hold_call;
+use crate::workloads::Checkout;
 use crate::{Plan, Progress};
 
 const CLIENTS: usize = 128;
@@ -31,58 +31,6 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// Far more stock than any slice sells.
 const ZONE_STOCK: i32 = 1_000_000;
-
-/// Buyers who hold one ticket, then confirm it, then start over.
-struct Buyers {
-    ids: EventIds,
-    run: u64,
-    /// Each client's hold awaiting its confirmation.
-    pending: Mutex<Vec<Option<String>>>,
-    holds: AtomicU64,
-    confirms: AtomicU64,
-}
-
-impl Workload for Buyers {
-    fn next(&self, client: usize, n: u64) -> Option<Call> {
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner)[client].clone();
-        let mut call = match pending {
-            Some(hold_id) => Call::post_json(
-                0,
-                format!("/v1/holds/{hold_id}/confirm"),
-                &json!({"payment_ref": "bench"}),
-            )
-            .header("idempotency-key", uuid::Uuid::new_v4().simple().to_string()),
-            None => {
-                let customer = format!("w{}-c{client}-{n}", self.run);
-                hold_call(0, &self.ids.show_id, &self.ids.zone_ids[0], 1, &customer)
-            }
-        };
-        // The answer's judge needs to know whose call it was.
-        call.tag = client as u64;
-        Some(call)
-    }
-
-    fn judge(&self, call: &Call, answer: &Answer, _latency: Duration, _measured: bool) -> Verdict {
-        let client = usize::try_from(call.tag).unwrap_or(0);
-        let confirming = call.path_and_query.ends_with("/confirm");
-        match (confirming, answer.status) {
-            (false, 201) => {
-                let hold_id = serde_json::from_slice::<serde_json::Value>(&answer.body)
-                    .ok()
-                    .and_then(|v| v["hold_id"].as_str().map(str::to_owned));
-                self.pending.lock().unwrap_or_else(PoisonError::into_inner)[client] = hold_id;
-                self.holds.fetch_add(1, Ordering::Relaxed);
-                Verdict::Ok
-            }
-            (true, 200) => {
-                self.pending.lock().unwrap_or_else(PoisonError::into_inner)[client] = None;
-                self.confirms.fetch_add(1, Ordering::Relaxed);
-                Verdict::Ok
-            }
-            _ => Verdict::Failed,
-        }
-    }
-}
 
 /// One mode's slices.
 #[derive(Default)]
@@ -130,14 +78,8 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     Ok(section)
 }
 
-fn buyers_of(ids: EventIds) -> Arc<Buyers> {
-    Arc::new(Buyers {
-        ids,
-        run: u64::from(std::process::id()),
-        pending: Mutex::new(vec![None; CLIENTS]),
-        holds: AtomicU64::new(0),
-        confirms: AtomicU64::new(0),
-    })
+fn buyers_of(ids: EventIds) -> Arc<Checkout> {
+    Arc::new(Checkout::new(ids, CLIENTS))
 }
 
 /// Slices taking turns between the ledger without an endpoint and the one with it.
@@ -145,7 +87,7 @@ async fn sell(
     plan: &Plan,
     progress: &Progress,
     ledgers: [&Ledger; 2],
-    buyers: &[Arc<Buyers>; 2],
+    buyers: &[Arc<Checkout>; 2],
     receiver: &WebhookReceiver,
 ) -> anyhow::Result<(Mode, Mode)> {
     let mut modes = [Mode::default(), Mode::default()];
