@@ -304,3 +304,57 @@ async fn a_batch_of_seat_confirms_sells_each_seat_to_its_own_ticket(pool: PgPool
     assert_eq!(zone_counters(&pool, &zone_id).await, (1, 0, 5, 6));
     assert_conservation(&pool).await;
 }
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_confirm_past_a_full_zone_queue_commits_alone_where_a_hold_is_shed(pool: PgPool) {
+    let _turn = QUEUE_GAUGE.lock().await;
+    let app = Arc::new(
+        spawn_app_with(
+            pool.clone(),
+            &[("HOLD_ZONE_QUEUE_DEPTH_MAX", "1".to_owned())],
+        )
+        .await,
+    );
+    let fixture = Arc::new(app.event_with_zone(20).await);
+    let (status, paid) = app.hold(&fixture, 1, "payer", "paid").await;
+    assert_eq!(status, 201, "{paid}");
+    let paid = paid["hold_id"].as_str().expect("hold_id").to_owned();
+    let lock = lock_zone(&pool, &fixture.zone_ids[0]).await;
+    let spawn_hold = |key: &'static str| {
+        let (app, fixture) = (app.clone(), fixture.clone());
+        tokio::spawn(async move { app.hold(&fixture, 1, key, key).await.0 })
+    };
+    // One hold takes the writer and waits for the zone; one fills the queue.
+    let taken = spawn_hold("taken");
+    wait_until("the writer waits for the zone", WAIT, || async {
+        lock_waiters(&pool).await >= 1
+    })
+    .await;
+    let queued_hold = spawn_hold("queued");
+    wait_until("a hold fills the queue", WAIT, || async {
+        queued(&app).await >= 1.0
+    })
+    .await;
+    let (status, shed) = app.hold(&fixture, 1, "shed", "shed").await;
+    assert_eq!((status, shed["code"].as_str()), (503, Some("overloaded")));
+    let confirm = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, &paid, &confirm(0, "pay-key", "pay")).await })
+    };
+    wait_until(
+        "the confirm waits for the zone on its own",
+        WAIT,
+        || async { lock_waiters(&pool).await >= 2 },
+    )
+    .await;
+    lock.commit().await.expect("let the zone go");
+    let (status, code, tickets) = confirm.await.expect("task");
+    assert_eq!((status, code), (200, None), "a confirm is not shed");
+    assert_eq!(tickets.as_array().map(Vec::len), Some(1));
+    assert_eq!(taken.await.expect("task"), 201);
+    assert_eq!(queued_hold.await.expect("task"), 201);
+    assert_eq!(
+        zone_counters(&pool, &fixture.zone_ids[0]).await,
+        (17, 2, 1, 20)
+    );
+}

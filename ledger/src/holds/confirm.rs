@@ -160,19 +160,17 @@ async fn try_confirm(
         repeats,
     } = decide(jobs, &holds, &stored);
     let orders: Vec<Order<'_>> = granted
-        .iter()
-        .filter_map(|&i| {
-            let hold = holds.get(&jobs[i].hold_id)?;
-            Some(Order {
-                job: &jobs[i],
-                hold,
-            })
+        .into_iter()
+        .filter_map(|index| {
+            let job = &jobs[index];
+            let hold = holds.get(&job.hold_id)?;
+            Some(Order { index, job, hold })
         })
         .collect();
     if !orders.is_empty() {
         let replies = write_orders(&mut tx, zone_id, &orders).await?;
-        for (&i, reply) in granted.iter().zip(replies) {
-            answers[i] = Some(Ok(reply));
+        for (order, reply) in orders.iter().zip(replies) {
+            answers[order.index] = Some(Ok(reply));
         }
     }
     tx.commit().await?;
@@ -320,6 +318,8 @@ fn confirmable(hold: &HoldRow) -> ApiResult<()> {
 
 /// A confirm the batch grants, with its locked hold.
 struct Order<'a> {
+    /// The confirm's place in the batch.
+    index: usize,
     job: &'a ConfirmJob,
     hold: &'a HoldRow,
 }

@@ -8,8 +8,9 @@
 //! ([`super::confirm`]); while it commits, the next batch collects in the queue. Every
 //! request still gets its own answer.
 //!
-//! Bounds: each zone's queue holds at most `zone_queue_depth_max` requests (past it the
-//! request is shed with 503 + `Retry-After` rather than queued without end), each batch at
+//! Bounds: each zone's queue holds at most `zone_queue_depth_max` requests (past it a hold
+//! is shed with 503 + `Retry-After` rather than queued without end; a confirm, already
+//! paid for, commits alone), each batch at
 //! most `batch_size_max`, and at most `zone_writers_max` zones have a writer at once (past
 //! it a request commits alone, like the naive strategy: slower, never refused).
 //!
@@ -187,7 +188,8 @@ impl HoldEngine {
     }
 
     /// Queues `work` for its zone's writer, starting one if needed. Gives the work back
-    /// when all `zone_writers_max` writer slots are taken.
+    /// when all `zone_writers_max` writer slots are taken, or a confirm when its zone's
+    /// queue is full.
     fn enqueue(&self, job: Work) -> Result<Option<Work>, ApiError> {
         let zone_id = job.zone_id();
         let mut writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
@@ -196,6 +198,10 @@ impl HoldEngine {
                 Ok(()) => {
                     metrics::gauge!("hold_zone_queued").increment(1.0);
                     return Ok(None);
+                }
+                // A confirm is paid for: past the bound it commits alone, never shed.
+                Err(mpsc::error::TrySendError::Full(work @ Work::Confirm(_))) => {
+                    return Ok(Some(work));
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     metrics::counter!("holds_shed_total", "reason" => "zone_queue_full")
