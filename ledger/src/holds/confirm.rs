@@ -283,7 +283,7 @@ fn repeat_of(first: &ConfirmJob, repeat: &ConfirmJob) -> Option<Answer> {
 }
 
 /// Why a hold that is not live cannot be confirmed.
-pub(super) fn not_live(status: HoldStatus) -> ApiError {
+fn not_live(status: HoldStatus) -> ApiError {
     match status {
         HoldStatus::Expired => ApiError::client(
             ErrorCode::HoldExpired,
