@@ -146,43 +146,6 @@ fn codes(answers: &[Answer]) -> Vec<(u16, Option<&str>)> {
     answers.iter().map(|(s, c, _)| (*s, c.as_deref())).collect()
 }
 
-#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
-async fn confirms_waiting_for_a_zone_commit_together_each_answered_as_alone(pool: PgPool) {
-    let (answers, first, fixture) = run_script(pool.clone(), "batched").await;
-    assert_eq!(first.0, 200, "{first:?}");
-    assert_eq!(codes(&answers), EXPECTED);
-    assert_eq!(
-        answers[0].2, answers[1].2,
-        "a repeat gets the first's tickets"
-    );
-    assert_eq!(
-        answers[6].2, first.2,
-        "a stored result replays hold 0's tickets"
-    );
-    let tickets: Vec<&Value> = [&answers[0], &answers[2], &answers[4], &first]
-        .iter()
-        .map(|a| &a.2)
-        .collect();
-    for t in &tickets {
-        assert_eq!(
-            t.as_array().map(Vec::len),
-            Some(TICKETS_PER_HOLD as usize),
-            "{t}"
-        );
-    }
-
-    // Holds 1, 2 and 3 were confirmed by one transaction (their tickets share its xmin),
-    // after hold 0's own.
-    assert_eq!(
-        tickets_per_transaction(&pool, &fixture.zone_ids[0]).await,
-        [2, 6],
-        "hold 0 alone, then holds 1–3 at once"
-    );
-    let (available, held, sold, total) = zone_counters(&pool, &fixture.zone_ids[0]).await;
-    assert_eq!((available, held, sold, total), (12, 0, 8, 20));
-    assert_conservation(&pool).await;
-}
-
 /// The answers the script must get, in its order.
 const EXPECTED: [(u16, Option<&str>); 9] = [
     (200, None),
@@ -208,11 +171,12 @@ async fn tickets_per_transaction(pool: &PgPool, zone_id: &str) -> Vec<i64> {
     .expect("tickets by transaction")
 }
 
-#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
-async fn one_confirm_per_transaction_answers_the_script_the_same(pool: PgPool) {
-    let (answers, first, fixture) = run_script(pool.clone(), "naive").await;
+/// The script's answers, one transaction per confirm or not: each code as [`EXPECTED`],
+/// a repeated request and a stored result answered with the first's tickets, and every
+/// confirmed hold's tickets issued.
+fn assert_answered_as_alone(answers: &[Answer], first: &Answer) {
     assert_eq!(first.0, 200, "{first:?}");
-    assert_eq!(codes(&answers), EXPECTED);
+    assert_eq!(codes(answers), EXPECTED);
     assert_eq!(
         answers[0].2, answers[1].2,
         "a repeat gets the first's tickets"
@@ -221,6 +185,36 @@ async fn one_confirm_per_transaction_answers_the_script_the_same(pool: PgPool) {
         answers[6].2, first.2,
         "a stored result replays hold 0's tickets"
     );
+    for confirmed in [&answers[0], &answers[2], &answers[4], first] {
+        let tickets = &confirmed.2;
+        assert_eq!(
+            tickets.as_array().map(Vec::len),
+            Some(TICKETS_PER_HOLD as usize),
+            "{tickets}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn confirms_waiting_for_a_zone_commit_together_each_answered_as_alone(pool: PgPool) {
+    let (answers, first, fixture) = run_script(pool.clone(), "batched").await;
+    assert_answered_as_alone(&answers, &first);
+    // Holds 1, 2 and 3 were confirmed by one transaction (their tickets share its xmin),
+    // after hold 0's own.
+    assert_eq!(
+        tickets_per_transaction(&pool, &fixture.zone_ids[0]).await,
+        [2, 6],
+        "hold 0 alone, then holds 1–3 at once"
+    );
+    let (available, held, sold, total) = zone_counters(&pool, &fixture.zone_ids[0]).await;
+    assert_eq!((available, held, sold, total), (12, 0, 8, 20));
+    assert_conservation(&pool).await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn one_confirm_per_transaction_answers_the_script_the_same(pool: PgPool) {
+    let (answers, first, fixture) = run_script(pool.clone(), "naive").await;
+    assert_answered_as_alone(&answers, &first);
     assert_eq!(
         tickets_per_transaction(&pool, &fixture.zone_ids[0]).await,
         [2, 2, 2, 2],

@@ -190,11 +190,11 @@ impl HoldEngine {
     /// Queues `work` for its zone's writer, starting one if needed. Gives the work back
     /// when all `zone_writers_max` writer slots are taken, or a confirm when its zone's
     /// queue is full.
-    fn enqueue(&self, job: Work) -> Result<Option<Work>, ApiError> {
-        let zone_id = job.zone_id();
+    fn enqueue(&self, work: Work) -> Result<Option<Work>, ApiError> {
+        let zone_id = work.zone_id();
         let mut writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
-        let job = match writers.get(&zone_id) {
-            Some(sender) => match sender.try_send(job) {
+        let work = match writers.get(&zone_id) {
+            Some(sender) => match sender.try_send(work) {
                 Ok(()) => {
                     metrics::gauge!("hold_zone_queued").increment(1.0);
                     return Ok(None);
@@ -211,16 +211,16 @@ impl HoldEngine {
                     ));
                 }
                 // The writer retired between our lookup and now: start a new one.
-                Err(mpsc::error::TrySendError::Closed(job)) => job,
+                Err(mpsc::error::TrySendError::Closed(work)) => work,
             },
-            None => job,
+            None => work,
         };
         if writers.len() >= self.inner.config.zone_writers_max {
-            return Ok(Some(job));
+            return Ok(Some(work));
         }
         let (sender, receiver) = mpsc::channel(self.inner.config.zone_queue_depth_max.get());
         // A fresh channel has room for one job.
-        if sender.try_send(job).is_err() {
+        if sender.try_send(work).is_err() {
             return Err(ApiError::Overloaded("zone queue unavailable"));
         }
         metrics::gauge!("hold_zone_queued").increment(1.0);
