@@ -1,8 +1,8 @@
 //! Confirming holds, batched as placing them is ([`super::engine`]).
 //!
 //! A confirm moves its zone's counters (held → sold), so it takes the zone's row lock, and
-//! one transaction per confirm keeps that lock through its commit's fsync: a hot zone
-//! confirmed about one order per commit, and its holds waited behind each. So confirms
+//! one transaction per confirm would keep that lock through its commit's fsync: a hot zone
+//! would confirm about one order per commit, its holds waiting behind each. So confirms
 //! queue with their zone's holds and the zone's writer commits all that wait at once, in
 //! one transaction: lock the batch's holds (ordered by id, holds before their zone as every
 //! settler locks them), replay stored results, decide each confirm in arrival order, then
