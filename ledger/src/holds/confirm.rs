@@ -42,6 +42,8 @@ pub struct ConfirmJob {
     /// Bound into the statement, never formatted into one or into a log line.
     pub buyer: Option<Buyer>,
     pub request_sha256: Vec<u8>,
+    /// The idempotency scope, `confirm:{hold_id}`: each hold's confirms have their own keys.
+    scope: String,
     pub reply: oneshot::Sender<Answer>,
     pub enqueued_at: Instant,
 }
@@ -56,6 +58,7 @@ impl ConfirmJob {
     ) -> Self {
         Self {
             request_sha256: confirm_sha256(hold_id, &confirmation),
+            scope: format!("confirm:{hold_id}"),
             hold_id,
             zone_id,
             key,
@@ -64,11 +67,6 @@ impl ConfirmJob {
             reply,
             enqueued_at: Instant::now(),
         }
-    }
-
-    /// The idempotency scope: each hold's confirms have their own keys.
-    fn scope(&self) -> String {
-        format!("confirm:{}", self.hold_id)
     }
 }
 
@@ -210,8 +208,7 @@ async fn stored_results(
     conn: &mut PgConnection,
     jobs: &[ConfirmJob],
 ) -> Result<HashMap<(String, String), Stored>, sqlx::Error> {
-    let scopes: Vec<String> = jobs.iter().map(ConfirmJob::scope).collect();
-    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let scopes: Vec<&str> = jobs.iter().map(|j| j.scope.as_str()).collect();
     let keys: Vec<&str> = jobs.iter().map(|j| j.key.as_str()).collect();
     let stored = idempotency::lookup_pairs(conn, &scopes, &keys).await?;
     Ok(stored
@@ -247,11 +244,12 @@ fn decide(
     let mut confirmed_here: HashMap<HoldId, usize> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
         let answer = if let Some(&first) = confirmed_here.get(&job.hold_id) {
-            repeat_of(&jobs[first], job).or_else(|| {
+            let answer = repeat_of(&jobs[first], job);
+            if answer.is_none() {
                 decided.repeats.push((i, first));
-                None
-            })
-        } else if let Some(found) = stored.get(&(job.scope(), job.key.as_str().to_owned())) {
+            }
+            answer
+        } else if let Some(found) = stored.get(&(job.scope.clone(), job.key.as_str().to_owned())) {
             Some(Ok(found.replay_for(&job.request_sha256)))
         } else {
             match holds.get(&job.hold_id).map(confirmable) {
@@ -517,13 +515,11 @@ async fn store_results(
     orders: &[Order<'_>],
     replies: &[Reply],
 ) -> Result<(), CommitError> {
-    let scopes: Vec<String> = orders.iter().map(|o| o.job.scope()).collect();
     let records: Vec<NewRecord<'_>> = orders
         .iter()
-        .zip(&scopes)
         .zip(replies)
-        .map(|((order, scope), reply)| NewRecord {
-            scope,
+        .map(|(order, reply)| NewRecord {
+            scope: &order.job.scope,
             key: &order.job.key,
             request_sha256: &order.job.request_sha256,
             reply,

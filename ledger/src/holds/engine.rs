@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sqlx::PgPool;
-use tessera_domain::holds::NewHold;
+use tessera_domain::holds::{Confirmation, NewHold};
 use tessera_domain::queue::QueueKeys;
-use tessera_domain::{IdempotencyKey, ZoneId};
+use tessera_domain::{HoldId, IdempotencyKey, ZoneId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
@@ -159,13 +159,16 @@ impl HoldEngine {
             .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("hold writer dropped a request")))?
     }
 
-    /// Confirms a hold (or replays its stored result) and waits for the answer: `job`
-    /// made with [`ConfirmJob::new`] and the receiver of its reply.
+    /// Confirms a hold of `zone_id` (or replays its stored result) and waits for the answer.
     pub async fn confirm(
         &self,
-        job: ConfirmJob,
-        answer: oneshot::Receiver<Result<Reply, ApiError>>,
+        hold_id: HoldId,
+        zone_id: ZoneId,
+        key: IdempotencyKey,
+        confirmation: Confirmation<'_>,
     ) -> Result<Reply, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let job = ConfirmJob::new(hold_id, zone_id, key, confirmation, reply);
         self.dispatch(Work::Confirm(job)).await?;
         answer
             .await

@@ -120,9 +120,11 @@ pub(crate) async fn confirm_hold(
     let hold_id: HoldId = path_id("hold_id", &hold_id)?;
     let confirmation = request.parse().map_err(ApiError::Validation)?;
     let zone_id = confirm::zone_of(&state.pool, hold_id).await?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let job = confirm::ConfirmJob::new(hold_id, zone_id, key, confirmation, reply);
-    Ok(state.engine.confirm(job, answer).await?.into_response())
+    Ok(state
+        .engine
+        .confirm(hold_id, zone_id, key, confirmation)
+        .await?
+        .into_response())
 }
 
 /// Release a hold, returning its stock. Idempotent.
