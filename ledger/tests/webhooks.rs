@@ -1,7 +1,9 @@
 //! Webhooks end to end (invariant 11) against a real receiver on 127.0.0.1: every event type
 //! arrives signed and in order; a receiver that refuses, fails and hangs loses nothing and
 //! is retried ever less often; a delivery past its bounded age is dead until redelivered;
-//! two ledger processes deliver each event once; tenants see only their own endpoints;
+//! two ledger processes deliver each event once; a backlog's acknowledgements are recorded
+//! in batches and a failure keeps those before it, and one longer than a lease's share
+//! goes on without waiting for the next poll; tenants see only their own endpoints;
 //! loopback is refused unless allowed, also at send time.
 
 // Test code: an `expect` is an assertion, its message the failure report.
@@ -14,7 +16,7 @@ use sqlx::PgPool;
 use tessera_domain::webhooks::{self, SignatureError};
 use tessera_testkit::ledger::{event_body, spawn_app_with, zone, TestApp};
 use tessera_testkit::wait_until;
-use tessera_testkit::webhook_receiver::{Mode, WebhookReceiver};
+use tessera_testkit::webhook_receiver::{Accepted, Mode, WebhookReceiver};
 use uuid::Uuid;
 
 /// How long a delivery may take to arrive when the receiver is up.
@@ -302,6 +304,128 @@ async fn two_ledger_processes_deliver_each_event_once_in_order(pool: PgPool) {
     assert_eq!(receiver.attempts().len(), 30);
     a.stop().await;
     b.stop().await;
+}
+
+/// Orders confirmed while the receiver is down, and how many of them it then accepts.
+const BACKLOG: usize = 80;
+const ACCEPTED_BEFORE_FAILING: usize = 60;
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_backlog_is_recorded_in_batches_and_a_failure_keeps_what_came_before(pool: PgPool) {
+    let app = ledger(pool.clone(), &[]).await;
+    let mut receiver = WebhookReceiver::start().await;
+    register(&app, &receiver, &["order.confirmed"]).await;
+    receiver.refuse();
+    let fixture = app
+        .event_with_zone(i32::try_from(BACKLOG).expect("fits"))
+        .await;
+    let mut confirmed = Vec::new();
+    for n in 0..BACKLOG {
+        let body = json!({"show_id": fixture.show_id, "zone_id": fixture.zone_ids[0], "quantity": 1, "customer_id": format!("buyer-{n}")});
+        confirmed.push(app.buy(&body).await.0);
+    }
+    receiver.set_mode(Mode::AcceptFirst(ACCEPTED_BEFORE_FAILING));
+    receiver.resume().await;
+    wait_until("the delivery after the accepted ones fails", DELIVERY_DEADLINE, || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from webhook_deliveries where status = 'pending' and last_status = 500",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count")
+            == 1
+    })
+    .await;
+    let hold_ids = |accepted: &[Accepted]| -> Vec<String> {
+        let hold_id = |a: &Accepted| a.event.data["hold_id"].as_str().expect("hold").to_owned();
+        accepted.iter().map(hold_id).collect()
+    };
+    assert_eq!(
+        hold_ids(&receiver.accepted()),
+        confirmed[..ACCEPTED_BEFORE_FAILING]
+    );
+    // (status, attempts, last status, the transaction that wrote the row) in event order.
+    let rows: Vec<(String, i32, Option<i16>, String)> = sqlx::query_as(
+        "select status, attempts, last_status, xmin::text from webhook_deliveries order by event_seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("deliveries");
+    let (delivered, rest) = rows.split_at(ACCEPTED_BEFORE_FAILING);
+    assert!(delivered
+        .iter()
+        .all(|(status, _, last, _)| status == "delivered" && *last == Some(200)));
+    // The head was tried while the receiver was down; each later one once.
+    assert!(delivered[1..]
+        .iter()
+        .all(|(_, attempts, _, _)| *attempts == 1));
+    let transactions: std::collections::BTreeSet<&str> =
+        delivered.iter().map(|(.., xmin)| xmin.as_str()).collect();
+    assert!(
+        transactions.len() <= 2,
+        "{ACCEPTED_BEFORE_FAILING} acknowledgements recorded in {} transactions: one per read of the queue (or one more past the record delay), not one each",
+        transactions.len()
+    );
+    let (failed, untried) = rest.split_first().expect("the failed one");
+    assert_eq!((failed.0.as_str(), failed.2), ("pending", Some(500)));
+    assert!(untried
+        .iter()
+        .all(|(status, attempts, ..)| status == "pending" && *attempts == 0));
+    // The queue goes on from the failed one; nothing acknowledged is sent again.
+    receiver.set_mode(Mode::Accept);
+    wait_for_types(&receiver, BACKLOG).await;
+    let accepted = receiver.accepted();
+    assert_eq!(hold_ids(&accepted), confirmed);
+    let attempts = receiver.attempts();
+    let times_sent = |event: &Accepted| {
+        attempts
+            .iter()
+            .filter(|a| a.event_id == Some(event.event.id))
+            .count()
+    };
+    let mut sent: Vec<usize> = accepted.iter().map(times_sent).collect();
+    assert!(sent[ACCEPTED_BEFORE_FAILING] >= 2, "{sent:?}");
+    sent[ACCEPTED_BEFORE_FAILING] = 1;
+    assert_eq!(sent, [1; BACKLOG], "each acknowledged event sent once");
+    app.stop().await;
+}
+
+/// More events than one lease sends (its share is 500), and a poll interval longer than the
+/// test may take: the rest must go without waiting for the next poll.
+const PAST_ONE_SHARE: i64 = 600;
+const LONG_POLL_MS: &str = "120000";
+const BEFORE_THE_NEXT_POLL: Duration = Duration::from_secs(60);
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_backlog_past_a_leases_share_goes_on_without_waiting_for_the_next_poll(pool: PgPool) {
+    let long_poll = [("WEBHOOK_POLL_INTERVAL_MS", LONG_POLL_MS)];
+    let registrar = ledger(pool.clone(), &long_poll).await;
+    let receiver = WebhookReceiver::start().await;
+    register(&registrar, &receiver, &["event.published"]).await;
+    registrar.stop().await;
+    // The backlog, as the ledger writes events, for the endpoint's tenant.
+    sqlx::query(
+        "insert into integration_events (id, tenant_id, type, data)
+         select gen_random_uuid(), w.tenant_id, 'event.published', jsonb_build_object('n', n)
+         from webhook_endpoints w, generate_series(1, $1) n order by n",
+    )
+    .bind(PAST_ONE_SHARE)
+    .execute(&pool)
+    .await
+    .expect("events");
+    // A dispatcher's first round starts with the process; its next poll is far off.
+    let app = ledger(pool.clone(), &long_poll).await;
+    wait_until("the whole backlog", BEFORE_THE_NEXT_POLL, || async {
+        receiver.accepted().len() >= PAST_ONE_SHARE as usize
+    })
+    .await;
+    let order: Vec<i64> = receiver
+        .accepted()
+        .iter()
+        .map(|a| a.event.data["n"].as_i64().expect("n"))
+        .collect();
+    assert_eq!(order, (1..=PAST_ONE_SHARE).collect::<Vec<_>>());
+    app.stop().await;
 }
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]

@@ -1,8 +1,8 @@
 //! A webhook receiver for tests and the bench: a real HTTP server on 127.0.0.1 that checks
 //! every delivery's signature the way the README tells receivers to
 //! (`tessera_domain::webhooks::verify`), records it, and can be told to misbehave — stop
-//! listening (connections refused), answer 500, or hang past the sender's timeout — and
-//! come back on the same port.
+//! listening (connections refused), answer 500, hang past the sender's timeout, or fail
+//! from the nth delivery on — and come back on the same port.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +26,8 @@ pub enum Mode {
     Fail,
     /// Waits this long before answering 200 (longer than the sender's timeout: a timeout).
     Hang(Duration),
+    /// Accepts until this many deliveries have been accepted in all, then answers 500.
+    AcceptFirst(usize),
 }
 
 /// One request that reached the receiver.
@@ -126,6 +128,11 @@ impl WebhookReceiver {
         self.lock().accepted.clone()
     }
 
+    /// How many accepted deliveries `keep` holds for, without copying them (a load polls it).
+    pub fn count_accepted(&self, keep: impl Fn(&Accepted) -> bool) -> usize {
+        self.lock().accepted.iter().filter(|a| keep(a)).count()
+    }
+
     pub fn attempts(&self) -> Vec<Attempt> {
         self.lock().attempts.clone()
     }
@@ -154,7 +161,11 @@ async fn receive(
         .to_owned();
     let mode = {
         let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let mode = shared.mode.unwrap_or(Mode::Accept);
+        let mode = match shared.mode.unwrap_or(Mode::Accept) {
+            Mode::AcceptFirst(count) if shared.accepted.len() >= count => Mode::Fail,
+            Mode::AcceptFirst(_) => Mode::Accept,
+            mode => mode,
+        };
         shared.attempts.push(Attempt {
             at: Instant::now(),
             event_id: event.as_ref().map(|e| e.id),
@@ -180,7 +191,7 @@ async fn receive(
     };
     match mode {
         Mode::Accept => StatusCode::OK,
-        Mode::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::Fail | Mode::AcceptFirst(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Mode::Hang(time) => {
             tokio::time::sleep(time).await;
             StatusCode::OK

@@ -10,9 +10,12 @@
 //!    after an exponential backoff with jitter until the delivery's `give_up_at`, then it
 //!    is `dead` (visible, redeliverable) and the queue moves on.
 //!
-//! At least once: a crash between a receiver's 2xx and the record sends that event again
-//! (the receiver deduplicates by its id). The edges' invalidation relay is separate and
-//! never waits for any of this.
+//! Sends are one at a time (the order is the receiver's to rely on), but their records are
+//! not: the deliveries a receiver acknowledged are written together, once per read of the
+//! queue or after [`ACK_RECORD_DELAY_MAX`], so a burst costs one commit per batch, not one
+//! per event. At least once: a crash between a receiver's 2xx and its record sends that
+//! event again (the receiver deduplicates by its id). The edges' invalidation relay is
+//! separate and never waits for any of this.
 
 use std::time::{Duration, Instant};
 
@@ -31,8 +34,11 @@ const FAN_OUT_BATCH: i64 = 500;
 const ENDPOINTS_PER_ROUND_MAX: i64 = 64;
 /// Deliveries one lease sends before the endpoint goes back to the pool (fairness).
 const DELIVERIES_PER_LEASE_MAX: usize = 500;
-/// Pending deliveries of one endpoint read per query.
+/// Pending deliveries of one endpoint read per query (and at most recorded per commit).
 const QUEUE_READ_MAX: i64 = 100;
+/// How long an acknowledged delivery may wait for its record: the bound on how much a
+/// crash sends again, and on how stale the admin API's view of a slow receiver is.
+const ACK_RECORD_DELAY_MAX: Duration = Duration::from_secs(1);
 /// How often delivered rows and fanned-out events past retention are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Characters of an attempt's error kept on its delivery.
@@ -68,36 +74,126 @@ struct Due {
     is_due: bool,
 }
 
+/// An attempt that did not end in a 2xx.
+struct Failure {
+    /// The receiver's status, if it answered.
+    status: Option<u16>,
+    /// Why, for the delivery's `last_error`.
+    error: String,
+}
+
+/// The receiver's 2xx status, or why the attempt failed.
+fn acknowledged_status(outcome: Result<Answer, SendError>) -> Result<u16, Failure> {
+    match outcome {
+        Ok(answer) if (200..300).contains(&answer.status) => Ok(answer.status),
+        Ok(answer) => Err(Failure {
+            status: Some(answer.status),
+            error: format!("answered {}: {}", answer.status, answer.body.trim()),
+        }),
+        Err(e) => Err(Failure {
+            status: None,
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// An HTTP status as its column stores it.
+fn status_column(status: u16) -> i16 {
+    i16::try_from(status).unwrap_or(i16::MAX)
+}
+
+/// Acknowledged deliveries whose record is not written yet (columns for one `unnest`).
+#[derive(Default)]
+struct Acknowledged {
+    delivery_ids: Vec<Uuid>,
+    statuses: Vec<i16>,
+    at: Vec<DateTime<Utc>>,
+    /// When the oldest of them was acknowledged.
+    since: Option<Instant>,
+}
+
+impl Acknowledged {
+    fn push(&mut self, delivery_id: Uuid, status: u16) {
+        self.delivery_ids.push(delivery_id);
+        self.statuses.push(status_column(status));
+        self.at.push(Utc::now());
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn is_overdue(&self) -> bool {
+        self.since
+            .is_some_and(|since| since.elapsed() >= ACK_RECORD_DELAY_MAX)
+    }
+}
+
+/// How sending one read of an endpoint's queue ended.
+enum Sent<'q> {
+    /// Every delivery read was acknowledged.
+    All,
+    /// The lease's share of deliveries is used.
+    ShareUsed,
+    /// Another process holds the endpoint now: its lease, its queue.
+    LeaseLost,
+    /// This delivery failed: the queue stops at it.
+    Failed(&'q Due, Failure),
+}
+
+/// What a lease left of its endpoint's queue.
+#[derive(PartialEq, Eq)]
+enum Left {
+    /// Nothing due (or another process's lease has it).
+    Drained,
+    /// Deliveries still due: the lease's share was used.
+    More,
+}
+
+/// This process's hold on one endpoint.
+struct Lease {
+    owner: Uuid,
+    endpoint_id: Uuid,
+    renewed_at: Instant,
+}
+
 impl Dispatcher {
     pub async fn run(self, cancel: CancellationToken) {
         let owner = Uuid::new_v4();
         let mut last_prune = Instant::now();
         loop {
-            if let Err(e) = self.round(owner).await {
+            let more = self.round(owner).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "webhook dispatch round failed");
-            }
+                false
+            });
             if last_prune.elapsed() >= PRUNE_INTERVAL {
                 last_prune = Instant::now();
                 if let Err(e) = self.prune().await {
                     tracing::warn!(error = %e, "webhook prune failed");
                 }
             }
+            // A queue left with deliveries due goes on at once; otherwise wait for more.
+            let pause = if more {
+                Duration::ZERO
+            } else {
+                self.config.poll_interval
+            };
             tokio::select! {
+                biased;
                 () = cancel.cancelled() => break,
-                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    /// One round: fan out, lease the due endpoints, deliver to them concurrently.
-    pub async fn round(&self, owner: Uuid) -> Result<(), sqlx::Error> {
+    /// One round: fan out, lease the due endpoints, deliver to them concurrently; `true`
+    /// if an endpoint gave its lease back with deliveries still due (its share used).
+    pub async fn round(&self, owner: Uuid) -> Result<bool, sqlx::Error> {
         while self.fan_out().await? == FAN_OUT_BATCH as u64 {}
         let endpoints = self.lease(owner).await?;
         let deliveries = endpoints.iter().map(|e| self.deliver_queue(owner, e));
+        let mut more = false;
         for result in futures::future::join_all(deliveries).await {
-            result?;
+            more |= result? == Left::More;
         }
-        Ok(())
+        Ok(more)
     }
 
     /// Creates the deliveries of up to [`FAN_OUT_BATCH`] new events; how many events.
@@ -159,26 +255,40 @@ impl Dispatcher {
     }
 
     /// Sends the endpoint's due deliveries in order until one fails (or the lease's share
-    /// is used), renewing the lease before half of it is spent, then gives the lease back.
-    async fn deliver_queue(&self, owner: Uuid, endpoint: &Endpoint) -> Result<(), sqlx::Error> {
-        let mut renewed_at = Instant::now();
+    /// is used), recording the acknowledged ones in batches, then gives the lease back.
+    async fn deliver_queue(&self, owner: Uuid, endpoint: &Endpoint) -> Result<Left, sqlx::Error> {
+        let mut lease = Lease {
+            owner,
+            endpoint_id: endpoint.id,
+            renewed_at: Instant::now(),
+        };
         let mut sent = 0;
-        'queue: while sent < DELIVERIES_PER_LEASE_MAX {
+        let mut left = Left::Drained;
+        loop {
+            if sent >= DELIVERIES_PER_LEASE_MAX {
+                left = Left::More;
+                break;
+            }
             let queue = self.queue(endpoint.id).await?;
             if queue.is_empty() {
                 break;
             }
-            for due in queue {
-                if renewed_at.elapsed() > self.lease_length() / 2 {
-                    if !self.renew(owner, endpoint.id).await? {
-                        return Ok(()); // another process took it over: its lease, its queue
-                    }
-                    renewed_at = Instant::now();
+            let mut acknowledged = Acknowledged::default();
+            let ended = self
+                .send_in_order(&mut lease, endpoint, &queue, &mut sent, &mut acknowledged)
+                .await;
+            // Whatever stopped the sends, what was acknowledged is recorded.
+            self.record_acknowledged(&mut acknowledged).await?;
+            match ended? {
+                Sent::All => {}
+                Sent::ShareUsed => {
+                    left = Left::More;
+                    break;
                 }
-                let outcome = self.send(endpoint, &due).await;
-                sent += 1;
-                if !self.record(&due, outcome).await? || sent >= DELIVERIES_PER_LEASE_MAX {
-                    break 'queue;
+                Sent::LeaseLost => return Ok(Left::Drained),
+                Sent::Failed(due, failure) => {
+                    self.record_failure(due, failure).await?;
+                    break;
                 }
             }
         }
@@ -190,7 +300,51 @@ impl Dispatcher {
         .bind(owner)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(left)
+    }
+
+    /// Sends `queue` in order, one at a time, until one fails; the acknowledged ones go to
+    /// `acknowledged`, recorded here whenever the oldest has waited too long.
+    async fn send_in_order<'q>(
+        &self,
+        lease: &mut Lease,
+        endpoint: &Endpoint,
+        queue: &'q [Due],
+        sent: &mut usize,
+        acknowledged: &mut Acknowledged,
+    ) -> Result<Sent<'q>, sqlx::Error> {
+        for due in queue {
+            if *sent >= DELIVERIES_PER_LEASE_MAX {
+                return Ok(Sent::ShareUsed);
+            }
+            if !self.keep(lease).await? {
+                return Ok(Sent::LeaseLost);
+            }
+            let status = acknowledged_status(self.send(endpoint, due).await);
+            *sent += 1;
+            match status {
+                Ok(status) => {
+                    metrics::counter!("webhook_attempts_total", "result" => "delivered")
+                        .increment(1);
+                    acknowledged.push(due.delivery_id, status);
+                }
+                Err(failure) => return Ok(Sent::Failed(due, failure)),
+            }
+            if acknowledged.is_overdue() {
+                self.record_acknowledged(acknowledged).await?;
+            }
+        }
+        Ok(Sent::All)
+    }
+
+    /// Renews the lease before half of it is spent; `false` if another process has it.
+    async fn keep(&self, lease: &mut Lease) -> Result<bool, sqlx::Error> {
+        if lease.renewed_at.elapsed() <= self.lease_length() / 2 {
+            return Ok(true);
+        }
+        let renewed = self.renew(lease.owner, lease.endpoint_id).await?;
+        lease.renewed_at = Instant::now();
+        Ok(renewed)
     }
 
     /// The endpoint's pending deliveries from its oldest, in order, as long as each is due
@@ -245,50 +399,57 @@ impl Dispatcher {
         answer
     }
 
-    /// Records an attempt; `true` if it was delivered (the queue goes on).
-    async fn record(
+    /// Records the acknowledged deliveries in one statement and empties `acknowledged`.
+    async fn record_acknowledged(
         &self,
-        due: &Due,
-        outcome: Result<Answer, SendError>,
-    ) -> Result<bool, sqlx::Error> {
-        let (status, error) = match &outcome {
-            Ok(answer) if (200..300).contains(&answer.status) => (Some(answer.status), None),
-            Ok(answer) => (
-                Some(answer.status),
-                Some(format!(
-                    "answered {}: {}",
-                    answer.status,
-                    answer.body.trim()
-                )),
-            ),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        let delivered = error.is_none();
+        acknowledged: &mut Acknowledged,
+    ) -> Result<(), sqlx::Error> {
+        if acknowledged.delivery_ids.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(acknowledged);
+        sqlx::query(
+            "update webhook_deliveries d set attempts = d.attempts + 1,
+                 last_attempt_at = a.at, last_status = a.status, last_error = null,
+                 status = 'delivered', delivered_at = a.at
+             from unnest($1::uuid[], $2::int2[], $3::timestamptz[]) as a(id, status, at)
+             where d.id = a.id",
+        )
+        .bind(&batch.delivery_ids)
+        .bind(&batch.statuses)
+        .bind(&batch.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried after a backoff, or `dead` past its age.
+    async fn record_failure(&self, due: &Due, failure: Failure) -> Result<(), sqlx::Error> {
         let retry_at = Utc::now() + self.backoff(due.attempts + 1);
-        let dead = !delivered && retry_at > due.give_up_at;
-        let result = match (delivered, dead) {
-            (true, _) => "delivered",
-            (false, true) => "dead",
-            (false, false) => "failed",
-        };
+        let dead = retry_at > due.give_up_at;
+        let result = if dead { "dead" } else { "failed" };
         metrics::counter!("webhook_attempts_total", "result" => result).increment(1);
         sqlx::query(
             "update webhook_deliveries set attempts = attempts + 1, last_attempt_at = now(),
                  last_status = $2, last_error = $3,
-                 status = case when $4 then 'delivered' when $5 then 'dead' else 'pending' end,
-                 delivered_at = case when $4 then now() end,
-                 next_attempt_at = case when $4 or $5 then next_attempt_at else $6 end
+                 status = case when $4 then 'dead' else 'pending' end,
+                 next_attempt_at = case when $4 then next_attempt_at else $5 end
              where id = $1",
         )
         .bind(due.delivery_id)
-        .bind(status.map(|s| s as i16))
-        .bind(error.map(|e| e.chars().take(LAST_ERROR_CHARS_MAX).collect::<String>()))
-        .bind(delivered)
+        .bind(failure.status.map(status_column))
+        .bind(
+            failure
+                .error
+                .chars()
+                .take(LAST_ERROR_CHARS_MAX)
+                .collect::<String>(),
+        )
         .bind(dead)
         .bind(retry_at)
         .execute(&self.pool)
         .await?;
-        Ok(delivered)
+        Ok(())
     }
 
     /// The wait before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped, then between
