@@ -79,32 +79,40 @@ fn epoch(store: &Store) -> Option<Vec<u8>> {
 
 /// The epochs a fetch's entry depends on, as they were when the fetch began: an eviction
 /// moves one, and then what the fetch read must not be stored.
-struct Epochs<'a> {
-    names: &'a [&'a str],
-    before: Vec<Option<Vec<u8>>>,
+struct Epochs {
+    /// The catalog epoch (created if absent, [`epoch`]).
+    catalog: Option<Vec<u8>>,
+    /// A show's availability epoch (its key and value), for the show's live entries.
+    show: Option<(String, Option<Vec<u8>>)>,
 }
 
-impl<'a> Epochs<'a> {
-    /// The epochs named (the catalog epoch created if absent, [`epoch`]) as they are now.
-    fn read(store: &Store, names: &'a [&'a str]) -> Self {
-        let before = names
-            .iter()
-            .map(|&name| {
-                if name == keys::CATALOG_EPOCH {
-                    epoch(store)
-                } else {
-                    kv::get_raw(store, name)
-                }
-            })
-            .collect();
-        Self { names, before }
+impl Epochs {
+    /// What a catalog document depends on: the catalog epoch, as it is now.
+    fn catalog(store: &Store) -> Self {
+        Self {
+            catalog: epoch(store),
+            show: None,
+        }
+    }
+
+    /// What a show's availability or seat map depends on: the catalog epoch and the show's
+    /// own, as they are now.
+    fn of_show(store: &Store, show_id: ShowId) -> Self {
+        let catalog = epoch(store);
+        let key = keys::availability_epoch(show_id);
+        let before = kv::get_raw(store, &key);
+        Self {
+            catalog,
+            show: Some((key, before)),
+        }
     }
 
     fn unmoved(&self, store: &Store) -> bool {
-        self.names
-            .iter()
-            .zip(&self.before)
-            .all(|(epoch, before)| kv::get_raw(store, epoch) == *before)
+        kv::get_raw(store, keys::CATALOG_EPOCH) == self.catalog
+            && self
+                .show
+                .as_ref()
+                .is_none_or(|(key, before)| kv::get_raw(store, key) == *before)
     }
 }
 
@@ -405,8 +413,7 @@ async fn fetch_availability(
     let key = PrefixedId::availability(show_id);
     let ttl_ms = settings.availability_ttl_ms()?;
     let now = now_ms();
-    let epoch_names = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
-    let epochs = Epochs::read(store, &epoch_names);
+    let epochs = Epochs::of_show(store, show_id);
     let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/availability")).await?;
     if *answer.status() != 200 {
         return Err(relay_fetched(&answer, served));
@@ -445,8 +452,7 @@ async fn fetch_seat_map(
     let key = PrefixedId::seat_map(show_id);
     let ttl_ms = settings.availability_ttl_ms()?;
     let now = now_ms();
-    let epoch_names = [keys::CATALOG_EPOCH, &keys::availability_epoch(show_id)];
-    let epochs = Epochs::read(store, &epoch_names);
+    let epochs = Epochs::of_show(store, show_id);
     let answer = ledger::get(settings, &format!("/v1/shows/{show_id}/seats")).await?;
     if *answer.status() != 200 {
         return Err(relay_fetched(&answer, served));
@@ -508,7 +514,7 @@ pub async fn document(
     };
     let ttl_ms = settings.catalog_ttl_ms()?;
     let now = now_ms();
-    let before = epoch(store);
+    let epochs = Epochs::catalog(store);
     let answer = ledger::get(settings, path_and_query).await?;
     if *answer.status() != 200 {
         return Err(relay_fetched(&answer, Served::Miss));
@@ -519,7 +525,7 @@ pub async fn document(
     })?;
     let etag = etag_of(body.as_bytes());
     let entry = DocEntry::new(path_and_query.to_owned(), body, etag, now, ttl_ms);
-    let value = store_document(store, key, entry, before)?;
+    let value = store_document(store, key, entry, &epochs)?;
     Ok(Read {
         value,
         served: Served::Miss,
@@ -548,9 +554,12 @@ fn store_document(
     store: &Store,
     key: Option<&str>,
     entry: DocEntry,
-    before: Option<Vec<u8>>,
+    epochs: &Epochs,
 ) -> Result<Stored, Response> {
-    let stamp = before.clone().and_then(|b| String::from_utf8(b).ok());
+    let stamp = epochs
+        .catalog
+        .clone()
+        .and_then(|b| String::from_utf8(b).ok());
     let (entry, key) = match key {
         Some(key) if keys::evicted_by_epoch(key) => match stamp {
             Some(stamp) => (entry.under_epoch(stamp), Some(key)),
@@ -562,11 +571,7 @@ fn store_document(
         |e: &dyn std::fmt::Display| respond::internal(&format!("document {}: {e}", entry.source));
     let bytes = entry.encode().map_err(|e| unstorable(&e))?;
     if let Some(key) = key {
-        let epochs = Epochs {
-            names: &[keys::CATALOG_EPOCH],
-            before: vec![before],
-        };
-        store_unless_moved(store, key, &bytes, &epochs);
+        store_unless_moved(store, key, &bytes, epochs);
     }
     Stored::parse(bytes, Kind::Document).map_err(|e| unstorable(&e))
 }
