@@ -166,6 +166,9 @@ pub struct HoldsConfig {
 pub struct WebhooksConfig {
     /// How often the dispatcher looks for new events and due retries.
     pub poll_interval: Duration,
+    /// How long a receiver's acknowledgement may wait to be recorded with later ones
+    /// (checked between sends): what a crash may send again, how stale the listing is.
+    pub ack_record_delay: Duration,
     /// One attempt's whole time (connect, send, answer).
     pub timeout: Duration,
     /// The first retry's wait; each further one doubles, up to `backoff_max`.
@@ -267,6 +270,7 @@ impl WebhooksConfig {
     fn read<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             poll_interval: s.millis("WEBHOOK_POLL_INTERVAL_MS", Duration::from_millis(250))?,
+            ack_record_delay: s.millis("WEBHOOK_ACK_RECORD_DELAY_MS", Duration::from_secs(1))?,
             timeout: s.millis("WEBHOOK_TIMEOUT_MS", Duration::from_secs(10))?,
             backoff_base: s.millis("WEBHOOK_BACKOFF_BASE_MS", Duration::from_secs(1))?,
             backoff_max: s.millis("WEBHOOK_BACKOFF_MAX_MS", Duration::from_secs(3600))?,

@@ -2,8 +2,9 @@
 //! arrives signed and in order; a receiver that refuses, fails and hangs loses nothing and
 //! is retried ever less often; a delivery past its bounded age is dead until redelivered;
 //! two ledger processes deliver each event once; a backlog's acknowledgements are recorded
-//! in batches and a failure keeps those before it, and one longer than a lease's share
-//! goes on without waiting for the next poll; tenants see only their own endpoints;
+//! in batches (a slow receiver's after a delay) and a failure keeps those before it, one
+//! longer than a lease's share goes on without waiting for the next poll, and a stopping
+//! ledger records what was acknowledged and gives its lease back; tenants see only their own endpoints;
 //! loopback is refused unless allowed, also at send time.
 
 // Test code: an `expect` is an assertion, its message the failure report.
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_domain::webhooks::{self, SignatureError};
+use tessera_ledger::webhooks::dispatcher::DELIVERIES_PER_LEASE_MAX;
 use tessera_testkit::ledger::{event_body, spawn_app_with, zone, TestApp};
 use tessera_testkit::wait_until;
 use tessera_testkit::webhook_receiver::{Accepted, Mode, WebhookReceiver};
@@ -312,7 +314,8 @@ const ACCEPTED_BEFORE_FAILING: usize = 60;
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn a_backlog_is_recorded_in_batches_and_a_failure_keeps_what_came_before(pool: PgPool) {
-    let app = ledger(pool.clone(), &[]).await;
+    // Acknowledgements wait for the end of a read, however slow the sends.
+    let app = ledger(pool.clone(), &[("WEBHOOK_ACK_RECORD_DELAY_MS", "60000")]).await;
     let mut receiver = WebhookReceiver::start().await;
     register(&app, &receiver, &["order.confirmed"]).await;
     receiver.refuse();
@@ -361,9 +364,10 @@ async fn a_backlog_is_recorded_in_batches_and_a_failure_keeps_what_came_before(p
         .all(|(_, attempts, _, _)| *attempts == 1));
     let transactions: std::collections::BTreeSet<&str> =
         delivered.iter().map(|(.., xmin)| xmin.as_str()).collect();
-    assert!(
-        transactions.len() <= 2,
-        "{ACCEPTED_BEFORE_FAILING} acknowledgements recorded in {} transactions: one per read of the queue (or one more past the record delay), not one each",
+    assert_eq!(
+        transactions.len(),
+        1,
+        "{ACCEPTED_BEFORE_FAILING} acknowledgements of one read of the queue recorded in {} transactions, not one",
         transactions.len()
     );
     let (failed, untried) = rest.split_first().expect("the failed one");
@@ -390,9 +394,9 @@ async fn a_backlog_is_recorded_in_batches_and_a_failure_keeps_what_came_before(p
     app.stop().await;
 }
 
-/// More events than one lease sends (its share is 500), and a poll interval longer than the
-/// test may take: the rest must go without waiting for the next poll.
-const PAST_ONE_SHARE: i64 = 600;
+/// More events than one lease sends, and a poll interval longer than the test may take:
+/// the rest must go without waiting for the next poll.
+const PAST_ONE_SHARE: usize = DELIVERIES_PER_LEASE_MAX + 100;
 const LONG_POLL_MS: &str = "120000";
 const BEFORE_THE_NEXT_POLL: Duration = Duration::from_secs(60);
 
@@ -403,20 +407,11 @@ async fn a_backlog_past_a_leases_share_goes_on_without_waiting_for_the_next_poll
     let receiver = WebhookReceiver::start().await;
     register(&registrar, &receiver, &["event.published"]).await;
     registrar.stop().await;
-    // The backlog, as the ledger writes events, for the endpoint's tenant.
-    sqlx::query(
-        "insert into integration_events (id, tenant_id, type, data)
-         select gen_random_uuid(), w.tenant_id, 'event.published', jsonb_build_object('n', n)
-         from webhook_endpoints w, generate_series(1, $1) n order by n",
-    )
-    .bind(PAST_ONE_SHARE)
-    .execute(&pool)
-    .await
-    .expect("events");
+    insert_events(&pool, PAST_ONE_SHARE).await;
     // A dispatcher's first round starts with the process; its next poll is far off.
     let app = ledger(pool.clone(), &long_poll).await;
     wait_until("the whole backlog", BEFORE_THE_NEXT_POLL, || async {
-        receiver.accepted().len() >= PAST_ONE_SHARE as usize
+        receiver.count_accepted(|_| true) >= PAST_ONE_SHARE
     })
     .await;
     let order: Vec<i64> = receiver
@@ -424,8 +419,97 @@ async fn a_backlog_past_a_leases_share_goes_on_without_waiting_for_the_next_poll
         .iter()
         .map(|a| a.event.data["n"].as_i64().expect("n"))
         .collect();
-    assert_eq!(order, (1..=PAST_ONE_SHARE).collect::<Vec<_>>());
+    assert_eq!(order, (1..=count_of(PAST_ONE_SHARE)).collect::<Vec<_>>());
     app.stop().await;
+}
+
+/// `count` `event.published` events numbered from 1 (`data.n`), for the endpoint's tenant,
+/// as the ledger writes them (the dispatcher cannot tell).
+async fn insert_events(pool: &PgPool, count: usize) {
+    sqlx::query(
+        "insert into integration_events (id, tenant_id, type, data)
+         select gen_random_uuid(), w.tenant_id, 'event.published', jsonb_build_object('n', n)
+         from webhook_endpoints w, generate_series(1, $1) n order by n",
+    )
+    .bind(count_of(count))
+    .execute(pool)
+    .await
+    .expect("events");
+}
+
+fn count_of(count: usize) -> i64 {
+    i64::try_from(count).expect("a test's count")
+}
+
+async fn delivered(pool: &PgPool) -> usize {
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from webhook_deliveries where status = 'delivered'")
+            .fetch_one(pool)
+            .await
+            .expect("count");
+    usize::try_from(count).expect("a count")
+}
+
+/// A slow receiver: each answer (200) takes this long, under the sender's timeout.
+const SLOW_ANSWER: Duration = Duration::from_millis(200);
+/// Its backlog: sending it takes 10 × 200 ms.
+const SLOW_BACKLOG: usize = 10;
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_slow_receivers_acknowledgements_are_recorded_after_the_delay_not_at_the_end(
+    pool: PgPool,
+) {
+    let app = ledger(pool.clone(), &[("WEBHOOK_ACK_RECORD_DELAY_MS", "100")]).await;
+    let receiver = WebhookReceiver::start().await;
+    register(&app, &receiver, &["event.published"]).await;
+    receiver.set_mode(Mode::Hang(SLOW_ANSWER));
+    insert_events(&pool, SLOW_BACKLOG).await;
+    wait_until(
+        "an acknowledgement is recorded",
+        DELIVERY_DEADLINE,
+        || async { delivered(&pool).await >= 1 },
+    )
+    .await;
+    let sent = receiver.attempts().len();
+    assert!(
+        sent < SLOW_BACKLOG,
+        "the first record came after {sent} of {SLOW_BACKLOG} sends: at the read's end, not after the delay"
+    );
+    wait_until(
+        "every acknowledgement is recorded",
+        DELIVERY_DEADLINE,
+        || async { delivered(&pool).await == SLOW_BACKLOG },
+    )
+    .await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_stopping_ledger_sends_nothing_more_and_records_what_was_acknowledged(pool: PgPool) {
+    // Far more than the shutdown grace (5 s) takes to send to the slow receiver.
+    const BACKLOG: usize = 100;
+    let app = ledger(pool.clone(), &[]).await;
+    let receiver = WebhookReceiver::start().await;
+    register(&app, &receiver, &["event.published"]).await;
+    receiver.set_mode(Mode::Hang(SLOW_ANSWER));
+    insert_events(&pool, BACKLOG).await;
+    wait_until("sending has begun", DELIVERY_DEADLINE, || async {
+        receiver.attempts().len() >= 2
+    })
+    .await;
+    app.stop().await;
+    let sent = receiver.attempts().len();
+    assert!(
+        sent < BACKLOG,
+        "{sent} sent: the stop did not stop the sends"
+    );
+    assert_eq!(delivered(&pool).await, sent, "each answered send recorded");
+    let leased: i64 =
+        sqlx::query_scalar("select count(*) from webhook_endpoints where lease_owner is not null")
+            .fetch_one(&pool)
+            .await
+            .expect("leases");
+    assert_eq!(leased, 0, "the lease given back");
 }
 
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]

@@ -24,7 +24,8 @@ pub enum Mode {
     Accept,
     /// 500.
     Fail,
-    /// Waits this long before answering 200 (longer than the sender's timeout: a timeout).
+    /// Waits this long before answering 200: past the sender's timeout a timeout, under it
+    /// a slow receiver (its attempts are not in [`WebhookReceiver::accepted`]).
     Hang(Duration),
     /// Accepts until this many deliveries have been accepted in all, then answers 500.
     AcceptFirst(usize),

@@ -205,7 +205,10 @@ fn report(
     );
     section.goal(
         "webhooks.delivery_lag",
-        "deliveries keep pace with the sale: its last confirmation delivered within 2 s of its end",
+        &format!(
+            "deliveries keep pace with the sale: its last confirmation delivered within {} s of its end",
+            GOAL_DRAIN.as_secs()
+        ),
         drained.map_or("not within 120 s".to_owned(), |d| {
             format!(
                 "{:.2} s after the sale ({delivered_per_s:.0} deliveries/s)",

@@ -12,10 +12,11 @@
 //!
 //! Sends are one at a time (the order is the receiver's to rely on), but their records are
 //! not: the deliveries a receiver acknowledged are written together, once per read of the
-//! queue or after [`ACK_RECORD_DELAY_MAX`], so a burst costs one commit per batch, not one
-//! per event. At least once: a crash between a receiver's 2xx and its record sends that
-//! event again (the receiver deduplicates by its id). The edges' invalidation relay is
-//! separate and never waits for any of this.
+//! queue or, checked between sends, once the oldest has waited `ack_record_delay`, so a
+//! burst costs one commit per batch, not one per event. At least once: a crash between a
+//! receiver's 2xx and its record sends that event again (the receiver deduplicates by its
+//! id); a process that is stopping sends nothing more and records what it has. The edges'
+//! invalidation relay is separate and never waits for any of this.
 
 use std::time::{Duration, Instant};
 
@@ -33,12 +34,9 @@ const FAN_OUT_BATCH: i64 = 500;
 /// Endpoints leased per round (each delivered concurrently).
 const ENDPOINTS_PER_ROUND_MAX: i64 = 64;
 /// Deliveries one lease sends before the endpoint goes back to the pool (fairness).
-const DELIVERIES_PER_LEASE_MAX: usize = 500;
+pub const DELIVERIES_PER_LEASE_MAX: usize = 500;
 /// Pending deliveries of one endpoint read per query (and at most recorded per commit).
 const QUEUE_READ_MAX: i64 = 100;
-/// How long an acknowledged delivery may wait for its record: the bound on how much a
-/// crash sends again, and on how stale the admin API's view of a slow receiver is.
-const ACK_RECORD_DELAY_MAX: Duration = Duration::from_secs(1);
 /// How often delivered rows and fanned-out events past retention are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Characters of an attempt's error kept on its delivery.
@@ -80,6 +78,8 @@ struct Failure {
     status: Option<u16>,
     /// Why, for the delivery's `last_error`.
     error: String,
+    /// When it ended (the dispatcher's clock, as acknowledgements are timed).
+    at: DateTime<Utc>,
 }
 
 /// The receiver's 2xx status, or why the attempt failed.
@@ -89,10 +89,12 @@ fn acknowledged_status(outcome: Result<Answer, SendError>) -> Result<u16, Failur
         Ok(answer) => Err(Failure {
             status: Some(answer.status),
             error: format!("answered {}: {}", answer.status, answer.body.trim()),
+            at: Utc::now(),
         }),
         Err(e) => Err(Failure {
             status: None,
             error: e.to_string(),
+            at: Utc::now(),
         }),
     }
 }
@@ -120,9 +122,8 @@ impl Acknowledged {
         self.since.get_or_insert_with(Instant::now);
     }
 
-    fn is_overdue(&self) -> bool {
-        self.since
-            .is_some_and(|since| since.elapsed() >= ACK_RECORD_DELAY_MAX)
+    fn has_waited(&self, delay: Duration) -> bool {
+        self.since.is_some_and(|since| since.elapsed() >= delay)
     }
 }
 
@@ -134,6 +135,8 @@ enum Sent<'q> {
     ShareUsed,
     /// Another process holds the endpoint now: its lease, its queue.
     LeaseLost,
+    /// This process is stopping: it gives the lease back.
+    Stopping,
     /// This delivery failed: the queue stops at it.
     Failed(&'q Due, Failure),
 }
@@ -148,10 +151,12 @@ enum Left {
 }
 
 /// This process's hold on one endpoint.
-struct Lease {
+struct Lease<'a> {
     owner: Uuid,
     endpoint_id: Uuid,
     renewed_at: Instant,
+    /// The process's stop: no send starts once it is cancelled.
+    stop: &'a CancellationToken,
 }
 
 impl Dispatcher {
@@ -159,7 +164,7 @@ impl Dispatcher {
         let owner = Uuid::new_v4();
         let mut last_prune = Instant::now();
         loop {
-            let more = self.round(owner).await.unwrap_or_else(|e| {
+            let more = self.round(owner, &cancel).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "webhook dispatch round failed");
                 false
             });
@@ -185,10 +190,10 @@ impl Dispatcher {
 
     /// One round: fan out, lease the due endpoints, deliver to them concurrently; `true`
     /// if an endpoint gave its lease back with deliveries still due (its share used).
-    pub async fn round(&self, owner: Uuid) -> Result<bool, sqlx::Error> {
+    pub async fn round(&self, owner: Uuid, stop: &CancellationToken) -> Result<bool, sqlx::Error> {
         while self.fan_out().await? == FAN_OUT_BATCH as u64 {}
         let endpoints = self.lease(owner).await?;
-        let deliveries = endpoints.iter().map(|e| self.deliver_queue(owner, e));
+        let deliveries = endpoints.iter().map(|e| self.deliver_queue(owner, e, stop));
         let mut more = false;
         for result in futures::future::join_all(deliveries).await {
             more |= result? == Left::More;
@@ -256,11 +261,17 @@ impl Dispatcher {
 
     /// Sends the endpoint's due deliveries in order until one fails (or the lease's share
     /// is used), recording the acknowledged ones in batches, then gives the lease back.
-    async fn deliver_queue(&self, owner: Uuid, endpoint: &Endpoint) -> Result<Left, sqlx::Error> {
+    async fn deliver_queue(
+        &self,
+        owner: Uuid,
+        endpoint: &Endpoint,
+        stop: &CancellationToken,
+    ) -> Result<Left, sqlx::Error> {
         let mut lease = Lease {
             owner,
             endpoint_id: endpoint.id,
             renewed_at: Instant::now(),
+            stop,
         };
         let mut sent = 0;
         let mut left = Left::Drained;
@@ -281,6 +292,7 @@ impl Dispatcher {
             self.record_acknowledged(&mut acknowledged).await?;
             match ended? {
                 Sent::All => {}
+                Sent::Stopping => break,
                 Sent::ShareUsed => {
                     left = Left::More;
                     break;
@@ -307,7 +319,7 @@ impl Dispatcher {
     /// `acknowledged`, recorded here whenever the oldest has waited too long.
     async fn send_in_order<'q>(
         &self,
-        lease: &mut Lease,
+        lease: &mut Lease<'_>,
         endpoint: &Endpoint,
         queue: &'q [Due],
         sent: &mut usize,
@@ -316,6 +328,12 @@ impl Dispatcher {
         for due in queue {
             if *sent >= DELIVERIES_PER_LEASE_MAX {
                 return Ok(Sent::ShareUsed);
+            }
+            if lease.stop.is_cancelled() {
+                return Ok(Sent::Stopping);
+            }
+            if acknowledged.has_waited(self.config.ack_record_delay) {
+                self.record_acknowledged(acknowledged).await?;
             }
             if !self.keep(lease).await? {
                 return Ok(Sent::LeaseLost);
@@ -330,15 +348,12 @@ impl Dispatcher {
                 }
                 Err(failure) => return Ok(Sent::Failed(due, failure)),
             }
-            if acknowledged.is_overdue() {
-                self.record_acknowledged(acknowledged).await?;
-            }
         }
         Ok(Sent::All)
     }
 
     /// Renews the lease before half of it is spent; `false` if another process has it.
-    async fn keep(&self, lease: &mut Lease) -> Result<bool, sqlx::Error> {
+    async fn keep(&self, lease: &mut Lease<'_>) -> Result<bool, sqlx::Error> {
         if lease.renewed_at.elapsed() <= self.lease_length() / 2 {
             return Ok(true);
         }
@@ -399,7 +414,8 @@ impl Dispatcher {
         answer
     }
 
-    /// Records the acknowledged deliveries in one statement and empties `acknowledged`.
+    /// Records the acknowledged deliveries in one statement, then empties `acknowledged`
+    /// (kept if the statement fails: the caller tries again before giving up).
     async fn record_acknowledged(
         &self,
         acknowledged: &mut Acknowledged,
@@ -407,7 +423,6 @@ impl Dispatcher {
         if acknowledged.delivery_ids.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(acknowledged);
         sqlx::query(
             "update webhook_deliveries d set attempts = d.attempts + 1,
                  last_attempt_at = a.at, last_status = a.status, last_error = null,
@@ -415,22 +430,23 @@ impl Dispatcher {
              from unnest($1::uuid[], $2::int2[], $3::timestamptz[]) as a(id, status, at)
              where d.id = a.id",
         )
-        .bind(&batch.delivery_ids)
-        .bind(&batch.statuses)
-        .bind(&batch.at)
+        .bind(&acknowledged.delivery_ids)
+        .bind(&acknowledged.statuses)
+        .bind(&acknowledged.at)
         .execute(&self.pool)
         .await?;
+        *acknowledged = Acknowledged::default();
         Ok(())
     }
 
     /// Records a failed attempt: retried after a backoff, or `dead` past its age.
     async fn record_failure(&self, due: &Due, failure: Failure) -> Result<(), sqlx::Error> {
-        let retry_at = Utc::now() + self.backoff(due.attempts + 1);
+        let retry_at = failure.at + self.backoff(due.attempts + 1);
         let dead = retry_at > due.give_up_at;
         let result = if dead { "dead" } else { "failed" };
         metrics::counter!("webhook_attempts_total", "result" => result).increment(1);
         sqlx::query(
-            "update webhook_deliveries set attempts = attempts + 1, last_attempt_at = now(),
+            "update webhook_deliveries set attempts = attempts + 1, last_attempt_at = $6,
                  last_status = $2, last_error = $3,
                  status = case when $4 then 'dead' else 'pending' end,
                  next_attempt_at = case when $4 then next_attempt_at else $5 end
@@ -447,6 +463,7 @@ impl Dispatcher {
         )
         .bind(dead)
         .bind(retry_at)
+        .bind(failure.at)
         .execute(&self.pool)
         .await?;
         Ok(())
