@@ -841,7 +841,9 @@ async fn the_customer_count_probes_its_customers_however_much_is_sold(pool: PgPo
 /// The writers' key probe is a prepared statement, first run while `holds` is empty (and
 /// analyzed so: a fresh database after `ANALYZE`, as the bench's scale scenario makes). A
 /// plan cached then scans the whole table on every batch once it has grown (measured:
-/// scale's holds/s fell by a third); the writers' connections plan each execution.
+/// scale's holds/s fell by a third); on the writers' connections it probes the indexes.
+/// So does the foreign-key check PostgreSQL runs for each ticket a confirm batch inserts
+/// (its own prepared statement, as written here), cached while the sale was young.
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn the_key_probe_uses_the_indexes_after_the_tables_grew(pool: PgPool) {
     use sqlx::ConnectOptions;
@@ -860,25 +862,46 @@ async fn the_key_probe_uses_the_indexes_after_the_tables_grew(pool: PgPool) {
         .execute(&mut conn)
         .await
         .expect("prepare the probe");
+    sqlx::raw_sql(TICKET_HOLD_CHECK)
+        .execute(&mut conn)
+        .await
+        .expect("prepare the ticket's check");
     // Past the executions after which PostgreSQL may switch to a cached generic plan.
     for _ in 0..10 {
-        sqlx::raw_sql("execute probe(array['a', 'b'], 'hold')")
-            .execute(&mut conn)
-            .await
-            .expect("probe");
+        sqlx::raw_sql(&format!(
+            "execute probe(array['a', 'b'], 'hold'); execute ticket_check('{}')",
+            uuid::Uuid::nil()
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("probe");
     }
     let app = spawn_app(pool.clone()).await;
     let fixture = app.event_with_zone(1_000_000).await;
     grow_holds(&pool, &fixture, 20_000).await;
     app.stop().await;
-    let plan: Vec<String> = sqlx::query_scalar("explain execute probe(array['a', 'b'], 'hold')")
-        .fetch_all(&mut conn)
-        .await
-        .expect("explain");
-    let plan = plan.join("\n");
+    let plan = explained(&mut conn, "explain execute probe(array['a', 'b'], 'hold')").await;
     assert!(!plan.contains("Seq Scan"), "{plan}");
     assert!(
         plan.contains("holds_idempotency_key_key") && plan.contains("idempotency_pkey"),
         "{plan}"
     );
+    let check = explained(
+        &mut conn,
+        &format!("explain execute ticket_check('{}')", uuid::Uuid::nil()),
+    )
+    .await;
+    assert!(check.contains("Index Scan using holds_pkey"), "{check}");
+}
+
+/// The query PostgreSQL runs to check a ticket's foreign key to its hold (`ri_triggers.c`).
+const TICKET_HOLD_CHECK: &str =
+    "prepare ticket_check(uuid) as select 1 from only public.holds x where id = $1 for key share of x";
+
+async fn explained(conn: &mut sqlx::PgConnection, explain: &str) -> String {
+    let plan: Vec<String> = sqlx::query_scalar(explain)
+        .fetch_all(conn)
+        .await
+        .expect("explain");
+    plan.join("\n")
 }
