@@ -276,10 +276,8 @@ impl Dispatcher {
         let mut sent = 0;
         let mut left = Left::Drained;
         loop {
-            if sent >= DELIVERIES_PER_LEASE_MAX {
-                left = Left::More;
-                break;
-            }
+            // The share is checked before each send: a lease that used it exactly finds
+            // out here, from a queue that is then empty (drained) or not (more).
             let queue = self.queue(endpoint.id).await?;
             if queue.is_empty() {
                 break;
