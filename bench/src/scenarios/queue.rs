@@ -629,6 +629,60 @@ struct AdmissionRun {
 }
 
 impl AdmissionRun {
+    /// A run over `lineup` polled through `edges` targets, nothing seen yet.
+    fn new(lineup: &Lineup, edges: usize) -> Self {
+        Self {
+            people: lineup.people,
+            ledger: Vec::new(),
+            edges: vec![Vec::new(); edges],
+            first_admitted: vec![None; lineup.sampled.len()],
+            answered: vec![Vec::new(); edges],
+            sampled: lineup.sampled.clone(),
+            inversions: 0,
+            inconsistent_count: 0,
+            inconsistent: Vec::new(),
+            answers: 0,
+            poll_failures: BTreeMap::new(),
+            joins_overran: lineup.joins_overran,
+            a_pass: None,
+        }
+    }
+
+    fn poll_failed(&mut self, why: String) {
+        *self.poll_failures.entry(why).or_default() += 1;
+    }
+
+    /// Records one poll answer: for `sample` (an index into `sampled`), or for the last
+    /// place when `None`; `pass` is the pass the answer carried.
+    fn record(&mut self, sample: Option<usize>, seen: PollSeen, pass: Option<String>) {
+        self.answers += 1;
+        let admitted = seen.state == "admitted";
+        let consistent = admitted == (seen.position <= seen.serving)
+            && admitted == seen.pass
+            && seen.state != "expired";
+        let judged = Judged {
+            position: seen.position,
+            admitted,
+        };
+        match sample {
+            None => self.edges[seen.edge].push((seen.at_s, seen.serving)),
+            Some(i) if admitted => {
+                self.first_admitted[i] = Some(seen.round);
+                if self.a_pass.is_none() {
+                    self.a_pass = pass;
+                }
+            }
+            Some(_) => {}
+        }
+        self.answered[seen.edge].push(judged);
+        if !consistent {
+            self.inconsistent_count += 1;
+            if self.inconsistent.len() < INCONSISTENT_KEPT {
+                self.inconsistent.push(seen);
+            }
+        }
+    }
+
     /// People per minute over the whole series (first to last sample).
     fn rate(series: &[(f64, i64)]) -> Option<f64> {
         let (first, last) = (series.first()?, series.last()?);
@@ -691,13 +745,23 @@ fn inversions(answered: &[Vec<Judged>]) -> u64 {
     n
 }
 
-async fn admission(
-    env: &Env,
-    form: &Form,
-    admin: &Admin,
-    stand: &Stand,
-    targets: &Targets,
-) -> anyhow::Result<AdmissionRun> {
+/// The admission run's queue, joined before it opens: who is sampled, and their tickets.
+struct Lineup {
+    ids: EventIds,
+    people: i64,
+    opens: Instant,
+    joins_overran: bool,
+    /// Sampled positions, evenly spread over those expected in the window.
+    sampled: Vec<i64>,
+    /// Per sampled position (same order): its ticket.
+    tickets: Vec<String>,
+    /// The last place's (position, ticket): its answers carry an edge's `serving`.
+    last: (i64, String),
+}
+
+/// Creates the admission event, sets its queue to open after `form.open_delay` and joins
+/// everyone at the ledger (what is measured is admission, not joining).
+async fn line_up(env: &Env, form: &Form, admin: &Admin, stand: &Stand) -> anyhow::Result<Lineup> {
     let ids = admin.create_event(env, "queue-admission", 100_000).await?;
     let expected = form.admitted_in_window();
     let people = expected + expected / 4 + 100;
@@ -707,7 +771,6 @@ async fn admission(
     admin
         .put_queue(env, &ids.event_id, ADMIT_PER_MINUTE, Some(opens_at))
         .await?;
-    // Setup joins at the ledger: what is measured is admission, not joining.
     let ledger_target = Targets::new(vec![stand.ledger.authority.clone()]);
     let places = join_people(&ledger_target, &ids.event_id, "a", people as u64).await?;
     let joins_overran = Instant::now() > opens;
@@ -725,103 +788,94 @@ async fn admission(
         .map(|&p| ticket_of(p).with_context(|| format!("no ticket for position {p}")))
         .collect::<anyhow::Result<_>>()?;
     let last = places.last().context("nobody joined")?.clone();
-    tokio::time::sleep_until(opens.into()).await;
+    Ok(Lineup {
+        ids,
+        people,
+        opens,
+        joins_overran,
+        sampled,
+        tickets,
+        last,
+    })
+}
 
+async fn admission(
+    env: &Env,
+    form: &Form,
+    admin: &Admin,
+    stand: &Stand,
+    targets: &Targets,
+) -> anyhow::Result<AdmissionRun> {
+    let lineup = line_up(env, form, admin, stand).await?;
+    tokio::time::sleep_until(lineup.opens.into()).await;
     let mut probes: Vec<KeptConnection> =
         targets.0.iter().map(|a| KeptConnection::new(a)).collect();
-    let mut run = AdmissionRun {
-        people,
-        ledger: Vec::new(),
-        edges: vec![Vec::new(); probes.len()],
-        first_admitted: vec![None; sampled.len()],
-        answered: vec![Vec::new(); probes.len()],
-        sampled,
-        inversions: 0,
-        inconsistent_count: 0,
-        inconsistent: Vec::new(),
-        answers: 0,
-        poll_failures: BTreeMap::new(),
-        joins_overran,
-        a_pass: None,
-    };
+    let mut run = AdmissionRun::new(&lineup, probes.len());
     let rounds = (form.admission_window.as_secs_f64() / ROUND.as_secs_f64()).round() as usize + 1;
     let mut ticks = tokio::time::interval(ROUND);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for round in 0..rounds {
         ticks.tick().await;
-        let at_s = opens.elapsed().as_secs_f64();
-        let (_, serving) = ledger_state(env, &stand.ledger, &ids.event_id).await?;
+        let at_s = lineup.opens.elapsed().as_secs_f64();
+        let (_, serving) = ledger_state(env, &stand.ledger, &lineup.ids.event_id).await?;
         run.ledger.push((at_s, serving));
         let edge = round % probes.len();
-        let probe = &mut probes[edge];
-        // The last place first: its answer carries this edge's serving.
-        let waiting: Vec<usize> = (0..run.sampled.len())
-            .filter(|&i| run.first_admitted[i].is_none())
-            .collect();
-        let polls = std::iter::once((None, last.1.clone()))
-            .chain(waiting.iter().map(|&i| (Some(i), tickets[i].clone())));
-        for (sample, ticket) in polls {
-            let seen_at = opens.elapsed().as_secs_f64();
-            let status = match probe.send(&poll_call(0, &ids.event_id, &ticket)).await {
-                Ok(p) if p.status == 200 => match serde_json::from_slice::<Status>(&p.body) {
-                    Ok(status) => status,
-                    Err(_) => {
-                        *run.poll_failures
-                            .entry("200 unreadable".to_owned())
-                            .or_default() += 1;
-                        continue;
-                    }
-                },
-                Ok(p) => {
-                    *run.poll_failures
-                        .entry(format!("{} {}", p.status, problem_code(&p.body)))
-                        .or_default() += 1;
-                    continue;
-                }
-                Err(e) => {
-                    *run.poll_failures.entry(format!("{e:#}")).or_default() += 1;
-                    continue;
-                }
-            };
-            run.answers += 1;
-            let admitted = status.state == "admitted";
-            let seen = PollSeen {
-                round,
-                edge,
-                at_s: seen_at,
-                position: status.position,
-                serving: status.serving,
-                state: status.state.clone(),
-                pass: status.pass.is_some(),
-            };
-            let consistent = admitted == (status.position <= status.serving)
-                && admitted == status.pass.is_some()
-                && status.state != "expired";
-            if !consistent {
-                run.inconsistent_count += 1;
-                if run.inconsistent.len() < INCONSISTENT_KEPT {
-                    run.inconsistent.push(seen);
-                }
-            }
-            run.answered[edge].push(Judged {
-                position: status.position,
-                admitted,
-            });
-            match sample {
-                None => run.edges[edge].push((seen_at, status.serving)),
-                Some(i) => {
-                    if admitted {
-                        run.first_admitted[i] = Some(round);
-                        if run.a_pass.is_none() {
-                            run.a_pass = status.pass.map(|p| p.token);
-                        }
-                    }
-                }
-            }
-        }
+        poll_round(&mut run, &lineup, &mut probes[edge], round, edge).await;
     }
     run.inversions = inversions(&run.answered);
     Ok(run)
+}
+
+/// One round's polls through one edge: the last place first (its answer carries the
+/// edge's `serving`), then every sampled place not yet admitted.
+async fn poll_round(
+    run: &mut AdmissionRun,
+    lineup: &Lineup,
+    probe: &mut KeptConnection,
+    round: usize,
+    edge: usize,
+) {
+    let waiting: Vec<usize> = (0..run.sampled.len())
+        .filter(|&i| run.first_admitted[i].is_none())
+        .collect();
+    let polls = std::iter::once((None, lineup.last.1.clone())).chain(
+        waiting
+            .iter()
+            .map(|&i| (Some(i), lineup.tickets[i].clone())),
+    );
+    for (sample, ticket) in polls {
+        let seen_at = lineup.opens.elapsed().as_secs_f64();
+        let answer = probe
+            .send(&poll_call(0, &lineup.ids.event_id, &ticket))
+            .await;
+        let status = match answer {
+            Ok(p) if p.status == 200 => match serde_json::from_slice::<Status>(&p.body) {
+                Ok(status) => status,
+                Err(_) => {
+                    run.poll_failed("200 unreadable".to_owned());
+                    continue;
+                }
+            },
+            Ok(p) => {
+                run.poll_failed(format!("{} {}", p.status, problem_code(&p.body)));
+                continue;
+            }
+            Err(e) => {
+                run.poll_failed(format!("{e:#}"));
+                continue;
+            }
+        };
+        let seen = PollSeen {
+            round,
+            edge,
+            at_s: seen_at,
+            position: status.position,
+            serving: status.serving,
+            state: status.state.clone(),
+            pass: status.pass.is_some(),
+        };
+        run.record(sample, seen, status.pass.map(|p| p.token));
+    }
 }
 
 /// A hold of one ticket on `ids`, with `pass` (if any), as a new customer.
@@ -1011,6 +1065,68 @@ async fn pass_check(
     let capacity = (form.pass_holds + 100) as i64;
     let off = admin.create_event(env, "queue-off", capacity).await?;
     let on = admin.create_event(env, "queue-on", capacity).await?;
+    let passes = admitted_passes(env, form, admin, stand, targets, &on).await?;
+    let edges: Vec<String> = stand.edges.iter().map(|e| e.authority.clone()).collect();
+    // Buyers look at the shows first: every edge has both cached.
+    for ids in [&off, &on] {
+        for edge in &edges {
+            load::once(
+                edge,
+                &Call::get(0, format!("/v1/shows/{}/availability", ids.show_id)),
+            )
+            .await?;
+            load::once(edge, &Call::get(0, format!("/v1/events/{}", ids.event_id))).await?;
+        }
+    }
+    let forged = forge(&passes[0]);
+    let refusals = Refusals::new(&on, &forged, admission.a_pass.as_deref());
+    // Warm-up (every kind on every edge, a few times): not counted.
+    refusals.run(&edges, "warm", 4 * EDGES).await?;
+    let ledger_before = edge_requests(env, &stand.ledger, HOLDS_ROUTE).await?;
+    let outbound_before = edge_holds_outbound(stand).await;
+    let refused = refusals
+        .run(&edges, "refused", form.refusals_per_kind)
+        .await?;
+    let reached_ledger = edge_requests(env, &stand.ledger, HOLDS_ROUTE).await? - ledger_before;
+    let edge_outbound = edge_holds_outbound(stand).await - outbound_before;
+
+    // Valid passes on the queued event and no pass on the same shape without a queue,
+    // interleaved.
+    let calls = passes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, pass)| {
+            [
+                hold_call(i % EDGES, &on, &format!("on-{i}"), Some(pass)),
+                hold_call(i % EDGES, &off, &format!("off-{i}"), None),
+            ]
+        })
+        .collect();
+    let mut granted = hold_paths(&edges, &GRANTED, calls, 201, HOLD_CLIENTS)
+        .await?
+        .into_iter();
+    let (Some(on_path), Some(off_path)) = (granted.next(), granted.next()) else {
+        bail!("the granted holds' figures are missing");
+    };
+    Ok(PassRun {
+        refused,
+        on: on_path,
+        off: off_path,
+        reached_ledger,
+        edge_outbound,
+    })
+}
+
+/// Queues `form.pass_holds` people on `on` (a queue letting everyone in at once), waits
+/// until the ledger serves them all and collects each one's pass from a poll.
+async fn admitted_passes(
+    env: &Env,
+    form: &Form,
+    admin: &Admin,
+    stand: &Stand,
+    targets: &Targets,
+    on: &EventIds,
+) -> anyhow::Result<Vec<String>> {
     admin
         .put_queue(env, &on.event_id, ADMIT_ALL_PER_MINUTE, None)
         .await?;
@@ -1053,75 +1169,55 @@ async fn pass_check(
             form.pass_holds
         );
     }
-    let edges: Vec<String> = stand.edges.iter().map(|e| e.authority.clone()).collect();
-    // Buyers look at the shows first: every edge has both cached.
-    for ids in [&off, &on] {
-        for edge in &edges {
-            load::once(
-                edge,
-                &Call::get(0, format!("/v1/shows/{}/availability", ids.show_id)),
-            )
-            .await?;
-            load::once(edge, &Call::get(0, format!("/v1/events/{}", ids.event_id))).await?;
-        }
+    Ok(passes)
+}
+
+/// The holds an edge must refuse on the queued event: no pass, a forged one and (when the
+/// admission run got one) another event's pass.
+struct Refusals<'a> {
+    on: &'a EventIds,
+    kinds: Vec<(&'static str, Option<&'a str>)>,
+}
+
+impl<'a> Refusals<'a> {
+    fn new(on: &'a EventIds, forged: &'a str, other_event_pass: Option<&'a str>) -> Self {
+        let kinds = [
+            (REFUSED[0], None),
+            (REFUSED[1], Some(forged)),
+            (REFUSED[2], other_event_pass),
+        ]
+        .into_iter()
+        .enumerate()
+        .filter(|(k, (_, pass))| *k == 0 || pass.is_some())
+        .map(|(_, kind)| kind)
+        .collect();
+        Self { on, kinds }
     }
 
-    let forged = forge(&passes[0]);
-    let kinds: Vec<(&'static str, Option<&str>)> = [
-        (REFUSED[0], None),
-        (REFUSED[1], Some(forged.as_str())),
-        (REFUSED[2], admission.a_pass.as_deref()),
-    ]
-    .into_iter()
-    .enumerate()
-    .filter(|(k, (_, pass))| *k == 0 || pass.is_some())
-    .map(|(_, kind)| kind)
-    .collect();
-    let names: Vec<&'static str> = kinds.iter().map(|(name, _)| *name).collect();
-    // Interleaved kinds, each over both edges in turn; one client: the refusals' latency
-    // difference is the verification, not queueing on the shared cores.
-    let refusals = |tag: &str, n: usize| -> Vec<Call> {
-        (0..n * kinds.len())
+    /// `per_kind` holds of every kind, interleaved, each over both edges in turn; one
+    /// client: the refusals' latency difference is the verification, not queueing on the
+    /// shared cores.
+    async fn run(
+        &self,
+        edges: &[String],
+        tag: &str,
+        per_kind: usize,
+    ) -> anyhow::Result<Vec<HoldPath>> {
+        let kinds = self.kinds.len();
+        let calls = (0..per_kind * kinds)
             .map(|i| {
-                let target = (i / kinds.len()) % EDGES;
-                hold_call(target, &on, &format!("{tag}-{i}"), kinds[i % kinds.len()].1)
+                let target = (i / kinds) % EDGES;
+                hold_call(
+                    target,
+                    self.on,
+                    &format!("{tag}-{i}"),
+                    self.kinds[i % kinds].1,
+                )
             })
-            .collect()
-    };
-    // Warm-up (every kind on every edge, a few times): not counted.
-    hold_paths(&edges, &names, refusals("warm", 4 * EDGES), 403, 1).await?;
-    let ledger_before = edge_requests(env, &stand.ledger, HOLDS_ROUTE).await?;
-    let outbound_before = edge_holds_outbound(stand).await;
-    let calls = refusals("refused", form.refusals_per_kind);
-    let refused = hold_paths(&edges, &names, calls, 403, REFUSAL_CLIENTS).await?;
-    let reached_ledger = edge_requests(env, &stand.ledger, HOLDS_ROUTE).await? - ledger_before;
-    let edge_outbound = edge_holds_outbound(stand).await - outbound_before;
-
-    // Valid passes on the queued event and no pass on the same shape without a queue,
-    // interleaved.
-    let calls = passes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, pass)| {
-            [
-                hold_call(i % EDGES, &on, &format!("on-{i}"), Some(pass)),
-                hold_call(i % EDGES, &off, &format!("off-{i}"), None),
-            ]
-        })
-        .collect();
-    let mut granted = hold_paths(&edges, &GRANTED, calls, 201, HOLD_CLIENTS)
-        .await?
-        .into_iter();
-    let (Some(on_path), Some(off_path)) = (granted.next(), granted.next()) else {
-        bail!("the granted holds' figures are missing");
-    };
-    Ok(PassRun {
-        refused,
-        on: on_path,
-        off: off_path,
-        reached_ledger,
-        edge_outbound,
-    })
+            .collect();
+        let names: Vec<&'static str> = self.kinds.iter().map(|(name, _)| *name).collect();
+        hold_paths(edges, &names, calls, 403, REFUSAL_CLIENTS).await
+    }
 }
 
 fn report(section: &mut Section, form: &Form, measured: &Measured) {
@@ -1145,6 +1241,17 @@ fn report(section: &mut Section, form: &Form, measured: &Measured) {
 }
 
 fn join_report(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Option<&JoinRun>) {
+    join_goal(section, form, joins, ledger);
+    for (path, run) in std::iter::once(("through the edges", joins))
+        .chain(ledger.map(|l| ("straight at the ledger", l)))
+    {
+        join_positions_check(section, path, run);
+    }
+    section.tables.push(join_table(joins, ledger));
+}
+
+/// The joins' method note and `queue.join_rate`.
+fn join_goal(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Option<&JoinRun>) {
     let f = &joins.figures;
     section.notes.push(format!(
         "Joins: open loop, {} joins due at fixed intervals over {:.0} s ({}/s), each `POST /v1/events/{{id}}/queue` with its own `Idempotency-Key`, \
@@ -1189,11 +1296,12 @@ fn join_report(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Opti
             && f.p99_ms < GOAL_JOIN_P99_MS
             && f.elapsed_s <= form.join_window.as_secs_f64() * 1.1,
     );
-    for (path, run) in std::iter::once(("through the edges", joins))
-        .chain(ledger.map(|l| ("straight at the ledger", l)))
-    {
-        let a = &run.audit;
-        let detail = format!(
+}
+
+/// Positions handed out exactly once each, 1..=N, on one path's joins.
+fn join_positions_check(section: &mut Section, path: &str, run: &JoinRun) {
+    let a = &run.audit;
+    let detail = format!(
             "{} answered 201, ledger joined {}; {} duplicate, {} out of range, {} positions no answer had ({} joins unanswered)",
             count(a.answered as f64),
             count(a.joined as f64),
@@ -1202,14 +1310,17 @@ fn join_report(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Opti
             a.missing,
             run.unanswered
         );
-        // A place handed out whose answer was lost (timeout) is not a gap in the line.
-        let passed = a.duplicates == 0 && a.out_of_range == 0 && a.missing <= run.unanswered;
-        section.check(
+    // A place handed out whose answer was lost (timeout) is not a gap in the line.
+    let passed = a.duplicates == 0 && a.out_of_range == 0 && a.missing <= run.unanswered;
+    section.check(
             &format!("queue positions are exactly 1..=N, one per 201 (joined at the ledger = 201s): joins {path}"),
             passed,
-            if a.exact() { format!("exact: {detail}") } else { detail },
-        );
-    }
+        if a.exact() { format!("exact: {detail}") } else { detail },
+    );
+}
+
+/// The joins' table: through the edges and (when measured) straight at the ledger.
+fn join_table(joins: &JoinRun, ledger: Option<&JoinRun>) -> Table {
     let mut table = Table::new(
         "Joins (open loop), through the edges and (baseline, a fifth of the people at the same rate) straight at the ledger",
         &[
@@ -1259,10 +1370,26 @@ fn join_report(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Opti
             count(run.audit.joined as f64),
         ]);
     }
-    section.tables.push(table);
+    table
 }
 
 fn admission_report(section: &mut Section, form: &Form, run: &AdmissionRun, via_edges: bool) {
+    admission_note(section, form, run, via_edges);
+    admission_goal(section, form, run);
+    section.tables.push(admission_table(run, via_edges));
+    if !run.poll_failures.is_empty() {
+        section.notes.push(format!(
+            "Admission polls that failed: {:?}",
+            run.poll_failures
+        ));
+    }
+}
+
+fn rate_text(rate: Option<f64>) -> String {
+    rate.map_or("n/a".to_owned(), |r| format!("{r:.1}"))
+}
+
+fn admission_note(section: &mut Section, form: &Form, run: &AdmissionRun, via_edges: bool) {
     let polled = if via_edges {
         "one edge a round, the edges in turn"
     } else {
@@ -1282,13 +1409,17 @@ fn admission_report(section: &mut Section, form: &Form, run: &AdmissionRun, via_
         run.sampled.len(),
         count(form.admitted_in_window() as f64),
     ));
+}
+
+/// `queue.admission_accuracy` and the position-order check.
+fn admission_goal(section: &mut Section, form: &Form, run: &AdmissionRun) {
     let target = ADMIT_PER_MINUTE as f64;
     let within =
         |rate: Option<f64>| rate.is_some_and(|r| (r / target - 1.0).abs() <= GOAL_RATE_TOLERANCE);
     let ledger_rate = AdmissionRun::rate(&run.ledger);
     let edge_rates: Vec<Option<f64>> = run.edges.iter().map(|s| AdmissionRun::rate(s)).collect();
     let minutes = AdmissionRun::per_minute(&run.ledger);
-    let fmt = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.1}"));
+    let fmt = rate_text;
     let admitted_seen = run.first_admitted.iter().filter(|a| a.is_some()).count();
     let measured = format!(
         "{}/min at the ledger ({:+.1}%){}; as the edges' answers show: {}; {} inversions among {} sampled positions ({} seen admitted), {} inconsistent answers",
@@ -1325,6 +1456,10 @@ fn admission_report(section: &mut Section, form: &Form, run: &AdmissionRun, via_
             if run.inconsistent_count == 0 { String::new() } else { format!("; first: {:?}", run.inconsistent.first()) }
         ),
     );
+}
+
+/// Admission rates as the ledger and each edge's polls saw them.
+fn admission_table(run: &AdmissionRun, via_edges: bool) -> Table {
     let mut table = Table::new(
         &format!("Admission at {ADMIT_PER_MINUTE}/min: people let in per minute"),
         &[
@@ -1338,15 +1473,14 @@ fn admission_report(section: &mut Section, form: &Form, run: &AdmissionRun, via_
     );
     let row = |name: String, series: &[(f64, i64)]| {
         let rate = AdmissionRun::rate(series);
+        let error = rate.map(|r| r / ADMIT_PER_MINUTE as f64 - 1.0);
         let span = series.last().map_or(0.0, |l| l.0) - series.first().map_or(0.0, |f| f.0);
         vec![
             name,
             count(series.len() as f64),
             format!("{span:.1}"),
-            fmt(rate),
-            rate.map_or("n/a".to_owned(), |r| {
-                format!("{:+.1}%", (r / target - 1.0) * 100.0)
-            }),
+            rate_text(rate),
+            error.map_or("n/a".to_owned(), |e| format!("{:+.1}%", e * 100.0)),
             AdmissionRun::per_minute(series)
                 .iter()
                 .map(|m| format!("{m:.0}"))
@@ -1363,13 +1497,7 @@ fn admission_report(section: &mut Section, form: &Form, run: &AdmissionRun, via_
         };
         table.row(row(name, series));
     }
-    section.tables.push(table);
-    if !run.poll_failures.is_empty() {
-        section.notes.push(format!(
-            "Admission polls that failed: {:?}",
-            run.poll_failures
-        ));
-    }
+    table
 }
 
 fn pass_report(section: &mut Section, pass: &PassRun) {
@@ -1414,6 +1542,11 @@ fn pass_report(section: &mut Section, pass: &PassRun) {
         pass.refused_granted() == 0 && sent > 0,
         format!("{} of {} granted", pass.refused_granted(), sent),
     );
+    section.tables.push(pass_table(pass));
+}
+
+/// Every hold kind of the pass check: answers, rate, latency, the edge's check.
+fn pass_table(pass: &PassRun) -> Table {
     let mut table = Table::new(
         &format!("Holds through the edges: refused kinds ({REFUSAL_CLIENTS} client), granted ({HOLD_CLIENTS} clients), each group interleaved"),
         &[
@@ -1447,7 +1580,7 @@ fn pass_report(section: &mut Section, pass: &PassRun) {
             count(p.failures as f64),
         ]);
     }
-    section.tables.push(table);
+    table
 }
 
 fn data(measured: &Measured) -> Value {

@@ -19,7 +19,7 @@ use crate::audit::ZoneAudit;
 use crate::load::Figures;
 use crate::report::{count, ms, Section, Table};
 use crate::scenarios::{add_slice, slice_on};
-use crate::stack::{start_edge, Env, EventIds, Ledger};
+use crate::stack::{start_edge, Edge, Env, EventIds, Ledger};
 use crate::workloads::{SeatHolds, SeatLayout};
 use crate::{Plan, Progress};
 use redis::AsyncCommands;
@@ -74,17 +74,7 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         (&batched, batched.authority.as_str()),
         (&batched, edge.authority.as_str()),
     ];
-    let mut runs: Vec<PathRun> = (0..PATHS.len())
-        .map(|_| PathRun {
-            figures: None,
-            holds: 0,
-            seats: 0,
-            shed: 0,
-        })
-        .collect();
-    let mut failures = Vec::new();
-    let mut not_adjacent = (0, 0);
-    let mut last_zone = None;
+    let mut slices = Slices::new();
     for slice in 0..plan.slices {
         for (path, &(ledger, authority)) in servers.iter().enumerate() {
             progress.step(&format!(
@@ -93,49 +83,21 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
                 slice + 1,
                 plan.slices
             ));
-            let ids = seated_event(env, ledger, &format!("seats-{slice}-{path}"), layout).await?;
-            if path == VIA_EDGE {
-                // As a buyer's page does before anyone picks a seat: the edge caches the
-                // map, patches it from every batch's message, and sheds holds for seats it
-                // shows taken.
-                let map = format!("http://{authority}/v1/shows/{}/seats", ids.show_id);
-                env.http.get(map).send().await?.error_for_status()?;
-            }
-            let run_no = u64::from(slice) * PATHS.len() as u64 + path as u64;
-            let workload = Arc::new(SeatHolds::new(
-                &ids.show_id,
-                &ids.zone_ids[0],
-                layout,
-                run_no,
-            ));
-            let shed_before = edge_sheds(&edge).await?;
-            let figures = slice_on(
+            let on = SliceOn {
+                path,
+                ledger,
                 authority,
-                workload.clone(),
-                CLIENTS,
-                plan.warmup,
-                plan.flash_slice,
-            )
-            .await?;
-            add_slice(&mut runs[path].figures, figures)?;
-            let (holds, seats) = (
-                workload.granted.load(Ordering::Relaxed),
-                workload.seats.load(Ordering::Relaxed),
-            );
-            runs[path].holds += holds;
-            runs[path].seats += seats;
-            if path == VIA_EDGE {
-                runs[path].shed += (edge_sheds(&edge).await? - shed_before) as u64;
-            }
-            let audit = SeatAudit::read(&ledger.pool, &ids.zone_ids[0]).await?;
-            if let Some(error) = audit.error(holds, seats) {
-                failures.push(format!("{}, slice {slice}: {error}", PATHS[path]));
-            }
-            not_adjacent.0 += audit.not_adjacent;
-            not_adjacent.1 += audit.holds;
-            last_zone = Some((ledger.base.clone(), ids));
+                edge: &edge,
+            };
+            slices.run(env, plan, layout, &on, slice).await?;
         }
     }
+    let Slices {
+        runs,
+        failures,
+        not_adjacent,
+        last_zone,
+    } = slices;
     let map = match last_zone {
         Some((base, ids)) => Some(MapSize::read(env, &base, &ids.show_id).await?),
         None => None,
@@ -157,8 +119,99 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
     Ok(section)
 }
 
+/// Where one path's slice sends its holds.
+struct SliceOn<'a> {
+    path: usize,
+    ledger: &'a Ledger,
+    authority: &'a str,
+    /// The one edge (it sheds for [`VIA_EDGE`]).
+    edge: &'a Edge,
+}
+
+/// What the slices measured and found, over every path.
+struct Slices {
+    runs: Vec<PathRun>,
+    failures: Vec<String>,
+    /// Holds whose seats were not side by side, and all holds audited.
+    not_adjacent: (u64, u64),
+    /// The last zone sold: its ledger's base URL and ids (its map is measured).
+    last_zone: Option<(String, EventIds)>,
+}
+
+impl Slices {
+    fn new() -> Self {
+        Self {
+            runs: (0..PATHS.len())
+                .map(|_| PathRun {
+                    figures: None,
+                    holds: 0,
+                    seats: 0,
+                    shed: 0,
+                })
+                .collect(),
+            failures: Vec::new(),
+            not_adjacent: (0, 0),
+            last_zone: None,
+        }
+    }
+
+    /// One slice of `on.path` on a fresh zone, measured, then audited.
+    async fn run(
+        &mut self,
+        env: &Env,
+        plan: &Plan,
+        layout: SeatLayout,
+        on: &SliceOn<'_>,
+        slice: u32,
+    ) -> anyhow::Result<()> {
+        let path = on.path;
+        let ids = seated_event(env, on.ledger, &format!("seats-{slice}-{path}"), layout).await?;
+        if path == VIA_EDGE {
+            // As a buyer's page does before anyone picks a seat: the edge caches the map,
+            // patches it from every batch's message, and sheds holds for seats it shows
+            // taken.
+            let map = format!("http://{}/v1/shows/{}/seats", on.authority, ids.show_id);
+            env.http.get(map).send().await?.error_for_status()?;
+        }
+        let run_no = u64::from(slice) * PATHS.len() as u64 + path as u64;
+        let workload = Arc::new(SeatHolds::new(
+            &ids.show_id,
+            &ids.zone_ids[0],
+            layout,
+            run_no,
+        ));
+        let shed_before = edge_sheds(on.edge).await?;
+        let figures = slice_on(
+            on.authority,
+            workload.clone(),
+            CLIENTS,
+            plan.warmup,
+            plan.flash_slice,
+        )
+        .await?;
+        let run = &mut self.runs[path];
+        add_slice(&mut run.figures, figures)?;
+        let holds = workload.granted.load(Ordering::Relaxed);
+        let seats = workload.seats.load(Ordering::Relaxed);
+        run.holds += holds;
+        run.seats += seats;
+        if path == VIA_EDGE {
+            run.shed += (edge_sheds(on.edge).await? - shed_before) as u64;
+        }
+        let audit = SeatAudit::read(&on.ledger.pool, &ids.zone_ids[0]).await?;
+        if let Some(error) = audit.error(holds, seats) {
+            self.failures
+                .push(format!("{}, slice {slice}: {error}", PATHS[path]));
+        }
+        self.not_adjacent.0 += audit.not_adjacent;
+        self.not_adjacent.1 += audit.holds;
+        self.last_zone = Some((on.ledger.base.clone(), ids));
+        Ok(())
+    }
+}
+
 /// Holds the edge answered 409 itself (shed), so far.
-async fn edge_sheds(edge: &crate::stack::Edge) -> anyhow::Result<f64> {
+async fn edge_sheds(edge: &Edge) -> anyhow::Result<f64> {
     let labels = [
         ("component", "holds"),
         ("status", "409"),
@@ -477,6 +530,17 @@ fn report(
             batched >= GOAL_SEATS_PER_S,
         );
     }
+    map_goals(section, map, &patch);
+    section.tables.push(table(runs, &seats_per_s));
+    section.data = json!({
+        "layout": {"rows": layout.rows, "seats_per_row": layout.seats_per_row},
+        "runs": runs.iter().enumerate().map(|(i, r)| json!({"path": PATHS[i], "holds": r.holds, "seats": r.seats, "shed_at_edge": r.shed, "figures": r.figures})).collect::<Vec<_>>(),
+        "not_adjacent": not_adjacent,
+    });
+}
+
+/// `seats.map_bytes` (when a map was read) and `seats.patch_100_ms`.
+fn map_goals(section: &mut Section, map: Option<MapSize>, patch: &PatchTiming) {
     if let Some(map) = map {
         // Two bits a seat in base64: 4 seats a byte, 4 characters for 3 bytes.
         let bound = (map.seat_count.div_ceil(4) * 4).div_ceil(3);
@@ -501,12 +565,6 @@ fn report(
         ),
         patch.still_cached,
     );
-    section.tables.push(table(runs, &seats_per_s));
-    section.data = json!({
-        "layout": {"rows": layout.rows, "seats_per_row": layout.seats_per_row},
-        "runs": runs.iter().enumerate().map(|(i, r)| json!({"path": PATHS[i], "holds": r.holds, "seats": r.seats, "shed_at_edge": r.shed, "figures": r.figures})).collect::<Vec<_>>(),
-        "not_adjacent": not_adjacent,
-    });
 }
 
 fn table(runs: &[PathRun], seats_per_s: &dyn Fn(usize) -> Option<f64>) -> Table {
