@@ -165,6 +165,9 @@ async fn public_bad_input_never_yields_a_500(pool: PgPool) {
         ("GET", "/v1/events?limit=abc", None, 422, "validation_failed"),
         ("GET", "/v1/events?cursor=garbage", None, 422, "validation_failed"),
         ("GET", "/v1/events?from=yesterday", None, 422, "validation_failed"),
+        // RFC 3339 with a signed year: PostgreSQL refuses instants before 4713 BC.
+        ("GET", "/v1/events?from=-5000-01-01T00:00:00Z", None, 422, "validation_failed"),
+        ("GET", "/v1/events?to=%2B10000-01-01T00:00:00Z", None, 422, "validation_failed"),
         ("GET", "/v1/nowhere", None, 404, "not_found"),
         ("DELETE", "/v1/events", None, 405, "method_not_allowed"),
         ("POST", "/v1/holds", Some("{not json".to_owned()), 400, "malformed_json"),

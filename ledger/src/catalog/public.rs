@@ -52,9 +52,11 @@ pub struct ListQuery {
     /// City, case-insensitive. No control characters.
     #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     city: Option<String>,
-    /// Only events with a show starting at or after this instant (RFC 3339).
+    /// Only events with a show starting at or after this instant (RFC 3339, from
+    /// 2000-01-01 and before 2200-01-01, as every instant).
     from: Option<DateTime<Utc>>,
-    /// Only events with a show starting before this instant (RFC 3339).
+    /// Only events with a show starting before this instant (RFC 3339, from 2000-01-01
+    /// and before 2200-01-01).
     to: Option<DateTime<Utc>>,
     featured: Option<bool>,
     /// 1–100, default 20.
@@ -101,11 +103,21 @@ struct Listing<'q> {
     after: Option<(DateTime<Utc>, Uuid)>,
     /// `1..=PAGE_SIZE_MAX`.
     limit: i64,
+    /// Within [`fields::instant`]'s range: PostgreSQL refuses an instant before 4713 BC,
+    /// which RFC 3339 with a signed year can name.
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// The listing's show-start filters, checked.
+struct StartWindow {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
 }
 
 impl ListQuery {
     fn parse(&self) -> Result<Listing<'_>, ApiError> {
-        self.check_text_filters()?;
+        let StartWindow { from, to } = self.checked_filters()?;
         let limit = self.limit.unwrap_or(PAGE_SIZE_DEFAULT);
         if !(1..=PAGE_SIZE_MAX).contains(&limit) {
             return Err(ApiError::field(
@@ -132,25 +144,38 @@ impl ListQuery {
             tsquery: text.and_then(prefix_tsquery),
             after,
             limit,
+            from,
+            to,
         })
     }
 }
 
 impl ListQuery {
     /// The free-text filters carry no control characters (the shared rule): PostgreSQL
-    /// refuses NUL in `text`, and no other one can match a stored name.
-    fn check_text_filters(&self) -> Result<(), ApiError> {
+    /// refuses NUL in `text`, and no other one can match a stored name. The instants are
+    /// within the shared range; they are returned, checked, with every error at once.
+    fn checked_filters(&self) -> Result<StartWindow, ApiError> {
         let filters = [
             ("q", &self.q),
             ("category", &self.category),
             ("city", &self.city),
         ];
-        let errors: Vec<FieldError> = filters
+        let mut errors: Vec<FieldError> = filters
             .into_iter()
             .filter_map(|(field, value)| fields::no_controls(field, value.as_deref()?).err())
             .collect();
+        let mut instant = |field: &str, at: Option<DateTime<Utc>>| {
+            fields::optional_instant(field, at).unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            })
+        };
+        let window = StartWindow {
+            from: instant("from", self.from),
+            to: instant("to", self.to),
+        };
         if errors.is_empty() {
-            Ok(())
+            Ok(window)
         } else {
             Err(ApiError::Validation(errors))
         }
@@ -237,8 +262,8 @@ async fn fetch_summaries(
     .bind(&query.category)
     .bind(&query.city)
     .bind(query.featured)
-    .bind(query.from)
-    .bind(query.to)
+    .bind(listing.from)
+    .bind(listing.to)
     .bind(listing.after.map(|a| a.0))
     .bind(listing.after.map(|a| a.1))
     .bind(listing.limit + 1)
