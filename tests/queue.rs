@@ -161,6 +161,27 @@ async fn edges_refuse_passless_holds_alone_and_admit_with_their_own_passes(pool:
         (status, problem["code"].as_str()),
         (403, Some("queue_ticket_invalid"))
     );
+    // A ticket that is not text is still a ticket sent: refused at the edge, no new place.
+    let not_text =
+        reqwest::header::HeaderValue::from_bytes(b"\xff\xfeticket").expect("obs-text value");
+    let refused = client
+        .post(b.url(&format!("/v1/events/{event}/queue")))
+        .header("tessera-queue-ticket", not_text)
+        .send()
+        .await
+        .expect("join with a ticket that is not text");
+    assert_eq!(refused.status().as_u16(), 403);
+    let problem: Value = refused.json().await.expect("problem");
+    assert_eq!(
+        (problem["code"].as_str(), problem["served_by"].as_str()),
+        (Some("queue_ticket_invalid"), Some("edge")),
+        "{problem}"
+    );
+    assert_eq!(
+        b.outbound(Some("queue"), "POST").await,
+        0.0,
+        "no join forwarded"
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -107,6 +107,23 @@ async fn places_are_handed_out_once_in_order_and_a_key_or_ticket_keeps_its_place
         (status, problem["code"].as_str()),
         (403, Some("queue_ticket_invalid"))
     );
+    // A ticket that is not text is still a ticket sent: refused, and no new place.
+    let not_text =
+        reqwest::header::HeaderValue::from_bytes(b"\xff\xfeticket").expect("obs-text value");
+    let refused = app
+        .client
+        .post(app.url(&format!("/v1/events/{event}/queue")))
+        .header("tessera-queue-ticket", not_text)
+        .send()
+        .await
+        .expect("join with a ticket that is not text");
+    assert_eq!(refused.status().as_u16(), 403);
+    let problem: Value = refused.json().await.expect("problem");
+    assert_eq!(problem["code"], "queue_ticket_invalid", "{problem}");
+    let (_, state) = app
+        .get_json(&format!("/v1/events/{event}/queue/state"))
+        .await;
+    assert_eq!(state["joined"], 2, "{state}");
 
     // A restart keeps every place: the next is 3.
     let pool = app.pool.clone();
@@ -317,4 +334,28 @@ async fn a_join_batch_probes_its_keys_however_long_the_line(pool: PgPool) {
     )
     .await;
     assert!(probes_by(&plan, "idempotency_key"), "{plan}");
+}
+
+/// A join batch that fails for a reason other than the database being away is a bug: a
+/// 500 (and an error in the log), not a 503 asking every client to retry for ever.
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_join_batch_failing_on_a_bug_is_a_500_not_an_outage(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(10).await;
+    let event = fixture.event_id.as_str();
+    app.queue_on(event, 1).await;
+    let (status, _) = join(&app.client, &app.base, event, Some("before")).await;
+    assert_eq!(status, 201);
+    // The batch's key lookup now names a column that is not there (SQLSTATE 42703).
+    sqlx::query("alter table queue_joins rename column idempotency_key to renamed_key")
+        .execute(&pool)
+        .await
+        .expect("rename");
+    let (status, problem) = join(&app.client, &app.base, event, Some("after")).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (500, Some("internal")),
+        "{problem}"
+    );
+    app.stop().await;
 }

@@ -113,7 +113,7 @@ async fn commit(
     event_id: EventId,
     jobs: &[JoinJob],
 ) -> Result<Vec<Joined>, ApiError> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
+    let mut tx = pool.begin().await?;
     let (mut state, now) = lock_open_queue(&mut tx, event_id).await?;
     let keys: Vec<&str> = jobs
         .iter()
@@ -147,7 +147,7 @@ async fn commit(
         now,
     )
     .await?;
-    tx.commit().await.map_err(unavailable)?;
+    tx.commit().await?;
     Ok(places
         .into_iter()
         .map(|(position, joined_at, new)| Joined {
@@ -157,11 +157,6 @@ async fn commit(
             state,
         })
         .collect())
-}
-
-fn unavailable(e: sqlx::Error) -> ApiError {
-    tracing::warn!(error = %e, "a join batch could not reach the database");
-    ApiError::database_unavailable()
 }
 
 /// Locks the event's queue row; it must be on and the event published. Returns the queue
@@ -175,8 +170,7 @@ async fn lock_open_queue(
     )
     .bind(event_id.as_uuid())
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(unavailable)?;
+    .await?;
     let (status, now) = row.ok_or_else(|| ApiError::not_found("event"))?;
     if status == EventStatus::Draft {
         return Err(ApiError::not_found("event"));
@@ -188,8 +182,7 @@ async fn lock_open_queue(
     )
     .bind(event_id.as_uuid())
     .fetch_optional(&mut *conn)
-    .await
-    .map_err(unavailable)?;
+    .await?;
     match queue.map(QueueState::from) {
         Some(state) if state.enabled && status == EventStatus::Published => Ok((state, now)),
         _ => Err(queue::queue_off().into()),
@@ -221,8 +214,7 @@ async fn known_places(
         .bind(event_id.as_uuid())
         .bind(keys)
         .fetch_all(conn)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     Ok(rows.into_iter().map(|(k, p, at)| (k, (p, at))).collect())
 }
 
@@ -239,8 +231,7 @@ async fn record(
         .bind(event)
         .bind(joined)
         .execute(&mut *conn)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     if keys.is_empty() {
         return Ok(());
     }
@@ -253,7 +244,6 @@ async fn record(
     .bind(positions)
     .bind(joined_at)
     .execute(conn)
-    .await
-    .map_err(unavailable)?;
+    .await?;
     Ok(())
 }

@@ -9,6 +9,8 @@ pub mod advance;
 pub mod joins;
 pub mod settings;
 
+use std::borrow::Cow;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,8 +46,13 @@ fn keys(state: &AppState) -> ApiResult<&QueueKeys> {
         .ok_or_else(|| ApiError::from(queue::queue_off()))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// A ticket header's text, if it was sent. A value that is not text is still a ticket
+/// sent (and no ticket this deployment signed: refused as one), never taken as none,
+/// which would hand out a new place.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
 }
 
 /// Join an event's queue: the next place in line, as a signed queue ticket.
@@ -71,7 +78,7 @@ pub(crate) async fn join(
     let keys = keys(&state)?;
     if let Some(token) = header(&headers, queue::TICKET_HEADER) {
         let line = settings::open_state(&state.pool, event_id).await?;
-        let ticket = queue::ticket(keys, Some(token), event_id).map_err(ApiError::Rejected)?;
+        let ticket = queue::ticket(keys, Some(&token), event_id).map_err(ApiError::Rejected)?;
         let status = line.status(keys, &ticket, token.trim().to_owned(), Utc::now());
         return Ok((StatusCode::OK, Json(status)).into_response());
     }
@@ -119,7 +126,7 @@ pub(crate) async fn poll(
         .ok_or_else(|| ApiError::Rejected(queue::missing_ticket()))?;
     // Then the event: an unknown one is 404 whatever the ticket.
     let line = settings::open_state(&state.pool, event_id).await?;
-    let ticket = queue::ticket(keys, Some(token), event_id).map_err(ApiError::Rejected)?;
+    let ticket = queue::ticket(keys, Some(&token), event_id).map_err(ApiError::Rejected)?;
     let token = token.trim().to_owned();
     Ok(Json(line.status(keys, &ticket, token, Utc::now())))
 }
