@@ -1498,3 +1498,72 @@ async fn a_voided_ticket_is_refused_at_every_door_by_push(pool: PgPool) {
     }
     ledger.stop().await;
 }
+
+/// A stand-in for a ledger gone wrong (the one thing a real ledger cannot be made to do):
+/// it answers every `GET /v1/holds/{id}` 200 with `{}`, but `big_hold`'s with a body of
+/// `big_bytes`. Serves until the test ends.
+async fn oversized_ledger(big_hold: uuid::Uuid, big_bytes: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // One request after another on the kept-alive connection.
+                while let Ok(read) = socket.read(&mut buffer).await {
+                    if read == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buffer[..read]);
+                    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let text = String::from_utf8_lossy(&head[..end]).into_owned();
+                    head.drain(..end + 4);
+                    let body = if text.contains(&big_hold.to_string()) {
+                        vec![b' '; big_bytes]
+                    } else {
+                        b"{}".to_vec()
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if socket.write_all(answer.as_bytes()).await.is_err()
+                        || socket.write_all(&body).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn an_oversized_ledger_answer_is_refused_not_buffered() {
+    let big_hold = uuid::Uuid::new_v4();
+    // Past the components' bound (8 MiB), within the instance's memory (64 MiB), so only
+    // the bound refuses it.
+    let ledger_url = oversized_ledger(big_hold, 9 * 1024 * 1024).await;
+    let channel = format!("oversized-{}", uuid::Uuid::new_v4().simple());
+    let edge = start(EdgeOptions::new(EDGE_BIN, &ledger_url, &channel).without_redis()).await;
+
+    let small = edge
+        .get(&format!("/v1/holds/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(small.status(), 200, "the stand-in answers through the edge");
+    let big = edge.get(&format!("/v1/holds/{big_hold}")).await;
+    assert_eq!(big.status(), 503);
+    let problem: Value = big.json().await.expect("problem");
+    assert_eq!(
+        (problem["code"].as_str(), problem["served_by"].as_str()),
+        (Some("unavailable"), Some("edge")),
+        "{problem}"
+    );
+}

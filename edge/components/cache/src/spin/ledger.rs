@@ -16,6 +16,12 @@ use tessera_domain::EDGE_KEY_HEADER;
 /// this small is written whole before the request is sent (see [`exchange`]).
 const WRITE_CHUNK_BYTES_MAX: usize = 4096;
 
+/// The largest ledger answer a component reads. Its largest answers (a big venue's seat
+/// map, a full listing page, the OpenAPI document) are well under 1 MiB; an answer past
+/// this is a fault upstream, refused (503) rather than buffered into the instance's
+/// memory (`EDGE_MEMORY_MAX_MIB`).
+const LEDGER_ANSWER_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
 /// Sends `method path_and_query` with `headers` and `body`. Any transport failure is
 /// logged and becomes the edge's 503 `unavailable` (as the `Err`).
 pub async fn call(
@@ -143,8 +149,8 @@ fn read_response(response: IncomingResponse) -> Result<Response, String> {
     let incoming = response
         .consume()
         .map_err(|()| "the answer body was taken twice")?;
-    let body =
-        streams::read_all(incoming, u64::MAX).map_err(|e| format!("reading the answer: {e}"))?;
+    let body = streams::read_all(incoming, LEDGER_ANSWER_BYTES_MAX)
+        .map_err(|e| format!("reading the answer: {e}"))?;
     let mut builder = Response::builder();
     builder.status(status);
     for (name, value) in headers {
