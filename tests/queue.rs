@@ -15,7 +15,7 @@ use tessera_domain::queue::{AdmissionPass, QueueKey, QueueKeys};
 use tessera_domain::EventId;
 use tessera_testkit::edge::{EdgeNode, EdgeOptions, EDGE_KEY, QUEUE_KEY};
 use tessera_testkit::ledger::{spawn_app_with, zone_counters, Fixture, TestApp};
-use tessera_testkit::queue::{hold, join, poll, wait_admitted};
+use tessera_testkit::queue::{hold, join, poll, rejoin, wait_admitted};
 
 const EDGE_BIN: &str = env!("CARGO_BIN_EXE_tessera-edge");
 /// Entries live this long: anything a node learns meanwhile came by push.
@@ -108,15 +108,12 @@ async fn edges_refuse_passless_holds_alone_and_admit_with_their_own_passes(pool:
         "{joined}"
     );
     let ticket = joined["ticket"].as_str().expect("ticket");
-    let rejoin = client
-        .post(b.url(&format!("/v1/events/{event}/queue")))
-        .header("tessera-queue-ticket", ticket)
-        .send()
-        .await
-        .expect("rejoin");
-    assert_eq!(rejoin.status().as_u16(), 200);
-    let rejoined: Value = rejoin.json().await.expect("json");
-    assert_eq!(rejoined["position"], 1);
+    let (status, rejoined) = rejoin(&client, &b.url(""), event, ticket.as_bytes()).await;
+    assert_eq!(
+        (status, rejoined["position"].as_i64()),
+        (200, Some(1)),
+        "{rejoined}"
+    );
     assert_eq!(
         b.outbound(Some("queue"), "POST").await,
         0.0,
@@ -162,16 +159,8 @@ async fn edges_refuse_passless_holds_alone_and_admit_with_their_own_passes(pool:
         (403, Some("queue_ticket_invalid"))
     );
     // A ticket that is not text is still a ticket sent: refused at the edge, no new place.
-    let not_text =
-        reqwest::header::HeaderValue::from_bytes(b"\xff\xfeticket").expect("obs-text value");
-    let refused = client
-        .post(b.url(&format!("/v1/events/{event}/queue")))
-        .header("tessera-queue-ticket", not_text)
-        .send()
-        .await
-        .expect("join with a ticket that is not text");
-    assert_eq!(refused.status().as_u16(), 403);
-    let problem: Value = refused.json().await.expect("problem");
+    let (status, problem) = rejoin(&client, &b.url(""), event, b"\xff\xfeticket").await;
+    assert_eq!(status, 403);
     assert_eq!(
         (problem["code"].as_str(), problem["served_by"].as_str()),
         (Some("queue_ticket_invalid"), Some("edge")),

@@ -17,7 +17,7 @@ use tessera_testkit::edge::QUEUE_KEY;
 use tessera_testkit::ledger::{
     executed_plan, probes_by, spawn_app, zone_counters, Fixture, TestApp,
 };
-use tessera_testkit::queue::{hold, join, poll, wait_admitted};
+use tessera_testkit::queue::{hold, join, poll, rejoin, wait_admitted};
 use uuid::Uuid;
 
 /// Longest a test waits for the queue to let someone in or move on.
@@ -67,14 +67,8 @@ async fn places_are_handed_out_once_in_order_and_a_key_or_ticket_keeps_its_place
     assert_eq!((status, second["position"].as_i64()), (201, Some(2)));
     // Rejoining with the ticket: the same place, and no new one taken.
     let ticket = first["ticket"].as_str().expect("ticket");
-    let rejoin = app
-        .client
-        .post(app.url(&format!("/v1/events/{event}/queue")))
-        .header("tessera-queue-ticket", ticket)
-        .send()
-        .await
-        .expect("rejoin");
-    assert_eq!(rejoin.status().as_u16(), 200);
+    let (status, _) = rejoin(&app.client, &app.base, event, ticket.as_bytes()).await;
+    assert_eq!(status, 200);
     let (_, state) = app
         .get_json(&format!("/v1/events/{event}/queue/state"))
         .await;
@@ -108,18 +102,12 @@ async fn places_are_handed_out_once_in_order_and_a_key_or_ticket_keeps_its_place
         (403, Some("queue_ticket_invalid"))
     );
     // A ticket that is not text is still a ticket sent: refused, and no new place.
-    let not_text =
-        reqwest::header::HeaderValue::from_bytes(b"\xff\xfeticket").expect("obs-text value");
-    let refused = app
-        .client
-        .post(app.url(&format!("/v1/events/{event}/queue")))
-        .header("tessera-queue-ticket", not_text)
-        .send()
-        .await
-        .expect("join with a ticket that is not text");
-    assert_eq!(refused.status().as_u16(), 403);
-    let problem: Value = refused.json().await.expect("problem");
-    assert_eq!(problem["code"], "queue_ticket_invalid", "{problem}");
+    let (status, problem) = rejoin(&app.client, &app.base, event, b"\xff\xfeticket").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (403, Some("queue_ticket_invalid")),
+        "{problem}"
+    );
     let (_, state) = app
         .get_json(&format!("/v1/events/{event}/queue/state"))
         .await;

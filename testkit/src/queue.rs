@@ -48,6 +48,21 @@ pub async fn join(
     answer(request.send().await.expect("join")).await
 }
 
+/// `POST {base}/v1/events/{event_id}/queue` with a ticket already held (any bytes, so a
+/// test can send one that is not text): the same place, or a refusal.
+pub async fn rejoin(
+    client: &reqwest::Client,
+    base: &str,
+    event_id: &str,
+    ticket: &[u8],
+) -> (u16, Value) {
+    let ticket = reqwest::header::HeaderValue::from_bytes(ticket).expect("a header value");
+    let request = client
+        .post(format!("{base}/v1/events/{event_id}/queue"))
+        .header("tessera-queue-ticket", ticket);
+    answer(request.send().await.expect("rejoin")).await
+}
+
 /// `GET {base}/v1/events/{event_id}/queue` with `ticket`.
 pub async fn poll(
     client: &reqwest::Client,
