@@ -217,9 +217,10 @@ fn loopback(port: u16) -> SocketAddr {
 }
 
 impl Config {
-    /// Reads the process environment.
+    /// Reads the process environment (a variable set to bytes that are not UTF-8 is an
+    /// error, never read as unset).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        tessera_serving::read_env(|lookup| Self::from_lookup(lookup))
     }
 
     /// Reads configuration through `lookup`, so tests can pass their own values.

@@ -95,8 +95,43 @@ pub struct Stored {
     pub scope: String,
     pub key: String,
     pub request_sha256: Vec<u8>,
-    pub response_status: i16,
+    pub response_status: StoredStatus,
     pub response_body: serde_json::Value,
+}
+
+/// The lowest and highest status a stored result may carry: a final HTTP status (the
+/// migration `idempotency_response_status_final` checks the same range on write).
+const STORED_STATUS_RANGE: std::ops::RangeInclusive<u16> = 200..=599;
+
+/// A stored result's status, decoded once from its `smallint`: a value outside
+/// [`STORED_STATUS_RANGE`] is a decode error (the request fails 500, logged), never replayed
+/// as some other status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredStatus(u16);
+
+impl StoredStatus {
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for StoredStatus {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <i16 as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for StoredStatus {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let raw = <i16 as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+        u16::try_from(raw)
+            .ok()
+            .filter(|status| STORED_STATUS_RANGE.contains(status))
+            .map(Self)
+            .ok_or_else(|| {
+                format!("stored response_status {raw} is not a final HTTP status").into()
+            })
+    }
 }
 
 impl Stored {
@@ -106,7 +141,7 @@ impl Stored {
             return Reply::conflict();
         }
         Reply {
-            status: self.response_status as u16,
+            status: self.response_status.as_u16(),
             body: self.response_body.clone(),
             replayed: true,
         }

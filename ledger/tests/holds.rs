@@ -559,6 +559,36 @@ async fn a_refusal_is_replayed_too(pool: PgPool) {
     app.stop().await;
 }
 
+/// A stored result replays only a final HTTP status: the database refuses to store another,
+/// and a row that holds one anyway (written past the check) fails its retry with a 500
+/// instead of replaying as status 700.
+#[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
+async fn a_stored_status_that_is_not_final_is_never_replayed(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let fixture = app.event_with_zone(1).await;
+    app.hold(&fixture, 1, "a", "first").await;
+    let (status, refused) = app.hold(&fixture, 1, "b", "second").await;
+    assert_eq!(status, 409, "{refused}");
+    let set_status = "update idempotency set response_status = 700 where key = 'second'";
+    let refusal = sqlx::query(set_status)
+        .execute(&pool)
+        .await
+        .expect_err("a status past 599 is refused");
+    let code = refusal.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("23514"), "{refusal}");
+    sqlx::raw_sql("alter table idempotency drop constraint idempotency_response_status_final")
+        .execute(&pool)
+        .await
+        .expect("drop the check");
+    sqlx::query(set_status)
+        .execute(&pool)
+        .await
+        .expect("store 700");
+    let (status, answer) = app.hold(&fixture, 1, "b", "second").await;
+    assert_eq!((status, answer["code"].as_str()), (500, Some("internal")));
+    app.stop().await;
+}
+
 #[sqlx::test(migrator = "tessera_ledger::MIGRATOR")]
 async fn a_confirm_retried_while_the_first_runs_gets_the_same_tickets(pool: PgPool) {
     let app = Arc::new(spawn_app(pool).await);

@@ -11,9 +11,13 @@
 //!   its connections stays its own ([`Report`]); the bounds' values are the callers'.
 //! - [`fit_to_open_files`]: raise the open-file soft limit and fit a connection bound
 //!   under it, at start-up.
+//! - [`read_env`]: settings from the process environment, refusing a value that is not
+//!   UTF-8 instead of reading it as unset.
 
 mod accept;
+mod env;
 mod open_files;
 
 pub use accept::{serve, ConnectionPolicy, Drain, OnShutdown, Report, ACCEPT_BACKOFF};
+pub use env::{read_env, Lookup, NotUnicode};
 pub use open_files::fit_to_open_files;

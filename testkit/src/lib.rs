@@ -19,6 +19,7 @@
 //! - [`webhook_receiver`]: a webhook receiver that verifies signatures as the README says
 //!   and can refuse, fail or hang on request.
 //! - [`wait_until`]: waiting on a condition with a deadline, the one way tests wait.
+//! - [`refused_start`]: a server binary that must refuse to start, and what it said.
 //!
 //! Used by the ledger's tests, the end-to-end tests (`tests/`) and the bench. The
 //! [`ledger`] helpers and the edge node's request helpers panic on failure, as an assertion
@@ -71,4 +72,26 @@ where
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(poll).await;
     }
+}
+
+/// How long a server refusing its configuration may take to exit.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `command` (a server that must refuse to start: stdin closed, output captured) and
+/// returns its exit code and stderr; fails the test if it is still running after
+/// [`REFUSAL_DEADLINE`] (it started instead) and kills it.
+pub async fn refused_start(command: &mut tokio::process::Command) -> (Option<i32>, String) {
+    let child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary runs");
+    let output = tokio::time::timeout(REFUSAL_DEADLINE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("still running after {REFUSAL_DEADLINE:?}: it started"))
+        .expect("its output");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
 }

@@ -135,8 +135,10 @@ impl Default for GuestLimits {
 }
 
 impl HostConfig {
+    /// Reads the process environment (a variable set to bytes that are not UTF-8 is an
+    /// error, never read as unset).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        tessera_serving::read_env(|lookup| Self::from_lookup(lookup))
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {

@@ -15,6 +15,14 @@ pub enum VariableError {
     Undefined { template: String, name: String },
     #[error("`{0}` has an unterminated `{{{{`")]
     Unterminated(String),
+    #[error("environment variable {0} is set but its value is not valid UTF-8")]
+    NotUnicode(String),
+}
+
+impl From<tessera_serving::NotUnicode> for VariableError {
+    fn from(e: tessera_serving::NotUnicode) -> Self {
+        Self::NotUnicode(e.name)
+    }
 }
 
 /// Resolved application variables; secret values are never printed.
@@ -30,9 +38,10 @@ impl std::fmt::Debug for AppVariables {
 }
 
 impl AppVariables {
-    /// Resolve from the process environment.
+    /// Resolve from the process environment (a variable set to bytes that are not UTF-8 is
+    /// an error, never read as unset).
     pub fn from_env(manifest: &Manifest) -> Result<Self, VariableError> {
-        Self::resolve(manifest, |key| std::env::var(key).ok())
+        tessera_serving::read_env(|lookup| Self::resolve(manifest, lookup))
     }
 
     pub fn resolve(

@@ -103,13 +103,12 @@ struct Listing<'q> {
     after: Option<(DateTime<Utc>, Uuid)>,
     /// `1..=PAGE_SIZE_MAX`.
     limit: i64,
-    /// Within [`fields::instant`]'s range: PostgreSQL refuses an instant before 4713 BC,
-    /// which RFC 3339 with a signed year can name.
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    starts: StartWindow,
 }
 
-/// The listing's show-start filters, checked.
+/// The listing's show-start filters, checked: within [`fields::instant`]'s range
+/// (PostgreSQL refuses an instant before 4713 BC, which RFC 3339 with a signed year can
+/// name).
 struct StartWindow {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
@@ -117,7 +116,7 @@ struct StartWindow {
 
 impl ListQuery {
     fn parse(&self) -> Result<Listing<'_>, ApiError> {
-        let StartWindow { from, to } = self.checked_filters()?;
+        let starts = self.checked_filters()?;
         let limit = self.limit.unwrap_or(PAGE_SIZE_DEFAULT);
         if !(1..=PAGE_SIZE_MAX).contains(&limit) {
             return Err(ApiError::field(
@@ -144,8 +143,7 @@ impl ListQuery {
             tsquery: text.and_then(prefix_tsquery),
             after,
             limit,
-            from,
-            to,
+            starts,
         })
     }
 }
@@ -262,8 +260,8 @@ async fn fetch_summaries(
     .bind(&query.category)
     .bind(&query.city)
     .bind(query.featured)
-    .bind(listing.from)
-    .bind(listing.to)
+    .bind(listing.starts.from)
+    .bind(listing.starts.to)
     .bind(listing.after.map(|a| a.0))
     .bind(listing.after.map(|a| a.1))
     .bind(listing.limit + 1)

@@ -46,12 +46,12 @@ fn keys(state: &AppState) -> ApiResult<&QueueKeys> {
         .ok_or_else(|| ApiError::from(queue::queue_off()))
 }
 
-/// A ticket header's text, if it was sent. A value that is not text is still a ticket
-/// sent (and no ticket this deployment signed: refused as one), never taken as none,
-/// which would hand out a new place.
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+/// The `Tessera-Queue-Ticket` header's text, if it was sent. A value that is not text is
+/// still a ticket sent (and no ticket this deployment signed: refused as one), never taken
+/// as none, which would hand out a new place.
+fn ticket_header(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     headers
-        .get(name)
+        .get(queue::TICKET_HEADER)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
 }
 
@@ -76,7 +76,7 @@ pub(crate) async fn join(
 ) -> ApiResult<Response> {
     let event_id: EventId = path_id("event_id", &event_id)?;
     let keys = keys(&state)?;
-    if let Some(token) = header(&headers, queue::TICKET_HEADER) {
+    if let Some(token) = ticket_header(&headers) {
         let line = settings::open_state(&state.pool, event_id).await?;
         let ticket = queue::ticket(keys, Some(&token), event_id).map_err(ApiError::Rejected)?;
         let status = line.status(keys, &ticket, token.trim().to_owned(), Utc::now());
@@ -122,8 +122,8 @@ pub(crate) async fn poll(
 ) -> ApiResult<Json<QueueStatus>> {
     let event_id: EventId = path_id("event_id", &event_id)?;
     let keys = keys(&state)?;
-    let token = header(&headers, queue::TICKET_HEADER)
-        .ok_or_else(|| ApiError::Rejected(queue::missing_ticket()))?;
+    let token =
+        ticket_header(&headers).ok_or_else(|| ApiError::Rejected(queue::missing_ticket()))?;
     // Then the event: an unknown one is 404 whatever the ticket.
     let line = settings::open_state(&state.pool, event_id).await?;
     let ticket = queue::ticket(keys, Some(&token), event_id).map_err(ApiError::Rejected)?;
