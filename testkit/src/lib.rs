@@ -19,7 +19,8 @@
 //! - [`webhook_receiver`]: a webhook receiver that verifies signatures as the README says
 //!   and can refuse, fail or hang on request.
 //! - [`wait_until`]: waiting on a condition with a deadline, the one way tests wait.
-//! - [`refused_start`]: a server binary that must refuse to start, and what it said.
+//! - [`settings_not_utf8_are_refused`]: a server binary refusing a setting that is not
+//!   UTF-8.
 //!
 //! Used by the ledger's tests, the end-to-end tests (`tests/`) and the bench. The
 //! [`ledger`] helpers and the edge node's request helpers panic on failure, as an assertion
@@ -76,11 +77,34 @@ where
 
 /// How long a server refusing its configuration may take to exit.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(30);
+/// What [`settings_not_utf8_are_refused`] sets each variable to: readable text, so a leak
+/// would show it, then a byte that is not UTF-8.
+const NOT_UTF8_VALUE: &[u8] = b"hunter2\xff";
+const NOT_UTF8_TEXT: &str = "hunter2";
+
+/// Starts the server `command` builds once for each of `names`, with that variable set to
+/// bytes that are not UTF-8, and asserts each start is refused: exit 1, an error naming the
+/// variable, and not its bytes (a variable may be a secret).
+pub async fn settings_not_utf8_are_refused(
+    names: &[&str],
+    command: impl Fn() -> tokio::process::Command,
+) {
+    use std::os::unix::ffi::OsStrExt as _;
+    for name in names {
+        let mut server = command();
+        server.env(name, std::ffi::OsStr::from_bytes(NOT_UTF8_VALUE));
+        let (code, stderr) = refused_start(&mut server).await;
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(name), "{name}: {stderr}");
+        assert!(stderr.contains("not valid UTF-8"), "{name}: {stderr}");
+        assert!(!stderr.contains(NOT_UTF8_TEXT), "{name}: {stderr}");
+    }
+}
 
 /// Runs `command` (a server that must refuse to start: stdin closed, output captured) and
 /// returns its exit code and stderr; fails the test if it is still running after
 /// [`REFUSAL_DEADLINE`] (it started instead) and kills it.
-pub async fn refused_start(command: &mut tokio::process::Command) -> (Option<i32>, String) {
+async fn refused_start(command: &mut tokio::process::Command) -> (Option<i32>, String) {
     let child = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
