@@ -1503,45 +1503,21 @@ async fn a_voided_ticket_is_refused_at_every_door_by_push(pool: PgPool) {
 /// it answers every `GET /v1/holds/{id}` 200 with `{}`, but `big_hold`'s with a body of
 /// `big_bytes`. Serves until the test ends.
 async fn oversized_ledger(big_hold: uuid::Uuid, big_bytes: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use axum::extract::Path;
+    let answer = move |Path(hold): Path<uuid::Uuid>| async move {
+        let body = if hold == big_hold {
+            vec![b' '; big_bytes]
+        } else {
+            b"{}".to_vec()
+        };
+        ([("content-type", "application/json")], body)
+    };
+    let app = axum::Router::new().route("/v1/holds/{hold}", axum::routing::get(answer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                // One request after another on the kept-alive connection.
-                while let Ok(read) = socket.read(&mut buffer).await {
-                    if read == 0 {
-                        return;
-                    }
-                    head.extend_from_slice(&buffer[..read]);
-                    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let text = String::from_utf8_lossy(&head[..end]).into_owned();
-                    head.drain(..end + 4);
-                    let body = if text.contains(&big_hold.to_string()) {
-                        vec![b' '; big_bytes]
-                    } else {
-                        b"{}".to_vec()
-                    };
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                        body.len()
-                    );
-                    if socket.write_all(answer.as_bytes()).await.is_err()
-                        || socket.write_all(&body).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }
 

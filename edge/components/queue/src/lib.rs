@@ -61,18 +61,19 @@ async fn serve(request: IncomingRequest) -> Result<Response, Response> {
         _ => return Err(respond::method_not_allowed("GET, HEAD, POST")),
     }
     let event_id: EventId = respond::path_id("event_id", raw_id)?;
-    let ticket = ticket_header(&request, queue::TICKET_HEADER);
+    let ticket = ticket_header(&request);
     if method == Method::Post && ticket.is_none() {
         return join(&request, event_id).await;
     }
     poll(event_id, ticket.as_deref()).await
 }
 
-/// A ticket header's text, if it was sent. A value that is not text is still a ticket
-/// sent (and no ticket any key signed: refused as one), never taken as none, which would
-/// hand out a new place.
-fn ticket_header(request: &IncomingRequest, name: &str) -> Option<String> {
-    incoming::header(request, name).map(|v| String::from_utf8_lossy(&v).into_owned())
+/// The `Tessera-Queue-Ticket` header's text, if it was sent. A value that is not text is
+/// still a ticket sent (and no ticket any key signed: refused as one), never taken as none,
+/// which would hand out a new place.
+fn ticket_header(request: &IncomingRequest) -> Option<String> {
+    incoming::header(request, queue::TICKET_HEADER)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 fn refusal(rejection: Rejection) -> Response {
