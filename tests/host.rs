@@ -610,6 +610,46 @@ async fn compare_and_swap_loses_no_update_under_concurrent_requests() {
     );
 }
 
+/// The collision that concurrent writers of one cache entry meet only by chance, made on
+/// purpose: a write between a swap's read and its swap refuses the swap (counted as
+/// `changed`), hands back a retry that reads the newer value, and the retry lands. Both for
+/// a key present when the swap began and for one absent then: a swap over an absent key is
+/// conditional here too, so an evicted entry is not brought back by a writer that read it
+/// absent.
+#[tokio::test]
+async fn a_write_between_a_swaps_read_and_its_swap_refuses_the_swap() {
+    let node = start_node(&[]).await;
+    let swaps = |result: &'static str| {
+        let node = &node;
+        async move {
+            node.metric(
+                "edge_kv_swaps_total",
+                &[("component", "kv-probe"), ("result", result)],
+            )
+            .await
+        }
+    };
+    assert_eq!(kv(&node, "set", "key=present&value=old").await.0, 200);
+    for key in ["present", "absent"] {
+        assert_eq!(
+            kv(
+                &node,
+                "cas-over-a-write",
+                &format!("key={key}&value=theirs")
+            )
+            .await,
+            (200, "refused; retry read theirs; swapped".into()),
+            "{key}"
+        );
+        assert_eq!(
+            kv(&node, "get", &format!("key={key}")).await,
+            (200, "mine".into())
+        );
+    }
+    assert_eq!(swaps("changed").await, 2.0);
+    assert_eq!(swaps("written").await, 2.0);
+}
+
 #[tokio::test]
 async fn a_bucket_is_refused_without_key_value_stores_or_by_another_name() {
     let node = start_node(&[]).await;
