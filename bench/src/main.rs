@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! DATABASE_URL=… REDIS_URL=… tessera-bench run [--quick] [--only 1,3] --out DIR \
-//!     --ledger-bin P --edge-bin P --manifest P [--build release|debug]
+//!     --ledger-bin P --edge-bin P --manifest P [--build release|debug] [--build-note TEXT]
 //! tessera-bench serve-native --addr A --ledger URL --show ID --event ID
 //! ```
 //!
@@ -44,7 +44,8 @@ const SCENARIOS: usize = 15;
 
 const USAGE: &str = "usage:
   DATABASE_URL=... REDIS_URL=... tessera-bench run [--quick] [--only 1,3,...] --out DIR \\
-      --ledger-bin PATH --edge-bin PATH --manifest PATH [--build release|debug]
+      --ledger-bin PATH --edge-bin PATH --manifest PATH [--build release|debug] \\
+      [--build-note TEXT (how the binaries were built beyond --build, for the report)]
   tessera-bench serve-native --addr HOST:PORT --ledger URL --show SHOW_ID --event EVENT_ID
   tessera-bench serve-proxy --addr HOST:PORT --ledger URL
   DATABASE_URL=... CHAOS_PG_CTL=... CHAOS_PG_DATA=... [CHAOS_PG_USER=...] tessera-bench chaos \\
@@ -203,6 +204,7 @@ struct RunArgs {
     quick: bool,
     out: PathBuf,
     build: String,
+    build_note: Option<String>,
     only: Option<Vec<usize>>,
     env: Env,
 }
@@ -297,6 +299,7 @@ fn parse_run(args: &[String]) -> anyhow::Result<RunArgs> {
         build: values
             .remove("build")
             .unwrap_or_else(|| "release".to_owned()),
+        build_note: values.remove("build-note"),
         only,
         env,
     };
@@ -380,6 +383,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let report = Report {
         date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         mode: if plan.quick { "quick" } else { "full" }.to_owned(),
+        build_note: args.build_note.unwrap_or_default(),
         build: args.build,
         machine: Machine::describe(),
         postgres,

@@ -70,7 +70,11 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;
-    axum::serve(listener, app).await?;
+    // Stopped with SIGTERM by the bench: exiting on its own lets an instrumented build
+    // write its profile (`cargo xtask bench`'s profile-guided build).
+    axum::serve(listener, app)
+        .with_graceful_shutdown(tessera_serving::shutdown_signal())
+        .await?;
     Ok(())
 }
 

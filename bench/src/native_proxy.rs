@@ -56,7 +56,11 @@ async fn serve_on(listener: TcpListener, upstream: Authority) -> anyhow::Result<
         client,
         authority: upstream,
     });
-    axum::serve(listener, app).await.context("serving")
+    // Stopped with SIGTERM by the bench (see `native::serve`).
+    axum::serve(listener, app)
+        .with_graceful_shutdown(tessera_serving::shutdown_signal())
+        .await
+        .context("serving")
 }
 
 /// The request as it came, to the ledger; the ledger's answer as it came, back.

@@ -16,6 +16,9 @@ pub struct Report {
     pub mode: String,
     /// `release`, or `debug` (correctness only: the figures mean nothing).
     pub build: String,
+    /// How the binaries were built beyond `build` (`cargo xtask bench`'s profile-guided
+    /// builds); empty for plain builds.
+    pub build_note: String,
     pub machine: Machine,
     pub postgres: String,
     pub duration_s: f64,
@@ -244,15 +247,24 @@ impl Report {
         table.markdown()
     }
 
+    /// `" (…)"` when the binaries were built beyond what `build` says.
+    fn build_note(&self) -> String {
+        if self.build_note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.build_note)
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let m = &self.machine;
         let _ = writeln!(md, "# Tessera benchmark report\n");
         let _ = writeln!(
             md,
-            "{} run on {}, {} build, {:.0} s. Machine: {} ({} cores, {} GiB), Linux {}; {}. \
+            "{} run on {}, {} build{}, {:.0} s. Machine: {} ({} cores, {} GiB), Linux {}; {}. \
              The load generator, the ledger(s), the edge node(s), PostgreSQL and Redis all share these cores.\n",
-            self.mode, self.date, self.build, self.duration_s, m.cpu, m.cores, m.memory_gib, m.kernel, self.postgres
+            self.mode, self.date, self.build, self.build_note(), self.duration_s, m.cpu, m.cores, m.memory_gib, m.kernel, self.postgres
         );
         if self.build != "release" {
             let _ = writeln!(md, "**Debug build: the figures below only show that the scenarios run; the correctness checks are what counts.**\n");
@@ -357,6 +369,7 @@ mod tests {
             date: "2026-11-22T00:00:00Z".to_owned(),
             mode: "quick".to_owned(),
             build: "release".to_owned(),
+            build_note: String::new(),
             machine: Machine::describe(),
             postgres: "PostgreSQL 15".to_owned(),
             duration_s: 1.0,

@@ -1,7 +1,8 @@
 //! The systems under test, each in its own process: ledgers (`tessera-ledger serve`, one
 //! fresh database each), edge nodes (`tessera-edge` running spin.toml's components, started
 //! by the test kit's launcher) and the native read baseline (`tessera-bench serve-native`).
-//! Processes are killed when dropped; their output goes to `<out>/logs/`. What is
+//! Processes are stopped with SIGTERM (then killed, after a grace) and killed when dropped;
+//! their output goes to `<out>/logs/`. What is
 //! bench-only stays here: log files, databases named by this run's pid, the baseline.
 
 use std::path::PathBuf;
@@ -421,10 +422,10 @@ impl Ledger {
         Ok(sum_metric(&text, name, labels))
     }
 
-    /// Stops the process and drops its database.
+    /// Stops the process (SIGTERM, then kill) and drops its database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.pool.close().await;
-        let _ = self.child.kill().await;
+        tessera_testkit::process::stop(&mut self.child).await;
         Postgres::force_drop_database(&self.database_url)
             .await
             .with_context(|| format!("dropping {}", self.database_url))
@@ -433,7 +434,7 @@ impl Ledger {
     /// Stops the process only: for a [`Ledger::sibling`], whose database is the first's.
     pub async fn stop_process(mut self) {
         self.pool.close().await;
-        let _ = self.child.kill().await;
+        tessera_testkit::process::stop(&mut self.child).await;
     }
 }
 
@@ -548,7 +549,7 @@ impl Native {
     }
 
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        tessera_testkit::process::stop(&mut self.child).await;
     }
 }
 

@@ -13,11 +13,14 @@
 //!   under it, at start-up.
 //! - [`read_env`]: settings from the process environment, refusing a value that is not
 //!   UTF-8 instead of reading it as unset.
+//! - [`shutdown_signal`]: Ctrl-C or SIGTERM, what every server here stops on.
 
 mod accept;
 mod env;
 mod open_files;
+mod signal;
 
 pub use accept::{serve, ConnectionPolicy, Drain, OnShutdown, Report, ACCEPT_BACKOFF};
 pub use env::{read_env, Lookup, NotUnicode};
 pub use open_files::fit_to_open_files;
+pub use signal::shutdown_signal;

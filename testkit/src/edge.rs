@@ -265,25 +265,16 @@ impl EdgeNode {
         self.child.id()
     }
 
-    /// Kills the process and waits for it.
+    /// Stops the node as an orchestrator would ([`crate::process::stop`]): SIGTERM, then
+    /// SIGKILL if it has not exited within the grace.
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        crate::process::stop(&mut self.child).await;
     }
 
-    /// Asks the node to stop as an orchestrator would (SIGTERM, through `kill`: no unsafe
-    /// code here): it stops accepting and lets in-flight requests finish.
+    /// Asks the node to stop as an orchestrator would (SIGTERM): it stops accepting and lets
+    /// in-flight requests finish.
     pub fn terminate(&self) -> std::io::Result<()> {
-        let pid = self.pid().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "the node has already exited")
-        })?;
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!("kill -TERM {pid}: {status}")))
-        }
+        crate::process::terminate(&self.child)
     }
 
     /// The process's exit status, if it exits within `limit`.

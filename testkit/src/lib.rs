@@ -16,6 +16,7 @@
 //!   ([`delay_proxy::DelayProxy`]): distance between processes on one machine.
 //! - [`logs`]: capturing everything the test's code logs, to assert a secret is not there.
 //! - [`metrics`]: fetching a Prometheus scrape and summing its series.
+//! - [`process`]: stopping a server process as an orchestrator would (SIGTERM, then kill).
 //! - [`webhook_receiver`]: a webhook receiver that verifies signatures as the README says
 //!   and can refuse, fail or hang on request.
 //! - [`wait_until`]: waiting on a condition with a deadline, the one way tests wait.
@@ -36,6 +37,7 @@ pub mod idle;
 pub mod ledger;
 pub mod logs;
 pub mod metrics;
+pub mod process;
 pub mod queue;
 pub mod raw_http;
 pub mod services;

@@ -13,6 +13,7 @@ mod browser;
 mod chaos;
 mod fuzz;
 mod net;
+mod pgo;
 mod postgres;
 mod process;
 mod schemathesis;
@@ -38,7 +39,10 @@ commands:
                      (apt-get, as root) and `npm ci --prefix storefront` when missing
   bench [--quick] [--only 1,2,..]
                      build release, start PostgreSQL/Redis, run the benchmark scenarios and
-                     write target/bench/report.{md,json} with SVG charts (--quick: < 3 min)
+                     write target/bench/report.{md,json} with SVG charts (--quick: < 3 min);
+                     the full run measures the ledger, the edge and the bench built with
+                     profile-guided optimisation (trained on the quick run; rustup's
+                     llvm-tools, else plain builds)
   chaos [--short]    the fault campaign: its own PostgreSQL and Redis, a ledger and an edge,
                      retrying clients; ledger kill -9, PostgreSQL restart, Redis down 10 s,
                      two ledgers racing the sweeper; audits after each (target/chaos/summary.json)

@@ -2,6 +2,7 @@
 
 use std::env;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -255,7 +256,13 @@ pub fn test(paths: &Paths, test_args: &[String]) -> Result<()> {
     run_checked(&mut test, CARGO_GRACE)?;
     // The benchmark's correctness checks (oversell, conservation under load), on the debug
     // builds just tested: its figures are not judged here.
-    run_bench(paths, &services, Profile::Debug, &["--quick".to_owned()])?;
+    run_bench(
+        paths,
+        &services,
+        Profile::Debug,
+        Builds::Plain,
+        &["--quick".to_owned()],
+    )?;
     // The fault campaign's short form (its own PostgreSQL and Redis).
     crate::chaos::run_campaign(paths, true)?;
     crate::chaos::run_fuzzers(paths, true)?;
@@ -412,12 +419,14 @@ pub(crate) enum Profile {
     Debug,
 }
 
-/// `cargo xtask bench [--quick] [--only 1,3]`: release builds, then every scenario.
+/// `cargo xtask bench [--quick] [--only 1,3]`: release builds, then every scenario. The
+/// full run measures profile-guided builds (`crate::pgo`); `--quick` the plain ones.
 pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
+    let mut quick = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
-            "--quick" => {}
+            "--quick" => quick = true,
             "--only" if rest.next().is_some() => {}
             other => bail!("`bench` takes --quick and --only N,M (got `{other}`)"),
         }
@@ -426,39 +435,88 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     bail_if_interrupted()?;
     // Scenario 14 (the storefront's first load) drives Chromium.
     crate::browser::ensure_browser_tools(paths)?;
-    run_bench(paths, &services, Profile::Release, args)
+    let builds = if quick {
+        Builds::Plain
+    } else {
+        Builds::ProfileGuided
+    };
+    run_bench(paths, &services, Profile::Release, builds, args)
 }
 
 /// Tells the bench the browser tools were installed (its `BROWSER_REQUIRED_ENV`).
 const BENCH_BROWSER_ENV: &str = "TESSERA_BENCH_BROWSER";
 
-fn run_bench(paths: &Paths, services: &Services, profile: Profile, args: &[String]) -> Result<()> {
+/// Which builds a bench run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Builds {
+    /// The workspace's own builds in the run's profile.
+    Plain,
+    /// Release, optimised with a profile of the bench's own traffic (`crate::pgo`).
+    ProfileGuided,
+}
+
+fn run_bench(
+    paths: &Paths,
+    services: &Services,
+    profile: Profile,
+    choice: Builds,
+    args: &[String],
+) -> Result<()> {
     let (out, label) = match profile {
         Profile::Release => ("bench", "release"),
         Profile::Debug => ("bench-debug", "debug"),
     };
-    let mut run = bench_command(paths, profile, "run", out)?;
+    let binaries = match choice {
+        Builds::Plain => crate::pgo::Binaries {
+            dir: build_bench_binaries(paths, profile)?,
+            note: String::new(),
+        },
+        Builds::ProfileGuided => profile_guided(paths, services, profile, label)?,
+    };
+    let mut run = bench_invocation(paths, &binaries.dir, "run", &paths.target_dir.join(out));
+    with_services(&mut run, services, label);
+    if !binaries.note.is_empty() {
+        run.args(["--build-note", &binaries.note]);
+    }
+    run.args(args);
+    header(&describe(&run));
+    run_checked(&mut run, CARGO_GRACE)
+}
+
+/// The bench's servers and build label, in the environment and arguments of `run`.
+fn with_services(run: &mut Command, services: &Services, label: &str) {
     // In the environment, not the arguments: the command line is printed.
     run.env("DATABASE_URL", services.database_url("postgres"))
         .env("REDIS_URL", &services.redis_url)
         // `test` and `bench` installed the browser tools: a missing one is a failure here,
         // not a skipped scenario.
         .env(BENCH_BROWSER_ENV, "required")
-        .args(["--build", label])
-        .args(args);
-    header(&describe(&run));
-    run_checked(&mut run, CARGO_GRACE)
+        .args(["--build", label]);
 }
 
-/// Builds the ledger, the edge and the bench (and the components) in `profile`, and returns
-/// `tessera-bench <subcommand>` with the binaries, the manifest and `target/<out>` as its
-/// output folder.
-pub(crate) fn bench_command(
+/// The ledger, the edge and the bench optimised with a profile of the bench's own traffic
+/// (`crate::pgo`), trained by a quick run of every scenario.
+fn profile_guided(
     paths: &Paths,
+    services: &Services,
     profile: Profile,
-    subcommand: &str,
-    out: &str,
-) -> Result<Command> {
+    label: &str,
+) -> Result<crate::pgo::Binaries> {
+    build_edge_components(paths)?;
+    let plain = || build_bench_binaries(paths, profile);
+    let train = |instrumented: &Path, out: &Path| {
+        let mut train = bench_invocation(paths, instrumented, "run", out);
+        with_services(&mut train, services, label);
+        train.arg("--quick");
+        header(&describe(&train));
+        run_checked(&mut train, CARGO_GRACE)
+    };
+    crate::pgo::optimised_binaries(paths, plain, train)
+}
+
+/// Builds the ledger, the edge and the bench (and the components) in `profile`; returns
+/// the binaries' folder.
+fn build_bench_binaries(paths: &Paths, profile: Profile) -> Result<PathBuf> {
     build_edge_components(paths)?;
     let mut build = paths.cargo();
     build.args([
@@ -479,19 +537,42 @@ pub(crate) fn bench_command(
     };
     header(&describe(&build));
     run_checked(&mut build, CARGO_GRACE)?;
-    let bin = |name: &str| paths.target_dir.join(dir).join(name);
-    let mut run = Command::new(bin("tessera-bench"));
+    Ok(paths.target_dir.join(dir))
+}
+
+/// `tessera-bench <subcommand>` with the binaries in `bin_dir`, the manifest and `out` as
+/// its output folder.
+fn bench_invocation(paths: &Paths, bin_dir: &Path, subcommand: &str, out: &Path) -> Command {
+    let mut run = Command::new(bin_dir.join("tessera-bench"));
     run.arg(subcommand)
         .arg("--out")
-        .arg(paths.target_dir.join(out))
+        .arg(out)
         .arg("--ledger-bin")
-        .arg(bin("tessera-ledger"))
+        .arg(bin_dir.join("tessera-ledger"))
         .arg("--edge-bin")
-        .arg(bin("tessera-edge"))
+        .arg(bin_dir.join("tessera-edge"))
         .arg("--manifest")
         .arg(paths.root.join("spin.toml"))
         .current_dir(&paths.root);
-    Ok(run)
+    run
+}
+
+/// Builds the ledger, the edge and the bench (and the components) in `profile`, and returns
+/// `tessera-bench <subcommand>` with them, the manifest and `target/<out>` as its output
+/// folder.
+pub(crate) fn bench_command(
+    paths: &Paths,
+    profile: Profile,
+    subcommand: &str,
+    out: &str,
+) -> Result<Command> {
+    let dir = build_bench_binaries(paths, profile)?;
+    Ok(bench_invocation(
+        paths,
+        &dir,
+        subcommand,
+        &paths.target_dir.join(out),
+    ))
 }
 
 /// The edge components' own cargo workspace (wasm-only dependencies, a size-optimised

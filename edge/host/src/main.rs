@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     // Two lines on stdout that scripts and tests wait for, in this order and format.
     println!("tessera-edge listening on http://{}", running.addr());
     println!("tessera-edge metrics on http://{}", running.metrics_addr());
-    running.run_until(shutdown_signal()).await;
+    running.run_until(tessera_serving::shutdown_signal()).await;
     tracing::info!("tessera-edge stopped");
     Ok(())
 }
@@ -61,26 +61,5 @@ fn init_tracing(json: bool) {
         builder.json().init();
     } else {
         builder.init();
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
