@@ -248,7 +248,7 @@ impl Report {
     }
 
     /// `" (…)"` when the binaries were built beyond what `build` says.
-    fn build_note(&self) -> String {
+    fn build_note_suffix(&self) -> String {
         if self.build_note.is_empty() {
             String::new()
         } else {
@@ -264,7 +264,7 @@ impl Report {
             md,
             "{} run on {}, {} build{}, {:.0} s. Machine: {} ({} cores, {} GiB), Linux {}; {}. \
              The load generator, the ledger(s), the edge node(s), PostgreSQL and Redis all share these cores.\n",
-            self.mode, self.date, self.build, self.build_note(), self.duration_s, m.cpu, m.cores, m.memory_gib, m.kernel, self.postgres
+            self.mode, self.date, self.build, self.build_note_suffix(), self.duration_s, m.cpu, m.cores, m.memory_gib, m.kernel, self.postgres
         );
         if self.build != "release" {
             let _ = writeln!(md, "**Debug build: the figures below only show that the scenarios run; the correctness checks are what counts.**\n");

@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use tessera_testkit::process::{terminate, STOP_GRACE};
+use tessera_testkit::process::{exited_within, terminate, STOP_GRACE};
 use tessera_testkit::wait_until;
 
 /// Until the proxy accepts connections (a debug build starts in well under a second).
@@ -37,10 +37,9 @@ async fn the_native_proxy_exits_on_its_own_on_sigterm() {
     .await;
 
     terminate(&proxy).expect("SIGTERM sent");
-    let status = tokio::time::timeout(STOP_GRACE, proxy.wait())
+    let status = exited_within(&mut proxy, STOP_GRACE)
         .await
-        .expect("the proxy exited within the stop grace")
-        .expect("waiting for the proxy");
+        .expect("the proxy exited within the stop grace");
     assert!(
         status.success(),
         "the proxy should exit 0 on SIGTERM, not be killed by it: {status}"

@@ -279,10 +279,7 @@ impl EdgeNode {
 
     /// The process's exit status, if it exits within `limit`.
     pub async fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(limit, self.child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok)
+        crate::process::exited_within(&mut self.child, limit).await
     }
 }
 

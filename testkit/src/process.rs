@@ -1,5 +1,6 @@
 //! Stopping the server processes the tests and the bench start, as an orchestrator would.
 
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use tokio::process::Child;
@@ -30,12 +31,16 @@ pub fn terminate(child: &Child) -> std::io::Result<()> {
 /// own also lets an instrumented build write its profile (`cargo xtask bench` trains its
 /// profile-guided build this way).
 pub async fn stop(child: &mut Child) {
-    if terminate(child).is_ok()
-        && tokio::time::timeout(STOP_GRACE, child.wait())
-            .await
-            .is_ok_and(|waited| waited.is_ok())
-    {
+    if terminate(child).is_ok() && exited_within(child, STOP_GRACE).await.is_some() {
         return;
     }
     let _ = child.kill().await;
+}
+
+/// `child`'s exit status, if it exits within `limit`.
+pub async fn exited_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    tokio::time::timeout(limit, child.wait())
+        .await
+        .ok()
+        .and_then(Result::ok)
 }

@@ -502,9 +502,10 @@ fn profile_guided(
     profile: Profile,
     label: &str,
 ) -> Result<crate::pgo::Binaries> {
-    build_edge_components(paths)?;
     let plain = || build_bench_binaries(paths, profile);
     let train = |instrumented: &Path, out: &Path| {
+        // The edges run spin.toml's components (`build_bench_binaries` builds them too).
+        build_edge_components(paths)?;
         let mut train = bench_invocation(paths, instrumented, "run", out);
         with_services(&mut train, services, label);
         train.arg("--quick");
