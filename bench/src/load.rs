@@ -118,8 +118,14 @@ pub struct Figures {
     /// Answered 409 by the edge itself (`Tessera-Served-By: edge`).
     pub edge_answered: u64,
     /// Open loop: requests sent more than 5 ms after they were due, or that had to wait for a
-    /// free connection.
+    /// free connection (counted once if both).
     pub late: u64,
+    /// Of `late`: taken up by the generator more than 5 ms after they were due (the
+    /// generator's own delay: its timer or its tasks not run in time).
+    pub late_dispatched: u64,
+    /// Of `late`: had to wait for a free connection (every one busy with an unanswered
+    /// request: the server behind).
+    pub late_waited: u64,
     /// Open loop: requests due in the window.
     pub due: u64,
     pub by_status: BTreeMap<u16, u64>,
@@ -141,6 +147,8 @@ impl Figures {
             failed: 0,
             edge_answered: 0,
             late: 0,
+            late_dispatched: 0,
+            late_waited: 0,
             due: 0,
             by_status: BTreeMap::new(),
             elapsed_s: 0.0,
@@ -177,6 +185,8 @@ impl Figures {
         merged.failed += other.failed;
         merged.edge_answered += other.edge_answered;
         merged.late += other.late;
+        merged.late_dispatched += other.late_dispatched;
+        merged.late_waited += other.late_waited;
         merged.due += other.due;
         merged.elapsed_s += other.elapsed_s;
         for (status, n) in &other.by_status {
@@ -492,11 +502,10 @@ async fn send_due<W: Workload>(
     call: Call,
     due_at: tokio::time::Instant,
 ) {
-    let late_already = due_at.elapsed() > LATE_AFTER;
+    let dispatched_late = due_at.elapsed() > LATE_AFTER;
     let Some((permit, mut client, waited)) = pool.take().await else {
         return;
     };
-    let late = late_already || waited;
     let answer = client.send(&call).await;
     let latency = due_at.elapsed();
     pool.idle.lock().await.push(client);
@@ -505,7 +514,9 @@ async fn send_due<W: Workload>(
         return;
     };
     figures.due += 1;
-    figures.late += u64::from(late);
+    figures.late += u64::from(dispatched_late || waited);
+    figures.late_dispatched += u64::from(dispatched_late);
+    figures.late_waited += u64::from(waited);
     match answer {
         Ok(answer) => {
             let verdict = workload.judge(&call, &answer, latency, true);
@@ -607,8 +618,73 @@ async fn probe(sender: &mut Sender, authority: &str, call: &Call) -> anyhow::Res
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
+
+    /// A server on loopback that answers every request after `answer_after`.
+    async fn serve_after(answer_after: Duration) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let authority = listener.local_addr().expect("its address").to_string();
+        let app = axum::Router::new().fallback(move || async move {
+            tokio::time::sleep(answer_after).await;
+            "ok"
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        authority
+    }
+
+    /// GETs, each made `making_takes` after it was asked for: a generator that stalls.
+    struct Gets {
+        making_takes: Duration,
+    }
+
+    impl Workload for Gets {
+        fn next(&self, _client: usize, _n: u64) -> Option<Call> {
+            std::thread::sleep(self.making_takes);
+            Some(Call::get(0, "/"))
+        }
+
+        fn judge(&self, _: &Call, answer: &Answer, _: Duration, _: bool) -> Verdict {
+            if answer.status == 200 {
+                Verdict::Ok
+            } else {
+                Verdict::Failed
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn late_sends_are_told_apart_by_cause() {
+        // A server answering in 20 ms on one connection, 200 requests/s due: the generator
+        // is on time, and the requests wait for the connection.
+        let slow = Targets::new(vec![serve_after(Duration::from_millis(20)).await]);
+        let gets = Arc::new(Gets {
+            making_takes: Duration::ZERO,
+        });
+        let figures = open_loop(&slow, gets, 200.0, Duration::from_millis(200), 1)
+            .await
+            .expect("a run");
+        assert_eq!((figures.due, figures.failed), (40, 0));
+        assert!(figures.late_waited >= 30, "{figures:?}");
+        assert!(figures.late >= figures.late_waited, "{figures:?}");
+
+        // An instant server and connections to spare, but the generator takes 10 ms to make
+        // each request due every 1 ms: it is the one late.
+        let fast = Targets::new(vec![serve_after(Duration::ZERO).await]);
+        let stalling = Arc::new(Gets {
+            making_takes: Duration::from_millis(10),
+        });
+        let figures = open_loop(&fast, stalling, 1_000.0, Duration::from_millis(100), 128)
+            .await
+            .expect("a run");
+        assert_eq!((figures.due, figures.failed), (100, 0));
+        assert!(figures.late_dispatched >= 90, "{figures:?}");
+        assert_eq!(figures.late_waited, 0, "{figures:?}");
+        assert_eq!(figures.late, figures.late_dispatched, "{figures:?}");
+    }
 
     #[test]
     fn server_timing_durations_are_read_in_microseconds() {
