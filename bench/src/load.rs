@@ -21,6 +21,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
+use crate::report::count;
+
 /// Highest latency the histograms track: 60 s in µs, 3 significant digits.
 const LATENCY_MAX_US: u64 = 60_000_000;
 /// An open-loop request dispatched later than this after it was due counts as late (the
@@ -171,6 +173,20 @@ impl Figures {
             0.0
         };
         self
+    }
+
+    /// The late sends with their causes, for a report's cell: "37 (37 taken up late, 0
+    /// waited)".
+    pub fn late_by_cause(&self) -> String {
+        if self.late == 0 {
+            return "0".to_owned();
+        }
+        format!(
+            "{} ({} taken up late, {} waited)",
+            count(self.late as f64),
+            count(self.late_dispatched as f64),
+            count(self.late_waited as f64)
+        )
     }
 
     /// Adds another slice of the same configuration.
@@ -684,6 +700,13 @@ mod tests {
         assert!(figures.late_dispatched >= 90, "{figures:?}");
         assert_eq!(figures.late_waited, 0, "{figures:?}");
         assert_eq!(figures.late, figures.late_dispatched, "{figures:?}");
+        assert_eq!(
+            figures.late_by_cause(),
+            format!(
+                "{} ({} taken up late, 0 waited)",
+                figures.late, figures.late
+            )
+        );
     }
 
     #[test]

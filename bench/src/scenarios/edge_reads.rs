@@ -312,7 +312,7 @@ fn rows(paths: &[(&str, String)], measured: &Measured) -> (Table, Vec<Series>, V
                 ms(lat.p50_ms),
                 ms(lat.p99_ms),
                 ms(lat.p999_ms),
-                count(lat.late as f64),
+                lat.late_by_cause(),
                 count(errors as f64),
             ]);
             series[s].points.push((p as f64, rate(s)));

@@ -187,9 +187,10 @@ pub async fn run(env: &Env, plan: &Plan, progress: &Progress) -> anyhow::Result<
         "mixed.no_errors",
         "mixed day: no errors, no late sends",
         format!(
-            "{} errors, {} late of {} ({} taken up late by the generator, {} waited for a \
-             free connection)",
-            figures.failed, figures.late, figures.due, figures.late_dispatched, figures.late_waited
+            "{} errors; of {} sent, late {}",
+            figures.failed,
+            count(figures.due as f64),
+            figures.late_by_cause()
         ),
         figures.failed == 0 && figures.late == 0,
     );
@@ -300,24 +301,14 @@ fn by_operation(day: &Day) -> (Table, Vec<Value>) {
 fn totals(figures: &Figures) -> Table {
     let mut totals = Table::new(
         "Mixed day totals",
-        &[
-            "due",
-            "answered ok",
-            "refused (409)",
-            "errors",
-            "late",
-            "of them taken up late",
-            "of them waited for a connection",
-        ],
+        &["due", "answered ok", "refused (409)", "errors", "late"],
     );
     totals.row(vec![
         count(figures.due as f64),
         count(figures.ok as f64),
         count(figures.refused as f64),
         count(figures.failed as f64),
-        count(figures.late as f64),
-        count(figures.late_dispatched as f64),
-        count(figures.late_waited as f64),
+        figures.late_by_cause(),
     ]);
     totals
 }

@@ -1264,7 +1264,7 @@ fn join_goal(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Option
     ));
     let all_answered = f.failed == 0 && joins.unanswered == 0 && f.ok == form.people;
     let measured = format!(
-        "{} joins/s ({} of {} in {:.1} s), p50 {} ms, p99 {} ms, max {} ms; {} errors, {} late",
+        "{} joins/s ({} of {} in {:.1} s), p50 {} ms, p99 {} ms, max {} ms; {} errors, late {}",
         count(f.ok as f64 / f.elapsed_s.max(1e-9)),
         count(f.ok as f64),
         count(form.people as f64),
@@ -1273,7 +1273,7 @@ fn join_goal(section: &mut Section, form: &Form, joins: &JoinRun, ledger: Option
         ms(f.p99_ms),
         ms(f.max_ms),
         count(f.failed as f64),
-        count(f.late as f64),
+        f.late_by_cause(),
     );
     let measured = match ledger {
         Some(l) => format!(
@@ -1361,7 +1361,7 @@ fn join_table(joins: &JoinRun, ledger: Option<&JoinRun>) -> Table {
             count(f.ok as f64),
             other,
             count(run.unanswered as f64),
-            count(f.late as f64),
+            f.late_by_cause(),
             count(f.ok_per_s),
             ms(f.p50_ms),
             ms(f.p99_ms),

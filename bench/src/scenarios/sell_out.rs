@@ -254,10 +254,7 @@ fn table(outcome: &Outcome) -> Table {
             count(figures.refused.saturating_sub(figures.edge_answered) as f64),
         ),
         ("other errors", count(figures.failed as f64)),
-        (
-            "sent late (generator could not keep the rate)",
-            count(figures.late as f64),
-        ),
+        ("sent late", figures.late_by_cause()),
         (
             "granted holds p50 / p99 (ms)",
             format!("{} / {}", ms(figures.p50_ms), ms(figures.p99_ms)),

@@ -512,7 +512,7 @@ fn table(quiet: &Figures, loaded: &Figures, open: &OpenSamples) -> Table {
             ms(f.p50_ms),
             ms(f.p99_ms),
             ms(f.p999_ms),
-            count(f.late as f64),
+            f.late_by_cause(),
             count(f.by_status.get(&503).copied().unwrap_or(0) as f64),
             count(f.failed as f64),
         ]
